@@ -1,0 +1,142 @@
+"""Administration on the database directly: ``token`` and ``db``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from backwatch.cli.common import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, console, print_json
+
+token_app = typer.Typer(help="Manage API tokens (stored hashed; shown once).", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance: migrate, prune, vacuum.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(token_app, name="token")
+    app.add_typer(db_app, name="db")
+
+
+def _hub(config: str | None, db: str | None, data_dir: str | None, *, migrate: bool = True):  # type: ignore[no-untyped-def]
+    from backwatch.cli.target import local_settings
+    from backwatch.services.hub import Hub
+
+    return Hub(local_settings(config=config, db=db, data_dir=data_dir), migrate=migrate)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", "-n", help="A name for the token, e.g. host1.")],
+    scope: Annotated[str, typer.Option(help="ingest (report runs), read, or admin.")] = "ingest",
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a token and print it once. Give it to a host as BACKWATCH_TOKEN."""
+    from backwatch.services import tokens
+
+    with _hub(config, db, data_dir) as hub:
+        secret, _row = hub.write(tokens.create_token(name, scope, hub.now()))
+    typer.echo(secret)
+    typer.echo(f"token {name!r} ({scope}) created; it is shown only this once", err=True)
+
+
+@token_app.command("list")
+def token_list(
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Tokens with their scope and prefix (never the secret)."""
+    from backwatch.services import tokens
+    from backwatch.timeutil import iso
+
+    with _hub(config, db, data_dir) as hub:
+        rows = tokens.list_tokens(hub.read_engine)
+    items = [
+        {
+            "name": r["name"],
+            "prefix": r["prefix"] + "…",
+            "scope": r["scope"],
+            "created_at": iso(r["created_at"]),
+            "revoked_at": iso(r["revoked_at"]),
+        }
+        for r in rows
+    ]
+    if json_out:
+        print_json(items)
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for col in ("name", "prefix", "scope", "created", "revoked"):
+        table.add_column(col)
+    for item in items:
+        table.add_row(
+            item["name"],
+            item["prefix"],
+            item["scope"],
+            item["created_at"] or "",
+            item["revoked_at"] or "",
+        )
+    console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="Name of the token to revoke.")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke a token; a running server stops accepting it within 5 seconds."""
+    from backwatch.services import tokens
+
+    with _hub(config, db, data_dir) as hub:
+        hub.write(tokens.revoke_token(name, hub.now()))
+    typer.echo(f"token {name!r} revoked")
+
+
+@db_app.command("migrate")
+def db_migrate(config: ConfigOpt = None, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Create or upgrade the schema (serve does this on start too)."""
+    from backwatch.store.engine import describe
+    from backwatch.store.migrate import current_revision
+
+    with _hub(config, db, data_dir) as hub:
+        revision = current_revision(hub.write_engine)
+        typer.echo(f"{describe(hub.settings.db_url)} is at schema revision {revision}")
+
+
+@db_app.command("prune")
+def db_prune(
+    days: Annotated[
+        int | None, typer.Option(help="Keep this many days (default RETENTION_DAYS, 90).")
+    ] = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Delete raw runs older than the retention period (daily rollups stay two years)."""
+    from backwatch.services import retention
+
+    with _hub(config, db, data_dir) as hub:
+        keep = days if days is not None else hub.settings.retention_days
+        if keep < 1:
+            raise typer.BadParameter("must be at least 1", param_hint="--days")
+        removed = hub.write(retention.prune(hub.now(), keep, actor="cli"))
+    typer.echo(f"removed {removed} runs older than {keep} days")
+
+
+@db_app.command("vacuum")
+def db_vacuum(config: ConfigOpt = None, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Reclaim free space (SQLite VACUUM, PostgreSQL VACUUM ANALYZE)."""
+    with _hub(config, db, data_dir) as hub:
+        engine = hub.write_engine
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("VACUUM")
+            else:
+                conn.exec_driver_sql("VACUUM ANALYZE")
+    typer.echo("vacuum done")

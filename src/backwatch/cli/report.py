@@ -1,0 +1,354 @@
+"""Reporting runs: ``push``, ``start``/``phase``/``finish``, ``wrap`` and ``import``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from backwatch.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    DbOpt,
+    TokenOpt,
+    UrlOpt,
+    fail,
+    print_json,
+    target,
+    warn,
+)
+
+LOG_TAIL_BYTES = 100 * 1024
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(push)
+    app.command()(start)
+    app.command()(phase)
+    app.command()(finish)
+    app.command(context_settings={"allow_interspersed_args": False})(wrap)
+    app.command("import")(import_)
+
+
+def _read_json_arg(source: str) -> Any:
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        else:
+            with open(source, encoding="utf-8") as fh:
+                text = fh.read()
+    except OSError as exc:
+        raise fail(f"cannot read {source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise fail(f"{source} is not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        name = "standard input" if source == "-" else source
+        raise fail(
+            f"{name}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def _read_log(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - LOG_TAIL_BYTES))
+            return fh.read().decode("utf-8", "replace")
+    except OSError as exc:
+        raise fail(f"cannot read log file {path}: {exc.strerror or exc}") from None
+
+
+def _phases(values: list[str] | None) -> dict[str, float] | None:
+    if not values:
+        return None
+    out: dict[str, float] = {}
+    for item in values:
+        name, sep, seconds = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name] = float(seconds)
+        except ValueError:
+            raise fail(f"--phase {item!r}: use NAME=SECONDS, e.g. --phase archive=318") from None
+    return out
+
+
+def _iso_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _drop_none(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if v is not None}
+
+
+def push(
+    job: Annotated[str | None, typer.Option("--job", "-j", help="Job id (slug).")] = None,
+    status: Annotated[
+        str, typer.Option("--status", "-s", help="success, warning, failed, …")
+    ] = "success",
+    started_at: Annotated[
+        str | None, typer.Option(help="ISO 8601 start (default: now − duration).")
+    ] = None,
+    finished_at: Annotated[str | None, typer.Option(help="ISO 8601 end.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds the run took.")] = None,
+    size: Annotated[int | None, typer.Option(help="Backup size in bytes.")] = None,
+    files: Annotated[int | None, typer.Option(help="Files processed.")] = None,
+    files_new: Annotated[int | None, typer.Option(help="New files.")] = None,
+    files_changed: Annotated[int | None, typer.Option(help="Changed files.")] = None,
+    bytes_added: Annotated[int | None, typer.Option(help="Bytes added to the repository.")] = None,
+    exit_code: Annotated[int | None, typer.Option(help="Exit code of the backup.")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Short message.")] = None,
+    log_file: Annotated[
+        str | None, typer.Option(help="File whose last 100 KB become the log.")
+    ] = None,
+    tool: Annotated[str | None, typer.Option(help="restic, borg, rsync, …")] = None,
+    host: Annotated[str | None, typer.Option(help="Host name (default: this host).")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--id", help="Run id; re-sending the same id stores one run.")
+    ] = None,
+    phase: Annotated[
+        list[str] | None, typer.Option("--phase", "-p", help="NAME=SECONDS, repeatable.")
+    ] = None,
+    json_input: Annotated[
+        str | None,
+        typer.Option("--json", help="Read the report (native or seed 001) from FILE or '-'."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Report one complete run, from flags or from a JSON document.
+
+    Examples:
+      backwatch push --job photos --status success --duration 312 --size 1073741824
+      echo '{"timestamp": "…", "backup_id": "…", "success": true}' | backwatch push --json -
+    """
+    if json_input is not None:
+        body = _read_json_arg(json_input)
+    else:
+        if not job:
+            raise fail("give --job JOB (or --json FILE with a report)", 2)
+        if started_at is None:
+            import time
+            from datetime import UTC, datetime
+
+            start_ts = time.time() - (duration or 0)
+            started_at = datetime.fromtimestamp(start_ts, UTC).isoformat(timespec="milliseconds")
+        import socket
+
+        body = _drop_none(
+            {
+                "id": run_id,
+                "job": job,
+                "host": host or socket.gethostname(),
+                "status": status,
+                "started_at": started_at,
+                "finished_at": finished_at,
+                "duration_s": duration,
+                "size_bytes": size,
+                "files": files,
+                "files_new": files_new,
+                "files_changed": files_changed,
+                "bytes_added": bytes_added,
+                "exit_code": exit_code,
+                "message": message,
+                "log": _read_log(log_file),
+                "tool": tool,
+                "phases": _phases(phase),
+            }
+        )
+    tgt = target(url, token, db, config, data_dir)
+    try:
+        ack = tgt.report(body)
+    finally:
+        tgt.close()
+    if quiet:
+        return
+    items = ack["items"] if isinstance(ack, dict) and "items" in ack else [ack]
+    for item in items:
+        verb = "recorded" if item.get("created") else "already recorded"
+        typer.echo(f"{verb} run {item['id']} of job {item['job']} ({item['status']})")
+
+
+def start(
+    job: Annotated[str, typer.Argument(help="Job id (slug).")],
+    run_id: Annotated[str | None, typer.Option("--id", help="Run id to use.")] = None,
+    host: Annotated[str | None, typer.Option(help="Host name (default: this host).")] = None,
+    tool: Annotated[str | None, typer.Option(help="Tool name.")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Open a running run and print its id, for scripts:  RUN=$(backwatch start nightly)"""
+    import socket
+
+    body = _drop_none(
+        {
+            "job": job,
+            "id": run_id,
+            "host": host or socket.gethostname(),
+            "tool": tool,
+            "message": message,
+            "started_at": _iso_now(),
+        }
+    )
+    tgt = target(url, token, db, config, data_dir)
+    try:
+        ack = tgt.start(body)
+    finally:
+        tgt.close()
+    typer.echo(ack["id"])
+
+
+def phase(
+    run_id: Annotated[str, typer.Argument(help="Run id from `backwatch start`.")],
+    name: Annotated[str, typer.Argument(help="Phase name: dump, archive, upload, …")],
+    begin: Annotated[bool, typer.Option("--start", help="The phase begins now.")] = False,
+    end: Annotated[bool, typer.Option("--end", help="The phase ends now.")] = False,
+    duration: Annotated[
+        float | None, typer.Option(help="Record a finished phase of this many seconds.")
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="Phase status (default success).")] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Mark a phase of a running run: --start, --end, or --duration SECONDS."""
+    chosen = [flag for flag, on in (("start", begin), ("end", end)) if on]
+    if duration is not None:
+        chosen.append("record")
+    if len(chosen) != 1:
+        raise fail("give exactly one of --start, --end or --duration SECONDS", 2)
+    body = _drop_none({"name": name, "event": chosen[0], "duration_s": duration, "status": status})
+    tgt = target(url, token, db, config, data_dir)
+    try:
+        tgt.run_call(run_id, "phases", body)
+    finally:
+        tgt.close()
+
+
+def finish(
+    run_id: Annotated[str, typer.Argument(help="Run id from `backwatch start`.")],
+    status: Annotated[str, typer.Option("--status", "-s", help="Final status.")] = "success",
+    exit_code: Annotated[int | None, typer.Option(help="Exit code of the backup.")] = None,
+    size: Annotated[int | None, typer.Option(help="Backup size in bytes.")] = None,
+    files: Annotated[int | None, typer.Option(help="Files processed.")] = None,
+    files_new: Annotated[int | None, typer.Option(help="New files.")] = None,
+    files_changed: Annotated[int | None, typer.Option(help="Changed files.")] = None,
+    bytes_added: Annotated[int | None, typer.Option(help="Bytes added.")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
+    log_file: Annotated[
+        str | None, typer.Option(help="File whose last 100 KB become the log.")
+    ] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Finish a run opened with `backwatch start`."""
+    body = _drop_none(
+        {
+            "status": status,
+            "exit_code": exit_code,
+            "size_bytes": size,
+            "files": files,
+            "files_new": files_new,
+            "files_changed": files_changed,
+            "bytes_added": bytes_added,
+            "message": message,
+            "log": _read_log(log_file),
+        }
+    )
+    tgt = target(url, token, db, config, data_dir)
+    try:
+        run = tgt.run_call(run_id, "finish", body)
+    finally:
+        tgt.close()
+    typer.echo(f"run {run['id']} of job {run['job']} finished: {run['status']}")
+
+
+def wrap(
+    job: Annotated[str, typer.Argument(help="Job id (slug).")],
+    command: Annotated[list[str], typer.Argument(help="The command to run, after --.")],
+    timeout: Annotated[
+        str | None, typer.Option(help="Kill the command after this long, e.g. 6h.")
+    ] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run any command as a tracked run: start, output tail, duration, exit code, finish.
+
+    Exits with the command's own exit code, even when backwatch cannot be reached.
+
+      backwatch wrap nightly -- restic backup /srv
+    """
+    from backwatch.cli.wrap import run_wrapped
+
+    code = run_wrapped(
+        job,
+        command,
+        timeout=timeout,
+        target_factory=lambda: target(url, token, db, config, data_dir),
+    )
+    raise typer.Exit(code)
+
+
+def import_(
+    file: Annotated[str, typer.Argument(help="JSONL file (one report per line), or '-'.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="auto, seed001 or native.")] = "auto",
+    job: Annotated[
+        str | None, typer.Option("--job", "-j", help="Job for records that name none.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Import run records from a JSONL file (seed 001 lines or native reports).
+
+    A line that is not valid is reported with its line number and skipped; records already
+    stored (same id, or same job + backup_id) are not stored twice. Raw runs older than
+    RETENTION_DAYS are pruned afterwards.
+    """
+    from backwatch.cli.importer import import_jsonl
+
+    outcome = import_jsonl(
+        file,
+        fmt=fmt,
+        job=job,
+        target_factory=lambda: target(url, token, db, config, data_dir),
+    )
+    if json_out:
+        print_json(outcome)
+    else:
+        typer.echo(
+            f"imported {outcome['imported']}, already present {outcome['duplicates']}, "
+            f"rejected {outcome['rejected']}"
+            + (f", pruned {outcome['pruned']} old runs" if outcome.get("pruned") else "")
+        )
+    if outcome["rejected"]:
+        warn(f"{outcome['rejected']} line(s) rejected; see the messages above")
+        raise typer.Exit(1)

@@ -1,0 +1,63 @@
+"""``backwatch serve``: the dashboard, the API, ingest and everything that runs on a timer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from backwatch.cli.common import ConfigOpt, DataDirOpt
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+
+
+def serve(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default 127.0.0.1: local only).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 5001).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the server: dashboard, API, /metrics, ingest and retention, on SQLite in the data
+    directory unless BACKWATCH_DATABASE_URL says otherwise."""
+    import logging
+
+    import uvicorn
+
+    from backwatch.cli.target import local_settings
+    from backwatch.store.engine import describe
+    from backwatch.web.app import create_app
+
+    settings = local_settings(config=config, db=None, data_dir=data_dir)
+    if host:
+        settings.server.host = host
+    if port:
+        settings.server.port = port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from backwatch.services.hub import Hub
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    hub = Hub(settings, grouped=True)  # fails here, with a clear message, on a bad database
+    app = create_app(settings, hub=hub)
+    typer.echo(
+        f"backwatch serving on http://{settings.server.host}:{settings.server.port} "
+        f"(database {describe(settings.db_url)})",
+        err=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=log_level.lower(),
+        access_log=False,
+        server_header=False,
+    )
+    hub.close()

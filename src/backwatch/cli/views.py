@@ -1,0 +1,235 @@
+"""Looking at runs and jobs: ``status [JOB]``, ``history JOB``, ``list``."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+
+from backwatch.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    DbOpt,
+    JsonOpt,
+    TokenOpt,
+    UrlOpt,
+    console,
+    print_json,
+    target,
+)
+
+HEALTH_STYLE = {
+    "ok": "green",
+    "running": "cyan",
+    "late": "yellow",
+    "missed": "bold red",
+    "failing": "bold red",
+    "stuck": "yellow",
+    "paused": "dim",
+    "new": "blue",
+}
+STATUS_STYLE = {
+    "success": "green",
+    "warning": "yellow",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "dim",
+    "running": "cyan",
+    "queued": "cyan",
+    "skipped": "dim",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(status)
+    app.command()(history)
+    app.command("list")(list_jobs)
+
+
+def _ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    from backwatch.timeutil import parse_time
+
+    return parse_time(value)
+
+
+def _ago(value: str | None) -> str:
+    from backwatch.timeutil import human_ago
+
+    return human_ago(_ts(value), time.time())
+
+
+def _health(value: str) -> str:
+    return f"[{HEALTH_STYLE.get(value, 'white')}]{value}[/]"
+
+
+def _status(value: str | None) -> str:
+    if not value:
+        return "-"
+    return f"[{STATUS_STYLE.get(value, 'white')}]{value}[/]"
+
+
+def _jobs_table(jobs: list[dict[str, Any]], title: str | None = None) -> Any:
+    from rich.table import Table
+
+    from backwatch.timeutil import human_bytes, human_duration
+
+    table = Table(title=title, header_style="bold")
+    for col in ("job", "health", "last run", "status", "duration", "size", "next due"):
+        table.add_column(col, no_wrap=col != "job")
+    for job in jobs:
+        last = job.get("last_run") or {}
+        table.add_row(
+            job["id"],
+            _health(job["health"]),
+            _ago(last.get("started_at")) if last else "never",
+            _status(last.get("status")),
+            human_duration(last.get("duration_s")),
+            human_bytes(last.get("size_bytes")),
+            _ago(job.get("next_due")) if job.get("next_due") else "-",
+        )
+    return table
+
+
+def _runs_table(runs: list[dict[str, Any]], title: str | None = None) -> Any:
+    from rich.table import Table
+
+    from backwatch.timeutil import human_bytes, human_duration
+
+    table = Table(title=title, header_style="bold")
+    for col in ("started", "status", "duration", "size", "files", "exit", "message", "id"):
+        table.add_column(col, overflow="fold")
+    for run in runs:
+        table.add_row(
+            (run["started_at"] or "-").replace("T", " ")[:19],
+            _status(run["status"]),
+            human_duration(run.get("duration_s")),
+            human_bytes(run.get("size_bytes")),
+            "-" if run.get("files") is None else str(run["files"]),
+            "-" if run.get("exit_code") is None else str(run["exit_code"]),
+            (run.get("message") or "")[:60],
+            run["id"],
+        )
+    return table
+
+
+def status(
+    job: Annotated[str | None, typer.Argument(help="One job; without it, all jobs.")] = None,
+    days: Annotated[int, typer.Option(help="Summary period in days.")] = 30,
+    json_out: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Health at a glance: every job, or one job with its recent runs and ping URL."""
+    from backwatch.timeutil import human_bytes, human_duration
+
+    tgt = target(url, token, db, config, data_dir)
+    try:
+        if job is None:
+            jobs = tgt.list_jobs()
+            summary = tgt.summary(days)
+            if json_out:
+                print_json({"summary": summary, "jobs": jobs})
+                return
+            out = console()
+            rate = summary.get("success_rate")
+            out.print(
+                f"[bold]last {days} days:[/] {summary['total']} runs, "
+                f"success rate {'-' if rate is None else f'{rate * 100:.1f}%'}, "
+                f"avg duration {human_duration(summary.get('avg_duration_s'))}, "
+                f"avg size {human_bytes(summary.get('avg_size_bytes'))}"
+            )
+            if not jobs:
+                out.print("no jobs yet: report a run with `backwatch push --job NAME`")
+                return
+            out.print(_jobs_table(jobs))
+            return
+        detail = tgt.get_job(job)
+        runs = tgt.list_runs(job=job, limit=10)["items"]
+    finally:
+        tgt.close()
+    if json_out:
+        print_json({"job": detail, "runs": runs})
+        return
+    out = console()
+    out.print(_jobs_table([detail], title=f"job {job}"))
+    facts = [
+        ("health", f"{detail['health']} ({detail.get('health_reason', '')})"),
+        ("schedule", detail.get("schedule") or "none (no missed-run check)"),
+        ("last success", detail.get("last_success_at") or "never"),
+        ("runs", str(detail.get("runs_total", 0))),
+    ]
+    if detail.get("ping_url"):
+        facts.append(("ping URL", detail["ping_url"]))
+    for key, value in facts:
+        out.print(f"[bold]{key}:[/] {value}")
+    if runs:
+        out.print(_runs_table(runs, title="recent runs"))
+
+
+def history(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 20,
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help="Only runs with this status.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time or span such as 7d.")] = None,
+    json_out: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The runs of one job, newest first."""
+    tgt = target(url, token, db, config, data_dir)
+    try:
+        tgt.get_job(job)  # a clear "job not found" instead of an empty list
+        query: dict[str, Any] = {"job": job, "limit": limit, "status": status_filter}
+        if since is not None:
+            query["since"] = _since(since)
+        runs = tgt.list_runs(**query)["items"]
+    finally:
+        tgt.close()
+    if json_out:
+        print_json(runs)
+        return
+    console().print(_runs_table(runs, title=f"history of {job}"))
+
+
+def _since(value: str) -> Any:
+    from backwatch.errors import InvalidInput
+    from backwatch.timeutil import parse_duration, parse_time
+
+    try:
+        return parse_time(value, field="--since")
+    except ValueError:
+        try:
+            return time.time() - parse_duration(value, field="--since")
+        except ValueError:
+            raise InvalidInput("--since: use an ISO time or a span such as 7d") from None
+
+
+def list_jobs(
+    json_out: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """All jobs, one line each."""
+    tgt = target(url, token, db, config, data_dir)
+    try:
+        jobs = tgt.list_jobs()
+    finally:
+        tgt.close()
+    if json_out:
+        print_json(jobs)
+        return
+    console().print(_jobs_table(jobs))

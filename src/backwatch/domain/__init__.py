@@ -1,0 +1,1 @@
+"""Pure domain code: values in, values out. No I/O, no clock (``now`` is always given)."""

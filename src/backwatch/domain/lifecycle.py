@@ -1,0 +1,75 @@
+"""The run lifecycle as a state machine.
+
+    (queued →) running → success | warning | failed | cancelled | timed_out
+    skipped: nothing changed (may be reported directly)
+
+A complete report enters a terminal state directly from "no run yet" (``None``). Every
+accepted transition becomes a ``state_change`` event; anything else is refused.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from backwatch.errors import IllegalTransition
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    WARNING = "warning"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"
+
+
+TERMINAL = frozenset(
+    {
+        RunStatus.SUCCESS,
+        RunStatus.WARNING,
+        RunStatus.FAILED,
+        RunStatus.CANCELLED,
+        RunStatus.TIMED_OUT,
+        RunStatus.SKIPPED,
+    }
+)
+ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+#: Statuses that count as a good backup for health, rollups and "last success".
+GOOD = frozenset({RunStatus.SUCCESS, RunStatus.WARNING, RunStatus.SKIPPED})
+#: Statuses that count as a failure.
+BAD = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT})
+
+ALLOWED: dict[RunStatus | None, frozenset[RunStatus]] = {
+    None: frozenset(RunStatus),
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED} | TERMINAL),
+    RunStatus.RUNNING: TERMINAL,
+}
+
+STATUS_NAMES = ", ".join(s.value for s in RunStatus)
+
+
+def parse_status(value: object) -> RunStatus:
+    """Text → RunStatus, or ValueError listing the valid names."""
+    try:
+        return RunStatus(str(value).strip().lower())
+    except ValueError:
+        raise ValueError(f"unknown status {value!r}; expected one of: {STATUS_NAMES}") from None
+
+
+def check_transition(run_id: str, current: RunStatus | None, target: RunStatus) -> None:
+    """Raise IllegalTransition unless ``current → target`` is allowed."""
+    if target in ALLOWED.get(current, frozenset()):
+        return
+    if current is not None and current in TERMINAL:
+        raise IllegalTransition(
+            f"run {run_id} already finished as {current.value}; it cannot become {target.value}"
+        )
+    raise IllegalTransition(
+        f"run {run_id} is {current.value if current else 'new'}; it cannot become {target.value}"
+    )
+
+
+def is_terminal(status: RunStatus | str) -> bool:
+    return RunStatus(status) in TERMINAL

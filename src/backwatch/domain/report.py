@@ -1,0 +1,73 @@
+"""The one shape every ingest format becomes: a ``RunReport`` (with its phases)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from backwatch.domain.lifecycle import RunStatus
+
+LOG_LIMIT = 100 * 1024  # bytes of log tail kept per run
+MESSAGE_LIMIT = 4096
+
+
+@dataclass
+class PhaseReport:
+    name: str
+    duration_s: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    status: str | None = None
+
+
+@dataclass
+class RunReport:
+    job: str
+    status: RunStatus
+    started_at: float
+    id: str | None = None
+    host: str | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    exit_code: int | None = None
+    size_bytes: int | None = None
+    files: int | None = None
+    files_new: int | None = None
+    files_changed: int | None = None
+    bytes_added: int | None = None
+    message: str | None = None
+    log: str | None = None
+    tool: str | None = None
+    stats: dict[str, Any] | None = None
+    phases: list[PhaseReport] = field(default_factory=list)
+    backup_id: str | None = None
+    source: str = "api"
+    trigger: str = "api"
+
+
+def tail_text(text: str | None, limit: int = LOG_LIMIT) -> str | None:
+    """The last ``limit`` bytes of ``text`` (UTF-8), cut on a character boundary."""
+    if text is None:
+        return None
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return text
+    return raw[-limit:].decode("utf-8", "ignore")
+
+
+def lay_out_phases(phases: list[PhaseReport], started_at: float) -> list[PhaseReport]:
+    """Give phases without times consecutive start/finish times from the run's start."""
+    cursor = started_at
+    out = []
+    for phase in phases:
+        start = phase.started_at if phase.started_at is not None else cursor
+        finish = phase.finished_at
+        duration = phase.duration_s
+        if finish is None and duration is not None:
+            finish = start + duration
+        if duration is None and finish is not None:
+            duration = max(0.0, finish - start)
+        out.append(PhaseReport(phase.name, duration, start, finish, phase.status or "success"))
+        if finish is not None:
+            cursor = finish
+    return out

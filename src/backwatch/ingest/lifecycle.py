@@ -1,0 +1,181 @@
+"""Bodies of the lifecycle calls: start, status, phases, files, finish (SPEC §4)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from backwatch.domain.lifecycle import RunStatus, parse_status
+from backwatch.domain.report import MESSAGE_LIMIT, PhaseReport, RunReport, tail_text
+from backwatch.ingest._validation import validate
+from backwatch.ingest.native import PhaseIn, TimeValue, check_job_id, check_run_id
+from backwatch.timeutil import parse_time
+
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class StartIn(_Body):
+    job: str
+    id: str | None = None
+    host: str | None = None
+    started_at: TimeValue | None = None
+    tool: str | None = None
+    message: str | None = None
+    status: str = "running"
+    trigger: str | None = None
+
+    _job = field_validator("job")(lambda cls, v: check_job_id(v))
+    _id = field_validator("id")(lambda cls, v: None if v is None else check_run_id(v))
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        status = parse_status(value)
+        if status not in (RunStatus.RUNNING, RunStatus.QUEUED):
+            raise ValueError("a started run must be 'running' or 'queued'")
+        return status.value
+
+    @field_validator("started_at")
+    @classmethod
+    def _time(cls, value: TimeValue | None) -> TimeValue | None:
+        if value is not None:
+            parse_time(value, field="started_at")
+        return value
+
+
+class StatusIn(_Body):
+    message: str | None = None
+    status: str | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str | None) -> str | None:
+        return None if value is None else parse_status(value).value
+
+
+class PhaseEventIn(_Body):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    event: str = "record"
+    at: TimeValue | None = None
+    duration_s: Annotated[float, Field(ge=0)] | None = None
+    status: str | None = None
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, value: str) -> str:
+        if value not in ("start", "end", "record"):
+            raise ValueError("must be 'start', 'end' or 'record'")
+        return value
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str | None) -> str | None:
+        return None if value is None else parse_status(value).value
+
+
+class FileIn(_Body):
+    path: Annotated[str, Field(min_length=1, max_length=4096)]
+    size: NonNegInt | None = None
+    status: str = "success"
+
+
+class FilesIn(_Body):
+    files: Annotated[list[FileIn], Field(max_length=10_000)]
+
+
+class FinishIn(_Body):
+    status: str
+    finished_at: TimeValue | None = None
+    duration_s: Annotated[float, Field(ge=0)] | None = None
+    exit_code: Annotated[int, Field(ge=-255, le=255)] | None = None
+    size_bytes: NonNegInt | None = None
+    files: NonNegInt | None = None
+    files_new: NonNegInt | None = None
+    files_changed: NonNegInt | None = None
+    bytes_added: NonNegInt | None = None
+    message: str | None = None
+    log: str | None = None
+    stats: dict[str, Any] | None = None
+    phases: list[PhaseIn] | dict[str, Annotated[float, Field(ge=0)]] | None = None
+    trigger: str | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        status = parse_status(value)
+        if status in (RunStatus.RUNNING, RunStatus.QUEUED):
+            raise ValueError("a finished run needs a final status (success, warning, failed …)")
+        return status.value
+
+    @field_validator("finished_at")
+    @classmethod
+    def _time(cls, value: TimeValue | None) -> TimeValue | None:
+        if value is not None:
+            parse_time(value, field="finished_at")
+        return value
+
+
+def parse_start(obj: Any, now: float, *, source: str = "api") -> RunReport:
+    body: StartIn = validate(StartIn, _obj(obj))
+    return RunReport(
+        id=body.id,
+        job=body.job,
+        host=body.host,
+        status=RunStatus(body.status),
+        started_at=parse_time(body.started_at) if body.started_at is not None else now,
+        tool=body.tool,
+        message=tail_text(body.message, MESSAGE_LIMIT),
+        source=source,
+        trigger=body.trigger or "api",
+    )
+
+
+def parse_status_update(obj: Any) -> StatusIn:
+    result: StatusIn = validate(StatusIn, _obj(obj))
+    return result
+
+
+def parse_phase_event(obj: Any) -> PhaseEventIn:
+    result: PhaseEventIn = validate(PhaseEventIn, _obj(obj))
+    return result
+
+
+def parse_files(obj: Any) -> list[dict[str, Any]]:
+    obj = _obj(obj)
+    body: FilesIn = validate(FilesIn, obj if "files" in obj else {"files": [obj]})
+    return [f.model_dump() for f in body.files]
+
+
+def parse_finish(obj: Any) -> tuple[RunStatus, dict[str, Any], list[PhaseReport], str | None]:
+    body: FinishIn = validate(FinishIn, _obj(obj))
+    fields = body.model_dump(exclude={"status", "phases", "log", "trigger"})
+    if fields.get("finished_at") is not None:
+        fields["finished_at"] = parse_time(fields["finished_at"], field="finished_at")
+    fields["message"] = tail_text(fields.get("message"), MESSAGE_LIMIT)
+    if isinstance(body.phases, dict):
+        phases = [PhaseReport(name=n, duration_s=d) for n, d in body.phases.items()]
+    else:
+        phases = [
+            PhaseReport(
+                name=p.name,
+                duration_s=p.duration_s,
+                started_at=parse_time(p.started_at) if p.started_at is not None else None,
+                finished_at=parse_time(p.finished_at) if p.finished_at is not None else None,
+                status=p.status,
+            )
+            for p in body.phases or []
+        ]
+    return RunStatus(body.status), fields, phases, body.log
+
+
+def _obj(obj: Any) -> dict[str, Any]:
+    from backwatch.errors import InvalidInput
+
+    if not isinstance(obj, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return obj

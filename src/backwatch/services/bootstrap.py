@@ -1,0 +1,58 @@
+"""Start-up work of ``serve``: the first token, configured jobs, the data directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from backwatch.services import jobs as job_service
+from backwatch.services import tokens
+from backwatch.services.hub import Hub
+from backwatch.services.unit import WriteUnit
+from backwatch.timeutil import parse_duration
+
+
+def ensure_first_token(hub: Hub) -> Path | None:
+    """With no active token, create an admin token and write it to ``<data>/token`` (0600).
+
+    Returns the file's path when a token was created, else None.
+    """
+    if tokens.active_token_count(hub.read_engine):
+        return None
+    path = hub.settings.token_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret, _row = hub.write(tokens.create_token("default", "admin", hub.now(), actor="serve"))
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
+
+
+def sync_configured_jobs(hub: Hub) -> int:
+    """Create or update the jobs declared in the config file; returns how many changed."""
+    now = hub.now()
+    changed = 0
+    for job in hub.settings.jobs:
+        values = {
+            "id": job.id,
+            "description": job.description,
+            "host": job.host,
+            "backup_path": job.backup_path or (job.destinations[0] if job.destinations else None),
+            "tool": job.tool,
+            "schedule": job.schedule,
+            "timezone": job.timezone,
+            "grace_s": parse_duration(job.grace),
+            "timeout_s": parse_duration(job.timeout) if job.timeout else None,
+            "tags": list(job.tags),
+            "paused": job.paused,
+        }
+
+        def op(conn: object, unit: WriteUnit, values: dict = values) -> bool:
+            return job_service.upsert_configured(conn, unit, values, now, actor="config")  # type: ignore[arg-type]
+
+        if hub.write(op):
+            changed += 1
+    return changed

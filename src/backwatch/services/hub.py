@@ -1,0 +1,76 @@
+"""The Hub: settings, the read engine and the writer, built once per process.
+
+Everything that changes state goes through ``hub.write(op)`` (CLI, blocking) or
+``await hub.submit(op)`` (server, group-committed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from backwatch.services.unit import Listener, WriteUnit
+from backwatch.settings import Settings
+from backwatch.store.engine import check_connection, make_engine
+from backwatch.store.writer import GroupWriter, Op, SyncWriter
+
+T = TypeVar("T")
+
+
+class Hub:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        grouped: bool = False,
+        clock: Callable[[], float] = time.time,
+        migrate: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.listeners: list[Listener] = []
+        url = settings.db_url
+        self.read_engine: Engine = make_engine(url)
+        self.write_engine: Engine = make_engine(url, writer=True)
+        check_connection(self.read_engine)
+        if migrate:
+            from backwatch.store.migrate import migrate as run_migrations
+
+            run_migrations(self.write_engine)
+        self.writer: GroupWriter | SyncWriter
+        if grouped:
+            self.writer = GroupWriter(self.write_engine, self._unit)
+        else:
+            self.writer = SyncWriter(self.write_engine, self._unit)
+
+    def _unit(self) -> WriteUnit:
+        return WriteUnit(listeners=self.listeners)
+
+    def now(self) -> float:
+        return self.clock()
+
+    def write(self, op: Op[T]) -> T:
+        return self.writer.run(op)
+
+    async def submit(self, op: Op[T]) -> T:
+        if isinstance(self.writer, GroupWriter):
+            return await self.writer.submit(op)
+        return self.writer.run(op)
+
+    @property
+    def dialect(self) -> str:
+        return self.read_engine.dialect.name
+
+    def close(self) -> None:
+        self.writer.close()
+        self.read_engine.dispose()
+        self.write_engine.dispose()
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,170 @@
+"""Jobs: auto-created on first report, declared in the config file, edited over the API."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from backwatch.errors import InvalidInput, NotFound
+from backwatch.services.unit import WriteUnit
+from backwatch.store import tables as t
+from backwatch.store.dialect import insert_for
+
+#: fields a user may change with PUT /api/v1/jobs/{id} (the rest is derived)
+EDITABLE = (
+    "description",
+    "host",
+    "backup_path",
+    "tool",
+    "schedule",
+    "timezone",
+    "grace_s",
+    "timeout_s",
+    "tags",
+    "paused",
+)
+
+
+def new_ping_key() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def ensure_job(
+    conn: Connection,
+    unit: WriteUnit,
+    job_id: str,
+    now: float,
+    *,
+    host: str | None = None,
+    tool: str | None = None,
+    actor: str = "ingest",
+) -> None:
+    """Create the job on its first report (no-op if it exists)."""
+    if job_id in unit.known_jobs:
+        return
+    stmt = (
+        insert_for(conn, t.jobs)
+        .values(
+            id=job_id,
+            description="",
+            host=host,
+            tool=tool,
+            timezone="UTC",
+            grace_s=3600.0,
+            tags=[],
+            paused=False,
+            ping_key=new_ping_key(),
+            origin="auto",
+            created_at=now,
+            updated_at=now,
+            runs_total=0,
+        )
+        .on_conflict_do_nothing(index_elements=[t.jobs.c.id])
+    )
+    if conn.execute(stmt).rowcount:
+        unit.event(
+            at=now,
+            kind="config",
+            entity="job",
+            entity_id=job_id,
+            job=job_id,
+            to_state="created",
+            actor=actor,
+            detail={"origin": "auto"},
+        )
+        unit.changes.append({"type": "job", "id": job_id})
+    unit.known_jobs.add(job_id)
+
+
+def upsert_configured(
+    conn: Connection, unit: WriteUnit, values: dict[str, Any], now: float, *, actor: str
+) -> bool:
+    """Create or update a job from the config file; True if anything changed."""
+    job_id = values["id"]
+    row = conn.execute(select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
+    fields = {k: values[k] for k in EDITABLE if k in values}
+    if row is None:
+        conn.execute(
+            t.jobs.insert().values(
+                id=job_id,
+                ping_key=new_ping_key(),
+                origin="config",
+                created_at=now,
+                updated_at=now,
+                runs_total=0,
+                **{"description": "", "timezone": "UTC", "grace_s": 3600.0, "tags": []},
+                **{k: v for k, v in fields.items()},
+            )
+        )
+        changed = dict(fields)
+    else:
+        changed = {k: v for k, v in fields.items() if row[k] != v}
+        if not changed and row["origin"] == "config":
+            return False
+        conn.execute(
+            update(t.jobs)
+            .where(t.jobs.c.id == job_id)
+            .values(origin="config", updated_at=now, **changed)
+        )
+    unit.event(
+        at=now,
+        kind="config",
+        entity="job",
+        entity_id=job_id,
+        job=job_id,
+        to_state="configured",
+        actor=actor,
+        detail={"changed": sorted(changed)},
+    )
+    unit.changes.append({"type": "job", "id": job_id})
+    return True
+
+
+def update_job(
+    conn: Connection, unit: WriteUnit, job_id: str, patch: dict[str, Any], now: float, actor: str
+) -> None:
+    unknown = sorted(set(patch) - set(EDITABLE))
+    if unknown:
+        raise InvalidInput.field(unknown[0], "cannot be changed (not an editable job field)")
+    row = conn.execute(select(t.jobs.c.id).where(t.jobs.c.id == job_id)).first()
+    if row is None:
+        raise NotFound(f"job {job_id!r} not found")
+    if not patch:
+        return
+    conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(updated_at=now, **patch))
+    unit.event(
+        at=now,
+        kind="config",
+        entity="job",
+        entity_id=job_id,
+        job=job_id,
+        to_state="updated",
+        actor=actor,
+        detail={"changed": sorted(patch)},
+    )
+    unit.changes.append({"type": "job", "id": job_id})
+
+
+def set_paused(
+    conn: Connection, unit: WriteUnit, job_id: str, paused: bool, now: float, actor: str
+) -> None:
+    row = conn.execute(select(t.jobs.c.paused).where(t.jobs.c.id == job_id)).first()
+    if row is None:
+        raise NotFound(f"job {job_id!r} not found")
+    if bool(row.paused) == paused:
+        return
+    conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(paused=paused, updated_at=now))
+    unit.event(
+        at=now,
+        kind="state_change",
+        entity="job",
+        entity_id=job_id,
+        job=job_id,
+        from_state="paused" if not paused else "active",
+        to_state="paused" if paused else "active",
+        actor=actor,
+        trigger="manual",
+    )
+    unit.changes.append({"type": "job", "id": job_id})

@@ -1,0 +1,132 @@
+"""Stored rows → the shapes the API, the CLI and the pages show. Health is computed here,
+when read, from the job row and ``now``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backwatch.domain.health import HealthVerdict, JobState, job_health
+from backwatch.domain.schedule import Schedule, parse_schedule
+from backwatch.timeutil import iso
+
+RUN_TIME_FIELDS = ("started_at", "finished_at")
+
+
+def run_out(row: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "id": row["id"],
+        "job": row["job"],
+        "host": row.get("host"),
+        "status": row["status"],
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row.get("finished_at")),
+        "duration_s": row.get("duration_s"),
+        "exit_code": row.get("exit_code"),
+        "size_bytes": row.get("size_bytes"),
+        "files": row.get("files"),
+        "files_new": row.get("files_new"),
+        "files_changed": row.get("files_changed"),
+        "bytes_added": row.get("bytes_added"),
+        "message": row.get("message"),
+        "tool": row.get("tool"),
+        "stats": row.get("stats"),
+        "source": row.get("source"),
+        "trigger": row.get("trigger"),
+        "backup_id": row.get("backup_id"),
+    }
+    if "phases" in row:
+        out["phases"] = [
+            {
+                "name": p["name"],
+                "status": p["status"],
+                "started_at": iso(p["started_at"]),
+                "finished_at": iso(p["finished_at"]),
+                "duration_s": p["duration_s"],
+            }
+            for p in row["phases"]
+        ]
+    if "events" in row:
+        out["events"] = [{**e, "at": iso(e["at"])} for e in row["events"]]
+    if "file_records" in row:
+        out["file_records"] = row["file_records"]
+    if "log" in row:
+        out["log"] = row["log"]
+    return out
+
+
+def _schedule(row: dict[str, Any]) -> Schedule | None:
+    if not row.get("schedule"):
+        return None
+    try:
+        return parse_schedule(row["schedule"], row.get("timezone") or "UTC")
+    except ValueError:
+        return None
+
+
+def job_verdict(row: dict[str, Any], now: float, *, stuck_minutes: float = 15) -> HealthVerdict:
+    state = JobState(
+        paused=bool(row["paused"]),
+        schedule=_schedule(row),
+        grace_s=row.get("grace_s") or 0.0,
+        timeout_s=row.get("timeout_s"),
+        last_started_at=row.get("last_started_at"),
+        last_status=row.get("last_status"),
+        median_duration_s=row.get("median_duration_s"),
+    )
+    return job_health(state, now, stuck_minutes=stuck_minutes)
+
+
+def job_out(
+    row: dict[str, Any], now: float, *, stuck_minutes: float = 15, base_url: str | None = None
+) -> dict[str, Any]:
+    verdict = job_verdict(row, now, stuck_minutes=stuck_minutes)
+    ping_base = (base_url or "").rstrip("/")
+    last_run = None
+    if row.get("last_run_id"):
+        last_run = {
+            "id": row["last_run_id"],
+            "status": row["last_status"],
+            "started_at": iso(row["last_started_at"]),
+            "finished_at": iso(row.get("last_finished_at")),
+            "duration_s": row.get("last_duration_s"),
+            "size_bytes": row.get("last_size_bytes"),
+        }
+    return {
+        "id": row["id"],
+        "description": row.get("description") or "",
+        "host": row.get("host"),
+        "backup_path": row.get("backup_path"),
+        "tool": row.get("tool"),
+        "schedule": row.get("schedule"),
+        "timezone": row.get("timezone") or "UTC",
+        "grace_s": row.get("grace_s"),
+        "timeout_s": row.get("timeout_s"),
+        "tags": row.get("tags") or [],
+        "paused": bool(row["paused"]),
+        "origin": row.get("origin"),
+        "health": verdict.health.value,
+        "health_reason": verdict.reason,
+        "next_due": iso(verdict.next_due),
+        "last_run": last_run,
+        "last_success_at": iso(row.get("last_success_at")),
+        "runs_total": row.get("runs_total") or 0,
+        "ping_url": f"{ping_base}/ping/{row['ping_key']}",
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def seed001_out(run: dict[str, Any], phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run in seed 001's JSONL shape (for ``GET /api/metrics``)."""
+    out: dict[str, Any] = {
+        "timestamp": iso(run["started_at"]),
+        "backup_id": run.get("backup_id") or run["id"],
+        "success": run["status"] in ("success", "warning", "skipped"),
+        "duration_total": run.get("duration_s"),
+    }
+    for phase in phases:
+        out[f"duration_{phase['name']}"] = phase["duration_s"]
+    out["size_bytes"] = run.get("size_bytes")
+    out["job"] = run["job"]
+    out["status"] = run["status"]
+    out["id"] = run["id"]
+    return out

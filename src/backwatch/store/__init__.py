@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core tables, engines, queries and Alembic migrations."""

@@ -1,0 +1,56 @@
+"""Apply Alembic migrations programmatically (``serve`` on start, ``backwatch db migrate``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from backwatch.errors import StoreUnavailable
+from backwatch.store.engine import unavailable
+
+_INI = Path(__file__).with_name("alembic.ini")
+
+
+def _config(connection: object) -> object:
+    from alembic.config import Config
+
+    cfg = Config(str(_INI))
+    cfg.set_main_option("script_location", str(_INI.parent / "migrations"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    cfg = _config(None)
+    head = ScriptDirectory.from_config(cfg).get_current_head()  # type: ignore[arg-type]
+    assert head is not None
+    return head
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the schema to the newest revision; returns it. Safe to call every start."""
+    from alembic import command
+
+    try:
+        with engine.begin() as conn:
+            tables = set(inspect(conn).get_table_names())
+            if tables and "alembic_version" not in tables and "runs" in tables:
+                raise StoreUnavailable(
+                    "the database has tables but no backwatch schema version; "
+                    "point backwatch at an empty database"
+                )
+            command.upgrade(_config(conn), "head")  # type: ignore[arg-type]
+    except (OperationalError, DBAPIError) as exc:
+        raise unavailable(engine.url.render_as_string(hide_password=True), exc) from None
+    return head_revision()

@@ -1,0 +1,236 @@
+"""Read queries. Each takes a Connection and returns plain dicts; no writes here."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from backwatch.errors import InvalidInput, NotFound
+from backwatch.store import tables as t
+
+DAY = 86400
+MAX_PAGE = 500
+ROLLUP_FIELDS = (
+    "runs", "success", "warning", "failed", "other",
+    "duration_sum", "duration_count", "size_sum", "size_count",
+)  # fmt: skip
+
+
+def encode_cursor(started_at: float, run_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{started_at!r}|{run_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        started, run_id = raw.split("|", 1)
+        return float(started), run_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput.field("cursor", "is not a cursor returned by this API") from None
+
+
+def list_runs(
+    conn: Connection,
+    *,
+    job: str | None = None,
+    status: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; ``next_cursor`` continues after the last item, None at the end."""
+    r = t.runs
+    query = select(r)
+    if job is not None:
+        query = query.where(r.c.job == job)
+    if status is not None:
+        query = query.where(r.c.status == status)
+    if since is not None:
+        query = query.where(r.c.started_at >= since)
+    if until is not None:
+        query = query.where(r.c.started_at < until)
+    if cursor:
+        c_started, c_id = decode_cursor(cursor)
+        query = query.where(
+            or_(r.c.started_at < c_started, and_(r.c.started_at == c_started, r.c.id < c_id))
+        )
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = [
+        dict(row)
+        for row in conn.execute(
+            query.order_by(r.c.started_at.desc(), r.c.id.desc()).limit(limit + 1)
+        ).mappings()
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["started_at"], rows[-1]["id"])
+    return rows, next_cursor
+
+
+def get_run(conn: Connection, run_id: str) -> dict[str, Any]:
+    row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"run {run_id!r} not found")
+    run = dict(row)
+    run["phases"] = [
+        dict(p)
+        for p in conn.execute(
+            select(
+                t.phases.c.name,
+                t.phases.c.status,
+                t.phases.c.started_at,
+                t.phases.c.finished_at,
+                t.phases.c.duration_s,
+            )
+            .where(t.phases.c.run_id == run_id)
+            .order_by(t.phases.c.seq)
+        ).mappings()
+    ]
+    run["events"] = [
+        dict(e)
+        for e in conn.execute(
+            select(
+                t.events.c.at,
+                t.events.c.kind,
+                t.events.c.from_state,
+                t.events.c.to_state,
+                t.events.c.trigger,
+                t.events.c.actor,
+            )
+            .where(t.events.c.entity_id == run_id, t.events.c.entity == "run")
+            .order_by(t.events.c.id)
+        ).mappings()
+    ]
+    run["file_records"] = [
+        dict(f)
+        for f in conn.execute(
+            select(t.run_files.c.path, t.run_files.c.size_bytes, t.run_files.c.status)
+            .where(t.run_files.c.run_id == run_id)
+            .order_by(t.run_files.c.id)
+            .limit(1000)
+        ).mappings()
+    ]
+    run["log"] = conn.execute(
+        select(t.run_logs.c.log).where(t.run_logs.c.run_id == run_id)
+    ).scalar()
+    return run
+
+
+def phases_for(conn: Connection, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {rid: [] for rid in run_ids}
+    if not run_ids:
+        return out
+    rows = conn.execute(
+        select(t.phases.c.run_id, t.phases.c.name, t.phases.c.duration_s)
+        .where(t.phases.c.run_id.in_(run_ids))
+        .order_by(t.phases.c.run_id, t.phases.c.seq)
+    ).mappings()
+    for row in rows:
+        out[row["run_id"]].append(dict(row))
+    return out
+
+
+def list_jobs(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(select(t.jobs).order_by(t.jobs.c.id)).mappings()]
+
+
+def get_job(conn: Connection, job_id: str) -> dict[str, Any]:
+    row = conn.execute(select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"job {job_id!r} not found")
+    return dict(row)
+
+
+def job_by_ping_key(conn: Connection, key: str) -> dict[str, Any] | None:
+    row = conn.execute(select(t.jobs).where(t.jobs.c.ping_key == key)).mappings().first()
+    return dict(row) if row else None
+
+
+def summary(conn: Connection, *, days: int, now: float, job: str | None = None) -> dict[str, Any]:
+    """Totals over the last ``days`` days (today included) from the daily rollups."""
+    first_day = int(now // DAY) - days + 1
+    d = t.daily_rollups
+    sums = [
+        func.sum(d.c.runs).label("runs"),
+        func.sum(d.c.success).label("success"),
+        func.sum(d.c.warning).label("warning"),
+        func.sum(d.c.failed).label("failed"),
+        func.sum(d.c.other).label("other"),
+        func.sum(d.c.duration_sum).label("duration_sum"),
+        func.sum(d.c.duration_count).label("duration_count"),
+        func.sum(d.c.size_sum).label("size_sum"),
+        func.sum(d.c.size_count).label("size_count"),
+    ]
+    query = select(d.c.job, *sums).where(d.c.day >= first_day).group_by(d.c.job)
+    if job is not None:
+        query = query.where(d.c.job == job)
+    per_job = {row["job"]: _figures(row) for row in conn.execute(query).mappings()}
+    totals = _figures(
+        {key: sum((f["_raw"][key] for f in per_job.values()), 0) for key in ROLLUP_FIELDS}
+    )
+    for figures in [totals, *per_job.values()]:
+        figures.pop("_raw")
+    return {
+        "days": days,
+        "since_day": first_day * DAY,
+        **totals,
+        "jobs": per_job,
+    }
+
+
+def _figures(row: Any) -> dict[str, Any]:
+    raw = {k: (row[k] or 0) for k in row.keys() if k != "job"}  # noqa: SIM118
+    total = int(raw["runs"])
+    good = int(raw["success"]) + int(raw["warning"])
+    return {
+        "total": total,
+        "success": int(raw["success"]),
+        "warning": int(raw["warning"]),
+        "failed": int(raw["failed"]),
+        "success_rate": round(good / total, 4) if total else None,
+        "avg_duration_s": (
+            round(raw["duration_sum"] / raw["duration_count"], 3) if raw["duration_count"] else None
+        ),
+        "avg_size_bytes": (
+            round(raw["size_sum"] / raw["size_count"]) if raw["size_count"] else None
+        ),
+        "_raw": raw,
+    }
+
+
+def list_events(
+    conn: Connection,
+    *,
+    since: float | None = None,
+    kind: str | None = None,
+    job: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    e = t.events
+    query = select(e)
+    if since is not None:
+        query = query.where(e.c.at >= since)
+    if kind is not None:
+        query = query.where(e.c.kind == kind)
+    if job is not None:
+        query = query.where(e.c.job == job)
+    query = query.order_by(e.c.id.desc()).limit(max(1, min(limit, 5000)))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def newest_runs(conn: Connection, limit: int = 30) -> list[dict[str, Any]]:
+    r = t.runs
+    return [
+        dict(row)
+        for row in conn.execute(
+            select(r).order_by(r.c.started_at.desc(), r.c.id.desc()).limit(limit)
+        ).mappings()
+    ]
+
+
+def count_runs(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(t.runs)).scalar_one())

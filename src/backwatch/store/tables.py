@@ -1,0 +1,178 @@
+"""The schema, declared once. Migrations in ``migrations/versions`` create exactly this.
+
+Times are float epoch seconds (UTC): compact, index-friendly and identical on SQLite and
+PostgreSQL. Logs live in their own table so the runs table stays small (≤ 1 KB a run).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("host", String(255)),
+    Column("backup_path", Text),
+    Column("tool", String(64)),
+    Column("schedule", String(128)),
+    Column("timezone", String(64), nullable=False, default="UTC"),
+    Column("grace_s", Float, nullable=False, default=3600.0),
+    Column("timeout_s", Float),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("ping_key", String(64), nullable=False, unique=True),
+    Column("origin", String(16), nullable=False, default="auto"),  # auto | config | api
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    # Denormalised view of the latest run, refreshed by each write batch, so that listing
+    # 500 jobs never touches the runs table.
+    Column("last_run_id", String(64)),
+    Column("last_started_at", Float),
+    Column("last_finished_at", Float),
+    Column("last_status", String(16)),
+    Column("last_duration_s", Float),
+    Column("last_size_bytes", BigInteger),
+    Column("last_success_at", Float),
+    Column("median_duration_s", Float),
+    Column("runs_total", Integer, nullable=False, default=0),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("job", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("host", String(255)),
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("duration_s", Float),
+    Column("exit_code", Integer),
+    Column("size_bytes", BigInteger),
+    Column("files", BigInteger),
+    Column("files_new", BigInteger),
+    Column("files_changed", BigInteger),
+    Column("bytes_added", BigInteger),
+    Column("message", Text),
+    Column("tool", String(64)),
+    Column("stats", JSON),
+    Column("source", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("backup_id", String(128)),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_runs_job_started", "job", "started_at"),
+    Index("ix_runs_started", "started_at"),
+    Index("ix_runs_job_backup_id", "job", "backup_id", unique=True),
+)
+
+run_logs = Table(
+    "run_logs",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("log", Text, nullable=False),
+)
+
+phases = Table(
+    "phases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("duration_s", Float),
+    Index("ix_phases_run", "run_id", "seq"),
+)
+
+run_files = Table(
+    "run_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size_bytes", BigInteger),
+    Column("status", String(16), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_run_files_run", "run_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("entity", String(16), nullable=False),  # run | job | token | alert | system
+    Column("entity_id", String(128)),
+    Column("job", String(64)),
+    Column("from_state", String(32)),
+    Column("to_state", String(32)),
+    Column("trigger", String(32)),
+    Column("actor", String(128)),
+    Column("detail", JSON),
+    Index("ix_events_at", "at"),
+    Index("ix_events_entity", "entity_id"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+)
+
+daily_rollups = Table(
+    "daily_rollups",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("day", Integer, primary_key=True),  # days since the epoch (UTC)
+    Column("runs", Integer, nullable=False, default=0),
+    Column("success", Integer, nullable=False, default=0),
+    Column("warning", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("other", Integer, nullable=False, default=0),
+    Column("duration_sum", Float, nullable=False, default=0.0),
+    Column("duration_count", Integer, nullable=False, default=0),
+    Column("size_sum", Float, nullable=False, default=0.0),
+    Column("size_count", Integer, nullable=False, default=0),
+    Index("ix_daily_rollups_day", "day"),
+)
+
+meta_kv = Table(
+    "meta_kv",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+)

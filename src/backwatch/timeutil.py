@@ -1,0 +1,123 @@
+"""Parsing and formatting of times and durations shared by every edge.
+
+Inside backwatch a point in time is a float of seconds since the epoch (UTC): cheap to store,
+compare and index on both SQLite and PostgreSQL. Edges parse ISO 8601 and print ISO 8601.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def now() -> float:
+    return time.time()
+
+
+def parse_time(value: object, *, field: str = "time") -> float:
+    """ISO 8601 text (naive means UTC) or epoch seconds → epoch seconds.
+
+    Raises ValueError with a message naming the problem.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{field} must be an ISO 8601 time or epoch seconds, not a boolean")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{field} must not be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be an ISO 8601 time or epoch seconds")
+    text = value.strip()
+    if not text:
+        raise ValueError(f"{field} must not be empty")
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{field} is not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds → ISO 8601 in UTC with a 'Z', to the millisecond when not whole."""
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, UTC)
+    if dt.microsecond:
+        text = dt.isoformat(timespec="milliseconds")
+    else:
+        text = dt.isoformat(timespec="seconds")
+    return text.replace("+00:00", "Z")
+
+
+def parse_duration(value: object, *, field: str = "duration") -> float:
+    """'90s', '15m', '1h30m', '2d', or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{field} must be a duration such as '15m' or a number of seconds")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{field} must not be negative")
+        return float(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{field} must be a duration such as '15m' or a number of seconds")
+    text = value.strip().lower().replace(" ", "")
+    try:
+        return parse_duration(float(text), field=field)
+    except ValueError:
+        pass
+    pos = 0
+    total = 0.0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or pos == 0:
+        raise ValueError(f"{field} is not a duration: {value!r} (use e.g. '90s', '15m', '1h30m')")
+    return total
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PB"
+
+
+def human_ago(ts: float | None, now_ts: float) -> str:
+    if ts is None:
+        return "never"
+    delta = now_ts - ts
+    if delta < 0:
+        return "in " + human_duration(-delta)
+    return human_duration(delta) + " ago"

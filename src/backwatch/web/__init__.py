@@ -1,0 +1,1 @@
+"""HTTP: ``create_app(settings)`` builds the FastAPI application. Import only in ``serve``."""

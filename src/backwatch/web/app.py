@@ -1,0 +1,78 @@
+"""The FastAPI application, built by ``create_app(settings)`` (never at import time)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from backwatch import __version__
+from backwatch.services import retention
+from backwatch.services.bootstrap import ensure_first_token, sync_configured_jobs
+from backwatch.services.hub import Hub
+from backwatch.settings import Settings
+from backwatch.web import errors
+from backwatch.web.deps import TokenCache
+from backwatch.web.limits import BodyLimit
+
+log = logging.getLogger("backwatch.serve")
+RETENTION_EVERY_S = 24 * 3600
+
+
+def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
+    """Build the app. With ``hub`` given (tests), the caller owns it; else lifespan makes one."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = hub is None
+        h = hub or Hub(settings, grouped=True)
+        app.state.hub = h
+        created = ensure_first_token(h)
+        if created is not None:
+            log.warning("created the first API token; it is in %s (mode 0600)", created)
+        sync_configured_jobs(h)
+        task = asyncio.create_task(_retention_loop(h))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if own:
+                h.close()
+
+    app = FastAPI(
+        title="backwatch",
+        version=__version__,
+        description="Knows whether your backups work. Writes need `Authorization: Bearer`.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.token_cache = TokenCache()
+    errors.install(app)
+    from backwatch.web.routes import jobs, overview, runs
+
+    app.include_router(overview.router)
+    app.include_router(runs.router)
+    app.include_router(jobs.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
+    return app
+
+
+async def _retention_loop(h: Hub) -> None:
+    """Prune raw runs at start-up and then once a day."""
+    while True:
+        try:
+            removed = await h.submit(retention.prune(h.now(), h.settings.retention_days))
+            if removed:
+                log.info(
+                    "retention: removed %d runs older than %d days",
+                    removed,
+                    h.settings.retention_days,
+                )
+        except Exception:  # keep serving; the next day tries again
+            log.exception("retention prune failed")
+        await asyncio.sleep(RETENTION_EVERY_S)

@@ -1,0 +1,102 @@
+"""Shared request helpers: the hub, JSON bodies and responses, authentication."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from backwatch.errors import Forbidden, MalformedInput, Unauthorized
+from backwatch.services import tokens
+from backwatch.services.hub import Hub
+from backwatch.timeutil import parse_duration, parse_time
+
+TOKEN_CACHE_SECONDS = 5.0
+
+
+def hub(request: Request) -> Hub:
+    return request.app.state.hub  # type: ignore[no-any-return]
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise MalformedInput("the request body is empty; send a JSON object")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise MalformedInput("the request body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedInput(
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+class TokenCache:
+    """Token hash → (name, scope), re-read after a few seconds so revocations take effect."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[str, str] | None, float]] = {}
+
+    def lookup(self, h: Hub, token: str) -> tuple[str, str] | None:
+        now = time.monotonic()
+        hit = self._entries.get(token)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        found = tokens.lookup(h.read_engine, token)
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[token] = (found, now + TOKEN_CACHE_SECONDS)
+        return found
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def authorize(request: Request, needed: str) -> str:
+    """The calling token's name, or raise 401/403."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "this call needs a token: send 'Authorization: Bearer <token>' "
+            "(the first token is in <data>/token; more with `backwatch token create`)"
+        )
+    found = request.app.state.token_cache.lookup(hub(request), token.strip())
+    if found is None:
+        raise Unauthorized("the token is not valid (unknown or revoked)")
+    name, scope = found
+    if not tokens.allows(scope, needed):
+        raise Forbidden(f"token {name!r} has scope {scope!r}; this call needs {needed!r}")
+    return name
+
+
+def authorize_read(request: Request) -> None:
+    if hub(request).settings.auth.read == "token":
+        authorize(request, "read")
+
+
+def time_param(value: str | None, field: str, now: float) -> float | None:
+    """A query time: ISO 8601, epoch seconds, or a span back from now such as '6h'."""
+    if value is None or value == "":
+        return None
+    from backwatch.errors import InvalidInput
+
+    try:
+        return parse_time(value, field=field)
+    except ValueError:
+        pass
+    try:
+        return now - parse_duration(value, field=field)
+    except ValueError:
+        raise InvalidInput.field(
+            field, "must be an ISO 8601 time, epoch seconds or a span such as '6h'"
+        ) from None

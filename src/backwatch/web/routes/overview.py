@@ -1,0 +1,73 @@
+"""Health, the seed 001 compatibility endpoint, the summary and the audit trail."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from backwatch import __version__
+from backwatch.errors import InvalidInput
+from backwatch.services.views import seed001_out
+from backwatch.store import queries
+from backwatch.timeutil import iso
+from backwatch.web.deps import authorize_read, hub, json_response, time_param
+
+router = APIRouter()
+EVENT_KINDS = ("state_change", "trigger", "alert", "ack", "config", "auth", "auto_resolve")
+
+
+@router.get("/health", tags=["system"], summary="Liveness and database reachability")
+async def health(request: Request) -> Response:
+    h = hub(request)
+    try:
+        with h.read_engine.connect() as conn:
+            runs = queries.count_runs(conn) if h.dialect == "sqlite" else None
+    except Exception as exc:  # any database failure means "unhealthy", never a traceback
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return json_response(
+            {"status": "error", "database": "unreachable", "detail": reason}, status=503
+        )
+    body = {"status": "ok", "version": __version__, "database": h.dialect}
+    if runs is not None:
+        body["runs"] = runs
+    return json_response(body)
+
+
+@router.get("/api/metrics", tags=["compat"], summary="30 newest runs in seed 001's JSONL shape")
+async def api_metrics(request: Request) -> Response:
+    authorize_read(request)
+    with hub(request).read_engine.connect() as conn:
+        runs = queries.newest_runs(conn, 30)
+        phases = queries.phases_for(conn, [r["id"] for r in runs])
+    return json_response([seed001_out(r, phases[r["id"]]) for r in runs])
+
+
+@router.get("/api/v1/summary", tags=["overview"], summary="Totals and per-job figures")
+async def summary(request: Request, days: int = 30, job: str | None = None) -> Response:
+    authorize_read(request)
+    if not 1 <= days <= 730:
+        raise InvalidInput.field("days", "must be between 1 and 730")
+    h = hub(request)
+    with h.read_engine.connect() as conn:
+        data = queries.summary(conn, days=days, now=h.now(), job=job)
+    data["since"] = iso(data.pop("since_day"))
+    return json_response(data)
+
+
+@router.get("/api/v1/events", tags=["overview"], summary="The audit trail, newest first")
+async def events(
+    request: Request,
+    since: str | None = None,
+    kind: str | None = None,
+    job: str | None = None,
+    limit: int = 200,
+) -> Response:
+    authorize_read(request)
+    if kind is not None and kind not in EVENT_KINDS:
+        raise InvalidInput.field("kind", f"must be one of: {', '.join(EVENT_KINDS)}")
+    h = hub(request)
+    with h.read_engine.connect() as conn:
+        rows = queries.list_events(
+            conn, since=time_param(since, "since", h.now()), kind=kind, job=job, limit=limit
+        )
+    return json_response({"items": [{**r, "at": iso(r["at"])} for r in rows]})

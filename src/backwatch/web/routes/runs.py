@@ -1,0 +1,169 @@
+"""Runs: complete reports, the lifecycle calls, and reading runs back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from backwatch.domain.lifecycle import RunStatus, parse_status
+from backwatch.errors import InvalidInput
+from backwatch.ingest import parse_record
+from backwatch.ingest.lifecycle import (
+    parse_files,
+    parse_finish,
+    parse_phase_event,
+    parse_start,
+    parse_status_update,
+)
+from backwatch.services import runs as run_service
+from backwatch.services.views import run_out
+from backwatch.store import queries
+from backwatch.timeutil import parse_time
+from backwatch.web.deps import authorize, authorize_read, hub, json_body, json_response, time_param
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+MAX_BATCH = 1000
+
+
+def _ack(recorded: run_service.Recorded) -> dict[str, Any]:
+    run = recorded.run
+    return {
+        "id": run["id"],
+        "job": run["job"],
+        "status": run["status"],
+        "created": recorded.created,
+    }
+
+
+@router.post("", summary="Report a run (native report or seed 001 JSONL record)")
+async def post_run(request: Request) -> Response:
+    actor = authorize(request, "ingest")
+    h = hub(request)
+    body = await json_body(request)
+    default_job = h.settings.ingest.default_job
+    if isinstance(body, list):
+        if not body or len(body) > MAX_BATCH:
+            raise InvalidInput(f"a batch must hold 1–{MAX_BATCH} reports")
+        reports = []
+        for i, item in enumerate(body):
+            try:
+                reports.append(parse_record(item, default_job=default_job))
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"[{i}] {exc.message}",
+                    details=[{**d, "field": f"[{i}].{d['field']}"} for d in exc.details],
+                ) from None
+        now = h.now()
+        acks = [
+            _ack(await h.submit(run_service.record_report(r, now, actor=actor))) for r in reports
+        ]
+        return json_response({"items": acks}, 201 if any(a["created"] for a in acks) else 200)
+    report = parse_record(body, default_job=default_job)
+    recorded = await h.submit(run_service.record_report(report, h.now(), actor=actor))
+    return json_response(_ack(recorded), 201 if recorded.created else 200)
+
+
+@router.post("/start", summary="Open a running run; answers its id")
+async def start_run(request: Request) -> Response:
+    actor = authorize(request, "ingest")
+    h = hub(request)
+    now = h.now()
+    report = parse_start(await json_body(request), now)
+    recorded = await h.submit(run_service.start_run(report, now, actor=actor))
+    return json_response(_ack(recorded), 201 if recorded.created else 200)
+
+
+@router.post("/{run_id}/status", summary="Progress message or lifecycle move")
+async def run_status(run_id: str, request: Request) -> Response:
+    actor = authorize(request, "ingest")
+    h = hub(request)
+    body = parse_status_update(await json_body(request))
+    status = RunStatus(body.status) if body.status else None
+    run = await h.submit(
+        run_service.update_status(run_id, h.now(), message=body.message, status=status, actor=actor)
+    )
+    return json_response(run_out(run))
+
+
+@router.post("/{run_id}/phases", summary="Start, end or record a phase")
+async def run_phase(run_id: str, request: Request) -> Response:
+    authorize(request, "ingest")
+    h = hub(request)
+    body = parse_phase_event(await json_body(request))
+    phase = await h.submit(
+        run_service.record_phase(
+            run_id,
+            body.name,
+            body.event,
+            h.now(),
+            at=parse_time(body.at, field="at") if body.at is not None else None,
+            duration_s=body.duration_s,
+            status=body.status,
+        )
+    )
+    return json_response({"run": run_id, "phase": phase})
+
+
+@router.post("/{run_id}/files", summary="Record backed-up files (counts always, records capped)")
+async def run_files(run_id: str, request: Request) -> Response:
+    authorize(request, "ingest")
+    h = hub(request)
+    files = parse_files(await json_body(request))
+    run = await h.submit(run_service.record_files(run_id, files, h.now()))
+    return json_response(run_out(run))
+
+
+@router.post("/{run_id}/finish", summary="Finish a run with its final status and figures")
+async def finish_run(run_id: str, request: Request) -> Response:
+    actor = authorize(request, "ingest")
+    h = hub(request)
+    status, fields, phases, log = parse_finish(await json_body(request))
+    run = await h.submit(
+        run_service.finish_run(
+            run_id, status, h.now(), fields=fields, phases=phases, log=log, actor=actor
+        )
+    )
+    return json_response(run_out(run))
+
+
+@router.get("", summary="List runs, newest first, with filters and a cursor")
+async def list_runs(
+    request: Request,
+    job: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Response:
+    authorize_read(request)
+    h = hub(request)
+    now = h.now()
+    if status is not None:
+        try:
+            status = parse_status(status).value
+        except ValueError as exc:
+            raise InvalidInput.field("status", str(exc)) from None
+    if not 1 <= limit <= queries.MAX_PAGE:
+        raise InvalidInput.field("limit", f"must be between 1 and {queries.MAX_PAGE}")
+    with h.read_engine.connect() as conn:
+        rows, next_cursor = queries.list_runs(
+            conn,
+            job=job,
+            status=status,
+            since=time_param(since, "since", now),
+            until=time_param(until, "until", now),
+            limit=limit,
+            cursor=cursor,
+        )
+    return json_response({"items": [run_out(r) for r in rows], "next_cursor": next_cursor})
+
+
+@router.get("/{run_id}", summary="One run with its phases, events, files and log")
+async def get_run(run_id: str, request: Request) -> Response:
+    authorize_read(request)
+    with hub(request).read_engine.connect() as conn:
+        run = queries.get_run(conn, run_id)
+    return json_response(run_out(run))
