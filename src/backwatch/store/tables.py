@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData(
@@ -175,4 +176,88 @@ meta_kv = Table(
     metadata,
     Column("key", String(128), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# --- alerts and notifications (issue 4) -----------------------------------------------------
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(160), nullable=False),  # rule:job — one open alert each
+    Column("rule", String(32), nullable=False),
+    Column("job", String(64), nullable=False),
+    Column("run_id", String(64)),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # open | acknowledged | resolved
+    Column("message", Text, nullable=False),
+    Column("detail", JSON),
+    Column("opened_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("acknowledged_at", Float),
+    Column("acknowledged_by", String(128)),
+    Column("resolved_at", Float),
+    Column("resolved_by", String(128)),
+    Column("last_notified_at", Float),
+    Column("suppressed_by", String(64)),  # parent job whose failure suppresses this one
+    Index("ix_alerts_state", "state"),
+    Index("ix_alerts_job", "job"),
+    Index(
+        "uq_alerts_open_fingerprint",
+        "fingerprint",
+        unique=True,
+        sqlite_where=text("state != 'resolved'"),
+        postgresql_where=text("state != 'resolved'"),
+    ),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer),  # None for test messages
+    Column("channel", String(32), nullable=False),  # channels.id
+    Column("event", String(16), nullable=False),  # open | resolve | renotify | test
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sending | sent | failed | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("claimed_by", String(64)),
+    Column("claimed_at", Float),
+    Column("sent_at", Float),
+    Column("last_error", Text),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", String(32), primary_key=True),  # hash of the Apprise URL, never the URL
+    Column("masked_url", Text, nullable=False),
+    Column("last_error", Text),
+    Column("last_error_at", Float),
+    Column("last_success_at", Float),
+    Column("failing", Boolean, nullable=False, default=False),
+)
+
+disk_samples = Table(
+    "disk_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("path", Text, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("used_bytes", BigInteger, nullable=False),
+    Column("total_bytes", BigInteger, nullable=False),
+    Index("ix_disk_samples_path_at", "path", "at"),
+)
+
+job_alert_state = Table(
+    "job_alert_state",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("snoozed_until", Float),
+    Column("snoozed_by", String(128)),
 )

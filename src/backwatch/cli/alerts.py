@@ -1,0 +1,206 @@
+"""``backwatch alerts list|ack|resolve|snooze`` and ``backwatch notify test``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from backwatch.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    DbOpt,
+    JsonOpt,
+    TokenOpt,
+    UrlOpt,
+    console,
+    print_json,
+    target,
+)
+
+alerts_app = typer.Typer(help="Alerts: list, acknowledge, resolve, snooze.", no_args_is_help=True)
+notify_app = typer.Typer(help="Notification channels (Apprise).", no_args_is_help=True)
+SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(alerts_app, name="alerts")
+    app.add_typer(notify_app, name="notify")
+
+
+def _call(tgt: Any, http: tuple[str, str, Any, dict | None], local: Any) -> Any:
+    """Run over HTTP when the target is a server, else in-process on its hub."""
+    from backwatch.cli.target import HttpTarget
+
+    if isinstance(tgt, HttpTarget):
+        method, path, body, query = http
+        return tgt.request(method, path, body, query)
+    return local(tgt.hub)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    state: Annotated[
+        str | None, typer.Option(help="open, acknowledged or resolved (default: all).")
+    ] = None,
+    job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
+    json_out: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Alerts, newest first."""
+    from backwatch.errors import InvalidInput
+    from backwatch.services import alerts as service
+
+    if state is not None and state not in ("open", "acknowledged", "resolved"):
+        raise InvalidInput("--state must be open, acknowledged or resolved")
+    tgt = target(url, token, db, config, data_dir)
+
+    def local(hub: Any) -> Any:
+        with hub.read_engine.connect() as conn:
+            rows = service.list_alerts(conn, state=state, job=job)
+        return {"items": [service.alert_out(r) for r in rows]}
+
+    try:
+        items = _call(tgt, ("GET", "/api/v1/alerts", None, {"state": state, "job": job}), local)[
+            "items"
+        ]
+    finally:
+        tgt.close()
+    if json_out:
+        print_json(items)
+        return
+    if not items:
+        typer.echo("no alerts")
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for col in ("id", "state", "severity", "job", "rule", "opened", "message"):
+        table.add_column(col, overflow="fold")
+    for a in items:
+        style = SEVERITY_STYLE.get(a["severity"], "white")
+        table.add_row(
+            str(a["id"]),
+            a["state"],
+            f"[{style}]{a['severity']}[/]",
+            a["job"],
+            a["rule"],
+            (a["opened_at"] or "").replace("T", " ")[:19],
+            a["message"],
+        )
+    console().print(table)
+
+
+def _act(
+    action: str, alert_id: int, url: Any, token: Any, db: Any, config: Any, data_dir: Any
+) -> None:
+    from backwatch.services import alerts as service
+
+    tgt = target(url, token, db, config, data_dir)
+    try:
+        row = _call(
+            tgt,
+            ("POST", f"/api/v1/alerts/{alert_id}/{action}", {}, None),
+            lambda hub: service.alert_out(
+                hub.write(service.set_alert_state(hub.settings, alert_id, action, hub.now(), "cli"))
+            ),
+        )
+    finally:
+        tgt.close()
+    typer.echo(f"alert {row['id']} ({row['job']}: {row['rule']}) is now {row['state']}")
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: Annotated[int, typer.Argument(help="Alert id (see `alerts list`).")],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Acknowledge an alert: it stays open but is not re-notified."""
+    _act("ack", alert_id, url, token, db, config, data_dir)
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(
+    alert_id: Annotated[int, typer.Argument(help="Alert id (see `alerts list`).")],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Resolve an alert by hand (it reopens if its condition still holds)."""
+    _act("resolve", alert_id, url, token, db, config, data_dir)
+
+
+@alerts_app.command("snooze")
+def alerts_snooze(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 2h; 0 lifts it.")],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Hold back a job's notifications for a while (alerts still open and show)."""
+    from backwatch.errors import InvalidInput
+    from backwatch.services import alerts as service
+    from backwatch.timeutil import iso, parse_duration
+
+    try:
+        seconds = parse_duration(duration, field="--for")
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    tgt = target(url, token, db, config, data_dir)
+    try:
+        result = _call(
+            tgt,
+            ("POST", f"/api/v1/jobs/{job}/snooze", {"for": duration}, None),
+            lambda hub: {
+                "snoozed_until": iso(hub.write(service.snooze(job, seconds, hub.now(), "cli")))
+            },
+        )
+    finally:
+        tgt.close()
+    until = result["snoozed_until"]
+    typer.echo(
+        f"{job}: notifications held back until {until}" if until else f"{job}: snooze lifted"
+    )
+
+
+@notify_app.command("test")
+def notify_test(
+    apprise_url: Annotated[
+        list[str] | None,
+        typer.Option("--url", help="Send to this Apprise URL instead of the configured ones."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Send a test message now and say, per channel, whether it arrived."""
+    from backwatch.cli.target import local_settings
+    from backwatch.notify.transport import TransportError, mask_url, send
+
+    urls = list(apprise_url or [])
+    if not urls:
+        settings = local_settings(config=config, db=None, data_dir=None)
+        urls = [u for target_ in settings.notify for u in target_.urls]
+    if not urls:
+        raise typer.BadParameter("no [[notify]] urls in the config; give --url", param_hint="--url")
+    failed = 0
+    for url in urls:
+        try:
+            send(url, "backwatch test message", "If you can read this, backwatch can reach you.")
+            typer.echo(f"sent: {mask_url(url)}")
+        except TransportError as exc:
+            failed += 1
+            typer.echo(f"failed: {mask_url(url)}: {exc.message}", err=True)
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,392 @@
+"""Alert rules (SPEC §8) as pure functions: facts and ``now`` in, a finding or None out.
+
+A rule returns a ``Finding`` while its condition holds and ``None`` when it is clear; the
+alert service opens an alert on the first finding (one per rule and job) and resolves it
+when the rule answers None again. Messages say in plain words what is wrong, with the
+numbers compared, so a notification can be read on a phone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from backwatch.domain.health import JobState, next_due, stuck_after
+from backwatch.domain.lifecycle import BAD, RunStatus
+from backwatch.domain.schedule import Schedule
+from backwatch.domain.stats import linear_fit, mad, median
+from backwatch.timeutil import human_bytes, human_duration, iso
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    stuck_minutes: float = 15
+    regression_percent: float = 20
+    error_rate_percent: float = 5
+    disk_warning_percent: float = 85
+    disk_critical_percent: float = 95
+    alert_after_failures: int = 1
+    empty_ratio: float = 0.10
+    anomaly_mads: float = 5
+    forecast_days: float = 14
+    error_rate_min_runs: int = 5
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    id: str
+    status: str
+    started_at: float
+    finished_at: float | None = None
+    duration_s: float | None = None
+    size_bytes: int | None = None
+    files: int | None = None
+    message: str | None = None
+    verify_failed: bool = False
+
+
+@dataclass(frozen=True)
+class DiskFacts:
+    """One filesystem: where, and usage samples (time, used bytes, total bytes), oldest first."""
+
+    path: str
+    samples: tuple[tuple[float, float, float], ...]
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    id: str
+    paused: bool = False
+    schedule: Schedule | None = None
+    grace_s: float = 3600.0
+    timeout_s: float | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    runs: tuple[RunFacts, ...] = ()  # newest first
+    disks: tuple[DiskFacts, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    message: str
+    run_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+Rule = Callable[[JobFacts, float], Finding | None]
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    name: str
+    fn: Rule
+    kind: str  # "run": evaluated on ingest; "time": on the periodic tick
+
+
+RULES: dict[str, RuleSpec] = {}
+
+
+def rule(name: str, kind: str) -> Callable[[Rule], Rule]:
+    def register(fn: Rule) -> Rule:
+        if name in RULES:
+            raise ValueError(f"alert rule {name!r} registered twice")
+        RULES[name] = RuleSpec(name, fn, kind)
+        return fn
+
+    return register
+
+
+def _finished(job: JobFacts) -> list[RunFacts]:
+    return [r for r in job.runs if r.status not in (RunStatus.RUNNING, RunStatus.QUEUED)]
+
+
+def _successes(job: JobFacts) -> list[RunFacts]:
+    return [r for r in job.runs if r.status == RunStatus.SUCCESS]
+
+
+def _last_good(job: JobFacts) -> str:
+    for r in job.runs:
+        if r.status == RunStatus.SUCCESS:
+            return f"last good run {iso(r.started_at)}"
+    return "no good run on record"
+
+
+@rule("failed", "run")
+def failed(job: JobFacts, now: float) -> Finding | None:
+    """The latest finished run failed or timed out (after N in a row, if so configured)."""
+    finished = _finished(job)
+    need = max(1, job.thresholds.alert_after_failures)
+    streak = 0
+    for r in finished:
+        if r.status in BAD:
+            streak += 1
+        else:
+            break
+    if streak < need:
+        return None
+    last = finished[0]
+    what = "timed out" if last.status == RunStatus.TIMED_OUT else "failed"
+    count = f" ({streak} in a row)" if streak > 1 else ""
+    reason = f": {last.message}" if last.message else ""
+    return Finding(
+        "failed",
+        "critical",
+        f"{job.id}: the run of {iso(last.started_at)} {what}{count}{reason}; {_last_good(job)}",
+        run_id=last.id,
+        detail={"streak": streak},
+    )
+
+
+def learned_interval(job: JobFacts) -> float | None:
+    """Median interval between run starts, for unscheduled jobs with at least 5 runs."""
+    starts = sorted(r.started_at for r in job.runs)
+    if len(starts) < 5:
+        return None
+    gaps = [b - a for a, b in pairwise(starts) if b > a]
+    return median(gaps)
+
+
+@rule("missed", "time")
+def missed(job: JobFacts, now: float) -> Finding | None:
+    """No run started by the due time + grace (schedule, or the learned interval)."""
+    if job.paused or not job.runs:
+        return None
+    latest = job.runs[0]
+    interval = None if job.schedule is not None else learned_interval(job)
+    if job.schedule is None and interval is None:
+        return None
+    state = JobState(
+        paused=False,
+        schedule=job.schedule,
+        grace_s=job.grace_s,
+        timeout_s=job.timeout_s,
+        last_started_at=latest.started_at,
+        last_status=latest.status,
+        learned_interval_s=interval,
+    )
+    due = next_due(state)
+    if due is None or now <= due + job.grace_s:
+        return None
+    basis = (
+        f"schedule {job.schedule.expression!r}"
+        if job.schedule
+        else f"learned interval {human_duration(interval)}"
+    )
+    return Finding(
+        "missed",
+        "critical",
+        f"{job.id}: no run since {iso(latest.started_at)}; one was due {iso(due)} "
+        f"({basis}, grace {human_duration(job.grace_s)}); {_last_good(job)}",
+        detail={"due": due, "last_started_at": latest.started_at},
+    )
+
+
+@rule("stuck", "time")
+def stuck(job: JobFacts, now: float) -> Finding | None:
+    """Running longer than max(stuck_minutes, 3 × median duration), or the job's timeout."""
+    running = [r for r in job.runs if r.status == RunStatus.RUNNING]
+    if not running:
+        return None
+    run = running[0]
+    durations = [r.duration_s for r in _successes(job)[:20] if r.duration_s is not None]
+    state = JobState(
+        paused=job.paused,
+        schedule=None,
+        grace_s=0,
+        timeout_s=job.timeout_s,
+        last_started_at=run.started_at,
+        last_status=run.status,
+        median_duration_s=median(durations),
+    )
+    limit = stuck_after(state, job.thresholds.stuck_minutes)
+    elapsed = now - run.started_at
+    if elapsed <= limit:
+        return None
+    return Finding(
+        "stuck",
+        "warning",
+        f"{job.id}: running for {human_duration(elapsed)} since {iso(run.started_at)}, "
+        f"longer than the {human_duration(limit)} it should take",
+        run_id=run.id,
+        detail={"elapsed_s": elapsed, "limit_s": limit},
+    )
+
+
+@rule("empty", "run")
+def empty(job: JobFacts, now: float) -> Finding | None:
+    """A successful run with size 0 or 0 files, or below 10 % of the recent median size."""
+    successes = _successes(job)
+    if not successes:
+        return None
+    last = successes[0]
+    if last.size_bytes == 0 or last.files == 0:
+        what = "0 bytes" if last.size_bytes == 0 else "0 files"
+        return Finding(
+            "empty",
+            "critical",
+            f"{job.id}: the run of {iso(last.started_at)} succeeded but backed up {what}",
+            run_id=last.id,
+        )
+    sizes = [r.size_bytes for r in successes[1:21] if r.size_bytes is not None]
+    if last.size_bytes is None or len(sizes) < 3:
+        return None
+    base = median(sizes)
+    if base and last.size_bytes < job.thresholds.empty_ratio * base:
+        share = last.size_bytes / base * 100
+        return Finding(
+            "empty",
+            "critical",
+            f"{job.id}: the run of {iso(last.started_at)} backed up "
+            f"{human_bytes(last.size_bytes)}, {share:.1f}% of the usual {human_bytes(base)} "
+            f"(median of the last {len(sizes)} good runs)",
+            run_id=last.id,
+            detail={"size_bytes": last.size_bytes, "median_bytes": base},
+        )
+    return None
+
+
+@rule("size_anomaly", "run")
+def size_anomaly(job: JobFacts, now: float) -> Finding | None:
+    """Size outside median ± 5 MAD of the 20 successes before the latest."""
+    successes = _successes(job)
+    if len(successes) < 6 or successes[0].size_bytes is None:
+        return None
+    last = successes[0]
+    sizes = [float(r.size_bytes) for r in successes[1:21] if r.size_bytes is not None]
+    if len(sizes) < 5:
+        return None
+    center = median(sizes)
+    spread = mad(sizes)
+    assert center is not None and spread is not None
+    # A perfectly steady job has MAD 0: allow 1 % of the median so rounding does not alarm.
+    band = job.thresholds.anomaly_mads * max(spread, 0.01 * center)
+    size = float(last.size_bytes or 0)
+    if abs(size - center) <= band:
+        return None
+    direction = "larger" if size > center else "smaller"
+    return Finding(
+        "size_anomaly",
+        "warning",
+        f"{job.id}: the run of {iso(last.started_at)} is {human_bytes(size)}, {direction} "
+        f"than the usual {human_bytes(center)} ± {human_bytes(band)}",
+        run_id=last.id,
+        detail={"size_bytes": size, "median_bytes": center, "band_bytes": band},
+    )
+
+
+@rule("duration_regression", "run")
+def duration_regression(job: JobFacts, now: float) -> Finding | None:
+    """Median of the last 3 successful durations > (100 + N) % of the median of the 20 before."""
+    durations = [r.duration_s for r in _successes(job) if r.duration_s is not None]
+    if len(durations) < 3 + 5:
+        return None
+    recent = median(durations[:3])
+    before = median(durations[3:23])
+    if not recent or not before:
+        return None
+    limit = before * (1 + job.thresholds.regression_percent / 100)
+    if recent <= limit:
+        return None
+    return Finding(
+        "duration_regression",
+        "warning",
+        f"{job.id}: the last 3 runs took {human_duration(recent)} (median), "
+        f"{(recent / before - 1) * 100:.0f}% longer than the {human_duration(before)} "
+        f"of the {len(durations[3:23])} runs before",
+        run_id=job.runs[0].id,
+        detail={"recent_s": recent, "before_s": before},
+    )
+
+
+@rule("error_rate", "run")
+def error_rate(job: JobFacts, now: float) -> Finding | None:
+    """Failures over the last 7 days above error_rate_percent (with at least 5 runs)."""
+    week = [r for r in _finished(job) if r.started_at >= now - 7 * DAY]
+    if len(week) < job.thresholds.error_rate_min_runs:
+        return None
+    bad = sum(1 for r in week if r.status in BAD)
+    rate = bad / len(week) * 100
+    if rate <= job.thresholds.error_rate_percent:
+        return None
+    return Finding(
+        "error_rate",
+        "warning",
+        f"{job.id}: {bad} of {len(week)} runs failed in the last 7 days ({rate:.0f}%, "
+        f"threshold {job.thresholds.error_rate_percent:g}%)",
+        detail={"failed": bad, "runs": len(week), "rate_percent": rate},
+    )
+
+
+def days_until_full(disk: DiskFacts) -> float | None:
+    """Linear forecast from the usage samples; None when usage is not growing."""
+    points = [(ts, used) for ts, used, _total in disk.samples]
+    fit = linear_fit(points)
+    if fit is None or not disk.samples:
+        return None
+    slope, _intercept = fit
+    if slope <= 0:
+        return None
+    _ts, used, total = disk.samples[-1]
+    return (total - used) / slope / DAY
+
+
+@rule("disk_space", "time")
+def disk_space(job: JobFacts, now: float) -> Finding | None:
+    """A destination over the warning/critical share, or forecast to be full within 14 days."""
+    worst: Finding | None = None
+    for disk in job.disks:
+        if not disk.samples:
+            continue
+        _ts, used, total = disk.samples[-1]
+        if total <= 0:
+            continue
+        percent = used / total * 100
+        left = days_until_full(disk)
+        t = job.thresholds
+        severity = None
+        if percent > t.disk_critical_percent:
+            severity = "critical"
+        elif percent > t.disk_warning_percent or (left is not None and left < t.forecast_days):
+            severity = "warning"
+        if severity is None:
+            continue
+        forecast = f", full in about {left:.1f} days at the current rate" if left else ""
+        finding = Finding(
+            "disk_space",
+            severity,
+            f"{job.id}: {disk.path} is {percent:.1f}% full "
+            f"({human_bytes(total - used)} free of {human_bytes(total)}){forecast}",
+            detail={"path": disk.path, "percent": percent, "days_until_full": left},
+        )
+        if worst is None or (severity == "critical" and worst.severity != "critical"):
+            worst = finding
+    return worst
+
+
+@rule("verify_failed", "run")
+def verify_failed(job: JobFacts, now: float) -> Finding | None:
+    """The latest verification or restore test failed."""
+    for r in job.runs:
+        if r.verify_failed:
+            return Finding(
+                "verify_failed",
+                "critical",
+                f"{job.id}: verification of {iso(r.started_at)} failed"
+                + (f": {r.message}" if r.message else ""),
+                run_id=r.id,
+            )
+        if r.status == RunStatus.SUCCESS:
+            return None
+    return None
+
+
+def evaluate(job: JobFacts, now: float, kind: str | None = None) -> dict[str, Finding | None]:
+    """Every rule (or those of one kind) → its finding, or None when its condition is clear."""
+    if job.paused:
+        return {name: None for name, spec in RULES.items() if kind in (None, spec.kind)}
+    return {name: spec.fn(job, now) for name, spec in RULES.items() if kind in (None, spec.kind)}

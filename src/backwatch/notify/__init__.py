@@ -1,0 +1,1 @@
+"""Notifications: Apprise transport (send, mask) and message rendering."""

@@ -1,0 +1,18 @@
+"""``GET /metrics``: the Prometheus text format."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from backwatch.services.prometheus import exposition
+from backwatch.web.deps import authorize_read, hub
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/metrics", summary="Prometheus metrics (job gauges, run counters, phases)")
+async def metrics(request: Request) -> Response:
+    authorize_read(request)
+    body, content_type = exposition(hub(request))
+    return Response(body, media_type=content_type)

@@ -1,0 +1,112 @@
+"""Background work of ``serve``: alert evaluation, disk samples and notification delivery.
+
+Run-based rules are evaluated shortly after each ingest (a hub listener collects the jobs
+that changed); time-based rules, disk samples and re-notifications run on a tick. Only
+the leader instance evaluates (services/leader.py); every instance delivers, since the
+outbox claim makes double sends impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from backwatch.services import alerts, disks, notifier
+from backwatch.services.hub import Hub
+from backwatch.services.leader import Leader
+
+log = logging.getLogger("backwatch.tasks")
+INGEST_DELAY_S = 0.5
+DELIVER_EVERY_S = 2.0
+
+
+class AlertTasks:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.leader = Leader(hub.read_engine)
+        self._changed: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        hub.listeners.append(self._on_commit)
+
+    def _on_commit(self, changes: list[dict[str, Any]]) -> None:
+        """Called from the writer thread after each commit."""
+        jobs = {c["job"] for c in changes if c.get("type") == "run" and c.get("job")}
+        if not jobs:
+            return
+        with self._lock:
+            self._changed |= jobs
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._ingest_loop(), name="alerts-ingest"),
+            asyncio.create_task(self._tick_loop(), name="alerts-tick"),
+            asyncio.create_task(self._deliver_loop(), name="notify-deliver"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._on_commit in self.hub.listeners:
+            self.hub.listeners.remove(self._on_commit)
+        self.leader.release()
+
+    async def _ingest_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(INGEST_DELAY_S)  # let a burst of reports settle
+            with self._lock:
+                jobs, self._changed = sorted(self._changed), set()
+            if jobs and self.leader.check():
+                await self._guard(
+                    self.hub.submit(
+                        alerts.evaluate_jobs(self.hub.settings, self.hub.now(), jobs, "run")
+                    )
+                )
+
+    async def tick(self) -> None:
+        """One round of time-based work (also called directly by tests)."""
+        if not self.leader.check():
+            return
+        settings = self.hub.settings
+        samples = await asyncio.to_thread(disks.measure, disks.watched_paths(settings))
+        now = self.hub.now()
+        await self._guard(self.hub.submit(disks.record_samples(samples, now)))
+        await self._guard(self.hub.submit(alerts.evaluate_jobs(settings, now, None, None)))
+
+    async def deliver(self) -> dict[str, int]:
+        return await asyncio.to_thread(
+            notifier.deliver, self.hub.read_engine, self.hub.settings, self.hub.now()
+        )
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await self.tick()
+            await asyncio.sleep(self.hub.settings.alerts.tick_seconds)
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            await self._guard(self.deliver())
+            await asyncio.sleep(DELIVER_EVERY_S)
+
+    @staticmethod
+    async def _guard(awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except Exception:  # a failing round is logged and retried on the next one
+            log.exception("background task failed")
+            return None
