@@ -1,0 +1,177 @@
+"""``serve`` keeps one seed 000 status file per job, ``<data>/status/<job>_status.json``.
+
+Scripts and pages that read seed 000's files keep working against backwatch. The writer
+listens to the hub (a listener runs on the writer thread after each commit, so it only
+notes which jobs changed) and a small worker thread rewrites those jobs' files. Bursts are
+coalesced: the worker waits ``settle_s`` after a change before writing, so 2,000 reports a
+second for one job still mean a few file writes a second. Each file is written to a temp
+file in the same directory and renamed over the old one: a reader sees the old file or the
+new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from backwatch.services.hub import Hub
+from backwatch.store import tables as t
+
+log = logging.getLogger("backwatch.status_files")
+SUFFIX = "_status.json"
+
+
+def local_iso(ts: float | None) -> str | None:
+    """Epoch seconds → ISO 8601 in the server's time zone, as seed 000 writes it."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def status_document(job: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """A job row and its latest run → the seed 000 status file (plus ``run_id``)."""
+    duration = run.get("duration_s")
+    return {
+        "service": job["id"],
+        "description": job.get("description") or "",
+        "backup_path": job.get("backup_path") or "",
+        "status": run["status"],
+        "start_time": local_iso(run["started_at"]),
+        "end_time": local_iso(run.get("finished_at")),
+        "duration_seconds": round(duration) if duration is not None else 0,
+        "files_processed": run.get("files") or 0,
+        "total_size_bytes": run.get("size_bytes") or 0,
+        "message": run.get("message") or "",
+        "hostname": run.get("host") or job.get("host") or "",
+        "run_id": run["id"],
+    }
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class StatusFileWriter:
+    """Rewrites ``<dir>/<job>_status.json`` whenever a job's latest run changes."""
+
+    def __init__(self, hub: Hub, directory: Path | None = None, *, settle_s: float = 0.2):
+        self.hub = hub
+        self.directory = Path(directory or hub.settings.data_dir / "status")
+        self.settle_s = settle_s
+        self._dirty: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._written: dict[str, str] = {}  # job → digest of the file last written
+        self._last_error: str | None = None
+        self._thread: threading.Thread | None = None
+        self.files_written = 0
+
+    def listener(self, changes: list[dict[str, Any]]) -> None:
+        """Runs on the writer thread after each commit: note the jobs, wake the worker."""
+        jobs = {
+            c["job"] if c.get("type") == "run" else c.get("id")
+            for c in changes
+            if c.get("type") in ("run", "job")
+        }
+        jobs.discard(None)
+        if not jobs:
+            return
+        with self._lock:
+            self._dirty.update(jobs)  # type: ignore[arg-type]
+            self._wake.set()
+
+    def start(self) -> None:
+        """Register with the hub and bring every job's file up to date in the background."""
+        self.hub.listeners.append(self.listener)
+        with self.hub.read_engine.connect() as conn:
+            jobs = conn.execute(select(t.jobs.c.id).where(t.jobs.c.last_run_id.is_not(None)))
+            everything = set(jobs.scalars())
+        with self._lock:
+            self._dirty.update(everything)
+            if everything:
+                self._wake.set()
+        self._thread = threading.Thread(target=self._loop, name="backwatch-status", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write what is still pending, then stop."""
+        if self.listener in self.hub.listeners:
+            self.hub.listeners.remove(self.listener)
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            if not self._stopping.is_set():
+                self._stopping.wait(self.settle_s)  # let a burst finish: one write for it
+            with self._lock:
+                jobs, self._dirty = self._dirty, set()
+                self._wake.clear()
+            if jobs:
+                try:
+                    self.write_jobs(jobs)
+                except Exception:  # a bad moment must not end the worker
+                    log.exception("could not refresh status files")
+            if self._stopping.is_set():
+                with self._lock:
+                    if not self._dirty:
+                        return
+
+    def write_jobs(self, job_ids: set[str]) -> int:
+        """Rewrite the files of these jobs from the database; returns how many changed."""
+        ids = sorted(job_ids)
+        with self.hub.read_engine.connect() as conn:
+            jobs = {
+                row["id"]: dict(row)
+                for row in conn.execute(select(t.jobs).where(t.jobs.c.id.in_(ids))).mappings()
+            }
+            run_ids = [j["last_run_id"] for j in jobs.values() if j.get("last_run_id")]
+            runs = {
+                row["id"]: dict(row)
+                for row in conn.execute(select(t.runs).where(t.runs.c.id.in_(run_ids))).mappings()
+            }
+        written = 0
+        for job_id in ids:
+            job = jobs.get(job_id)
+            run = runs.get(job["last_run_id"]) if job and job.get("last_run_id") else None
+            if job is None or run is None:
+                continue
+            text = json.dumps(status_document(job, run), indent=2, ensure_ascii=False) + "\n"
+            digest = hashlib.sha1(text.encode("utf-8")).hexdigest()
+            if self._written.get(job_id) == digest:
+                continue
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                write_atomically(self.directory / f"{job_id}{SUFFIX}", text)
+            except OSError as exc:
+                problem = f"cannot write status files in {self.directory}: {exc}"
+                if problem != self._last_error:  # say it once, not on every change
+                    log.warning("%s", problem)
+                    self._last_error = problem
+                continue
+            self._last_error = None
+            self._written[job_id] = digest
+            written += 1
+        self.files_written += written
+        return written
