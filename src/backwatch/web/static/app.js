@@ -1,0 +1,198 @@
+/* backwatch dashboard: local times, theme toggle, sparklines, copy buttons, log filter and
+   live updates over Server-Sent Events (the page re-fetches itself and swaps the parts
+   marked data-live-id). No framework, no external requests. */
+(function () {
+  "use strict";
+  var doc = document;
+
+  /* ---- times in the viewer's zone ---- */
+  function relative(ms) {
+    var delta = (Date.now() - ms) / 1000, ahead = delta < 0, text;
+    delta = Math.abs(delta);
+    if (delta < 45) return ahead ? "in a moment" : "just now";
+    if (delta < 3600) text = Math.round(delta / 60) + " min";
+    else if (delta < 172800) text = Math.round(delta / 3600) + " h";
+    else text = Math.round(delta / 86400) + " d";
+    return ahead ? "in " + text : text + " ago";
+  }
+  var fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  var shortFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  function localizeTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var ms = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(ms)) return;
+      if (el.hasAttribute("data-ago")) {
+        el.textContent = relative(ms);
+        el.title = fullFmt.format(ms);
+      } else if (el.hasAttribute("data-local")) {
+        el.textContent = shortFmt.format(ms);
+        el.title = fullFmt.format(ms) + " (" + el.getAttribute("datetime") + ")";
+      }
+    });
+  }
+
+  /* ---- sparklines: data-spark="d1 d2 …" (oldest first) ---- */
+  var SVG = "http://www.w3.org/2000/svg";
+  function drawSparks(root) {
+    root.querySelectorAll("svg[data-spark]").forEach(function (svg) {
+      var values = (svg.getAttribute("data-spark") || "").split(" ").filter(Boolean).map(Number);
+      while (svg.firstChild) svg.removeChild(svg.firstChild);
+      if (values.length < 2) return;
+      var max = Math.max.apply(null, values), min = Math.min.apply(null, values);
+      var span = max - min || 1, step = 100 / (values.length - 1);
+      var pts = values.map(function (v, i) {
+        return (i * step).toFixed(1) + "," + (22 - ((v - min) / span) * 20).toFixed(1);
+      });
+      var area = doc.createElementNS(SVG, "polygon");
+      area.setAttribute("class", "area");
+      area.setAttribute("points", "0,24 " + pts.join(" ") + " 100,24");
+      var line = doc.createElementNS(SVG, "polyline");
+      line.setAttribute("points", pts.join(" "));
+      svg.appendChild(area);
+      svg.appendChild(line);
+      svg.setAttribute("aria-label", "Durations of the last " + values.length + " runs");
+    });
+  }
+
+  /* ---- theme ---- */
+  function theme() { return doc.documentElement.getAttribute("data-theme") === "light" ? "light" : "dark"; }
+  function syncToggle() {
+    var btn = doc.getElementById("theme-toggle");
+    if (!btn) return;
+    var light = theme() === "light";
+    btn.setAttribute("aria-pressed", light ? "true" : "false");
+    btn.title = light ? "Dark theme" : "Light theme";
+    var label = btn.querySelector(".visually-hidden");
+    if (label) label.textContent = "Light theme";
+  }
+  function toggleTheme() {
+    var next = theme() === "light" ? "dark" : "light";
+    doc.documentElement.setAttribute("data-theme", next);
+    try { localStorage.setItem("bw-theme", next); } catch (e) { /* private mode */ }
+    syncToggle();
+    doc.dispatchEvent(new CustomEvent("bw:theme", { detail: next }));
+  }
+
+  /* ---- copy buttons ---- */
+  function copy(btn) {
+    var target = doc.querySelector(btn.getAttribute("data-copy"));
+    if (!target) return;
+    var text = target.textContent;
+    function done() {
+      btn.classList.add("done");
+      btn.textContent = "Copied";
+      setTimeout(function () { btn.classList.remove("done"); btn.textContent = "Copy"; }, 1500);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(target) && done(); });
+    } else if (fallbackCopy(target)) {
+      done();
+    }
+  }
+  function fallbackCopy(el) {
+    var range = doc.createRange();
+    range.selectNodeContents(el);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    try { return doc.execCommand("copy"); } catch (e) { return false; }
+  }
+
+  /* ---- log filter ---- */
+  function filterLog() {
+    var input = doc.getElementById("log-filter"), log = doc.getElementById("log");
+    if (!input || !log) return;
+    var needle = input.value.toLowerCase(), shown = 0, lines = log.children;
+    for (var i = 0; i < lines.length; i++) {
+      var hit = !needle || lines[i].textContent.toLowerCase().indexOf(needle) !== -1;
+      lines[i].hidden = !hit;
+      if (hit) shown++;
+    }
+    var out = doc.getElementById("log-count");
+    if (out) out.textContent = needle ? shown + " of " + lines.length + " lines" : lines.length + " lines";
+  }
+
+  /* ---- live updates ---- */
+  var refreshing = false, again = false, timer = null;
+  function scheduleRefresh(delay) {
+    if (timer) return;
+    timer = setTimeout(function () { timer = null; refresh(); }, delay);
+  }
+  function refresh() {
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    fetch(location.href, { credentials: "same-origin", headers: { "X-Backwatch-Live": "1" } })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        fresh.querySelectorAll("[data-live-id]").forEach(function (el) {
+          var old = doc.querySelector('[data-live-id="' + el.getAttribute("data-live-id") + '"]');
+          if (old && old.innerHTML !== el.innerHTML) {
+            var active = doc.activeElement && old.contains(doc.activeElement);
+            old.replaceWith(doc.importNode(el, true));
+            if (active) doc.getElementById("main").focus({ preventScroll: true });
+          }
+        });
+        enhance(doc);
+        doc.body.setAttribute("data-refreshed", String(Number(doc.body.getAttribute("data-refreshed") || 0) + 1));
+        doc.dispatchEvent(new CustomEvent("bw:updated"));
+      })
+      .catch(function () { /* next change or tick tries again */ })
+      .then(function () {
+        refreshing = false;
+        if (again) { again = false; scheduleRefresh(300); }
+      });
+  }
+  function setLive(state, text) {
+    var el = doc.getElementById("live-status");
+    if (!el) return;
+    el.hidden = false;
+    el.className = "live " + state;
+    el.textContent = text;
+  }
+  function connect() {
+    if (!window.EventSource || !doc.body.hasAttribute("data-live")) return;
+    var source = new EventSource("/api/v1/stream");
+    var wasDown = false;
+    source.addEventListener("hello", function () {
+      setLive("on", "live");
+      doc.body.setAttribute("data-stream", "open");
+      if (wasDown) scheduleRefresh(100);
+      wasDown = false;
+    });
+    source.addEventListener("change", function () { scheduleRefresh(250); });
+    source.onerror = function () {
+      wasDown = true;
+      setLive("off", "reconnecting…");
+      doc.body.setAttribute("data-stream", "down");
+    };
+    // health moves with the clock too (late, missed): look again now and then
+    setInterval(function () { if (!doc.hidden) scheduleRefresh(0); }, 60000);
+    setInterval(function () { localizeTimes(doc); }, 30000);
+  }
+
+  function enhance(root) {
+    localizeTimes(root);
+    drawSparks(root);
+    filterLog();
+  }
+
+  doc.addEventListener("DOMContentLoaded", function () {
+    syncToggle();
+    enhance(doc);
+    var toggle = doc.getElementById("theme-toggle");
+    if (toggle) toggle.addEventListener("click", toggleTheme);
+    doc.addEventListener("click", function (e) {
+      var btn = e.target.closest && e.target.closest("button[data-copy]");
+      if (btn) copy(btn);
+    });
+    var logInput = doc.getElementById("log-filter");
+    if (logInput) logInput.addEventListener("input", filterLog);
+    // filters apply on change (the Filter button stays for keyboard and no-JS use)
+    doc.querySelectorAll("form.filters select").forEach(function (sel) {
+      sel.addEventListener("change", function () { sel.form.submit(); });
+    });
+    connect();
+  });
+  window.backwatch = { refresh: refresh, relative: relative };
+})();
