@@ -1,4 +1,4 @@
 from backwatch.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="backwatch")  # messages say `backwatch …`, not `python -m backwatch …`

@@ -132,11 +132,22 @@ def db_prune(
 @db_app.command("vacuum")
 def db_vacuum(config: ConfigOpt = None, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
     """Reclaim free space (SQLite VACUUM, PostgreSQL VACUUM ANALYZE)."""
+    from backwatch.store.engine import describe
+
     with _hub(config, db, data_dir) as hub:
-        engine = hub.write_engine
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            if engine.dialect.name == "sqlite":
-                conn.exec_driver_sql("VACUUM")
+        # VACUUM cannot run inside a transaction, and the engine's connections begin one on
+        # first use; so it goes straight to the driver, outside any transaction.
+        raw = hub.write_engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            if hub.dialect == "sqlite":
+                driver.execute("VACUUM")
             else:
-                conn.exec_driver_sql("VACUUM ANALYZE")
-    typer.echo("vacuum done")
+                driver.autocommit = True
+                try:
+                    driver.execute("VACUUM ANALYZE")
+                finally:
+                    driver.autocommit = False
+        finally:
+            raw.close()
+        typer.echo(f"vacuumed {describe(hub.settings.db_url)}")

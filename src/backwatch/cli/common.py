@@ -37,10 +37,17 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def target(url: str | None, token: str | None, db: str | None, config: str | None,
-           data_dir: str | None = None) -> Any:  # fmt: skip
+           data_dir: str | None = None, *, read_only: bool = False) -> Any:  # fmt: skip
+    """The server (``--url``) or the database a command works on; see ``cli.target``.
+
+    ``read_only`` commands refuse a SQLite file that does not exist yet instead of
+    creating an empty one (a typo in ``--db`` should not look like "no jobs yet").
+    """
     from backwatch.cli.target import resolve
 
-    return resolve(url=url, token=token, db=db, config=config, data_dir=data_dir)
+    return resolve(
+        url=url, token=token, db=db, config=config, data_dir=data_dir, read_only=read_only
+    )
 
 
 def print_json(data: Any) -> None:

@@ -22,8 +22,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 5001).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Run the server: dashboard, API, /metrics, ingest and retention, on SQLite in the data
-    directory unless BACKWATCH_DATABASE_URL says otherwise."""
+    """Run the server: dashboard, API, ingest and alerts.
+
+    One process serves the dashboard, the API and /metrics, ingests reports and prunes old
+    runs. It uses SQLite in the data directory unless BACKWATCH_DATABASE_URL names another
+    database, and applies schema migrations on start. It binds to 127.0.0.1:5001 by default;
+    the first start creates an API token and prints where it is (<data>/token).
+    """
     import logging
 
     import uvicorn
@@ -59,5 +64,7 @@ def serve(
         log_level=log_level.lower(),
         access_log=False,
         server_header=False,
+        # open live-stream (SSE) connections never end by themselves: don't wait for them
+        timeout_graceful_shutdown=3,
     )
     hub.close()

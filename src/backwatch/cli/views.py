@@ -61,6 +61,12 @@ def _ago(value: str | None) -> str:
     return human_ago(_ts(value), time.time())
 
 
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def _health(value: str) -> str:
     return f"[{HEALTH_STYLE.get(value, 'white')}]{value}[/]"
 
@@ -93,25 +99,53 @@ def _jobs_table(jobs: list[dict[str, Any]], title: str | None = None) -> Any:
     return table
 
 
+def _local(value: str | None) -> str:
+    """An API time (ISO 8601, UTC) as local wall-clock time to the minute."""
+    stamp = _ts(value)
+    if stamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+
+#: optional columns of the runs table with the width they need; shown when the terminal has it
+_OPTIONAL_RUN_COLUMNS = (("files", 7), ("id", 24))
+
+
 def _runs_table(runs: list[dict[str, Any]], title: str | None = None) -> Any:
+    from rich import box
     from rich.table import Table
 
     from backwatch.timeutil import human_bytes, human_duration
 
-    table = Table(title=title, header_style="bold")
-    for col in ("started", "status", "duration", "size", "files", "exit", "message", "id"):
-        table.add_column(col, overflow="fold")
+    # Fixed columns never wrap; the message takes what is left. On a narrow terminal the
+    # optional columns go first (the full record is in --json).
+    room = console().width - 66 - 20  # fixed columns, and at least 20 for the message
+    shown = set()
+    for name, width in _OPTIONAL_RUN_COLUMNS:
+        if room >= width:
+            shown.add(name)
+            room -= width
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    columns = ["started", "status", "duration", "size", "files", "exit", "id"]
+    for col in columns:
+        if col in ("files", "id") and col not in shown:
+            continue
+        numeric = col in ("duration", "size", "files", "exit")
+        table.add_column(col, no_wrap=True, justify="right" if numeric else "left")
+    table.add_column("message", overflow="fold")
     for run in runs:
-        table.add_row(
-            (run["started_at"] or "-").replace("T", " ")[:19],
-            _status(run["status"]),
-            human_duration(run.get("duration_s")),
-            human_bytes(run.get("size_bytes")),
-            "-" if run.get("files") is None else str(run["files"]),
-            "-" if run.get("exit_code") is None else str(run["exit_code"]),
-            (run.get("message") or "")[:60],
-            run["id"],
-        )
+        cells = {
+            "started": _local(run.get("started_at")),
+            "status": _status(run["status"]),
+            "duration": human_duration(run.get("duration_s")),
+            "size": human_bytes(run.get("size_bytes")),
+            "files": "-" if run.get("files") is None else str(run["files"]),
+            "exit": "-" if run.get("exit_code") is None else str(run["exit_code"]),
+            "id": run["id"],
+        }
+        row = [v for k, v in cells.items() if k not in ("files", "id") or k in shown]
+        row.append(_escape((run.get("message") or "").replace("\n", " ")[:200]))
+        table.add_row(*row)
     return table
 
 
@@ -128,7 +162,7 @@ def status(
     """Health at a glance: every job, or one job with its recent runs and ping URL."""
     from backwatch.timeutil import human_bytes, human_duration
 
-    tgt = target(url, token, db, config, data_dir)
+    tgt = target(url, token, db, config, data_dir, read_only=True)
     try:
         if job is None:
             jobs = tgt.list_jobs()
@@ -187,7 +221,7 @@ def history(
     data_dir: DataDirOpt = None,
 ) -> None:
     """The runs of one job, newest first."""
-    tgt = target(url, token, db, config, data_dir)
+    tgt = target(url, token, db, config, data_dir, read_only=True)
     try:
         tgt.get_job(job)  # a clear "job not found" instead of an empty list
         query: dict[str, Any] = {"job": job, "limit": limit, "status": status_filter}
@@ -224,7 +258,7 @@ def list_jobs(
     data_dir: DataDirOpt = None,
 ) -> None:
     """All jobs, one line each."""
-    tgt = target(url, token, db, config, data_dir)
+    tgt = target(url, token, db, config, data_dir, read_only=True)
     try:
         jobs = tgt.list_jobs()
     finally:

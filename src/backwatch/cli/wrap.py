@@ -66,6 +66,11 @@ def _say(message: str) -> None:
     sys.stderr.write(f"backwatch: {message}\n")
 
 
+def _usage(message: str) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    return 2
+
+
 def run_wrapped(
     job: str,
     command: list[str],
@@ -78,13 +83,13 @@ def run_wrapped(
     try:
         check_job_id(job)
     except ValueError as exc:
-        _say(f"job {job!r}: {exc}")
-        return 2
+        return _usage(f"job {job!r} {exc}")
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        _say("give the command after --, e.g. backwatch wrap nightly -- restic backup /srv")
-        return 2
+        return _usage(
+            "give the command after --, e.g. backwatch wrap nightly -- restic backup /srv"
+        )
     limit_s = None
     if timeout:
         from backwatch.timeutil import parse_duration
@@ -92,8 +97,7 @@ def run_wrapped(
         try:
             limit_s = parse_duration(timeout, field="--timeout")
         except ValueError as exc:
-            _say(str(exc))
-            return 2
+            return _usage(str(exc))
 
     host = socket.gethostname()
     started = time.time()
@@ -167,14 +171,35 @@ def run_wrapped(
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the command's process group, SIGKILL whatever is left after a grace period.
+
+    The whole group goes, not just its leader: a child that ignores SIGTERM, or a shell's
+    background job, must not outlive the timeout.
+    """
+    deadline = time.monotonic() + KILL_GRACE_S
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=KILL_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
     except ProcessLookupError:
         pass
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _group_alive(proc.pid):
+            break
+        time.sleep(0.05)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _report_end(
