@@ -132,7 +132,7 @@ def hub(settings):
 @pytest.fixture
 def api(settings):
     """An in-process client of the real app (group-commit writer, real database), with the
-    first token in ``api.token`` and ``api.auth`` headers."""
+    first token in ``api.token`` and its header in ``api.auth_headers``."""
     from fastapi.testclient import TestClient
 
     from backwatch.web.app import create_app
@@ -140,7 +140,7 @@ def api(settings):
     app = create_app(settings)
     with TestClient(app) as client:
         client.token = settings.token_file.read_text().strip()  # type: ignore[attr-defined]
-        client.auth = {"Authorization": f"Bearer {client.token}"}  # type: ignore[attr-defined]
+        client.auth_headers = {"Authorization": f"Bearer {client.token}"}  # type: ignore[attr-defined]
         yield client
 
 

@@ -6,12 +6,17 @@ compare and index on both SQLite and PostgreSQL. Edges parse ISO 8601 and print 
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import UTC, datetime
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: 9999-12-31T23:59:59Z, the last second ISO 8601 (and Python's datetime) can print
+MAX_EPOCH = 253_402_300_799.0
+#: a hundred years: longer durations are typos, and would overflow dates computed from them
+MAX_DURATION = 100 * 365.25 * 86400
 
 
 def now() -> float:
@@ -26,9 +31,7 @@ def parse_time(value: object, *, field: str = "time") -> float:
     if isinstance(value, bool):
         raise ValueError(f"{field} must be an ISO 8601 time or epoch seconds, not a boolean")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"{field} must not be negative")
-        return float(value)
+        return _epoch(float(value), field)
     if not isinstance(value, str):
         raise ValueError(f"{field} must be an ISO 8601 time or epoch seconds")
     text = value.strip()
@@ -40,12 +43,23 @@ def parse_time(value: object, *, field: str = "time") -> float:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise ValueError(f"{field} is not an ISO 8601 time: {value!r}") from None
+        return _epoch(number, field)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    return _epoch(parsed.timestamp(), field)
+
+
+def _epoch(value: float, field: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{field} must be a finite time, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{field} must not be negative")
+    if value > MAX_EPOCH:
+        raise ValueError(f"{field} is out of range (after the year 9999): {value!r}")
+    return value
 
 
 def iso(ts: float | None) -> str | None:
@@ -65,16 +79,22 @@ def parse_duration(value: object, *, field: str = "duration") -> float:
     if isinstance(value, bool):
         raise ValueError(f"{field} must be a duration such as '15m' or a number of seconds")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"{field} must be a finite duration, not {value!r}")
         if value < 0:
             raise ValueError(f"{field} must not be negative")
+        if value > MAX_DURATION:
+            raise ValueError(f"{field} is too long (more than 100 years): {value!r}")
         return float(value)
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{field} must be a duration such as '15m' or a number of seconds")
     text = value.strip().lower().replace(" ", "")
     try:
-        return parse_duration(float(text), field=field)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        return parse_duration(number, field=field)
     pos = 0
     total = 0.0
     for match in _DURATION_RE.finditer(text):
@@ -84,7 +104,7 @@ def parse_duration(value: object, *, field: str = "duration") -> float:
         pos = match.end()
     if pos != len(text) or pos == 0:
         raise ValueError(f"{field} is not a duration: {value!r} (use e.g. '90s', '15m', '1h30m')")
-    return total
+    return parse_duration(total, field=field)
 
 
 def human_duration(seconds: float | None) -> str:

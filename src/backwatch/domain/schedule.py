@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -21,23 +21,53 @@ class Schedule:
     def kind(self) -> str:
         return "period" if self.period_s is not None else "cron"
 
+    @property
+    def wildcard_time(self) -> bool:
+        """True when the minute or hour field starts with '*' (e.g. hourly jobs): cron runs
+        those in both passes of a repeated hour, and fixed-time jobs only once."""
+        if self.expression.startswith("@"):
+            return self.expression in ("@hourly",)
+        minute, hour = self.expression.split()[:2]
+        return minute.startswith("*") or hour.startswith("*")
+
     def next_after(self, ts: float) -> float:
         """The first due time strictly after ``ts`` (epoch seconds)."""
         if self.period_s is not None:
             return ts + self.period_s
         zone = ZoneInfo(self.timezone)
-        start = datetime.fromtimestamp(ts, zone)
-        nxt = croniter(self.expression, start).get_next(datetime)
-        return float(nxt.timestamp())
+        if self.wildcard_time:
+            aware = croniter(self.expression, datetime.fromtimestamp(ts, zone))
+            return float(aware.get_next(datetime).timestamp())
+        # Walk a fixed-time expression in local wall-clock time, as cron does, so that a time
+        # repeated when the clocks go back is due once, not twice an hour apart.
+        wall = datetime.fromtimestamp(ts, zone).replace(tzinfo=None)
+        it = croniter(self.expression, wall)
+        for _ in range(8):
+            candidate = it.get_next(datetime)
+            # fold=0 is the first of a repeated wall time; a time skipped when the clocks
+            # go forward maps to just after the jump.
+            for fold in (0, 1):
+                due = candidate.replace(tzinfo=zone, fold=fold).timestamp()
+                if due > ts:
+                    return float(due)
+        raise ValueError(f"no due time after {ts} for {self.expression!r}")  # pragma: no cover
 
     def previous_at_or_before(self, ts: float) -> float | None:
         """The latest cron fire time ≤ ``ts``; None for period schedules."""
         if self.period_s is not None:
             return None
         zone = ZoneInfo(self.timezone)
-        start = datetime.fromtimestamp(ts + 0.001, zone)
-        prev = croniter(self.expression, start).get_prev(datetime)
-        return float(prev.timestamp())
+        if self.wildcard_time:
+            aware = croniter(self.expression, datetime.fromtimestamp(ts + 0.001, zone))
+            return float(aware.get_prev(datetime).timestamp())
+        wall = datetime.fromtimestamp(ts, zone).replace(tzinfo=None)
+        it = croniter(self.expression, wall + timedelta(microseconds=1000))
+        for _ in range(8):
+            # the same instant next_after gives: the first pass of a repeated time
+            due = it.get_prev(datetime).replace(tzinfo=zone, fold=0).timestamp()
+            if due <= ts:
+                return float(due)
+        return None  # pragma: no cover
 
 
 def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:

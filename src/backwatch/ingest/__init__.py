@@ -38,7 +38,10 @@ def parse_record(obj: Any, *, default_job: str = "backup", fmt: str | None = Non
 
     _load()
     if not isinstance(obj, dict):
-        raise InvalidInput("a run report must be a JSON object")
+        raise InvalidInput(
+            "a run report must be a JSON object",
+            details=[{"field": "body", "problem": "must be a JSON object"}],
+        )
     if fmt is not None:
         if fmt not in _RECORD_FORMATS:
             raise InvalidInput.field("format", f"unknown format {fmt!r}")

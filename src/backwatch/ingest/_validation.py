@@ -18,9 +18,12 @@ _TYPE_WORDS = {
     "missing": "is required",
     "greater_than_equal": "must not be negative",
     "int_from_float": "must be a whole number",
-    "string_too_long": "is too long",
     "string_too_short": "must not be empty",
+    "finite_number": "must be a finite number",
+    "extra_forbidden": "is not a known field",
 }
+#: loc parts that name a union branch (tags, or pydantic's type names), not a field
+_BRANCHES = {"str", "float", "int", "bool", "list", "object", "list[...]", "dict[...]"}
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
@@ -28,6 +31,8 @@ def field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif part == "":
+            out += '[""]'
         else:
             out += ("." if out else "") + str(part)
     return out or "body"
@@ -37,11 +42,18 @@ def invalid_from(exc: ValidationError) -> InvalidInput:
     details = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function")))
-        # unions report their branch as a loc part ("str", "float"); drop those
-        loc = tuple(p for p in loc if p not in ("str", "float", "int", "list[...]", "dict[...]"))
+        loc = tuple(p for p in loc if p not in _BRANCHES)
         problem = _TYPE_WORDS.get(err["type"]) or err["msg"].removeprefix("Value error, ")
-        if err["type"] == "greater_than_equal" and err.get("ctx", {}).get("ge") not in (0, None):
+        ctx = err.get("ctx") or {}
+        if err["type"] == "greater_than_equal" and ctx.get("ge") not in (0, None):
             problem = err["msg"]
+        elif err["type"] == "less_than_equal":
+            problem = f"must be at most {ctx.get('le')}"
+        elif err["type"] == "string_too_long":
+            problem = f"is too long (at most {ctx.get('max_length')} characters)"
+        if "[key]" in loc:  # a bad key of an object, e.g. a phase name
+            loc = tuple(p for p in loc if p != "[key]")
+            problem = f"name {problem}"
         details.append({"field": field_path(loc), "problem": problem})
     seen = set()
     unique = []

@@ -9,25 +9,34 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from backwatch.domain.lifecycle import RunStatus, parse_status
 from backwatch.domain.report import MESSAGE_LIMIT, PhaseReport, RunReport, tail_text
 from backwatch.ingest._validation import validate
-from backwatch.ingest.native import PhaseIn, TimeValue, check_job_id, check_run_id
+from backwatch.ingest.native import (
+    NonNegInt,
+    PhaseName,
+    Phases,
+    TimeValue,
+    Trigger,
+    check_finite,
+    check_job_id,
+    check_run_id,
+    check_trigger,
+    phase_reports,
+)
 from backwatch.timeutil import parse_time
-
-NonNegInt = Annotated[int, Field(ge=0)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
 
 class StartIn(_Body):
     job: str
     id: str | None = None
-    host: str | None = None
-    started_at: TimeValue | None = None
-    tool: str | None = None
+    host: Annotated[str, Field(max_length=255)] | None = None
+    started_at: TimeValue = None
+    tool: Annotated[str, Field(max_length=64)] | None = None
     message: str | None = None
     status: str = "running"
-    trigger: str | None = None
+    trigger: Trigger | None = None
 
     _job = field_validator("job")(lambda cls, v: check_job_id(v))
     _id = field_validator("id")(lambda cls, v: None if v is None else check_run_id(v))
@@ -40,12 +49,10 @@ class StartIn(_Body):
             raise ValueError("a started run must be 'running' or 'queued'")
         return status.value
 
-    @field_validator("started_at")
+    @field_validator("trigger")
     @classmethod
-    def _time(cls, value: TimeValue | None) -> TimeValue | None:
-        if value is not None:
-            parse_time(value, field="started_at")
-        return value
+    def _trigger(cls, value: str | None) -> str | None:
+        return check_trigger(value)
 
 
 class StatusIn(_Body):
@@ -59,9 +66,9 @@ class StatusIn(_Body):
 
 
 class PhaseEventIn(_Body):
-    name: Annotated[str, Field(min_length=1, max_length=64)]
+    name: PhaseName
     event: str = "record"
-    at: TimeValue | None = None
+    at: TimeValue = None
     duration_s: Annotated[float, Field(ge=0)] | None = None
     status: str | None = None
 
@@ -81,7 +88,7 @@ class PhaseEventIn(_Body):
 class FileIn(_Body):
     path: Annotated[str, Field(min_length=1, max_length=4096)]
     size: NonNegInt | None = None
-    status: str = "success"
+    status: Annotated[str, Field(min_length=1, max_length=16)] = "success"
 
 
 class FilesIn(_Body):
@@ -90,7 +97,7 @@ class FilesIn(_Body):
 
 class FinishIn(_Body):
     status: str
-    finished_at: TimeValue | None = None
+    finished_at: TimeValue = None
     duration_s: Annotated[float, Field(ge=0)] | None = None
     exit_code: Annotated[int, Field(ge=-255, le=255)] | None = None
     size_bytes: NonNegInt | None = None
@@ -101,8 +108,8 @@ class FinishIn(_Body):
     message: str | None = None
     log: str | None = None
     stats: dict[str, Any] | None = None
-    phases: list[PhaseIn] | dict[str, Annotated[float, Field(ge=0)]] | None = None
-    trigger: str | None = None
+    phases: Phases | None = None
+    trigger: Trigger | None = None
 
     @field_validator("status")
     @classmethod
@@ -112,12 +119,10 @@ class FinishIn(_Body):
             raise ValueError("a finished run needs a final status (success, warning, failed …)")
         return status.value
 
-    @field_validator("finished_at")
+    @field_validator("trigger")
     @classmethod
-    def _time(cls, value: TimeValue | None) -> TimeValue | None:
-        if value is not None:
-            parse_time(value, field="finished_at")
-        return value
+    def _trigger(cls, value: str | None) -> str | None:
+        return check_trigger(value)
 
 
 def parse_start(obj: Any, now: float, *, source: str = "api") -> RunReport:
@@ -157,19 +162,9 @@ def parse_finish(obj: Any) -> tuple[RunStatus, dict[str, Any], list[PhaseReport]
     if fields.get("finished_at") is not None:
         fields["finished_at"] = parse_time(fields["finished_at"], field="finished_at")
     fields["message"] = tail_text(fields.get("message"), MESSAGE_LIMIT)
-    if isinstance(body.phases, dict):
-        phases = [PhaseReport(name=n, duration_s=d) for n, d in body.phases.items()]
-    else:
-        phases = [
-            PhaseReport(
-                name=p.name,
-                duration_s=p.duration_s,
-                started_at=parse_time(p.started_at) if p.started_at is not None else None,
-                finished_at=parse_time(p.finished_at) if p.finished_at is not None else None,
-                status=p.status,
-            )
-            for p in body.phases or []
-        ]
+    if body.stats is not None:
+        check_finite(body.stats, "stats")
+    phases = phase_reports(body.phases)
     return RunStatus(body.status), fields, phases, body.log
 
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    Tag,
+    field_validator,
+)
 
 from backwatch.domain.lifecycle import parse_status
 from backwatch.domain.report import MESSAGE_LIMIT, PhaseReport, RunReport, tail_text
@@ -14,10 +23,107 @@ from backwatch.ingest._validation import validate
 from backwatch.settings import JOB_ID_PROBLEM, JOB_ID_RE
 from backwatch.timeutil import parse_time
 
-NonNegInt = Annotated[int, Field(ge=0)]
+#: the largest integer the database columns hold (BIGINT)
+MAX_INT = 2**63 - 1
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_INT)]
 NonNegFloat = Annotated[float, Field(ge=0)]
-TimeValue = str | float
 RUN_ID_MAX = 64
+PHASE_NAME_MAX = 64
+#: what started a run (SPEC §2)
+TRIGGERS = ("schedule", "manual", "api", "event")
+
+
+def _check_time(value: Any) -> Any:
+    """A time as sent: ISO 8601 text or epoch seconds. Kept as sent; parse_time reads it."""
+    if value is None:
+        return None
+    return _check_required_time(value)
+
+
+def _check_required_time(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("must be an ISO 8601 time (text) or epoch seconds (a number)")
+    try:
+        parse_time(value, field="time")
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("time ")) from None
+    return value
+
+
+#: ISO 8601 text or epoch seconds (or None: TimeValue); checked once, with one clear message
+TimeValue = Annotated[Any, PlainValidator(_check_time)]
+Time = Annotated[Any, PlainValidator(_check_required_time)]
+PhaseName = Annotated[str, Field(min_length=1, max_length=PHASE_NAME_MAX)]
+Trigger = str  # checked against TRIGGERS
+
+
+def _phases_shape(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return None
+
+
+class PhaseIn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
+
+    name: PhaseName
+    duration_s: NonNegFloat | None = None
+    started_at: TimeValue = None
+    finished_at: TimeValue = None
+    status: str | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str | None) -> str | None:
+        return None if value is None else parse_status(value).value
+
+
+#: ``phases``: a list of phase objects, or an object ``{name: seconds}``
+Phases = Annotated[
+    Annotated[list[PhaseIn], Tag("list")] | Annotated[dict[PhaseName, NonNegFloat], Tag("object")],
+    Discriminator(
+        _phases_shape,
+        custom_error_type="phases_shape",
+        custom_error_message="must be a list of phases or an object {name: seconds}",
+    ),
+]
+
+
+def check_trigger(value: str | None) -> str | None:
+    if value is not None and value not in TRIGGERS:
+        raise ValueError(f"must be one of: {', '.join(TRIGGERS)}")
+    return value
+
+
+def check_finite(value: Any, field: str) -> None:
+    """Refuse NaN and infinities anywhere in free-form JSON (``stats``): no database stores them."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInput.field(field, "must not contain NaN or Infinity")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def phase_reports(phases: Any) -> list[PhaseReport]:
+    """Validated ``phases`` (list or object) → PhaseReports; InvalidInput if a phase ends
+    before it starts."""
+    if isinstance(phases, dict):
+        return [PhaseReport(name=n, duration_s=d) for n, d in phases.items()]
+    out = []
+    for i, p in enumerate(phases or []):
+        start = _time(p.started_at, f"phases[{i}].started_at")
+        finish = _time(p.finished_at, f"phases[{i}].finished_at")
+        if start is not None and finish is not None and finish < start:
+            raise InvalidInput.field(f"phases[{i}].finished_at", "is before its started_at")
+        out.append(PhaseReport(p.name, p.duration_s, start, finish, p.status))
+    return out
+
 
 KNOWN_FIELDS = {
     "id", "job", "host", "status", "started_at", "finished_at", "duration_s", "exit_code",
@@ -44,30 +150,15 @@ def check_run_id(value: str) -> str:
     return value
 
 
-class PhaseIn(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    name: Annotated[str, Field(min_length=1, max_length=64)]
-    duration_s: NonNegFloat | None = None
-    started_at: TimeValue | None = None
-    finished_at: TimeValue | None = None
-    status: str | None = None
-
-    @field_validator("status")
-    @classmethod
-    def _status(cls, value: str | None) -> str | None:
-        return None if value is None else parse_status(value).value
-
-
 class ReportIn(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
 
     id: str | None = None
     job: str
     host: Annotated[str, Field(max_length=255)] | None = None
     status: str
-    started_at: TimeValue
-    finished_at: TimeValue | None = None
+    started_at: Time
+    finished_at: TimeValue = None
     duration_s: NonNegFloat | None = None
     exit_code: Annotated[int, Field(ge=-255, le=255)] | None = None
     size_bytes: NonNegInt | None = None
@@ -79,9 +170,9 @@ class ReportIn(BaseModel):
     log: str | None = None
     tool: Annotated[str, Field(max_length=64)] | None = None
     stats: dict[str, Any] | None = None
-    phases: list[PhaseIn] | dict[str, NonNegFloat] | None = None
-    backup_id: Annotated[str, Field(max_length=128)] | None = None
-    trigger: str | None = None
+    phases: Phases | None = None
+    backup_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    trigger: Trigger | None = None
 
     _job = field_validator("job")(lambda cls, v: check_job_id(v))
     _id = field_validator("id")(lambda cls, v: None if v is None else check_run_id(v))
@@ -91,20 +182,10 @@ class ReportIn(BaseModel):
     def _status(cls, value: str) -> str:
         return parse_status(value).value
 
-    @field_validator("started_at", "finished_at")
+    @field_validator("trigger")
     @classmethod
-    def _times(cls, value: TimeValue | None, info: Any) -> TimeValue | None:
-        if value is not None:
-            parse_time(value, field=info.field_name)
-        return value
-
-    @model_validator(mode="after")
-    def _order(self) -> ReportIn:
-        start = _time(self.started_at, "started_at")
-        finish = _time(self.finished_at, "finished_at")
-        if start is not None and finish is not None and finish < start:
-            raise ValueError("finished_at is before started_at")
-        return self
+    def _trigger(cls, value: str | None) -> str | None:
+        return check_trigger(value)
 
 
 def to_report(
@@ -118,24 +199,21 @@ def to_report(
         duration = finished - started
     if finished is None and duration is not None and status.value not in ("running", "queued"):
         finished = started + duration
-    if isinstance(model.phases, dict):
-        phases = [PhaseReport(name=n, duration_s=d) for n, d in model.phases.items()]
-    else:
-        phases = [
-            PhaseReport(
-                name=p.name,
-                duration_s=p.duration_s,
-                started_at=_time(p.started_at, "phases.started_at"),
-                finished_at=_time(p.finished_at, "phases.finished_at"),
-                status=p.status,
-            )
-            for p in model.phases or []
-        ]
+    if finished is not None and finished < started:
+        raise InvalidInput.field("finished_at", "is before started_at")
+    phases = phase_reports(model.phases)
     stats = dict(model.stats) if model.stats else None
     extra = model.model_extra or {}
     if extra:
         stats = dict(stats or {})
-        stats.setdefault("extra", {}).update(extra)
+        kept = stats.get("extra", {})
+        if not isinstance(kept, dict):
+            raise InvalidInput.field(
+                "stats.extra", "must be an object: unknown report fields are kept there"
+            )
+        stats["extra"] = {**kept, **extra}
+    if stats is not None:
+        check_finite(stats, "stats")
     return RunReport(
         id=model.id,
         job=model.job,

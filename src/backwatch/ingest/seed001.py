@@ -14,39 +14,35 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backwatch.domain.lifecycle import RunStatus
-from backwatch.domain.report import PhaseReport, RunReport
+from backwatch.domain.report import MESSAGE_LIMIT, PhaseReport, RunReport, tail_text
 from backwatch.errors import InvalidInput
 from backwatch.ingest import register_record_format
 from backwatch.ingest._validation import validate
-from backwatch.ingest.native import check_job_id
+from backwatch.ingest.native import PHASE_NAME_MAX, NonNegInt, Time, check_finite, check_job_id
 from backwatch.timeutil import parse_time
 
 PHASE_PREFIX = "duration_"
+#: keys that mark a JSON object as a seed 001 record (when it has no native "status")
+MARKERS = ("backup_id", "success", "timestamp", "duration_total")
 
 
 class Seed001In(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
 
-    timestamp: str | float
+    timestamp: Time
     backup_id: Annotated[str, Field(min_length=1, max_length=128)]
     success: bool
     duration_total: Annotated[float, Field(ge=0)] | None = None
-    size_bytes: Annotated[int, Field(ge=0)] | None = None
+    size_bytes: NonNegInt | None = None
     job: str | None = None
-    host: str | None = None
+    host: Annotated[str, Field(max_length=255)] | None = None
     message: str | None = None
 
     _job = field_validator("job")(lambda cls, v: None if v is None else check_job_id(v))
 
-    @field_validator("timestamp")
-    @classmethod
-    def _ts(cls, value: str | float) -> str | float:
-        parse_time(value, field="timestamp")
-        return value
-
 
 def is_seed001(obj: dict[str, Any]) -> bool:
-    return "backup_id" in obj and "success" in obj and "status" not in obj
+    return "status" not in obj and any(key in obj for key in MARKERS)
 
 
 def parse_seed001(
@@ -54,12 +50,23 @@ def parse_seed001(
 ) -> RunReport:
     model: Seed001In = validate(Seed001In, obj)
     phases = []
+    extra: dict[str, Any] = {}
     for key, value in (model.model_extra or {}).items():
         if not key.startswith(PHASE_PREFIX):
+            extra[key] = value  # kept, as the native report keeps unknown fields
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        name = key[len(PHASE_PREFIX) :]
+        if not 1 <= len(name) <= PHASE_NAME_MAX:
+            raise InvalidInput.field(key, f"the phase name must be 1–{PHASE_NAME_MAX} characters")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value < float("inf")
+        ):
             raise InvalidInput.field(key, "must be a non-negative number of seconds")
-        phases.append(PhaseReport(name=key[len(PHASE_PREFIX) :], duration_s=float(value)))
+        phases.append(PhaseReport(name=name, duration_s=float(value)))
+    if extra:
+        check_finite(extra, "body")
     started = parse_time(model.timestamp, field="timestamp")
     duration = model.duration_total
     if duration is None and phases:
@@ -72,7 +79,8 @@ def parse_seed001(
         finished_at=started + duration if duration is not None else started,
         duration_s=duration,
         size_bytes=model.size_bytes,
-        message=model.message,
+        message=tail_text(model.message, MESSAGE_LIMIT),
+        stats={"extra": extra} if extra else None,
         phases=phases,
         backup_id=model.backup_id,
         source=source,

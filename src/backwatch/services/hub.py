@@ -6,15 +6,17 @@ Everything that changes state goes through ``hub.write(op)`` (CLI, blocking) or
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
 from backwatch.services.unit import Listener, WriteUnit
 from backwatch.settings import Settings
-from backwatch.store.engine import check_connection, make_engine
+from backwatch.store.engine import check_connection, make_engine, sqlite_path
 from backwatch.store.writer import GroupWriter, Op, SyncWriter
 
 T = TypeVar("T")
@@ -36,6 +38,8 @@ class Hub:
         self.read_engine: Engine = make_engine(url)
         self.write_engine: Engine = make_engine(url, writer=True)
         check_connection(self.read_engine)
+        self.db_file: Path | None = sqlite_path(url) if url.startswith("sqlite") else None
+        self._db_file_id = _file_id(self.db_file)
         if migrate:
             from backwatch.store.migrate import migrate as run_migrations
 
@@ -60,6 +64,19 @@ class Hub:
             return await self.writer.submit(op)
         return self.writer.run(op)
 
+    def store_problem(self) -> str | None:
+        """Why the database can no longer be trusted, or None. Open SQLite connections keep
+        working on a file that was deleted or replaced, so every write would be lost:
+        notice it (for ``/health``) instead of answering "ok"."""
+        if self.db_file is None:
+            return None
+        current = _file_id(self.db_file)
+        if current is None:
+            return f"the database file {self.db_file} is gone (deleted or unmounted)"
+        if current != self._db_file_id:
+            return f"the database file {self.db_file} was replaced while backwatch was running"
+        return None
+
     @property
     def dialect(self) -> str:
         return self.read_engine.dialect.name
@@ -74,3 +91,13 @@ class Hub:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _file_id(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)

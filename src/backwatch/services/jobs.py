@@ -40,8 +40,10 @@ def ensure_job(
     host: str | None = None,
     tool: str | None = None,
     actor: str = "ingest",
+    origin: str = "auto",
 ) -> None:
-    """Create the job on its first report (no-op if it exists)."""
+    """Create the job on its first report (no-op if it exists). ``origin`` says who made it:
+    ``auto`` (a report), ``api`` (PUT /api/v1/jobs/{id})."""
     if job_id in unit.known_jobs:
         return
     stmt = (
@@ -56,14 +58,15 @@ def ensure_job(
             tags=[],
             paused=False,
             ping_key=new_ping_key(),
-            origin="auto",
+            origin=origin,
             created_at=now,
             updated_at=now,
             runs_total=0,
         )
         .on_conflict_do_nothing(index_elements=[t.jobs.c.id])
+        .returning(t.jobs.c.id)  # rowcount is -1 for this on psycopg 3
     )
-    if conn.execute(stmt).rowcount:
+    if conn.execute(stmt).first() is not None:
         unit.event(
             at=now,
             kind="config",
@@ -72,7 +75,7 @@ def ensure_job(
             job=job_id,
             to_state="created",
             actor=actor,
-            detail={"origin": "auto"},
+            detail={"origin": origin},
         )
         unit.changes.append({"type": "job", "id": job_id})
     unit.known_jobs.add(job_id)
@@ -94,8 +97,7 @@ def upsert_configured(
                 created_at=now,
                 updated_at=now,
                 runs_total=0,
-                **{"description": "", "timezone": "UTC", "grace_s": 3600.0, "tags": []},
-                **{k: v for k, v in fields.items()},
+                **{"description": "", "timezone": "UTC", "grace_s": 3600.0, "tags": [], **fields},
             )
         )
         changed = dict(fields)

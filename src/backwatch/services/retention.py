@@ -43,9 +43,12 @@ def prune(now: float, retention_days: int, *, actor: str = "retention") -> Any:
                 (t.phases, t.phases.c.run_id),
                 (t.run_files, t.run_files.c.run_id),
                 (t.run_logs, t.run_logs.c.run_id),
-                (t.events, t.events.c.entity_id),
             ):
                 conn.execute(delete(table).where(column.in_(ids)))
+            # only the runs' own events: a job (or token) may share a run's id
+            conn.execute(
+                delete(t.events).where(t.events.c.entity == "run", t.events.c.entity_id.in_(ids))
+            )
             conn.execute(delete(t.runs).where(t.runs.c.id.in_(ids)))
             removed += len(ids)
         conn.execute(delete(t.daily_rollups).where(t.daily_rollups.c.day < rollup_cutoff))

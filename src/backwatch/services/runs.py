@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, case, func, select, update
 
 from backwatch.domain.lifecycle import TERMINAL, RunStatus, check_transition
 from backwatch.domain.report import PhaseReport, RunReport, lay_out_phases, tail_text
@@ -55,6 +55,9 @@ def _row_for(report: RunReport, run_id: str, now: float) -> dict[str, Any]:
         backup_id=report.backup_id,
         updated_at=now,
     )
+    if row["finished_at"] is None and report.status in TERMINAL:
+        # a finished run has an end, so "last success" and durations always have one
+        row["finished_at"] = report.started_at + (report.duration_s or 0.0)
     return row
 
 
@@ -97,8 +100,9 @@ def record_report(report: RunReport, now: float, *, actor: str = "api") -> Op[Re
         run_id = report.id or new_run_id(now)
         ensure_job(conn, unit, report.job, now, host=report.host, tool=report.tool)
         row = _row_for(report, run_id, now)
+        # RETURNING, not rowcount: drivers report -1 for INSERT … ON CONFLICT (psycopg 3)
         stmt = insert_for(conn, t.runs).values(**row).on_conflict_do_nothing()
-        if not conn.execute(stmt).rowcount:
+        if conn.execute(stmt.returning(t.runs.c.id)).first() is None:
             existing = _existing(conn, report, run_id)
             if existing is None:  # pragma: no cover - a conflict implies a row
                 raise Conflict(f"run {run_id!r} conflicts with a stored run")
@@ -326,7 +330,13 @@ def finish_run(
         conn.execute(
             update(ph)
             .where(ph.c.run_id == run_id, ph.c.finished_at.is_(None))
-            .values(finished_at=finished, status=status.value)
+            .values(
+                finished_at=finished,
+                status=status.value,
+                duration_s=case(
+                    (ph.c.started_at < finished, finished - ph.c.started_at), else_=0.0
+                ),
+            )
         )
         if phases:
             base = conn.execute(

@@ -39,6 +39,8 @@ class WriteUnit:
     phases: list[dict[str, Any]] = field(default_factory=list)
     rollups: dict[tuple[str, int], _Rollup] = field(default_factory=dict)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: job → the latest finish of a good run in this transaction (not only the newest run's)
+    last_success: dict[str, float] = field(default_factory=dict)
     new_runs: dict[str, int] = field(default_factory=dict)
     median_dirty: set[str] = field(default_factory=set)
     known_jobs: set[str] = field(default_factory=set)
@@ -59,6 +61,9 @@ class WriteUnit:
         if seen is None or run["started_at"] >= seen["started_at"]:
             self.latest[job] = run
         status = RunStatus(run["status"])
+        finished = run.get("finished_at")
+        if status in GOOD and finished is not None:
+            self.last_success[job] = max(finished, self.last_success.get(job, finished))
         if became_terminal:
             key = (job, int(run["started_at"] // DAY))
             r = self.rollups.setdefault(key, _Rollup())
@@ -117,19 +122,17 @@ class WriteUnit:
         extra: dict[str, Any] = {}
         if self.new_runs.get(job):
             extra["runs_total"] = jobs.c.runs_total + self.new_runs[job]
-        if RunStatus(run["status"]) in GOOD and run.get("finished_at") is not None:
+        success = self.last_success.get(job)
+        if success is not None:
             conn.execute(
                 update(jobs)
                 .where(
                     and_(
                         jobs.c.id == job,
-                        or_(
-                            jobs.c.last_success_at.is_(None),
-                            jobs.c.last_success_at < run["finished_at"],
-                        ),
+                        or_(jobs.c.last_success_at.is_(None), jobs.c.last_success_at < success),
                     )
                 )
-                .values(last_success_at=run["finished_at"])
+                .values(last_success_at=success)
             )
         if job in self.median_dirty:
             durations = sorted(

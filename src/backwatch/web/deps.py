@@ -31,13 +31,21 @@ async def json_body(request: Request) -> Any:
     if not raw.strip():
         raise MalformedInput("the request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        # JSON over HTTP is UTF-8 (RFC 8259); json.loads(bytes) would also guess UTF-16/32
+        return json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constants)
     except UnicodeDecodeError:
         raise MalformedInput("the request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise MalformedInput(
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except (ValueError, RecursionError) as exc:
+        raise MalformedInput(f"malformed JSON: {exc}") from None
+
+
+def _no_constants(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON does not, and no database stores them.
+    raise ValueError(f"{name} is not valid JSON (use a number or null)")
 
 
 class TokenCache:

@@ -101,7 +101,7 @@ async def put_job(job_id: str, request: Request) -> Response:
     now = h.now()
 
     def op(conn: Any, unit: Any) -> None:
-        job_service.ensure_job(conn, unit, job_id, now, actor=actor)
+        job_service.ensure_job(conn, unit, job_id, now, actor=actor, origin="api")
         job_service.update_job(conn, unit, job_id, patch, now, actor)
 
     await h.submit(op)

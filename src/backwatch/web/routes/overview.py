@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from backwatch import __version__
-from backwatch.errors import InvalidInput
+from backwatch.errors import InvalidInput, StoreUnavailable
 from backwatch.services.views import seed001_out
 from backwatch.store import queries
 from backwatch.timeutil import iso
@@ -20,13 +20,17 @@ EVENT_KINDS = ("state_change", "trigger", "alert", "ack", "config", "auth", "aut
 async def health(request: Request) -> Response:
     h = hub(request)
     try:
+        problem = h.store_problem()
         with h.read_engine.connect() as conn:
             runs = queries.count_runs(conn) if h.dialect == "sqlite" else None
     except Exception as exc:  # any database failure means "unhealthy", never a traceback
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        return json_response(
-            {"status": "error", "database": "unreachable", "detail": reason}, status=503
-        )
+        problem = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
+        problem = problem.splitlines()[0]
+    if problem is not None:
+        # the health fields monitors look for, plus the API's one error envelope
+        error = {"code": StoreUnavailable.code, "message": f"database unavailable: {problem}"}
+        body = {"status": "error", "database": "unreachable", "detail": problem, "error": error}
+        return json_response(body, status=503)
     body = {"status": "ok", "version": __version__, "database": h.dialect}
     if runs is not None:
         body["runs"] = runs

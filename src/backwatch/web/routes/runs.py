@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from backwatch.domain.lifecycle import RunStatus, parse_status
-from backwatch.errors import InvalidInput
+from backwatch.domain.report import RunReport
+from backwatch.errors import BackwatchError, InvalidInput
 from backwatch.ingest import parse_record
 from backwatch.ingest.lifecycle import (
     parse_files,
@@ -55,14 +57,30 @@ async def post_run(request: Request) -> Response:
                     f"[{i}] {exc.message}",
                     details=[{**d, "field": f"[{i}].{d['field']}"} for d in exc.details],
                 ) from None
-        now = h.now()
-        acks = [
-            _ack(await h.submit(run_service.record_report(r, now, actor=actor))) for r in reports
-        ]
+        recorded = await h.submit(_record_all(reports, h.now(), actor))
+        acks = [_ack(r) for r in recorded]
         return json_response({"items": acks}, 201 if any(a["created"] for a in acks) else 200)
     report = parse_record(body, default_job=default_job)
     recorded = await h.submit(run_service.record_report(report, h.now(), actor=actor))
     return json_response(_ack(recorded), 201 if recorded.created else 200)
+
+
+def _record_all(
+    reports: list[RunReport], now: float, actor: str
+) -> Callable[[Any, Any], list[run_service.Recorded]]:
+    """One operation, one transaction for a whole batch: all of it is stored, or none."""
+
+    def op(conn: Any, unit: Any) -> list[run_service.Recorded]:
+        out = []
+        for i, report in enumerate(reports):
+            try:
+                out.append(run_service.record_report(report, now, actor=actor)(conn, unit))
+            except BackwatchError as exc:
+                details = [{**d, "field": f"[{i}].{d['field']}"} for d in exc.details]
+                raise type(exc)(f"[{i}] {exc.message}", details=details) from None
+        return out
+
+    return op
 
 
 @router.post("/start", summary="Open a running run; answers its id")

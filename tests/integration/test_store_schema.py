@@ -1,0 +1,221 @@
+"""The store itself: migrations, unusable databases, tokens, retention (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select, text
+
+from backwatch.domain.lifecycle import RunStatus
+from backwatch.domain.report import PhaseReport, RunReport
+from backwatch.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from backwatch.services import retention, tokens
+from backwatch.services import runs as run_service
+from backwatch.services.hub import Hub
+from backwatch.store import queries
+from backwatch.store import tables as t
+from backwatch.store.engine import make_engine
+from backwatch.store.migrate import current_revision, head_revision, migrate
+from tests.conftest import Clock, make_settings
+
+DAY = 86400.0
+NOW = Clock().t
+
+
+def rows(hub: Hub, table, *where) -> list[dict]:
+    with hub.read_engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(table).where(*where)).mappings()]
+
+
+class TestMigrations:
+    def test_migrating_twice_changes_nothing(self, hub):
+        head = head_revision()
+        assert current_revision(hub.write_engine) == head
+        assert migrate(hub.write_engine) == head
+        assert migrate(hub.write_engine) == head
+        assert current_revision(hub.write_engine) == head
+
+    def test_the_migrations_build_exactly_the_declared_schema(self, hub):
+        from alembic.autogenerate import compare_metadata
+        from alembic.runtime.migration import MigrationContext
+
+        with hub.write_engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(ctx, t.metadata) == []
+
+    def test_data_survives_a_restart(self, settings):
+        with Hub(settings) as first:
+            report = RunReport(job="a", status=RunStatus.SUCCESS, started_at=NOW, id="r1")
+            first.write(run_service.record_report(report, NOW))
+        with Hub(settings) as second, second.read_engine.connect() as conn:
+            assert queries.get_run(conn, "r1")["job"] == "a"
+
+    def test_a_foreign_database_is_not_taken_over(self, tmp_path):
+        url = f"sqlite:///{tmp_path / 'other.db'}"
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE runs (x INTEGER)"))
+        engine.dispose()
+        with pytest.raises(StoreUnavailable, match="no backwatch schema version"):
+            Hub(make_settings(tmp_path / "data", url))
+
+
+class TestUnusableDatabase:
+    def test_a_file_that_is_not_sqlite(self, tmp_path):
+        path = tmp_path / "backwatch.db"
+        path.write_text("these are my holiday photos, not a database\n" * 10)
+        with pytest.raises(StoreUnavailable) as err:
+            Hub(make_settings(tmp_path / "data", f"sqlite:///{path}"))
+        assert str(path) in err.value.message
+        assert "not a SQLite database" in err.value.message
+        assert err.value.status == 503
+        assert path.read_text().startswith("these are my holiday photos")  # left alone
+
+    def test_a_directory_where_the_file_should_be(self, tmp_path):
+        path = tmp_path / "backwatch.db"
+        path.mkdir()
+        with pytest.raises(StoreUnavailable, match="is a directory"):
+            Hub(make_settings(tmp_path / "data", f"sqlite:///{path}"))
+
+    def test_a_data_directory_that_cannot_be_created(self, tmp_path):
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        with pytest.raises(StoreUnavailable, match="cannot create database directory"):
+            Hub(make_settings(tmp_path / "data", f"sqlite:///{blocker / 'sub' / 'bw.db'}"))
+
+    def test_an_unreachable_postgresql(self, tmp_path):
+        url = "postgresql+psycopg://backwatch:secret-pw@127.0.0.1:1/backwatch"
+        with pytest.raises(StoreUnavailable) as err:
+            Hub(make_settings(tmp_path / "data", url))
+        message = err.value.message
+        assert "127.0.0.1:1" in message
+        assert "secret-pw" not in message  # the password is never shown
+        assert err.value.status == 503
+
+    def test_not_a_database_url(self, tmp_path):
+        with pytest.raises(StoreUnavailable, match="not a database URL"):
+            Hub(make_settings(tmp_path / "data", "backups please"))
+
+    def test_an_unsupported_database(self, tmp_path):
+        with pytest.raises(StoreUnavailable, match="unsupported database URL"):
+            Hub(make_settings(tmp_path / "data", "nosuchdb://x/y"))
+
+
+class TestTokens:
+    def test_tokens_are_stored_hashed(self, hub):
+        secret, _row = hub.write(tokens.create_token("host1", "ingest", NOW))
+        assert secret.startswith("bw_")
+        (stored,) = rows(hub, t.tokens)
+        assert secret not in stored.values()
+        assert stored["hash"] == tokens.hash_token(secret)
+        assert stored["prefix"] == secret[:7]
+        assert tokens.lookup(hub.read_engine, secret) == ("host1", "ingest")
+        assert tokens.lookup(hub.read_engine, secret + "x") is None
+        listed = tokens.list_tokens(hub.read_engine)
+        assert [(x["name"], x["scope"]) for x in listed] == [("host1", "ingest")]
+        assert "hash" not in listed[0]
+
+    def test_revoke(self, hub):
+        secret, _ = hub.write(tokens.create_token("host1", "admin", NOW))
+        hub.write(tokens.revoke_token("host1", NOW + 1))
+        assert tokens.lookup(hub.read_engine, secret) is None
+        assert tokens.active_token_count(hub.read_engine) == 0
+        with pytest.raises(NotFound, match="no active token named 'host1'"):
+            hub.write(tokens.revoke_token("host1", NOW + 2))
+        # the name is free again, with a new secret
+        again, _ = hub.write(tokens.create_token("host1", "read", NOW + 3))
+        assert again != secret
+        assert tokens.lookup(hub.read_engine, again) == ("host1", "read")
+        kinds = [e["to_state"] for e in rows(hub, t.events, t.events.c.kind == "auth")]
+        assert kinds == ["created", "revoked", "created"]
+
+    def test_names_and_scopes(self, hub):
+        hub.write(tokens.create_token("host1", "ingest", NOW))
+        with pytest.raises(Conflict, match="already exists"):
+            hub.write(tokens.create_token("host1", "read", NOW))
+        with pytest.raises(InvalidInput, match="scope"):
+            tokens.create_token("host2", "root", NOW)
+        with pytest.raises(InvalidInput, match="name"):
+            tokens.create_token("", "read", NOW)
+        assert tokens.active_token_count(hub.read_engine) == 1
+
+    @pytest.mark.parametrize(
+        ("scope", "allowed"),
+        [
+            ("read", {"read"}),
+            ("ingest", {"read", "ingest"}),
+            ("admin", {"read", "ingest", "admin"}),
+        ],
+    )
+    def test_scopes(self, scope, allowed):
+        assert {need for need in tokens.SCOPES if tokens.allows(scope, need)} == allowed
+
+
+class TestRetention:
+    def seed(self, hub: Hub) -> None:
+        def old_run(run_id: str, started: float, written: float) -> None:
+            rep = RunReport(
+                id=run_id,
+                job="nightly",
+                status=RunStatus.RUNNING,
+                started_at=started,
+            )
+            hub.write(run_service.start_run(rep, written))
+            hub.write(run_service.record_files(run_id, [{"path": "/etc/x", "size": 3}], written))
+            hub.write(
+                run_service.finish_run(
+                    run_id,
+                    RunStatus.SUCCESS,
+                    written,
+                    fields={"duration_s": 60.0, "size_bytes": 100},
+                    phases=[PhaseReport("dump", 60)],
+                    log="old log",
+                )
+            )
+
+        old = NOW - 100 * DAY
+        old_run("nightly", old, old)  # same id as its job: the job's own events must stay
+        old_run("imported-today", old - 3600, NOW - 3600)  # old, but written just now
+        old_run("recent", NOW - DAY, NOW - DAY)
+        old_run("ancient", NOW - 800 * DAY, NOW - 800 * DAY)
+
+    def test_old_runs_go_with_their_details(self, hub):
+        self.seed(hub)
+        removed = hub.write(retention.prune(NOW, 90))
+        assert removed == 2
+        with hub.read_engine.connect() as conn:
+            for gone in ("nightly", "ancient"):
+                with pytest.raises(NotFound):
+                    queries.get_run(conn, gone)
+            for kept in ("imported-today", "recent"):
+                assert queries.get_run(conn, kept)["phases"]
+        for table, column in (
+            (t.phases, t.phases.c.run_id),
+            (t.run_files, t.run_files.c.run_id),
+            (t.run_logs, t.run_logs.c.run_id),
+        ):
+            assert {r["run_id"] for r in rows(hub, table)} == {"imported-today", "recent"}
+            assert not rows(hub, table, column == "nightly")
+        run_events = rows(hub, t.events, t.events.c.entity == "run")
+        assert {e["entity_id"] for e in run_events} == {"imported-today", "recent"}
+        job_events = rows(hub, t.events, t.events.c.entity == "job")
+        assert [e["to_state"] for e in job_events] == ["created"]
+        (note,) = rows(hub, t.events, t.events.c.entity == "system")
+        assert note["detail"] == {"runs_removed": 2, "retention_days": 90}
+
+    def test_rollups_outlive_the_runs(self, hub):
+        self.seed(hub)
+        before = rows(hub, t.daily_rollups)
+        hub.write(retention.prune(NOW, 90))
+        after = rows(hub, t.daily_rollups)
+        ancient_day = int((NOW - 800 * DAY) // DAY)
+        assert [r for r in before if r["day"] != ancient_day] == after
+        with hub.read_engine.connect() as conn:
+            year = queries.summary(conn, days=365, now=NOW)
+        assert year["total"] == 3  # the pruned 100-day-old run still counts
+
+    def test_pruning_twice_removes_nothing_more(self, hub):
+        self.seed(hub)
+        assert hub.write(retention.prune(NOW, 90)) == 2
+        assert hub.write(retention.prune(NOW, 90)) == 0
+        with hub.read_engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(t.runs)).scalar_one() == 2
