@@ -282,12 +282,19 @@ def test_token_create_list_revoke(shared: Server) -> None:
     assert "Traceback" not in refused.stderr
 
 
-def test_wrong_token(shared: Server) -> None:
-    result = cli(shared, "push", "--job", "wrongtok", "--token", "bw_wrong", BACKWATCH_SPOOL="0")
+def test_wrong_token(shared: Server, tmp_path: Path) -> None:
+    # with spooling on (the default): a refused token is an error at the terminal, and
+    # nothing is kept for later either
+    spool_dir = tmp_path / "spool"
+    result = cli(
+        shared, "push", "--job", "wrongtok", "--token", "bw_wrong",
+        BACKWATCH_SPOOL_DIR=str(spool_dir),
+    )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "token" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "wrongtok" not in jobs_on(shared)  # nothing stored
+    assert not list(spool_dir.glob("*.json"))
 
 
 def test_bad_input_over_http_stores_nothing(shared: Server, tmp_path: Path) -> None:

@@ -26,7 +26,10 @@ def import_jsonl(
     from backwatch.cli.common import fail
 
     if fmt not in FORMATS:
-        raise fail(f"--format must be one of: {', '.join(FORMATS)} (got {fmt!r})", 2)
+        from backwatch.ingest.tools import tool_names
+
+        known = ", ".join([*FORMATS, *tool_names()])
+        raise fail(f"--format must be one of: {known} (got {fmt!r})", 2)
     name = "standard input" if path == "-" else path
     outcome: dict[str, Any] = {"imported": 0, "duplicates": 0, "rejected": 0, "errors": []}
     tgt = target_factory()
@@ -48,11 +51,14 @@ def import_jsonl(
                 try:
                     ack = tgt.report(record)
                 except BackwatchError as exc:
-                    if getattr(exc, "code", "") == "unreachable" or exc.status == 503:
+                    if _stops_import(exc):
                         raise
                     _reject(outcome, name, number, exc.message)
                     continue
-                outcome["imported" if ack.get("created") else "duplicates"] += 1
+                if ack.get("spooled"):
+                    outcome["spooled"] = outcome.get("spooled", 0) + 1
+                else:
+                    outcome["imported" if ack.get("created") else "duplicates"] += 1
         except OSError as exc:
             raise fail(f"cannot read {name}: {exc.strerror or exc}") from None
         prune = getattr(tgt, "prune", None)
@@ -63,7 +69,78 @@ def import_jsonl(
     return outcome
 
 
+def _stops_import(exc: BackwatchError) -> bool:
+    """Errors about the server or the token, not the line: every other line would fail too."""
+    server_side = exc.code in ("unreachable", "store_unavailable") or exc.status >= 500
+    return server_side or exc.status in (401, 403)
+
+
 def _reject(outcome: dict[str, Any], name: str, number: int, reason: str) -> None:
     outcome["rejected"] += 1
     outcome["errors"].append({"line": number, "reason": reason})
     sys.stderr.write(f"{name}:{number}: skipped: {reason}\n")
+
+
+def import_tool_output(
+    path: str,
+    *,
+    tool: str,
+    job: str,
+    exit_code: int | None,
+    started_at: float | None,
+    finished_at: float | None,
+    host: str | None,
+    target_factory: Callable[[], Any],
+) -> dict[str, Any]:
+    """One backup's output of ``tool`` (restic, borg, rsync) from FILE or '-' → one run.
+
+    Nothing is stored when the output cannot be parsed. When neither the caller nor the
+    output says when the run finished, a file's modification time (or now, for standard
+    input) is taken, so importing the same file twice stores one run.
+    """
+    import os
+    import socket
+    import time
+
+    from backwatch.cli.common import fail
+    from backwatch.errors import InvalidInput
+    from backwatch.ingest.tools import parse_tool_output
+
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            raw, written = sys.stdin.buffer.read(), time.time()
+        else:
+            with open(path, "rb") as fh:
+                raw, written = fh.read(), os.fstat(fh.fileno()).st_mtime
+    except OSError as exc:
+        raise fail(f"cannot read {name}: {exc.strerror or exc}") from None
+    try:
+        report = parse_tool_output(
+            tool,
+            raw.decode("utf-8", "replace"),
+            job=job,
+            exit_code=exit_code,
+            started_at=started_at,
+            finished_at=finished_at,
+            now=written,
+        )
+    except InvalidInput as exc:
+        raise InvalidInput(f"{name}: {exc.message}", details=exc.details) from None
+    body = {
+        field: getattr(report, field)
+        for field in (
+            "job", "started_at", "finished_at", "duration_s", "exit_code", "size_bytes",
+            "files", "files_new", "files_changed", "bytes_added", "message", "log", "tool",
+            "stats", "backup_id",
+        )
+        if getattr(report, field) is not None
+    }  # fmt: skip
+    body["status"] = report.status.value
+    body["host"] = host or socket.gethostname()
+    tgt = target_factory()
+    try:
+        ack = tgt.report(body)
+    finally:
+        tgt.close()
+    return {**ack, "run": body}

@@ -7,6 +7,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from backwatch.cli.common import (
     ConfigOpt,
@@ -28,8 +29,52 @@ def register(app: typer.Typer) -> None:
     app.command()(start)
     app.command()(phase)
     app.command()(finish)
-    app.command(context_settings={"allow_interspersed_args": False})(wrap)
+    app.command(cls=_WrapCommand)(wrap)
     app.command("import")(import_)
+
+
+class _WrapCommand(TyperCommand):
+    """``wrap [OPTIONS] JOB [OPTIONS] -- CMD…``.
+
+    With ``--`` after JOB, wrap's options may stand on either side of JOB and everything
+    after ``--`` is the command, untouched. Without it, everything after JOB is the command
+    (``backwatch wrap nightly rsync --timeout 30 …`` leaves ``--timeout`` to rsync).
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        at = _separator(args, self._valued_options())
+        if at is None:
+            ctx.allow_interspersed_args = False
+            return super().parse_args(ctx, args)
+        ctx.allow_interspersed_args = True
+        return super().parse_args(ctx, [*args[:at], "--", *args[at + 1 :]])
+
+    def _valued_options(self) -> set[str]:
+        names: set[str] = set()
+        for param in self.params:
+            if param.param_type_name == "option" and not getattr(param, "is_flag", False):
+                names.update(param.opts)
+                names.update(param.secondary_opts)
+        return names
+
+
+def _separator(args: list[str], valued: set[str]) -> int | None:
+    """Index of the ``--`` that ends wrap's own arguments (JOB and options), if any."""
+    positionals = 0
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return i if positionals <= 1 else None
+        if arg.startswith("-") and arg != "-":
+            if arg in valued:
+                i += 1  # its value
+        else:
+            positionals += 1
+            if positionals > 1:
+                return None  # the command started without a `--`
+        i += 1
+    return None
 
 
 def _read_json_arg(source: str) -> Any:
@@ -91,7 +136,12 @@ def _drop_none(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def push(
-    job: Annotated[str | None, typer.Option("--job", "-j", help="Job id (slug).")] = None,
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job", "-j", help="Job id (slug); with --json, the job of a record that names none."
+        ),
+    ] = None,
     status: Annotated[
         str, typer.Option("--status", "-s", help="success, warning, failed, …")
     ] = "success",
@@ -137,6 +187,8 @@ def push(
     """
     if json_input is not None:
         body = _read_json_arg(json_input)
+        if job and isinstance(body, dict):
+            body.setdefault("job", job)  # e.g. a seed 001 line, which names no job
     else:
         if not job:
             raise fail("give --job JOB (or --json FILE with a report)", 2)
@@ -179,6 +231,7 @@ def push(
     items = ack["items"] if isinstance(ack, dict) and "items" in ack else [ack]
     for item in items:
         verb = "recorded" if item.get("created") else "already recorded"
+        verb = "spooled (server unreachable)" if item.get("spooled") else verb
         typer.echo(f"{verb} run {item['id']} of job {item['job']} ({item['status']})")
 
 
@@ -187,14 +240,18 @@ def start(
     run_id: Annotated[str | None, typer.Option("--id", help="Run id to use.")] = None,
     host: Annotated[str | None, typer.Option(help="Host name (default: this host).")] = None,
     tool: Annotated[str | None, typer.Option(help="Tool name.")] = None,
-    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Short message.")] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Open a running run and print its id, for scripts:  RUN=$(backwatch start nightly)"""
+    """Open a running run and print its id.
+
+    For scripts: RUN=$(backwatch start nightly), then `backwatch phase` and
+    `backwatch finish "$RUN"`.
+    """
     import socket
 
     body = _drop_none(
@@ -253,7 +310,7 @@ def finish(
     files_new: Annotated[int | None, typer.Option(help="New files.")] = None,
     files_changed: Annotated[int | None, typer.Option(help="Changed files.")] = None,
     bytes_added: Annotated[int | None, typer.Option(help="Bytes added.")] = None,
-    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Short message.")] = None,
     log_file: Annotated[
         str | None, typer.Option(help="File whose last 100 KB become the log.")
     ] = None,
@@ -282,12 +339,17 @@ def finish(
         run = tgt.run_call(run_id, "finish", body)
     finally:
         tgt.close()
+    if run.get("spooled"):
+        typer.echo(f"finish of run {run['id']} spooled (server unreachable): {run['status']}")
+        return
     typer.echo(f"run {run['id']} of job {run['job']} finished: {run['status']}")
 
 
 def wrap(
     job: Annotated[str, typer.Argument(help="Job id (slug).")],
-    command: Annotated[list[str], typer.Argument(help="The command to run, after --.")],
+    command: Annotated[
+        list[str] | None, typer.Argument(help="The command to run, after --.")
+    ] = None,
     timeout: Annotated[
         str | None, typer.Option(help="Kill the command after this long, e.g. 6h.")
     ] = None,
@@ -297,9 +359,12 @@ def wrap(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Run any command as a tracked run: start, output tail, duration, exit code, finish.
+    """Run a command as a tracked run.
 
-    Exits with the command's own exit code, even when backwatch cannot be reached.
+    Records the start, the duration, the exit code and the last 100 KB of output, which
+    still reaches the terminal (stdout and stderr kept apart). Exits with the command's own
+    exit code, even when backwatch cannot be reached; 127 if the command does not exist,
+    124 after --timeout.
 
       backwatch wrap nightly -- restic backup /srv
     """
@@ -307,7 +372,7 @@ def wrap(
 
     code = run_wrapped(
         job,
-        command,
+        command or [],
         timeout=timeout,
         target_factory=lambda: target(url, token, db, config, data_dir),
     )
@@ -315,10 +380,35 @@ def wrap(
 
 
 def import_(
-    file: Annotated[str, typer.Argument(help="JSONL file (one report per line), or '-'.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="auto, seed001 or native.")] = "auto",
+    file: Annotated[
+        str, typer.Argument(help="JSONL file (one report per line), a tool's output, or '-'.")
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="auto, seed001 or native (JSONL records); restic, borg or rsync (tool output).",
+        ),
+    ] = "auto",
     job: Annotated[
-        str | None, typer.Option("--job", "-j", help="Job for records that name none.")
+        str | None,
+        typer.Option(
+            "--job", "-j", help="Job for records that name none; required for tool output."
+        ),
+    ] = None,
+    exit_code: Annotated[
+        int | None,
+        typer.Option(help="Tool output: the tool's exit code (restic 3, borg 1 → warning)."),
+    ] = None,
+    started_at: Annotated[
+        str | None, typer.Option(help="Tool output: when the run started (ISO 8601 or epoch).")
+    ] = None,
+    finished_at: Annotated[
+        str | None, typer.Option(help="Tool output: when the run finished (ISO 8601 or epoch).")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Tool output: host name (default: this host).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     url: UrlOpt = None,
@@ -327,14 +417,32 @@ def import_(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Import run records from a JSONL file (seed 001 lines or native reports).
+    """Import runs: JSONL records, or the output of restic, borg or rsync.
+
+    JSONL holds one seed 001 line or native report per line. Tool output is one backup's
+    output of restic (`backup --json`), borg (`create --json`) or rsync (`--stats`).
 
     A line that is not valid is reported with its line number and skipped; records already
     stored (same id, or same job + backup_id) are not stored twice. Raw runs older than
     RETENTION_DAYS are pruned afterwards.
+
+      restic backup --json /srv >r.json; backwatch import -f restic -j srv --exit-code $? r.json
     """
     from backwatch.cli.importer import import_jsonl
+    from backwatch.ingest.tools import tool_names
 
+    tools = tool_names()
+    tool_opts = (exit_code, started_at, finished_at, host)
+    if fmt in tools:
+        _import_tool(file, fmt, job, exit_code, started_at, finished_at, host, json_out,
+                     lambda: target(url, token, db, config, data_dir))  # fmt: skip
+        return
+    if any(opt is not None for opt in tool_opts):
+        raise fail(
+            "--exit-code, --started-at, --finished-at and --host go with "
+            f"--format {', '.join(tools)}",
+            2,
+        )
     outcome = import_jsonl(
         file,
         fmt=fmt,
@@ -347,8 +455,53 @@ def import_(
         typer.echo(
             f"imported {outcome['imported']}, already present {outcome['duplicates']}, "
             f"rejected {outcome['rejected']}"
+            + (f", spooled {outcome['spooled']}" if outcome.get("spooled") else "")
             + (f", pruned {outcome['pruned']} old runs" if outcome.get("pruned") else "")
         )
     if outcome["rejected"]:
         warn(f"{outcome['rejected']} line(s) rejected; see the messages above")
         raise typer.Exit(1)
+
+
+def _import_tool(
+    file: str,
+    tool: str,
+    job: str | None,
+    exit_code: int | None,
+    started_at: str | None,
+    finished_at: str | None,
+    host: str | None,
+    json_out: bool,
+    target_factory: Any,
+) -> None:
+    from backwatch.cli.importer import import_tool_output
+    from backwatch.timeutil import parse_time
+
+    if not job:
+        raise fail(f"--job is required with --format {tool}: its output names no job", 2)
+    times: dict[str, float | None] = {}
+    for flag, value in (("--started-at", started_at), ("--finished-at", finished_at)):
+        try:
+            times[flag] = None if value is None else parse_time(value, field=flag)
+        except ValueError as exc:
+            raise fail(str(exc), 2) from None
+    outcome = import_tool_output(
+        file,
+        tool=tool,
+        job=job,
+        exit_code=exit_code,
+        started_at=times["--started-at"],
+        finished_at=times["--finished-at"],
+        host=host,
+        target_factory=target_factory,
+    )
+    if json_out:
+        print_json(outcome)
+        return
+    verb = "recorded" if outcome.get("created") else "already recorded"
+    verb = "spooled (server unreachable)" if outcome.get("spooled") else verb
+    run = outcome["run"]
+    typer.echo(
+        f"{verb} run {outcome['id']} of job {outcome['job']} ({outcome['status']}): "
+        f"{run.get('message', '')}"
+    )

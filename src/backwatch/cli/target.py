@@ -9,15 +9,17 @@ The HTTP path uses only the standard library so ``backwatch push`` starts fast.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from backwatch.errors import BackwatchError, StoreUnavailable
+from backwatch.errors import BackwatchError, InvalidInput, StoreUnavailable
 
 HTTP_TIMEOUT_S = 30
 
@@ -37,7 +39,13 @@ class Unreachable(StoreUnavailable):
 
 class HttpTarget:
     def __init__(self, url: str, token: str | None) -> None:
-        self.url = url.rstrip("/")
+        parts = urllib.parse.urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidInput(
+                f"--url {url!r} is not a server URL; use http://HOST:PORT, "
+                "e.g. http://127.0.0.1:5001"
+            )
+        self.url = url.strip().rstrip("/")
         self.token = token
 
     def request(self, method: str, path: str, body: Any = None, query: dict | None = None) -> Any:
@@ -57,29 +65,96 @@ class HttpTarget:
             with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                err = json.loads(raw)["error"]
-                raise RemoteError(
-                    exc.code, err.get("code", "error"), err["message"], err.get("details")
-                ) from None
-            except (ValueError, KeyError, TypeError):
-                raise RemoteError(exc.code, "http_error", f"server answered {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            raise self._remote_error(exc.code, exc.read(), path) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
             raise Unreachable(f"cannot reach the server at {self.url}: {reason}") from None
-        return json.loads(raw) if raw else None
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            raise Unreachable(
+                f"{self.url} answered {path} with something that is not JSON; "
+                "is --url the address of a backwatch server?"
+            ) from None
 
-    # The operations every command needs, as the API offers them.
+    def _remote_error(self, status: int, raw: bytes, path: str) -> RemoteError:
+        try:
+            err = json.loads(raw)["error"]
+            message = err["message"]
+            if status == 404 and err.get("code") == "not_found" and "no such URL" in message:
+                message = (
+                    f"{self.url}{path}: {message} (is --url the server's base URL, "
+                    "e.g. http://127.0.0.1:5001?)"
+                )
+            return RemoteError(status, err.get("code", "error"), message, err.get("details"))
+        except (ValueError, KeyError, TypeError):
+            return RemoteError(
+                status, "http_error", f"{self.url}{path}: the server answered HTTP {status}"
+            )
+
+    def write(self, path: str, body: Any, spooled: Any) -> Any:
+        """POST a report; when the server cannot take it now (unreachable, 5xx, 429), spool
+        it and answer ``spooled`` instead (see backwatch.spool). A refused token is an error.
+        Spooled entries are delivered first, so the server sees reports in order."""
+        from backwatch import spool
+
+        if not spool.enabled():
+            return self.request("POST", path, body)
+        spool_dir = spool.default_dir()
+        problem = None
+        if spool.pending(spool_dir):
+            done = spool.flush(spool_dir, self.request, wait_s=2.0)
+            if done.remaining:
+                problem = done.errors[-1] if done.errors else "earlier reports are waiting"
+        if problem is None:
+            try:
+                return self.request("POST", path, body)
+            except Unreachable as exc:
+                problem = exc.message
+            except RemoteError as exc:
+                # A refused token is the user's to fix now: at a terminal it is an error,
+                # not something to keep for later (unattended clients do spool it).
+                if exc.status not in spool.RETRY_LATER or exc.status in (401, 403):
+                    raise
+                problem = f"the server answered {exc.status}: {exc.message}"
+        try:
+            spool.write_entry(spool_dir, "POST", path, body)
+        except OSError as exc:
+            raise Unreachable(f"{problem}; and cannot spool to {spool_dir}: {exc}") from None
+        sys.stderr.write(
+            f"warning: {problem}\nwarning: spooled in {spool_dir}; "
+            "deliver later with `backwatch spool flush` (or any later report)\n"
+        )
+        return spooled
+
+    # The operations every command needs, as the API offers them. Writes carry client-made
+    # run ids so that a spooled or retried report is stored once.
     def report(self, obj: Any) -> dict[str, Any]:
-        return self.request("POST", "/api/v1/runs", obj)  # type: ignore[no-any-return]
+        from backwatch.spool import client_run_id
+
+        def with_id(item: Any) -> Any:  # native reports only: seed 001 has its backup_id
+            native = isinstance(item, dict) and "status" in item and "backup_id" not in item
+            if native and not item.get("id"):
+                return {"id": client_run_id(), **item}
+            return item
+
+        items = [with_id(i) for i in (obj if isinstance(obj, list) else [obj])]
+        acks = [_spooled_ack(i, i.get("status") if isinstance(i, dict) else None) for i in items]
+        body, spooled = (items, {"items": acks}) if isinstance(obj, list) else (items[0], acks[0])
+        return self.write("/api/v1/runs", body, spooled)  # type: ignore[no-any-return]
 
     def start(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/api/v1/runs/start", obj)  # type: ignore[no-any-return]
+        from backwatch.spool import client_run_id
+
+        if not obj.get("id"):
+            obj = {**obj, "id": client_run_id()}
+        spooled = _spooled_ack(obj, obj.get("status") or "running")
+        return self.write("/api/v1/runs/start", obj, spooled)  # type: ignore[no-any-return]
 
     def run_call(self, run_id: str, what: str, obj: dict[str, Any]) -> dict[str, Any]:
         path = f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/{what}"
-        return self.request("POST", path, obj)  # type: ignore[no-any-return]
+        spooled = {"id": run_id, "job": None, "status": obj.get("status"), "spooled": True}
+        return self.write(path, obj, spooled)  # type: ignore[no-any-return]
 
     def list_runs(self, **query: Any) -> dict[str, Any]:
         return self.request("GET", "/api/v1/runs", query=query)  # type: ignore[no-any-return]
@@ -103,6 +178,14 @@ class HttpTarget:
         pass
 
 
+def _spooled_ack(body: Any, status: Any) -> dict[str, Any]:
+    """The answer for a spooled report: what the server will store, marked ``spooled``."""
+    body = body if isinstance(body, dict) else {}
+    ident = body.get("id") or body.get("backup_id")
+    return {"id": ident, "job": body.get("job"), "status": status, "created": False,
+            "spooled": True}  # fmt: skip
+
+
 def resolve(
     *,
     url: str | None,
@@ -110,6 +193,7 @@ def resolve(
     db: str | None,
     config: str | None,
     data_dir: str | None = None,
+    read_only: bool = False,
 ) -> Any:
     """Pick the target for a command from its flags and the environment."""
     url = url or os.environ.get("BACKWATCH_URL")
@@ -118,7 +202,22 @@ def resolve(
         return HttpTarget(url, token)
     from backwatch.cli.local import LocalTarget
 
-    return LocalTarget(local_settings(config=config, db=db, data_dir=data_dir))
+    settings = local_settings(config=config, db=db, data_dir=data_dir)
+    if read_only:
+        _require_existing_sqlite(settings.db_url)
+    return LocalTarget(settings)
+
+
+def _require_existing_sqlite(db_url: str) -> None:
+    prefix = "sqlite:///"
+    if not db_url.startswith(prefix) or ":memory:" in db_url:
+        return
+    path = Path(db_url[len(prefix) :].split("?", 1)[0])
+    if not path.exists():
+        raise StoreUnavailable(
+            f"no database at {path}: check --db or --data-dir, or give --url to ask a "
+            "server (a database is created by `backwatch serve`, `push` or `db migrate`)"
+        )
 
 
 def local_settings(*, config: str | None, db: str | None, data_dir: str | None) -> Any:

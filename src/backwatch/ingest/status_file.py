@@ -71,8 +71,11 @@ class StatusFile:
 
 
 def job_from_service(name: str) -> str:
-    """A service name → a job id: lower case, other characters become '-'."""
-    slug = re.sub(r"[^a-z0-9._-]+", "-", name.strip().lower()).strip("-._")[:64]
+    """A service name → a job id, exactly as backwatch.sh derives it (so a watched
+    METRICS_DIR and the library's own reports name the same job): lower case, every other
+    character becomes '-', leading non-alphanumerics dropped, at most 64 characters."""
+    slug = re.sub(r"[^a-z0-9._-]", "-", name.lower())
+    slug = re.sub(r"^[^a-z0-9]+", "", slug)[:64]
     if not JOB_ID_RE.match(slug):
         raise InvalidInput.field("service", f"cannot make a job id from {name!r}")
     return slug
