@@ -1,0 +1,231 @@
+"""``backwatch run JOB`` (run a configured job) and ``backwatch schedule export JOB``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from backwatch.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    DbOpt,
+    JsonOpt,
+    TokenOpt,
+    UrlOpt,
+    print_json,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+    schedule = typer.Typer(
+        name="schedule",
+        help="Run jobs from systemd or cron instead of the server's scheduler.",
+        no_args_is_help=True,
+    )
+    schedule.command("export")(export_command)
+    app.add_typer(schedule)
+
+
+def _configured(settings: Any, job_id: str) -> Any:
+    from backwatch.errors import ConfigError
+
+    for job in settings.jobs:
+        if job.id == job_id:
+            return job
+    where = settings.config_path or "no config file (use --config or BACKWATCH_CONFIG)"
+    known = ", ".join(j.id for j in settings.jobs) or "none"
+    raise ConfigError(f"no job {job_id!r} in {where}; declared jobs: {known}")
+
+
+def run_command(
+    job: Annotated[str, typer.Argument(help="The id of a job declared in the config file.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the commands (secrets masked); run nothing.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show each command and the tools' output.")
+    ] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> int:
+    """Run a configured job (restic, borg, rsync or a command) and record it as a run.
+
+    Each step is a phase (dump, backup, prune, check); a progress bar shows percentage, rate
+    and ETA. Exit status: 0 success, 3 warning, 1 failed, 124 timed out, 130 cancelled,
+    75 refused (already running, on_busy = "refuse").
+    """
+    from backwatch.cli.target import local_settings
+    from backwatch.runners.base import RunContext
+    from backwatch.runners.engine import EXIT_BUSY, JobRunner
+    from backwatch.runners.record import NullRecorder
+    from backwatch.services.locks import Busy, Locks
+
+    settings = local_settings(config=config, db=db, data_dir=data_dir)
+    job_settings = _configured(settings, job)
+    ctx = RunContext(settings, job_settings)
+    console = _console()
+    if dry_run:
+        runner = JobRunner(ctx, NullRecorder(), Locks(settings.data_dir))
+        lines = runner.describe()
+        if as_json:
+            print_json({"job": job, "dry_run": True, "commands": lines})
+        else:
+            sys.stdout.write(f"{job}: would run ({len(runner.steps)} steps):\n")
+            for line in lines:
+                sys.stdout.write(f"  {line}\n")
+        return 0
+    recorder, hub, target = _recorder(settings, url=url, token=token, db=db)
+    locks = Locks(
+        settings.data_dir,
+        max_concurrent=settings.runner.max_concurrent,
+        engine=hub.read_engine if hub is not None else None,
+    )
+    from backwatch.cli.run_progress import ProgressWatcher
+
+    watcher = ProgressWatcher(console, verbose=verbose, quiet=as_json)
+    runner = JobRunner(
+        ctx,
+        recorder,
+        locks,
+        watcher=watcher,
+        trigger="manual",
+        clock=hub.now if hub is not None else _time(),
+    )
+    try:
+        with watcher:
+            result = runner.run()
+    except Busy as exc:
+        sys.stderr.write(f"error: {job} is already running: {exc.message} (on_busy = 'refuse')\n")
+        return EXIT_BUSY
+    finally:
+        pass
+    try:
+        record = _record(result.run_id, hub, target) or result.record
+    finally:
+        if hub is not None:
+            hub.close()
+        if target is not None:
+            target.close()
+    if as_json:
+        print_json(
+            record
+            or {"id": result.run_id, "job": job, "status": result.status.value, **result.fields}
+        )
+    else:
+        watcher.summary(job, result, record)
+    return result.process_exit
+
+
+def _time() -> Any:
+    import time
+
+    return time.time
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _recorder(settings: Any, *, url: str | None, token: str | None, db: str | None) -> Any:
+    """(recorder, hub or None, HTTP target or None): the server when BACKWATCH_URL is set."""
+    import os
+
+    from backwatch.runners.record import HttpRecorder, HubRecorder
+
+    url = url or os.environ.get("BACKWATCH_URL")
+    if url and not db:
+        from backwatch.cli.target import resolve
+
+        target = resolve(
+            url=url, token=token, db=None, config=None, data_dir=str(settings.data_dir)
+        )
+        return HttpRecorder(target), None, target
+    from backwatch.services.hub import Hub
+
+    hub = Hub(settings)
+    return HubRecorder(hub, actor="cli"), hub, None
+
+
+def _record(run_id: str, hub: Any, target: Any) -> dict[str, Any] | None:
+    """The run as stored, with its phases (what `backwatch history --json` shows)."""
+    from backwatch.errors import BackwatchError
+
+    try:
+        if hub is not None:
+            from backwatch.services.views import run_out
+            from backwatch.store import queries
+
+            with hub.read_engine.connect() as conn:
+                return run_out(queries.get_run(conn, run_id))
+        if target is not None:
+            return target.get_run(run_id)
+    except BackwatchError:
+        return None
+    return None
+
+
+# --- schedule export ------------------------------------------------------------------
+
+
+def export_command(
+    job: Annotated[str, typer.Argument(help="The id of a job declared in the config file.")],
+    systemd: Annotated[bool, typer.Option("--systemd", help="A service and a timer unit.")] = False,
+    cron: Annotated[bool, typer.Option("--cron", help="A crontab line.")] = False,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write the files into this directory (systemd)."),
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> int:
+    """Print (or write) a systemd service + timer, or a crontab line, that runs JOB on its
+    schedule with `backwatch run`."""
+    from backwatch.cli.target import local_settings
+    from backwatch.errors import InvalidInput
+    from backwatch.runners.schedule_export import crontab, systemd_units
+
+    if systemd == cron:
+        raise InvalidInput("choose one of --systemd or --cron")
+    settings = local_settings(config=config, db=None, data_dir=data_dir)
+    job_settings = _configured(settings, job)
+    command = _command_line(job, settings)
+    if cron:
+        sys.stdout.write(crontab(job_settings, command))
+        return 0
+    units = systemd_units(job_settings, command)
+    if output:
+        folder = Path(output)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in units.items():
+            (folder / name).write_text(text)
+            sys.stdout.write(f"wrote {folder / name}\n")
+        sys.stdout.write(
+            f"enable with: systemctl daemon-reload && systemctl enable --now "
+            f"backwatch-{job}.timer\n"
+        )
+        return 0
+    for name, text in units.items():
+        sys.stdout.write(f"# {name}\n{text}\n")
+    return 0
+
+
+def _command_line(job: str, settings: Any) -> list[str]:
+    import shutil
+
+    exe = shutil.which("backwatch")
+    argv = [str(Path(exe).resolve())] if exe else [sys.executable, "-m", "backwatch"]
+    argv += ["run", job]
+    if settings.config_path is not None:
+        argv += ["--config", str(Path(settings.config_path).resolve())]
+    argv += ["--data-dir", str(Path(settings.data_dir).resolve())]
+    return argv

@@ -1,0 +1,117 @@
+"""What ``backwatch run`` shows while a job runs: a rich progress bar per step with
+percentage, rate and ETA, one line per finished step, and with ``--verbose`` every command
+and the tools' own output. Everything goes to stderr; stdout stays for ``--json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backwatch.domain.lifecycle import RunStatus
+from backwatch.runners.base import Outcome, Step
+from backwatch.runners.engine import RunResult, Watcher
+from backwatch.runners.progress import Progress
+from backwatch.timeutil import human_bytes, human_duration
+
+_MARK = {
+    RunStatus.SUCCESS: "[green]✓[/]",
+    RunStatus.WARNING: "[yellow]![/]",
+    RunStatus.FAILED: "[red]✗[/]",
+}
+
+
+class ProgressWatcher(Watcher):
+    def __init__(self, console: Any, *, verbose: bool = False, quiet: bool = False) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import (
+            Progress as Bar,
+        )
+
+        self.console = console
+        self.verbose = verbose
+        self.quiet = quiet
+        self.bar = Bar(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=quiet or not console.is_terminal,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> ProgressWatcher:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.stop()
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, highlight=False)
+
+    def waiting(self, reason: str) -> None:
+        self._say(f"[yellow]queued[/]: waiting because {reason}")
+
+    def step_started(self, step: Step, shown: str) -> None:
+        if self.verbose:
+            self._say(f"[dim]$ {_escape(shown)}[/]")
+        self.task = self.bar.add_task(step.phase, total=None)
+
+    def progress(self, step: Step, progress: Progress) -> None:
+        if self.task is None:
+            return
+        total = progress.total_bytes
+        if total is None and progress.fraction is not None and progress.done_bytes:
+            total = int(progress.done_bytes / max(progress.fraction, 1e-9))
+        if progress.done_bytes is None and progress.fraction is not None:
+            self.bar.update(self.task, total=100, completed=progress.fraction * 100)
+            return
+        self.bar.update(self.task, total=total, completed=progress.done_bytes or 0)
+
+    def output(self, step: Step, line: str) -> None:
+        if self.verbose:
+            self._say(_escape(line))
+
+    def step_finished(self, step: Step, outcome: Outcome, duration_s: float) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = None
+        mark = _MARK.get(outcome.status, "•")
+        note = f" — {_escape(outcome.message)}" if outcome.message else ""
+        self._say(f"  {mark} {step.phase} {human_duration(duration_s)}{note}")
+
+    def summary(self, job: str, result: RunResult, record: dict[str, Any] | None) -> None:
+        colour = {"success": "green", "warning": "yellow"}.get(result.status.value, "red")
+        rec = record or {}
+        figures = []
+        if rec.get("files") is not None:
+            figures.append(f"{rec['files']} files")
+        if rec.get("size_bytes") is not None:
+            figures.append(human_bytes(rec["size_bytes"]))
+        if rec.get("bytes_added") is not None:
+            figures.append(f"{human_bytes(rec['bytes_added'])} added")
+        took = f" in {human_duration(rec['duration_s'])}" if rec.get("duration_s") else ""
+        extra = f" ({', '.join(figures)})" if figures else ""
+        self.console.print(
+            f"[bold]{job}[/]: [{colour}]{result.status.value}[/]{took}{extra} — "
+            f"{_escape(result.message)}  [dim]run {result.run_id}[/]",
+            highlight=False,
+        )
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

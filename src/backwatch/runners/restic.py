@@ -1,0 +1,120 @@
+"""restic: ``backup --json``, ``forget --prune`` (retention) and ``check`` (verify).
+
+restic 0.17+ exits 10 (no repository), 11 (locked) and 12 (wrong password); older
+versions exit 1 with the same reason on stderr, so both are read.
+"""
+
+from __future__ import annotations
+
+from backwatch.domain.lifecycle import RunStatus
+from backwatch.runners import register_runner
+from backwatch.runners.base import (
+    BACKUP,
+    CHECK,
+    PRUNE,
+    Outcome,
+    RunContext,
+    Step,
+    last_line,
+    local_path,
+)
+from backwatch.settings import JobSettings, ResticOptions
+
+PARTIAL = 3
+#: exit code → what it means, and the hint that fixes it
+FATAL = {
+    10: ("the repository does not exist", "check [jobs.restic] repository, or `restic init` it"),
+    11: ("the repository is locked by another process", "wait, or `restic unlock` if stale"),
+    12: ("wrong password", "check [jobs.restic] password_file / password_command"),
+}
+#: text restic < 0.17 prints for the same failures (exit 1)
+_TEXT = (
+    ("wrong password", 12),
+    ("no key found", 12),
+    ("unable to open config file", 10),
+    ("is there a repository at the following location", 10),
+    ("repository does not exist", 10),
+    ("unable to create lock", 11),
+    ("repository is already locked", 11),
+)
+
+
+def explain(code: int, output: str) -> Outcome:
+    """restic's exit code (and, for old versions, its stderr) → a clear outcome."""
+    if code == 0:
+        return Outcome(RunStatus.SUCCESS)
+    if code == PARTIAL:
+        return Outcome(RunStatus.WARNING, "snapshot saved, but some files could not be read")
+    meaning = FATAL.get(code)
+    if meaning is None:
+        lower = output.lower()
+        known = next((c for text, c in _TEXT if text in lower), None)
+        meaning = FATAL.get(known) if known is not None else None
+    last = last_line(output)
+    if meaning is not None:
+        what, hint = meaning
+        return Outcome(RunStatus.FAILED, f"restic: {what} (exit code {code}); {hint}")
+    return Outcome(RunStatus.FAILED, f"restic exited with code {code}: {last or 'no output'}")
+
+
+def _base(opts: ResticOptions) -> list[str]:
+    argv = [opts.binary, "--repo", opts.repository]
+    if opts.password_file:
+        argv += ["--password-file", opts.password_file]
+    if opts.password_command:
+        argv += ["--password-command", opts.password_command]
+    return argv + list(opts.extra_args)
+
+
+def retention_args(job: JobSettings) -> list[str]:
+    r = job.retention
+    assert r is not None
+    args: list[str] = []
+    for key in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
+        value = getattr(r, f"keep_{key}")
+        if value is not None:
+            args += [f"--keep-{key}", str(value)]
+    if r.keep_within:
+        args += ["--keep-within", r.keep_within]
+    return args
+
+
+class ResticRunner:
+    name = "restic"
+    actions: tuple[str, ...] = (BACKUP, PRUNE, CHECK)
+
+    def steps(self, ctx: RunContext, actions: list[str]) -> list[Step]:
+        job = ctx.job
+        opts = job.restic
+        assert opts is not None
+        base = _base(opts)
+        env = {"RESTIC_PROGRESS_FPS": "2"}  # restic --json prints 60 status lines a second
+        out: list[Step] = []
+        if BACKUP in actions:
+            argv = [*base, "backup", "--json", "--host", ctx.hostname]
+            for pattern in opts.exclude:
+                argv += ["--exclude", pattern]
+            argv += [*opts.backup_args, "--", *opts.paths, *ctx.dump_paths()]
+            out.append(
+                Step("backup", BACKUP, argv, explain, env=env, parse_as="restic", progress="restic")
+            )
+        if PRUNE in actions and job.retention is not None:
+            argv = [*base, "forget", "--prune", "--host", ctx.hostname, *retention_args(job)]
+            out.append(Step("prune", PRUNE, argv, explain, env=env))
+        if CHECK in actions and job.verify is not None:
+            argv = [*base, "check"]
+            if job.verify.read_data_subset:
+                argv += ["--read-data-subset", job.verify.read_data_subset]
+            argv += job.verify.extra_args
+            out.append(Step("check", CHECK, argv, explain, env=env, verifies=True))
+        return out
+
+    def repository(self, job: JobSettings) -> str | None:
+        return f"restic:{job.restic.repository}" if job.restic else None
+
+    def disk_paths(self, job: JobSettings) -> list[str]:
+        path = local_path(job.restic.repository) if job.restic else None
+        return [path] if path else []
+
+
+register_runner(ResticRunner())

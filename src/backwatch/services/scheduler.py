@@ -1,0 +1,312 @@
+"""The server's scheduler: runs configured jobs when they are due or triggered.
+
+- ``schedule`` + ``run_by = "server"``: run when due (cron in the job's time zone, or a
+  period). A job whose last run is older than its last due time runs once at start-up.
+- ``after = ["job-a"]``: run when job-a has a new good run (success or warning), however it
+  was reported. A hub listener wakes the loop at once; the check itself reads the jobs'
+  ``last_success_at`` so it also sees runs stored by another server instance.
+- ``when_disk_above = 0.9``: run when one of the job's local destinations (or repository)
+  is fuller than that, at most once an hour (a cleanup job).
+- ``trigger(job)``: ``POST /api/v1/jobs/{id}/run``.
+
+Only the leader instance schedules (services/leader.py). Runs happen in threads, each
+taking the same locks as ``backwatch run`` (services/locks.py), so a cron-started run and a
+scheduled one never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from backwatch.domain.schedule import Schedule, parse_schedule
+from backwatch.errors import ConfigError, NotFound
+from backwatch.services.hub import Hub
+from backwatch.services.leader import Leader
+from backwatch.settings import JobSettings
+from backwatch.store import tables as t
+
+log = logging.getLogger("backwatch.scheduler")
+TICK_S = 1.0
+DISK_EVERY_S = 60.0
+DISK_COOLDOWN_S = 3600.0
+
+#: path → fraction of its disk in use
+DiskUsage = Callable[[str], float | None]
+
+
+def disk_fraction(path: str) -> float | None:
+    import os
+
+    import psutil
+
+    if not os.path.exists(path):
+        return None
+    usage = psutil.disk_usage(path)
+    return usage.used / usage.total if usage.total else None
+
+
+class Scheduler:
+    def __init__(
+        self,
+        hub: Hub,
+        leader: Leader | None = None,
+        *,
+        tick_s: float = TICK_S,
+        disk_every_s: float = DISK_EVERY_S,
+        disk_usage: DiskUsage = disk_fraction,
+    ) -> None:
+        self.hub = hub
+        self.settings = hub.settings
+        self.leader = leader or Leader(hub.read_engine)
+        self.tick_s = tick_s
+        self.disk_every_s = disk_every_s
+        self.disk_usage = disk_usage
+        self.cancel = threading.Event()
+        self.next_due: dict[str, float] = {}
+        self.threads: dict[str, threading.Thread] = {}  # run id → its thread
+        self._active: dict[str, str] = {}  # job → run id started by this scheduler
+        self._seen_success: dict[str, float | None] | None = None
+        self._last_disk_check = float("-inf")
+        self._disk_fired: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # --- what can run ------------------------------------------------------------------
+
+    def runnable(self) -> dict[str, JobSettings]:
+        """Configured jobs backwatch can run (their tool has a runner)."""
+        from backwatch.runners import runner_names
+
+        names = set(runner_names())
+        return {job.id: job for job in self.settings.jobs if job.tool in names}
+
+    def job(self, job_id: str) -> JobSettings:
+        """The runnable job ``job_id`` (NotFound / ConfigError naming the problem)."""
+        job = self.runnable().get(job_id)
+        if job is not None:
+            return job
+        if any(j.id == job_id for j in self.settings.jobs):
+            raise ConfigError(
+                f"job {job_id!r} cannot be run by backwatch: give it a tool "
+                "(restic, borg, rsync or command) and its options in the config file"
+            )
+        raise NotFound(f"job {job_id!r} is not declared in the config file")
+
+    # --- triggers ----------------------------------------------------------------------
+
+    def trigger(self, job_id: str, trigger: str = "api") -> str:
+        """Start a run of ``job_id`` in a thread; returns its run id (queued until it may
+        take its locks)."""
+        from backwatch.services.runs import new_run_id
+
+        job = self.job(job_id)
+        run_id = new_run_id(self.hub.now())
+        thread = threading.Thread(
+            target=self._run, args=(job, run_id, trigger), name=f"run-{job.id}", daemon=True
+        )
+        with self._lock:
+            self.threads[run_id] = thread
+            self._active[job.id] = run_id
+        thread.start()
+        log.info("started %s run %s of job %s", trigger, run_id, job.id)
+        return run_id
+
+    def _run(self, job: JobSettings, run_id: str, trigger: str) -> None:
+        from backwatch.runners.base import RunContext
+        from backwatch.runners.engine import JobRunner
+        from backwatch.runners.record import HubRecorder
+        from backwatch.services.locks import Busy, Locks
+
+        locks = Locks(
+            self.settings.data_dir,
+            max_concurrent=self.settings.runner.max_concurrent,
+            engine=self.hub.read_engine,
+        )
+        try:
+            runner = JobRunner(
+                RunContext(self.settings, job),
+                HubRecorder(self.hub, actor="scheduler"),
+                locks,
+                trigger=trigger,
+                run_id=run_id,
+                cancel=self.cancel,
+                clock=self.hub.now,
+            )
+            result = runner.run()
+            log.info("job %s run %s: %s", job.id, run_id, result.status.value)
+        except Busy as exc:
+            log.warning("job %s not run: %s (on_busy = 'refuse')", job.id, exc.message)
+        except Exception:
+            log.exception("job %s run %s failed to run", job.id, run_id)
+        finally:
+            with self._lock:
+                self.threads.pop(run_id, None)
+                if self._active.get(job.id) == run_id:
+                    del self._active[job.id]
+
+    def busy(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._active
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> list[str]:
+        """One round: due jobs, ``after`` chains, full disks. Returns the jobs started."""
+        if not self.leader.check():
+            return []
+        return self._round(now)
+
+    def _round(self, now: float | None = None) -> list[str]:
+        now = self.hub.now() if now is None else now
+        started = self._due(now) + self._after() + self._disk(now)
+        for job_id, trigger in started:
+            try:
+                self.trigger(job_id, trigger)
+            except Exception:
+                log.exception("could not start job %s", job_id)
+        return [job_id for job_id, _ in started]
+
+    def _schedules(self) -> dict[str, Schedule]:
+        out = {}
+        for job in self.runnable().values():
+            if job.run_by == "server" and job.schedule and not job.paused:
+                out[job.id] = parse_schedule(job.schedule, job.timezone)
+        return out
+
+    def _due(self, now: float) -> list[tuple[str, str]]:
+        out = []
+        schedules = self._schedules()
+        first = [job_id for job_id in schedules if job_id not in self.next_due]
+        if first:
+            last_started = self._last_started(first)
+            for job_id in first:
+                sched = schedules[job_id]
+                last = last_started.get(job_id)
+                if last is not None and sched.next_after(last) <= now:
+                    log.info("job %s is overdue (last run %s): running it now", job_id, last)
+                    self.next_due[job_id] = now
+                else:
+                    self.next_due[job_id] = sched.next_after(now)
+        for job_id, sched in schedules.items():
+            if self.next_due[job_id] <= now:
+                self.next_due[job_id] = sched.next_after(now)
+                if self.busy(job_id):
+                    log.warning("job %s is due but its last run is still going; skipped", job_id)
+                    continue
+                out.append((job_id, "schedule"))
+        return out
+
+    def _last_started(self, job_ids: list[str]) -> dict[str, float | None]:
+        with self.hub.read_engine.connect() as conn:
+            rows = conn.execute(
+                select(t.jobs.c.id, t.jobs.c.last_started_at).where(t.jobs.c.id.in_(job_ids))
+            ).all()
+        return {row[0]: row[1] for row in rows}
+
+    def _after(self) -> list[tuple[str, str]]:
+        children: dict[str, list[str]] = {}
+        for job in self.runnable().values():
+            if not job.paused:
+                for parent in job.after:
+                    children.setdefault(parent, []).append(job.id)
+        if not children:
+            return []
+        with self.hub.read_engine.connect() as conn:
+            rows = conn.execute(
+                select(t.jobs.c.id, t.jobs.c.last_success_at).where(t.jobs.c.id.in_(list(children)))
+            ).all()
+        current = {row[0]: row[1] for row in rows}
+        seen, self._seen_success = self._seen_success, current
+        if seen is None:  # start-up: only successes from now on count
+            return []
+        out = []
+        for parent, at in current.items():
+            if at is not None and (seen.get(parent) is None or at > seen[parent]):
+                for child in children[parent]:
+                    log.info("job %s succeeded: running %s (after)", parent, child)
+                    out.append((child, "event"))
+        return out
+
+    def _disk(self, now: float) -> list[tuple[str, str]]:
+        if now - self._last_disk_check < self.disk_every_s:
+            return []
+        self._last_disk_check = now
+        from backwatch.runners import runner_for
+
+        out = []
+        for job in self.runnable().values():
+            limit = job.when_disk_above
+            if limit is None or job.paused or self.busy(job.id):
+                continue
+            if now - self._disk_fired.get(job.id, float("-inf")) < DISK_COOLDOWN_S:
+                continue
+            paths = [*job.destinations, *runner_for(job.tool, job.id).disk_paths(job)]
+            for path in paths:
+                used = self.disk_usage(path)
+                if used is not None and used > limit:
+                    log.info("disk of %s is %.0f%% full: running %s", path, used * 100, job.id)
+                    self._disk_fired[job.id] = now
+                    out.append((job.id, "event"))
+                    break
+        return out
+
+    def _on_commit(self, changes: list[dict[str, Any]]) -> None:
+        """Writer thread: a run changed; look at ``after`` chains now, not at the next tick."""
+        if self._loop is None or self._wake is None:
+            return
+        if any(c.get("type") == "run" for c in changes):
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.hub.listeners.append(self._on_commit)
+        self._task = asyncio.create_task(self._forever(), name="scheduler")
+
+    async def _forever(self) -> None:
+        assert self._wake is not None
+        while True:
+            try:
+                # the leader's connection is used on the event loop only (shared with alerts)
+                if self.leader.check():
+                    await asyncio.to_thread(self._round)
+            except Exception:
+                log.exception("scheduler round failed")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.tick_s)
+            self._wake.clear()
+
+    async def stop(self, wait_s: float = 15.0) -> None:
+        """Stop scheduling; running commands are stopped and their runs end cancelled."""
+        if self._on_commit in self.hub.listeners:
+            self.hub.listeners.remove(self._on_commit)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.cancel.set()
+        await asyncio.to_thread(self.join, wait_s)
+
+    def join(self, timeout: float = 30.0) -> None:
+        """Wait for the runs started so far (tests, shutdown)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                threads = list(self.threads.values())
+            if not threads:
+                return
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                return
