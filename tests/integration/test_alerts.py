@@ -236,3 +236,124 @@ def test_alert_api_errors_use_the_envelope(world):
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "state"
     r = world.client.post("/api/v1/alerts/1/ack")
     assert r.status_code == 401
+
+
+class SMTPSink:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        from tests.conftest import free_port
+
+        self.messages: list = []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                sink.messages.append(envelope)
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(
+            Handler(),
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=lambda *args: AuthResult(success=True),
+            auth_require_tls=False,
+        )
+        self.controller.start()
+
+
+def test_mail_arrives_through_a_real_smtp_server(tmp_path: Path, receiver: Receiver):
+    import email
+
+    sink = SMTPSink()
+    try:
+        mail_url = (
+            f"mailto://backwatch:s3cret-pw@127.0.0.1:{sink.port}"
+            "?from=backwatch@example.com&to=admin@example.com"
+        )
+        config = tmp_path / "backwatch.toml"
+        config.write_text(f'[[notify]]\nurls = ["{mail_url}"]\nseverities = ["critical"]\n')
+        settings = make_settings(tmp_path / "data", None, BACKWATCH_CONFIG=str(config))
+        hub = Hub(settings, grouped=True)
+        app = create_app(settings, hub=hub)
+        with TestClient(app) as client:
+            auth = {"Authorization": f"Bearer {settings.token_file.read_text().strip()}"}
+            body = {
+                "job": "db",
+                "status": "failed",
+                "started_at": hub.now(),
+                "message": "disk full",
+            }
+            assert client.post("/api/v1/runs", json=body, headers=auth).status_code == 201
+            client.portal.call(app.state.alert_tasks.tick)
+            client.portal.call(app.state.alert_tasks.deliver)
+            channels = client.get("/api/v1/notify/channels", headers=auth).text
+        hub.close()
+        [envelope] = sink.messages
+        mail = email.message_from_bytes(envelope.content)
+        assert mail["Subject"] == "[CRITICAL] db: backup failed"
+        assert envelope.rcpt_tos == ["admin@example.com"]
+        text = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
+        assert "disk full" in text.get_payload(decode=True).decode()
+        assert "s3cret-pw" not in channels and "****" in channels
+    finally:
+        sink.controller.stop()
+
+
+def test_children_of_a_failing_parent_are_held_back(tmp_path: Path, receiver: Receiver):
+    config = tmp_path / "backwatch.toml"
+    config.write_text(
+        f"""
+[[notify]]
+urls = ["{receiver.url}"]
+
+[[jobs]]
+id = "nas-mount"
+
+[[jobs]]
+id = "photos"
+depends_on = ["nas-mount"]
+
+[[jobs]]
+id = "quiet"
+[[jobs.maintenance]]
+start = "* * * * *"
+duration = "2m"
+"""
+    )
+    settings = make_settings(tmp_path / "data", None, BACKWATCH_CONFIG=str(config))
+    hub = Hub(settings, grouped=True)
+    app = create_app(settings, hub=hub)
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {settings.token_file.read_text().strip()}"}
+        for job in ("nas-mount", "photos", "quiet"):
+            body = {"job": job, "status": "failed", "started_at": hub.now()}
+            assert client.post("/api/v1/runs", json=body, headers=auth).status_code == 201
+            client.portal.call(app.state.alert_tasks.tick)
+        client.portal.call(app.state.alert_tasks.deliver)
+        alerts = {a["job"]: a for a in client.get("/api/v1/alerts").json()["items"]}
+    hub.close()
+    assert alerts["photos"]["suppressed_by"] == "parent:nas-mount"
+    assert alerts["quiet"]["suppressed_by"] == "maintenance window"
+    [message] = receiver.messages  # only the parent's, naming the child it holds back
+    assert message["title"] == "[CRITICAL] nas-mount: backup failed"
+    assert "photos" in message["message"]
+
+
+def test_an_unscheduled_job_learns_its_interval_and_goes_missed(world):
+    for _ in range(5):
+        world.report("adhoc")
+        world.clock.advance(6 * H)
+    world.settle()
+    job = world.client.get("/api/v1/jobs/adhoc").json()
+    assert job["schedule"] is None and job["learned_interval_s"] == 6 * H
+    assert job["next_due"] is not None
+    world.clock.advance(2 * H)  # 8 h after the last start: past due + 1 h grace
+    world.settle()
+    job = world.client.get("/api/v1/jobs/adhoc").json()
+    assert job["health"] == "missed"
+    assert any(a["rule"] == "missed" and a["job"] == "adhoc" for a in world.alerts("open"))

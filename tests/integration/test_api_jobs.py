@@ -35,7 +35,13 @@ def test_jobs_appear_on_first_report_with_health(api):
 
 
 def test_put_sets_schedule_and_grace(api):
-    report(api, "photos", ago=3600)
+    # the last run started just after the latest 02:00 in Berlin, so the job is not due
+    # yet whatever the time of day the test runs at
+    from croniter import croniter
+
+    berlin_now = datetime.now(ZoneInfo("Europe/Berlin"))
+    last_fire = croniter("0 2 * * *", berlin_now).get_prev(datetime).timestamp()
+    report(api, "photos", ago=time.time() - (last_fire + 60))
     body = {
         "description": "Photo library to the NAS",
         "schedule": "0 2 * * *",
@@ -118,3 +124,14 @@ def test_the_ping_url_is_a_secret(api):
     # nowhere else in the anonymous API either
     for url in ("/api/v1/jobs", "/api/v1/jobs/photos", "/api/v1/events", "/api/v1/runs"):
         assert key not in api.get(url).text
+
+
+def test_put_refuses_fields_that_live_in_the_config_file(api):
+    r = api.put("/api/v1/jobs/x", json={"restic": {"repository": "/r"}}, headers=api.auth_headers)
+    assert r.status_code == 422
+    assert r.json()["error"]["details"] == [
+        {"field": "restic", "problem": "is set in backwatch.toml, not over the API"}
+    ]
+    r = api.put("/api/v1/jobs/x", json={"schedul": "24h"}, headers=api.auth_headers)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "schedul"
+    assert api.get("/api/v1/jobs/x").status_code == 404

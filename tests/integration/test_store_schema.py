@@ -219,3 +219,11 @@ class TestRetention:
         assert hub.write(retention.prune(NOW, 90)) == 0
         with hub.read_engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(t.runs)).scalar_one() == 2
+
+
+def test_the_known_head_revision_is_alembics_head() -> None:
+    """migrate() skips Alembic when the database is at HEAD_REVISION; it must be the real
+    head, or a new migration would never be applied."""
+    from backwatch.store.migrate import HEAD_REVISION, head_revision
+
+    assert head_revision() == HEAD_REVISION

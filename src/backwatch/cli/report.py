@@ -173,6 +173,14 @@ def push(
         typer.Option("--json", help="Read the report (native or seed 001) from FILE or '-'."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+    pushgateway: Annotated[
+        str | None,
+        typer.Option(
+            "--pushgateway",
+            envvar="BACKWATCH_PUSHGATEWAY",
+            help="Also push the run's metrics to this Prometheus Pushgateway URL.",
+        ),
+    ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
     db: DbOpt = None,
@@ -226,13 +234,28 @@ def push(
         ack = tgt.report(body)
     finally:
         tgt.close()
-    if quiet:
-        return
-    items = ack["items"] if isinstance(ack, dict) and "items" in ack else [ack]
-    for item in items:
-        verb = "recorded" if item.get("created") else "already recorded"
-        verb = "spooled (server unreachable)" if item.get("spooled") else verb
-        typer.echo(f"{verb} run {item['id']} of job {item['job']} ({item['status']})")
+    if not quiet:
+        items = ack["items"] if isinstance(ack, dict) and "items" in ack else [ack]
+        for item in items:
+            verb = "recorded" if item.get("created") else "already recorded"
+            verb = "spooled (server unreachable)" if item.get("spooled") else verb
+            typer.echo(f"{verb} run {item['id']} of job {item['job']} ({item['status']})")
+    if pushgateway:
+        _push_to_gateway(pushgateway, body, quiet=quiet)
+
+
+def _push_to_gateway(gateway: str, body: Any, *, quiet: bool) -> None:
+    """Also push the run's metrics to a Prometheus Pushgateway."""
+    import socket
+
+    from backwatch.ingest import parse_record
+    from backwatch.services.pushgateway import push_run
+
+    for item in body if isinstance(body, list) else [body]:
+        report = parse_record(item)
+        push_run(gateway, report, host=report.host or socket.gethostname())
+        if not quiet:
+            typer.echo(f"pushed the metrics of {report.job} to {gateway}")
 
 
 def start(

@@ -194,7 +194,7 @@ def status(
     out.print(_jobs_table([detail], title=f"job {job}"))
     facts = [
         ("health", f"{detail['health']} ({detail.get('health_reason', '')})"),
-        ("schedule", detail.get("schedule") or "none (no missed-run check)"),
+        ("schedule", _schedule_text(detail)),
         ("last success", detail.get("last_success_at") or "never"),
         ("runs", str(detail.get("runs_total", 0))),
     ]
@@ -204,6 +204,16 @@ def status(
         out.print(f"[bold]{key}:[/] {value}")
     if runs:
         out.print(_runs_table(runs, title="recent runs"))
+
+
+def _schedule_text(job: dict[str, Any]) -> str:
+    from backwatch.timeutil import human_duration
+
+    if job.get("schedule"):
+        return f"{job['schedule']} ({job.get('timezone') or 'UTC'})"
+    if job.get("learned_interval_s"):
+        return f"learned: every {human_duration(job['learned_interval_s'])} (median interval)"
+    return "none yet (learned after 5 runs; no missed-run check until then)"
 
 
 def history(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from backwatch.domain.lifecycle import RunStatus
@@ -45,10 +45,34 @@ class RunReport:
     trigger: str = "api"
 
 
+def storable(text: str) -> str:
+    """``text`` as both databases can store it: no NUL (PostgreSQL refuses it in text) and
+    no lone surrogates (not encodable as UTF-8); each becomes a replacement character."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def storable_report(report: RunReport) -> RunReport:
+    """A copy of ``report`` whose every text field is ``storable``."""
+    changes: dict[str, Any] = {
+        f.name: storable(value)
+        for f in fields(report)
+        if isinstance(value := getattr(report, f.name), str)
+    }
+    changes["phases"] = [replace(p, name=storable(p.name)) for p in report.phases]
+    return replace(report, **changes)
+
+
 def tail_text(text: str | None, limit: int = LOG_LIMIT) -> str | None:
     """The last ``limit`` bytes of ``text`` (UTF-8), cut on a character boundary."""
     if text is None:
         return None
+    text = storable(text)
     raw = text.encode("utf-8", "replace")
     if len(raw) <= limit:
         return text

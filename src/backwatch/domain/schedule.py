@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -34,6 +35,11 @@ class Schedule:
         """The first due time strictly after ``ts`` (epoch seconds)."""
         if self.period_s is not None:
             return ts + self.period_s
+        # Listing 500 jobs asks this for every job on every read; a job's last start
+        # changes rarely, so the cron walk (the costly part) is remembered.
+        return _cron_next(self, ts)
+
+    def _cron_next(self, ts: float) -> float:
         zone = ZoneInfo(self.timezone)
         if self.wildcard_time:
             aware = croniter(self.expression, datetime.fromtimestamp(ts, zone))
@@ -70,6 +76,12 @@ class Schedule:
         return None  # pragma: no cover
 
 
+@lru_cache(maxsize=8192)
+def _cron_next(schedule: Schedule, ts: float) -> float:
+    return schedule._cron_next(ts)
+
+
+@lru_cache(maxsize=2048)
 def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
     """'0 2 * * *' (cron, 5 or 6 fields, or @daily …) or '24h' (period). ValueError if neither."""
     text = expression.strip()

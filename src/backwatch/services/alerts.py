@@ -18,7 +18,15 @@ from sqlalchemy import Connection, select, update
 
 from backwatch.domain.health import Health
 from backwatch.domain.lifecycle import BAD
-from backwatch.domain.rules import RULES, DiskFacts, Finding, JobFacts, RunFacts, Thresholds
+from backwatch.domain.rules import (
+    RULES,
+    DiskFacts,
+    Finding,
+    JobFacts,
+    RunFacts,
+    Thresholds,
+    learned_interval,
+)
 from backwatch.domain.rules import evaluate as evaluate_rules
 from backwatch.errors import Conflict, InvalidInput, NotFound
 from backwatch.notify.render import render
@@ -165,6 +173,7 @@ class Evaluator:
 
     def job(self, row: dict[str, Any], kind: str | None) -> None:
         facts = job_facts(self.conn, row, self.settings, self.now)
+        self._remember_interval(row, facts)
         configured = self.configured.get(row["id"])
         off = set(configured.alerts.off) if configured else set()
         findings = evaluate_rules(facts, self.now, kind)
@@ -172,6 +181,15 @@ class Evaluator:
             if rule_name in off:
                 finding = None
             self.apply(row["id"], rule_name, finding)
+
+    def _remember_interval(self, row: dict[str, Any], facts: JobFacts) -> None:
+        """Keep the learned interval on the job row, so health (computed when read) and the
+        `missed` rule agree for unscheduled jobs."""
+        learned = None if facts.schedule is not None else learned_interval(facts)
+        if learned != row.get("learned_interval_s"):
+            self.conn.execute(
+                update(t.jobs).where(t.jobs.c.id == row["id"]).values(learned_interval_s=learned)
+            )
 
     def system(self, data_dir: str) -> None:
         facts = JobFacts(

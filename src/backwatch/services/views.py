@@ -72,6 +72,7 @@ def job_verdict(row: dict[str, Any], now: float, *, stuck_minutes: float = 15) -
         last_started_at=row.get("last_started_at"),
         last_status=row.get("last_status"),
         median_duration_s=row.get("median_duration_s"),
+        learned_interval_s=None if row.get("schedule") else row.get("learned_interval_s"),
     )
     return job_health(state, now, stuck_minutes=stuck_minutes)
 
@@ -98,6 +99,8 @@ def job_out(
         "backup_path": row.get("backup_path"),
         "tool": row.get("tool"),
         "schedule": row.get("schedule"),
+        # an unscheduled job with ≥ 5 runs is expected at its median interval ("learned")
+        "learned_interval_s": None if row.get("schedule") else row.get("learned_interval_s"),
         "timezone": row.get("timezone") or "UTC",
         "grace_s": row.get("grace_s"),
         "timeout_s": row.get("timeout_s"),

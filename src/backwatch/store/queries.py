@@ -232,5 +232,13 @@ def newest_runs(conn: Connection, limit: int = 30) -> list[dict[str, Any]]:
     ]
 
 
+def totals(conn: Connection) -> tuple[int, int]:
+    """(jobs, runs ever recorded) from the jobs table, without counting the runs table."""
+    row = conn.execute(
+        select(func.count(), func.coalesce(func.sum(t.jobs.c.runs_total), 0)).select_from(t.jobs)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
 def count_runs(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(t.runs)).scalar_one())

@@ -59,6 +59,8 @@ jobs = Table(
     Column("last_size_bytes", BigInteger),
     Column("last_success_at", Float),
     Column("median_duration_s", Float),
+    # median interval between starts, for unscheduled jobs with ≥ 5 runs (alert evaluator)
+    Column("learned_interval_s", Float),
     Column("runs_total", Integer, nullable=False, default=0),
 )
 

@@ -34,13 +34,38 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         if created is not None:
             log.warning("created the first API token; it is in %s (mode 0600)", created)
         sync_configured_jobs(h)
+        from backwatch.services.status_files import StatusFileWriter
+        from backwatch.services.watch import Watcher
+
+        status_files = StatusFileWriter(h)  # keeps <data>/status/<job>_status.json current
+        status_files.start()
+        watcher = Watcher(h)  # tails JSONL files, reads [ingest] status_dirs
+        watcher.start()
+        from backwatch.web import stream
+
+        broadcaster = stream.install(app, h)  # live pages: hub changes → /api/v1/stream
         task = asyncio.create_task(_retention_loop(h))
+        from backwatch.web.tasks import AlertTasks
+
+        alert_tasks = AlertTasks(h)  # rule evaluation, disk samples, notification delivery
+        app.state.alert_tasks = alert_tasks
+        alert_tasks.start()
+        from backwatch.services.scheduler import Scheduler
+
+        scheduler = Scheduler(h, alert_tasks.leader)  # runs configured jobs (docs/runner.md)
+        app.state.scheduler = scheduler
+        scheduler.start()
         try:
             yield
         finally:
+            await scheduler.stop()
+            broadcaster.detach()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await alert_tasks.stop()
+            watcher.stop()
+            status_files.stop()
             if own:
                 h.close()
 
@@ -58,6 +83,26 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     app.include_router(overview.router)
     app.include_router(runs.router)
     app.include_router(jobs.router)
+    from backwatch.web.routes import ping as ping_routes
+
+    app.include_router(ping_routes.router)
+    from backwatch.web.routes import prom
+
+    app.include_router(prom.router)
+    from backwatch.web.routes import alerts as alert_routes
+
+    app.include_router(alert_routes.router)
+    from backwatch.web.routes import run_trigger
+
+    app.include_router(run_trigger.router)
+    from backwatch.web import pages, stream
+
+    app.include_router(stream.router)
+    app.include_router(pages.router)
+    pages.mount_static(app)
+    from backwatch.web.fastpath import IngestFastPath
+
+    app.add_middleware(IngestFastPath)  # POST /api/v1/runs straight to its handler
     app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
     return app
 

@@ -57,12 +57,26 @@ async def get_job(job_id: str, request: Request) -> Response:
     return json_response(_out(request, row, h.now()))
 
 
+#: what PUT /api/v1/jobs/{id} may change; the rest of a job lives in backwatch.toml
+PUT_FIELDS = frozenset(
+    {"description", "host", "backup_path", "tool", "schedule", "timezone", "grace", "timeout",
+     "tags", "paused"}
+)  # fmt: skip
+
+
 def job_patch(body: Any) -> dict[str, Any]:
     """A PUT body ({description, schedule, grace: '1h', timeout, tags, paused, …}) → columns."""
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object")
     body = dict(body)
     body.pop("id", None)
+    for key in sorted(body):
+        if key not in PUT_FIELDS:
+            known = key in JobSettings.model_fields
+            raise InvalidInput.field(
+                key,
+                "is set in backwatch.toml, not over the API" if known else "unknown job field",
+            )
     try:
         parsed = JobSettings.model_validate({"id": "x", **body})
     except Exception as exc:  # pydantic.ValidationError
@@ -73,9 +87,6 @@ def job_patch(body: Any) -> dict[str, Any]:
         if isinstance(exc, ValidationError):
             raise invalid_from(exc) from None
         raise
-    extra = sorted(set(parsed.model_extra or {}))
-    if extra:
-        raise InvalidInput.field(extra[0], "unknown job field")
     patch: dict[str, Any] = {}
     for key in ("description", "host", "backup_path", "tool", "schedule", "timezone", "tags"):
         if key in body:

@@ -13,7 +13,9 @@ from backwatch.timeutil import iso
 from backwatch.web.deps import authorize_read, hub, json_response, time_param
 
 router = APIRouter()
-EVENT_KINDS = ("state_change", "trigger", "alert", "ack", "config", "auth", "auto_resolve")
+EVENT_KINDS = (
+    "state_change", "trigger", "alert", "ack", "config", "auth", "auto_resolve", "log",
+)  # fmt: skip
 
 
 @router.get("/health", tags=["system"], summary="Liveness and database reachability")
@@ -22,7 +24,8 @@ async def health(request: Request) -> Response:
     try:
         problem = h.store_problem()
         with h.read_engine.connect() as conn:
-            runs = queries.count_runs(conn) if h.dialect == "sqlite" else None
+            # cheap on any size: jobs are few, and their snapshot carries the run totals
+            jobs, runs = queries.totals(conn)
     except Exception as exc:  # any database failure means "unhealthy", never a traceback
         problem = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
         problem = problem.splitlines()[0]
@@ -32,8 +35,7 @@ async def health(request: Request) -> Response:
         body = {"status": "error", "database": "unreachable", "detail": problem, "error": error}
         return json_response(body, status=503)
     body = {"status": "ok", "version": __version__, "database": h.dialect}
-    if runs is not None:
-        body["runs"] = runs
+    body.update(jobs=jobs, runs_recorded=runs)
     return json_response(body)
 
 
