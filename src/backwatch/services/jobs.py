@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from backwatch.errors import InvalidInput, NotFound
 from backwatch.services.unit import WriteUnit
@@ -31,6 +32,20 @@ def new_ping_key() -> str:
     return secrets.token_urlsafe(16)
 
 
+#: write engine → ids of jobs known to exist there. Filled only after a commit (WriteUnit
+#: .after_commit) and cleared by a failed transaction (WriteUnit.after_rollback), so a job
+#: that went away is re-created by the next report instead of failing it.
+_JOB_CACHES: WeakKeyDictionary[Engine, set[str]] = WeakKeyDictionary()
+
+
+def _job_cache(conn: Connection, unit: WriteUnit) -> set[str]:
+    cache = _JOB_CACHES.get(conn.engine)
+    if cache is None:
+        cache = _JOB_CACHES[conn.engine] = set()
+    unit.job_cache = cache
+    return cache
+
+
 def ensure_job(
     conn: Connection,
     unit: WriteUnit,
@@ -44,41 +59,72 @@ def ensure_job(
 ) -> None:
     """Create the job on its first report (no-op if it exists). ``origin`` says who made it:
     ``auto`` (a report), ``api`` (PUT /api/v1/jobs/{id})."""
-    if job_id in unit.known_jobs:
-        return
-    stmt = (
-        insert_for(conn, t.jobs)
-        .values(
-            id=job_id,
-            description="",
-            host=host,
-            tool=tool,
-            timezone="UTC",
-            grace_s=3600.0,
-            tags=[],
-            paused=False,
-            ping_key=new_ping_key(),
-            origin=origin,
-            created_at=now,
-            updated_at=now,
-            runs_total=0,
+    for created in ensure_jobs(conn, unit, {job_id: (host, tool, now)}, origin=origin):
+        job_created(unit, created, now, actor=actor, origin=origin)
+
+
+def ensure_jobs(
+    conn: Connection,
+    unit: WriteUnit,
+    jobs: dict[str, tuple[str | None, str | None, float]],
+    *,
+    origin: str = "auto",
+) -> list[str]:
+    """Create those of ``jobs`` (id → host, tool, time) that do not exist yet, in one
+    statement; answers the ids created. The caller announces them with ``job_created``
+    (so that a batch of reports keeps its events in report order)."""
+    cache = _job_cache(conn, unit)
+    rows: list[dict[str, Any]] = [
+        {
+            "id": job_id,
+            "description": "",
+            "host": host,
+            "tool": tool,
+            "timezone": "UTC",
+            "grace_s": 3600.0,
+            "tags": [],
+            "paused": False,
+            "ping_key": new_ping_key(),
+            "origin": origin,
+            "created_at": now,
+            "updated_at": now,
+            "runs_total": 0,
+        }
+        for job_id, (host, tool, now) in jobs.items()
+        if job_id not in unit.known_jobs and job_id not in cache
+    ]
+    unit.known_jobs.update(jobs)
+    if not rows:
+        return []
+    # parameters, not .values(**row): the statement's SQL is then compiled once; RETURNING
+    # because rowcount is -1 for INSERT … ON CONFLICT on psycopg 3
+    stmt = _INSERT_JOB.get(conn.dialect.name)
+    if stmt is None:
+        stmt = _INSERT_JOB[conn.dialect.name] = (
+            insert_for(conn, t.jobs)
+            .on_conflict_do_nothing(index_elements=[t.jobs.c.id])
+            .returning(t.jobs.c.id)
         )
-        .on_conflict_do_nothing(index_elements=[t.jobs.c.id])
-        .returning(t.jobs.c.id)  # rowcount is -1 for this on psycopg 3
+    created = set(conn.execute(stmt, rows).scalars())
+    return [row["id"] for row in rows if row["id"] in created]
+
+
+_INSERT_JOB: dict[str, Any] = {}
+
+
+def job_created(unit: WriteUnit, job_id: str, now: float, *, actor: str, origin: str) -> None:
+    """The event and change of a job that ``ensure_jobs`` created."""
+    unit.event(
+        at=now,
+        kind="config",
+        entity="job",
+        entity_id=job_id,
+        job=job_id,
+        to_state="created",
+        actor=actor,
+        detail={"origin": origin},
     )
-    if conn.execute(stmt).first() is not None:
-        unit.event(
-            at=now,
-            kind="config",
-            entity="job",
-            entity_id=job_id,
-            job=job_id,
-            to_state="created",
-            actor=actor,
-            detail={"origin": origin},
-        )
-        unit.changes.append({"type": "job", "id": job_id})
-    unit.known_jobs.add(job_id)
+    unit.changes.append({"type": "job", "id": job_id})
 
 
 def upsert_configured(

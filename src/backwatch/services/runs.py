@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import Connection, bindparam, case, func, select, update
 
 from backwatch.domain.lifecycle import TERMINAL, RunStatus, check_transition
-from backwatch.domain.report import PhaseReport, RunReport, lay_out_phases, tail_text
+from backwatch.domain.report import (
+    PhaseReport,
+    RunReport,
+    lay_out_phases,
+    storable,
+    storable_report,
+    tail_text,
+)
 from backwatch.errors import Conflict, InvalidInput, NotFound
-from backwatch.services.jobs import ensure_job
+from backwatch.services.jobs import ensure_jobs, job_created
 from backwatch.services.unit import WriteUnit
 from backwatch.store import tables as t
 from backwatch.store.dialect import insert_for
-from backwatch.store.writer import Op
+from backwatch.store.writer import Failed, Op, RetryAlone
 
 FILE_RECORDS_PER_RUN = 1000
 _RUN_FIELDS = (
@@ -94,37 +101,161 @@ def _existing(conn: Connection, report: RunReport, run_id: str) -> dict[str, Any
 
 
 def record_report(report: RunReport, now: float, *, actor: str = "api") -> Op[Recorded]:
-    """Store a complete (or running) report. Re-sending it returns the stored run."""
+    """Store a complete (or running) report. Re-sending it returns the stored run.
 
-    def op(conn: Connection, unit: WriteUnit) -> Recorded:
-        run_id = report.id or new_run_id(now)
-        ensure_job(conn, unit, report.job, now, host=report.host, tool=report.tool)
-        row = _row_for(report, run_id, now)
-        # RETURNING, not rowcount: drivers report -1 for INSERT … ON CONFLICT (psycopg 3)
-        stmt = insert_for(conn, t.runs).values(**row).on_conflict_do_nothing()
-        if conn.execute(stmt.returning(t.runs.c.id)).first() is None:
-            existing = _existing(conn, report, run_id)
-            if existing is None:  # pragma: no cover - a conflict implies a row
-                raise Conflict(f"run {run_id!r} conflicts with a stored run")
-            return Recorded(existing, False)
-        if report.log:
-            conn.execute(t.run_logs.insert().values(run_id=run_id, log=report.log))
-        unit.phases.extend(_phase_rows(run_id, report.phases, report.started_at))
+    The operation has a bulk form: the group-commit writer stores many reports with a few
+    statements (see ``_record_reports``), with the same results as one after another."""
+    return _RecordReport(_storable(report), now, actor)
+
+
+class _RecordReport:
+    """The operation ``record_report`` returns: callable alone, or in bulk by the writer."""
+
+    __slots__ = ("actor", "now", "report")
+
+    def __init__(self, report: RunReport, now: float, actor: str) -> None:
+        self.report = report
+        self.now = now
+        self.actor = actor
+
+    def __call__(self, conn: Connection, unit: WriteUnit) -> Recorded:
+        (result,) = _record_reports(conn, unit, [self])
+        if isinstance(result, Failed):
+            raise result.error
+        return result
+
+    @staticmethod
+    def bulk(conn: Connection, unit: WriteUnit, ops: list[_RecordReport]) -> list[Any]:
+        return _record_reports(conn, unit, ops)
+
+
+def _record_reports(conn: Connection, unit: WriteUnit, ops: list[_RecordReport]) -> list[Any]:
+    """Store ``ops``' reports as if one after another in this transaction: one SELECT finds
+    the stored ids and (job, backup_id) pairs, duplicates within the batch are resolved here,
+    then one INSERT stores the new runs. A report whose id belongs to another job fails alone
+    (``Failed``), before anything is written for it."""
+    ids = [op.report.id or new_run_id(op.now) for op in ops]
+    by_id: dict[str, dict[str, Any]] = {
+        row["id"]: dict(row) for row in conn.execute(_RUNS_BY_ID, {"ids": ids}).mappings()
+    }
+    by_pair = _runs_by_pair(conn, {(op.report.job, op.report.backup_id) for op in ops})
+    results: list[Any] = []
+    new: list[tuple[_RecordReport, dict[str, Any]]] = []
+    for op, run_id in zip(ops, ids, strict=True):
+        report = op.report
+        found = by_id.get(run_id)
+        if found is not None and found["job"] != report.job:
+            message = f"run id {run_id!r} already belongs to job {found['job']!r}"
+            results.append(Failed(Conflict(message)))
+            continue
+        if found is None and report.backup_id is not None:
+            found = by_pair.get((report.job, report.backup_id))
+        if found is not None:
+            results.append(Recorded(dict(found), False))
+            continue
+        row = _row_for(report, run_id, op.now)
+        by_id[run_id] = row
+        if report.backup_id is not None:
+            by_pair[(report.job, report.backup_id)] = row
+        new.append((op, row))
+        results.append(Recorded(row, True))
+    if not new:
+        return results
+    jobs: dict[str, tuple[str | None, str | None, float]] = {}
+    for op, _row in new:
+        jobs.setdefault(op.report.job, (op.report.host, op.report.tool, op.now))
+    created = set(ensure_jobs(conn, unit, jobs))
+    # RETURNING, not rowcount: drivers report -1 for INSERT … ON CONFLICT (psycopg 3)
+    inserted = set(conn.execute(_insert_runs(conn), [row for _op, row in new]).scalars())
+    if len(inserted) != len(new):
+        # Another writer (a second process on PostgreSQL) stored one of these meanwhile.
+        if len(ops) > 1:
+            raise RetryAlone("a concurrent writer stored some of these runs")
+        op, row = new[0]
+        for job in created:
+            job_created(unit, job, op.now, actor="ingest", origin="auto")
+        existing = _existing(conn, op.report, row["id"])
+        if existing is None:  # pragma: no cover - a conflict implies a row
+            raise Conflict(f"run {row['id']!r} conflicts with a stored run")
+        return [Recorded(existing, False)]
+    logs = [{"run_id": row["id"], "log": op.report.log} for op, row in new if op.report.log]
+    if logs:
+        conn.execute(_INSERT_LOG, logs)
+    for op, row in new:
+        report = op.report
+        if report.job in created:
+            created.discard(report.job)
+            job_created(unit, report.job, jobs[report.job][2], actor="ingest", origin="auto")
+        unit.phases.extend(_phase_rows(row["id"], report.phases, report.started_at))
         unit.event(
-            at=now,
+            at=op.now,
             kind="state_change",
             entity="run",
-            entity_id=run_id,
+            entity_id=row["id"],
             job=report.job,
             from_state=None,
-            to_state=report.status.value,
+            to_state=row["status"],
             trigger=report.trigger,
-            actor=actor,
+            actor=op.actor,
         )
         unit.run_written(row, new=True, became_terminal=report.status in TERMINAL)
-        return Recorded(row, True)
+    return results
 
-    return op
+
+def _runs_by_pair(
+    conn: Connection, pairs: set[tuple[str, str | None]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Stored runs by (job, backup_id). ``job IN … AND backup_id IN …`` is what both
+    databases look up in the unique index (SQLite scans the table for a row-value IN); it
+    probes jobs × backup ids, so a batch with many of both asks job by job."""
+    wanted: dict[str, list[str]] = {}
+    for job, backup_id in pairs:
+        if backup_id is not None:
+            wanted.setdefault(job, []).append(backup_id)
+    if not wanted:
+        return {}
+    backup_ids = sorted({b for bids in wanted.values() for b in bids})
+    if len(wanted) * len(backup_ids) <= 4096:
+        asks = [{"jobs": list(wanted), "backup_ids": backup_ids}]
+    else:
+        asks = [{"jobs": [job], "backup_ids": bids} for job, bids in wanted.items()]
+    found = {}
+    for params in asks:
+        for row in conn.execute(_RUNS_BY_PAIR, params).mappings():
+            if row["backup_id"] in wanted[row["job"]]:
+                found[(row["job"], row["backup_id"])] = dict(row)
+    return found
+
+
+def _storable(report: RunReport) -> RunReport:
+    """``storable_report(report)``, without a copy when no text needs cleaning (the rule)."""
+    for name in _TEXT_FIELDS:
+        value = getattr(report, name)
+        if isinstance(value, str) and storable(value) is not value:
+            return storable_report(report)
+    for phase in report.phases:
+        if storable(phase.name) is not phase.name:
+            return storable_report(report)
+    return report
+
+
+_TEXT_FIELDS = tuple(f.name for f in fields(RunReport))
+_RUNS_BY_ID = select(t.runs).where(t.runs.c.id.in_(bindparam("ids", expanding=True)))
+_RUNS_BY_PAIR = select(t.runs).where(
+    t.runs.c.job.in_(bindparam("jobs", expanding=True)),
+    t.runs.c.backup_id.in_(bindparam("backup_ids", expanding=True)),
+)
+_INSERT_LOG = t.run_logs.insert()
+_INSERT_RUNS: dict[str, Any] = {}
+
+
+def _insert_runs(conn: Connection) -> Any:
+    """INSERT INTO runs … ON CONFLICT DO NOTHING RETURNING id (cached per dialect)."""
+    name = conn.dialect.name
+    if name not in _INSERT_RUNS:
+        stmt = insert_for(conn, t.runs).on_conflict_do_nothing().returning(t.runs.c.id)
+        _INSERT_RUNS[name] = stmt
+    return _INSERT_RUNS[name]
 
 
 def _load_run(conn: Connection, run_id: str) -> dict[str, Any]:
@@ -277,7 +408,7 @@ def record_files(run_id: str, files: list[dict[str, Any]], now: float) -> Op[dic
                 [
                     {
                         "run_id": run_id,
-                        "path": f["path"],
+                        "path": storable(f["path"]),
                         "size_bytes": f.get("size"),
                         "status": f.get("status", "success"),
                         "at": now,

@@ -4,7 +4,15 @@ Each write is an *operation* ``op(conn, unit) -> result`` run inside a transacti
 with whatever else is waiting. The batch commits once (one fsync for many reports) and only
 then is each caller answered, so an acknowledged write is durable. If any operation in a
 batch fails, the batch is rolled back and its operations are retried one by one, so a bad
-request never takes its neighbours down with it.
+request never takes its neighbours down with it. (Before that, a unit whose rollback dropped
+a cache that may have been stale, ``after_rollback() -> True``, gets the batch run once more.)
+
+An operation may also declare a *bulk form*: an attribute ``bulk(conn, unit, ops) ->
+results`` taking a list of operations of its kind (the same ``bulk`` function). Consecutive
+operations of one kind in a batch then run together (one SELECT and one INSERT for many
+reports instead of a few statements each); called directly, an operation runs alone. A
+bulk form answers one result per operation, in order; a result wrapped in ``Failed`` is an
+error for that caller only, and the bulk form promises it wrote nothing for that operation.
 
 ``SyncWriter`` runs one operation per transaction, for the CLI and tests.
 """
@@ -35,9 +43,49 @@ class Unit(Protocol):
 
     def after_commit(self) -> None: ...
 
+    def after_rollback(self, exc: BaseException) -> bool:
+        """Called when the transaction failed; True if running it again may succeed."""
+        ...
+
 
 Op = Callable[[Connection, Any], T]
 Done = Callable[[Any, BaseException | None], None]
+#: ``bulk(conn, unit, ops) -> results``: the batched form some operations declare
+Bulk = Callable[[Connection, Any, list[Any]], list[Any]]
+
+
+class Failed:
+    """A bulk form's answer for one operation that failed without writing anything."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class RetryAlone(Exception):
+    """Raised by a bulk form to have its batch rolled back and run one operation at a time."""
+
+
+def run_ops(conn: Connection, unit: Any, ops: list[Op[Any]]) -> list[Any]:
+    """Run ``ops`` in order in one transaction; consecutive operations that share a bulk
+    form run together through it. Results may be ``Failed``."""
+    results: list[Any] = []
+    i = 0
+    while i < len(ops):
+        bulk: Bulk | None = getattr(ops[i], "bulk", None)
+        j = i + 1
+        if bulk is not None:
+            while j < len(ops) and getattr(ops[j], "bulk", None) == bulk:
+                j += 1
+            group = bulk(conn, unit, ops[i:j])
+            if len(group) != j - i:  # pragma: no cover - a programming error in a bulk form
+                raise RuntimeError(f"{bulk!r} answered {len(group)} results for {j - i} ops")
+            results.extend(group)
+        else:
+            results.append(ops[i](conn, unit))
+        i = j
+    return results
 
 
 def _wrap_db_error(engine: Engine, exc: BaseException) -> BaseException:
@@ -53,14 +101,18 @@ class SyncWriter:
         self.engine = engine
         self.unit_factory = unit_factory
 
-    def run(self, op: Op[T]) -> T:
+    def run(self, op: Op[T], *, again: bool = True) -> T:
         unit = self.unit_factory()
         try:
             with self.engine.begin() as conn:
                 result = op(conn, unit)
                 unit.flush(conn)
-        except (OperationalError, DBAPIError) as exc:
-            raise _wrap_db_error(self.engine, exc) from None
+        except BaseException as exc:
+            if unit.after_rollback(exc) and again:
+                return self.run(op, again=False)
+            if isinstance(exc, OperationalError | DBAPIError):
+                raise _wrap_db_error(self.engine, exc) from None
+            raise
         unit.after_commit()
         return result
 
@@ -89,6 +141,8 @@ class GroupWriter:
         fut: asyncio.Future[T] = loop.create_future()
 
         def done(result: Any, exc: BaseException | None) -> None:
+            if loop.is_closed():  # the caller went away (shutdown); the write itself stands
+                return
             loop.call_soon_threadsafe(_settle, fut, result, exc)
 
         self._queue.put((op, done))
@@ -133,15 +187,16 @@ class GroupWriter:
             if stop:
                 return
 
-    def _run_batch(self, items: list[tuple[Op[Any], Done]]) -> None:
+    def _run_batch(self, items: list[tuple[Op[Any], Done]], *, again: bool = True) -> None:
         unit = self.unit_factory()
-        results: list[Any] = []
         try:
             with self.engine.begin() as conn:
-                for op, _done in items:
-                    results.append(op(conn, unit))
+                results = run_ops(conn, unit, [op for op, _done in items])
                 unit.flush(conn)
         except BaseException as exc:
+            if unit.after_rollback(exc) and again:
+                self._run_batch(items, again=False)
+                return
             if len(items) > 1:
                 for item in items:
                     self._run_batch([item])
@@ -157,7 +212,10 @@ class GroupWriter:
         except Exception:  # pragma: no cover - listeners must never lose a committed write
             log.exception("after-commit hook failed")
         for (_op, done), result in zip(items, results, strict=True):
-            done(result, None)
+            if isinstance(result, Failed):
+                done(None, result.error)
+            else:
+                done(result, None)
 
 
 def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

@@ -1,0 +1,361 @@
+"""The ``[[jobs]]`` part of the settings: what a job is, how it runs, how it alerts.
+
+Split from settings.py so each reads in one sitting; ``backwatch.settings`` re-exports
+every name here, so callers import from there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from backwatch.errors import ConfigError
+from backwatch.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from backwatch.settings import FileSettings
+
+JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+JOB_ID_PROBLEM = (
+    "must be a slug: lowercase letters, digits, '.', '_' or '-', "
+    "starting with a letter or digit, at most 64 characters"
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --- running jobs (backwatch run, the server's scheduler): see docs/runner.md -------------
+
+#: A command: a string runs through ``/bin/sh -c``, a list runs as is (no shell).
+Command = str | list[str]
+
+
+class JobAlertSettings(_Section):
+    """``[jobs.alerts]``: per-job overrides of ``[alerts]`` and rules switched off."""
+
+    stuck_minutes: float | None = Field(None, gt=0)
+    regression_percent: float | None = Field(None, gt=0)
+    error_rate_percent: float | None = Field(None, gt=0)
+    disk_warning_percent: float | None = Field(None, gt=0, le=100)
+    disk_critical_percent: float | None = Field(None, gt=0, le=100)
+    alert_after_failures: int | None = Field(None, ge=1)
+    off: list[str] = Field(default_factory=list, description="Rules not evaluated for this job.")
+
+
+class MaintenanceWindow(_Section):
+    """A recurring window (cron start + duration) in which alerts are not notified."""
+
+    start: str = Field(description="Cron expression of the window's start, e.g. '0 1 * * 0'.")
+    duration: str = Field(description="How long the window lasts, e.g. '2h'.")
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a valid cron expression: {value!r}")
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value, field="duration")
+        return value
+
+
+class ResticOptions(_Section):
+    """``[jobs.restic]``."""
+
+    repository: str = Field(description="restic repository (path, sftp:, s3:, rest: …).")
+    password_file: str | None = Field(None, description="File holding the repository password.")
+    password_command: str | None = Field(None, description="Command printing the password.")
+    paths: list[str] = Field(default_factory=list, description="What to back up.")
+    exclude: list[str] = Field(default_factory=list, description="--exclude patterns.")
+    extra_args: list[str] = Field(default_factory=list, description="Added to every command.")
+    backup_args: list[str] = Field(default_factory=list, description="Added to `backup` only.")
+    binary: str = Field("restic", description="The restic program (name or path).")
+
+
+class BorgOptions(_Section):
+    """``[jobs.borg]``."""
+
+    repository: str = Field(description="borg repository (path or ssh://…).")
+    passphrase_file: str | None = Field(None, description="File holding the passphrase.")
+    passphrase_command: str | None = Field(None, description="Command printing the passphrase.")
+    paths: list[str] = Field(default_factory=list, description="What to back up.")
+    exclude: list[str] = Field(default_factory=list, description="--exclude patterns.")
+    archive_name: str = Field(
+        "{hostname}-{now:%Y-%m-%dT%H:%M:%S}", description="Archive name (borg placeholders)."
+    )
+    compression: str | None = Field(None, description="e.g. 'zstd,3'.")
+    extra_args: list[str] = Field(default_factory=list, description="Added to every command.")
+    create_args: list[str] = Field(default_factory=list, description="Added to `create` only.")
+    compact: bool = Field(True, description="Run `borg compact` after `borg prune`.")
+    binary: str = Field("borg", description="The borg program (name or path).")
+
+
+class RsyncOptions(_Section):
+    """``[jobs.rsync]``."""
+
+    paths: list[str] = Field(description="Sources (a trailing '/' copies the contents).")
+    destination: str = Field(description="Target directory or host:path.")
+    exclude: list[str] = Field(default_factory=list, description="--exclude patterns.")
+    delete: bool = Field(False, description="--delete: remove files gone from the source.")
+    extra_args: list[str] = Field(default_factory=list, description="Added to the command.")
+    binary: str = Field("rsync", description="The rsync program (name or path).")
+
+
+class CommandPhase(_Section):
+    """One named step of a ``tool = "command"`` job."""
+
+    name: str = Field(description="Phase name shown on the run, e.g. 'archive'.")
+    command: Command = Field(description="String (through /bin/sh -c) or list of arguments.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not PHASE_RE.match(value):
+            raise ValueError(PHASE_PROBLEM)
+        return value
+
+
+class HookSettings(_Section):
+    """``[jobs.hooks]``: commands around a run."""
+
+    before: list[Command] = Field(default_factory=list, description="Before the first step.")
+    after: list[Command] = Field(default_factory=list, description="After a good run.")
+    failure: list[Command] = Field(default_factory=list, description="After a failed run.")
+
+
+class DumpSettings(_Section):
+    """``[[jobs.dumps]]``: a database or command dump, streamed to a file before the backup."""
+
+    name: str = Field(description="Names the dump phase ('dump-<name>') and its file.")
+    type: Literal["postgresql", "mongodb", "sqlite", "command"] = Field(
+        description="pg_dump, mongodump --archive, sqlite3 .backup, or any command."
+    )
+    database: str | None = Field(
+        None, description="postgresql: URL/conninfo/name; mongodb: URI; sqlite: the file."
+    )
+    command: Command | None = Field(None, description="type = 'command': prints the dump.")
+    path: str | None = Field(None, description="Dump file; default <data>/dumps/<job>/<name>.")
+    extra_args: list[str] = Field(default_factory=list, description="Added to the dump command.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not PHASE_RE.match(value):
+            raise ValueError(PHASE_PROBLEM)
+        return value
+
+
+class RetentionSettings(_Section):
+    """``[jobs.retention]``: restic forget --prune, borg prune + compact."""
+
+    keep_last: int | None = Field(None, ge=0)
+    keep_hourly: int | None = Field(None, ge=0)
+    keep_daily: int | None = Field(None, ge=0)
+    keep_weekly: int | None = Field(None, ge=0)
+    keep_monthly: int | None = Field(None, ge=0)
+    keep_yearly: int | None = Field(None, ge=0)
+    keep_within: str | None = Field(None, description="Keep everything this recent, e.g. '7d'.")
+
+    @field_validator("keep_within")
+    @classmethod
+    def _within(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(\d+[yYmwdhH])+", value):
+            raise ValueError(f"not a period such as '7d', '2w' or '1y6m': {value!r}")
+        return value
+
+
+class VerifySettings(_Section):
+    """``[jobs.verify]``: restic check, borg check."""
+
+    read_data_subset: str | None = Field(
+        None,
+        description="restic --read-data-subset (e.g. '5%'); borg: any value adds --verify-data.",
+    )
+    extra_args: list[str] = Field(default_factory=list, description="Added to the check.")
+
+
+class RunnerSettings(_Section):
+    """``[runner]``: how many runs at once on this host."""
+
+    max_concurrent: int = Field(3, ge=1, description="Runs at once; more wait as 'queued'.")
+
+
+PHASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PHASE_PROBLEM = "must be a name of letters, digits, '.', '_' or '-' (at most 64 characters)"
+RUN_ACTIONS = ("dump", "backup", "prune", "check")
+
+
+class JobSettings(BaseModel):
+    """One ``[[jobs]]`` table. An unknown key is an error, so a typo never goes unnoticed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    description: str = ""
+    host: str | None = None
+    backup_path: str | None = None
+    tool: str | None = None
+    schedule: str | None = Field(None, description="Cron expression or a period such as '24h'.")
+    timezone: str = "UTC"
+    grace: str = "1h"
+    timeout: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    paused: bool = False
+    destinations: list[str] = Field(default_factory=list)
+    alerts: JobAlertSettings = Field(default_factory=JobAlertSettings)
+    depends_on: list[str] = Field(default_factory=list, description="Parent jobs.")
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    # running the job (docs/runner.md)
+    restic: ResticOptions | None = None
+    borg: BorgOptions | None = None
+    rsync: RsyncOptions | None = None
+    command: Command | None = Field(None, description="tool = 'command': the backup command.")
+    phases: list[CommandPhase] = Field(default_factory=list, description="Named commands.")
+    hooks: HookSettings = Field(default_factory=HookSettings)
+    dumps: list[DumpSettings] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment.")
+    retention: RetentionSettings | None = None
+    verify: VerifySettings | None = None
+    actions: list[Literal["dump", "backup", "prune", "check"]] | None = Field(
+        None, description="Steps this job runs; default: all that are configured."
+    )
+    run_by: Literal["server", "external"] = Field(
+        "external", description="'server': the server's scheduler runs it on its schedule."
+    )
+    after: list[str] = Field(default_factory=list, description="Run when these jobs succeed.")
+    when_disk_above: float | None = Field(
+        None, gt=0, le=1, description="Run when a destination's disk is fuller than this."
+    )
+    concurrency_group: str | None = Field(None, description="Jobs sharing it never overlap.")
+    on_busy: Literal["wait", "refuse"] = Field(
+        "wait", description="When the job is already running: wait (queued) or refuse."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not JOB_ID_RE.match(value):
+            raise ValueError(JOB_ID_PROBLEM)
+        return value
+
+    @field_validator("grace", "timeout")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            from backwatch.domain.schedule import parse_schedule
+
+            parse_schedule(value, "UTC")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+def _check_job_references(file: FileSettings, source: str) -> None:
+    """Cross-field checks: parents that exist, rule names that exist."""
+    from backwatch.domain.rules import RULES
+
+    ids = {job.id for job in file.jobs}
+    for i, job in enumerate(file.jobs):
+        for parent in job.depends_on:
+            if parent not in ids or parent == job.id:
+                raise ConfigError(
+                    f"{source}: at 'jobs[{i}].depends_on': {parent!r} is not another job "
+                    "declared in this file"
+                )
+        for name in job.alerts.off:
+            if name not in RULES:
+                raise ConfigError(
+                    f"{source}: at 'jobs[{i}].alerts.off': unknown rule {name!r}; "
+                    f"rules: {', '.join(sorted(RULES))}"
+                )
+
+
+#: tool → the section it needs
+_TOOL_SECTIONS = {"restic": "restic", "borg": "borg", "rsync": "rsync"}
+
+
+def _check_runnable_jobs(file: FileSettings, source: str) -> None:
+    """Cross-field checks of what ``backwatch run`` needs: a tool's section, triggers."""
+    ids = {job.id for job in file.jobs}
+    for i, job in enumerate(file.jobs):
+        at = f"{source}: at 'jobs[{i}]"
+        section = _TOOL_SECTIONS.get(job.tool or "")
+        if section and getattr(job, section) is None:
+            raise ConfigError(
+                f"{at}.{section}': required for tool = {job.tool!r} (add a [jobs.{section}] table)"
+            )
+        for other in _TOOL_SECTIONS.values():
+            if other != section and getattr(job, other) is not None:
+                raise ConfigError(
+                    f"{at}.{other}': only for tool = {other!r} (this job's tool is {job.tool!r})"
+                )
+        if job.command is not None and job.phases:
+            raise ConfigError(f"{at}.phases': give either 'command' or 'phases', not both")
+        if (job.command is not None or job.phases) and job.tool not in (None, "command"):
+            key = "command" if job.command is not None else "phases"
+            raise ConfigError(f"{at}.{key}': only for tool = 'command' (not {job.tool!r})")
+        if job.tool == "command" and job.command is None and not job.phases and not job.dumps:
+            raise ConfigError(
+                f"{at}.command': required for tool = 'command' (or give 'phases' or 'dumps')"
+            )
+        if job.retention is not None and job.tool not in ("restic", "borg"):
+            raise ConfigError(f"{at}.retention': only restic and borg jobs apply a retention")
+        if job.verify is not None and job.tool not in ("restic", "borg"):
+            raise ConfigError(f"{at}.verify': only restic and borg jobs verify a repository")
+        for j, dump in enumerate(job.dumps):
+            if dump.type == "command" and dump.command is None:
+                raise ConfigError(f"{at}.dumps[{j}].command': required for type = 'command'")
+            if dump.type != "command" and not dump.database:
+                raise ConfigError(f"{at}.dumps[{j}].database': required for type = {dump.type!r}")
+        for parent in job.after:
+            if parent not in ids or parent == job.id:
+                raise ConfigError(
+                    f"{at}.after': {parent!r} is not another job declared in this file"
+                )
+        cycle = _after_cycle(file, job.id)
+        if cycle:
+            raise ConfigError(f"{at}.after': the jobs run each other in a loop: {cycle}")
+        triggered = job.schedule is not None or job.after or job.when_disk_above is not None
+        if job.run_by == "server" and not triggered:
+            raise ConfigError(
+                f"{at}.run_by': 'server' needs a 'schedule', 'after' or 'when_disk_above'"
+            )
+
+
+def _after_cycle(file: FileSettings, start: str) -> str | None:
+    """'a → b → a' when following ``after`` from ``start`` leads back to it."""
+    parents = {job.id: job.after for job in file.jobs}
+    stack = [(start, [start])]
+    while stack:
+        node, path = stack.pop()
+        for parent in parents.get(node, []):
+            if parent == start:
+                return " → ".join([*path, parent])
+            if parent not in path:
+                stack.append((parent, [*path, parent]))
+    return None
