@@ -8,7 +8,7 @@ notifier (services/notifier.py) — never from inside the transaction that cause
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -170,39 +170,6 @@ class Evaluator:
         self.settings = settings
         self.now = now
         self.configured = _configured(settings)
-
-    def job(self, row: dict[str, Any], kind: str | None) -> None:
-        facts = job_facts(self.conn, row, self.settings, self.now)
-        self._remember_interval(row, facts)
-        configured = self.configured.get(row["id"])
-        off = set(configured.alerts.off) if configured else set()
-        findings = evaluate_rules(facts, self.now, kind)
-        for rule_name, finding in findings.items():
-            if rule_name in off:
-                finding = None
-            self.apply(row["id"], rule_name, finding)
-
-    def _remember_interval(self, row: dict[str, Any], facts: JobFacts) -> None:
-        """Keep the learned interval on the job row, so health (computed when read) and the
-        `missed` rule agree for unscheduled jobs."""
-        learned = None if facts.schedule is not None else learned_interval(facts)
-        if learned != row.get("learned_interval_s"):
-            self.conn.execute(
-                update(t.jobs).where(t.jobs.c.id == row["id"]).values(learned_interval_s=learned)
-            )
-
-    def system(self, data_dir: str) -> None:
-        facts = JobFacts(
-            SYSTEM_JOB,
-            thresholds=thresholds_for(self.settings, None),
-            disks=disk_facts(self.conn, [data_dir], self.now),
-        )
-        finding = RULES["disk_space"].fn(facts, self.now)
-        if finding is not None:
-            finding = replace(
-                finding, message=finding.message.replace(SYSTEM_JOB, "backwatch data")
-            )
-        self.apply(SYSTEM_JOB, "disk_space", finding)
 
     def apply(self, job_id: str, rule_name: str, finding: Finding | None) -> None:
         a = t.alerts
@@ -374,23 +341,114 @@ def ensure_channel(conn: Connection, channel_id: str, masked: str) -> None:
         conn.execute(t.channels.insert().values(id=channel_id, masked_url=masked, failing=False))
 
 
+@dataclass
+class Plan:
+    """What an evaluation found to change: worked out on a read connection, so the writer
+    (and the reports waiting for it) only pays for the alerts that really change."""
+
+    changes: list[tuple[str, str, Finding | None]] = field(default_factory=list)
+    intervals: dict[str, float | None] = field(default_factory=dict)
+    medians: dict[str, float | None] = field(default_factory=dict)
+    full: bool = False  # every job was evaluated: re-notifications are due too
+    jobs: int = 0
+
+
+MEDIAN_OF_LAST = 20
+
+
+def snapshot_median(facts: JobFacts) -> float | None:
+    """The job row's median duration: of its last 20 successful runs, sorted[n // 2]."""
+    good = [r.duration_s for r in facts.runs if r.status == "success"][:MEDIAN_OF_LAST]
+    durations = sorted(d for d in good if d is not None)
+    return durations[len(durations) // 2] if durations else None
+
+
+def _differs(current: dict[str, Any] | None, finding: Finding | None) -> bool:
+    if current is None:
+        return finding is not None
+    if finding is None:
+        return True
+    stored = (current["message"], current["severity"], current["run_id"])
+    return (finding.message, finding.severity, finding.run_id) != stored
+
+
+def plan_evaluation(
+    conn: Connection, settings: Settings, now: float, job_ids: list[str] | None, kind: str | None
+) -> Plan:
+    """Evaluate the rules of ``kind`` (None: all) for these jobs (None: every job, and
+    backwatch's own data directory) and list what differs from the stored alerts."""
+    query = select(t.jobs)
+    alerts_query = select(t.alerts).where(t.alerts.c.state.in_(ACTIVE))
+    if job_ids is not None:
+        query = query.where(t.jobs.c.id.in_(job_ids))
+        alerts_query = alerts_query.where(t.alerts.c.job.in_(job_ids))
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    active = {r["fingerprint"]: dict(r) for r in conn.execute(alerts_query).mappings()}
+    configured = _configured(settings)
+    plan = Plan(full=job_ids is None, jobs=len(rows))
+    for row in rows:
+        facts = job_facts(conn, row, settings, now)
+        # health (computed when read) and the missed rule must agree on unscheduled jobs
+        learned = None if facts.schedule is not None else learned_interval(facts)
+        if learned != row.get("learned_interval_s"):
+            plan.intervals[row["id"]] = learned
+        # the median duration (health's "stuck" threshold) is kept here, off the ingest path
+        median = snapshot_median(facts)
+        if median != row.get("median_duration_s"):
+            plan.medians[row["id"]] = median
+        job = configured.get(row["id"])
+        off = set(job.alerts.off) if job else set()
+        for rule_name, finding in evaluate_rules(facts, now, kind).items():
+            finding = None if rule_name in off else finding
+            if _differs(active.get(f"{rule_name}:{row['id']}"), finding):
+                plan.changes.append((row["id"], rule_name, finding))
+    if plan.full:
+        system = JobFacts(
+            SYSTEM_JOB,
+            thresholds=thresholds_for(settings, None),
+            disks=disk_facts(conn, [str(settings.data_dir.resolve())], now),
+        )
+        finding = RULES["disk_space"].fn(system, now)
+        if finding is not None:
+            finding = replace(
+                finding, message=finding.message.replace(SYSTEM_JOB, "backwatch data")
+            )
+        if _differs(active.get(f"disk_space:{SYSTEM_JOB}"), finding):
+            plan.changes.append((SYSTEM_JOB, "disk_space", finding))
+    return plan
+
+
+def apply_plan(settings: Settings, now: float, plan: Plan) -> Any:
+    """Op: apply a plan. Each change re-reads its alert, so a plan that raced with another
+    evaluation or a manual resolve still leaves one consistent alert per rule and job."""
+
+    def op(conn: Connection, unit: WriteUnit) -> int:
+        for job_id, interval in plan.intervals.items():
+            conn.execute(
+                update(t.jobs).where(t.jobs.c.id == job_id).values(learned_interval_s=interval)
+            )
+        for job_id, value in plan.medians.items():
+            conn.execute(
+                update(t.jobs).where(t.jobs.c.id == job_id).values(median_duration_s=value)
+            )
+        evaluator = Evaluator(conn, unit, settings, now)
+        for job_id, rule_name, finding in plan.changes:
+            evaluator.apply(job_id, rule_name, finding)
+        if plan.full:
+            evaluator.renotify()
+        return len(plan.changes)
+
+    return op
+
+
 def evaluate_jobs(
     settings: Settings, now: float, job_ids: list[str] | None, kind: str | None
 ) -> Any:
-    """Op: evaluate the rules of ``kind`` (None: all) for these jobs (None: every job)."""
+    """Op: plan and apply in one transaction (for callers without a read thread)."""
 
     def op(conn: Connection, unit: WriteUnit) -> int:
-        query = select(t.jobs)
-        if job_ids is not None:
-            query = query.where(t.jobs.c.id.in_(job_ids))
-        rows = [dict(r) for r in conn.execute(query).mappings()]
-        evaluator = Evaluator(conn, unit, settings, now)
-        for row in rows:
-            evaluator.job(row, kind)
-        if job_ids is None:
-            evaluator.system(str(settings.data_dir.resolve()))
-            evaluator.renotify()
-        return len(rows)
+        plan = plan_evaluation(conn, settings, now, job_ids, kind)
+        return apply_plan(settings, now, plan)(conn, unit)
 
     return op
 

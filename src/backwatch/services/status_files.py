@@ -70,7 +70,7 @@ def write_atomically(path: Path, text: str) -> None:
 class StatusFileWriter:
     """Rewrites ``<dir>/<job>_status.json`` whenever a job's latest run changes."""
 
-    def __init__(self, hub: Hub, directory: Path | None = None, *, settle_s: float = 0.2):
+    def __init__(self, hub: Hub, directory: Path | None = None, *, settle_s: float = 1.0):
         self.hub = hub
         self.directory = Path(directory or hub.settings.data_dir / "status")
         self.settle_s = settle_s

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, or_, select, union_all, update
+from sqlalchemy import Connection, bindparam, or_, update
 
 from backwatch.domain.lifecycle import BAD, GOOD, RunStatus
 from backwatch.errors import BackwatchError
@@ -43,7 +43,6 @@ class WriteUnit:
     #: job → the latest finish of a good run in this transaction (not only the newest run's)
     last_success: dict[str, float] = field(default_factory=dict)
     new_runs: dict[str, int] = field(default_factory=dict)
-    median_dirty: set[str] = field(default_factory=set)
     #: jobs this transaction created or found; added to ``job_cache`` once it commits
     known_jobs: set[str] = field(default_factory=set)
     #: the writer's process-wide set of jobs known to exist (see services.jobs.ensure_job)
@@ -86,8 +85,6 @@ class WriteUnit:
             if run.get("size_bytes") is not None and status in GOOD:
                 r.size_sum += run["size_bytes"]
                 r.size_count += 1
-            if status is RunStatus.SUCCESS:
-                self.median_dirty.add(job)
         self.changes.append({"type": "run", "id": run["id"], "job": job, "status": run["status"]})
 
     def flush(self, conn: Connection) -> None:
@@ -130,12 +127,6 @@ class WriteUnit:
         totals = [{"b_job": job, "b_new": n} for job, n in self.new_runs.items() if n]
         if totals:
             conn.execute(_ADD_RUNS_TOTAL, totals)
-        medians = [
-            {"b_job": job, "b_median": median}
-            for job, median in _medians(conn, sorted(self.median_dirty)).items()
-        ]
-        if medians:
-            conn.execute(_SET_MEDIAN, medians)
 
     def after_commit(self) -> None:
         if self.job_cache is not None:
@@ -184,58 +175,6 @@ _ADD_RUNS_TOTAL = (
     .where(_jobs.c.id == bindparam("b_job"))
     .values(runs_total=_jobs.c.runs_total + bindparam("b_new"))
 )
-_SET_MEDIAN = (
-    update(_jobs)
-    .where(_jobs.c.id == bindparam("b_job"))
-    .values(median_duration_s=bindparam("b_median"))
-)
-#: jobs whose median one statement computes (a UNION ALL of per-job parts)
-MEDIAN_CHUNK = 16
-MEDIAN_OF_LAST = 20
-
-
-def _median_of(i: int) -> Any:
-    """The median duration of job ``b_job{i}``'s last MEDIAN_OF_LAST successful runs, as
-    ``sorted(durations)[n // 2]``: a window over those few rows only (ix_runs_job_started
-    walked backwards), so only the answer crosses into Python."""
-    runs = t.runs
-    last = (
-        select(runs.c.job, runs.c.duration_s)
-        .where(runs.c.job == bindparam(f"b_job{i}"), runs.c.status == "success")
-        .order_by(runs.c.started_at.desc())
-        .limit(MEDIAN_OF_LAST)
-        .subquery(f"last{i}")
-    )
-    ranked = (
-        select(
-            last.c.job,
-            last.c.duration_s,
-            func.row_number().over(order_by=last.c.duration_s).label("rn"),
-            func.count().over().label("n"),
-        )
-        .where(last.c.duration_s.is_not(None))
-        .subquery(f"ranked{i}")
-    )
-    # rn == n // 2 + 1, without a division whose rounding differs between databases
-    return select(ranked.c.job, ranked.c.duration_s).where(
-        ranked.c.n < 2 * ranked.c.rn, ranked.c.n >= 2 * ranked.c.rn - 2
-    )
-
-
-_MEDIANS = union_all(*(_median_of(i) for i in range(MEDIAN_CHUNK)))
-
-
-def _medians(conn: Connection, jobs: list[str]) -> dict[str, float]:
-    """job → median duration of its last MEDIAN_OF_LAST successful runs (if any has one)."""
-    out: dict[str, float] = {}
-    for start in range(0, len(jobs), MEDIAN_CHUNK):
-        chunk = jobs[start : start + MEDIAN_CHUNK]
-        # unused slots ask for job "", which no job is (ids are slugs)
-        params = {f"b_job{i}": chunk[i] if i < len(chunk) else "" for i in range(MEDIAN_CHUNK)}
-        out.update((job, median) for job, median in conn.execute(_MEDIANS, params))
-    return out
-
-
 _ROLLUP_UPSERTS: dict[str, Any] = {}
 
 

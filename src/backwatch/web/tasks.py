@@ -20,6 +20,7 @@ from backwatch.services.leader import Leader
 
 log = logging.getLogger("backwatch.tasks")
 INGEST_DELAY_S = 0.5
+INGEST_MIN_INTERVAL_S = 2.0
 DELIVER_EVERY_S = 2.0
 
 
@@ -72,11 +73,23 @@ class AlertTasks:
             with self._lock:
                 jobs, self._changed = sorted(self._changed), set()
             if jobs and self.leader.check():
-                await self._guard(
-                    self.hub.submit(
-                        alerts.evaluate_jobs(self.hub.settings, self.hub.now(), jobs, "run")
-                    )
-                )
+                await self._guard(self.evaluate(jobs, "run"))
+            # under a steady stream of reports, evaluate at most this often
+            await asyncio.sleep(INGEST_MIN_INTERVAL_S - INGEST_DELAY_S)
+
+    async def evaluate(self, jobs: list[str] | None, kind: str | None) -> int:
+        """Work out the rules on a read connection in a thread, then hand the writer only
+        the alerts that change: ingest never waits behind rule evaluation."""
+        settings, now = self.hub.settings, self.hub.now()
+
+        def plan() -> alerts.Plan:
+            with self.hub.read_engine.connect() as conn:
+                return alerts.plan_evaluation(conn, settings, now, jobs, kind)
+
+        found = await asyncio.to_thread(plan)
+        if found.changes or found.intervals or found.medians or found.full:
+            await self.hub.submit(alerts.apply_plan(settings, now, found))
+        return len(found.changes)
 
     async def tick(self) -> None:
         """One round of time-based work (also called directly by tests)."""
@@ -86,7 +99,7 @@ class AlertTasks:
         samples = await asyncio.to_thread(disks.measure, disks.watched_paths(settings))
         now = self.hub.now()
         await self._guard(self.hub.submit(disks.record_samples(samples, now)))
-        await self._guard(self.hub.submit(alerts.evaluate_jobs(settings, now, None, None)))
+        await self._guard(self.evaluate(None, None))
 
     async def deliver(self) -> dict[str, int]:
         return await asyncio.to_thread(
