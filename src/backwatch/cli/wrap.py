@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from backwatch.errors import BackwatchError
+from backwatch.runners.process import kill_group
 
 LOG_TAIL_BYTES = 100 * 1024
 KILL_GRACE_S = 10.0
@@ -145,7 +146,7 @@ def run_wrapped(
     except subprocess.TimeoutExpired:
         timed_out = True
         _say(f"timeout after {timeout}; stopping the command")
-        _kill_group(proc)
+        kill_group(proc, KILL_GRACE_S)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -168,38 +169,6 @@ def run_wrapped(
         tgt, target_factory, run_id, job, host, started, outcome, code, message, tail.text()
     )
     return code
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the command's process group, SIGKILL whatever is left after a grace period.
-
-    The whole group goes, not just its leader: a child that ignores SIGTERM, or a shell's
-    background job, must not outlive the timeout.
-    """
-    deadline = time.monotonic() + KILL_GRACE_S
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    while time.monotonic() < deadline:
-        if proc.poll() is not None and not _group_alive(proc.pid):
-            break
-        time.sleep(0.05)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _report_end(

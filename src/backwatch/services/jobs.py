@@ -156,18 +156,25 @@ def upsert_configured(
             .where(t.jobs.c.id == job_id)
             .values(origin="config", updated_at=now, **changed)
         )
+    _config_changed(unit, job_id, "configured", changed, now, actor)
+    return True
+
+
+def _config_changed(
+    unit: WriteUnit, job_id: str, to_state: str, changed: Any, now: float, actor: str
+) -> None:
+    """The audit event and live-stream change of a job whose settings changed."""
     unit.event(
         at=now,
         kind="config",
         entity="job",
         entity_id=job_id,
         job=job_id,
-        to_state="configured",
+        to_state=to_state,
         actor=actor,
         detail={"changed": sorted(changed)},
     )
     unit.changes.append({"type": "job", "id": job_id})
-    return True
 
 
 def update_job(
@@ -182,17 +189,7 @@ def update_job(
     if not patch:
         return
     conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(updated_at=now, **patch))
-    unit.event(
-        at=now,
-        kind="config",
-        entity="job",
-        entity_id=job_id,
-        job=job_id,
-        to_state="updated",
-        actor=actor,
-        detail={"changed": sorted(patch)},
-    )
-    unit.changes.append({"type": "job", "id": job_id})
+    _config_changed(unit, job_id, "updated", patch, now, actor)
 
 
 def set_paused(

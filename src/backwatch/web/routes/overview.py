@@ -21,11 +21,13 @@ EVENT_KINDS = (
 @router.get("/health", tags=["system"], summary="Liveness and database reachability")
 async def health(request: Request) -> Response:
     h = hub(request)
+    problem = h.store_problem()
+    jobs = runs = 0
     try:
-        problem = h.store_problem()
-        with h.read_engine.connect() as conn:
-            # cheap on any size: jobs are few, and their snapshot carries the run totals
-            jobs, runs = queries.totals(conn)
+        if problem is None:  # a vanished file must not be recreated by a query
+            with h.read_engine.connect() as conn:
+                # cheap on any size: jobs are few, and their snapshot carries the run totals
+                jobs, runs = queries.totals(conn)
     except Exception as exc:  # any database failure means "unhealthy", never a traceback
         problem = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
         problem = problem.splitlines()[0]
