@@ -29,7 +29,7 @@ from common import BENCH, ROOT, scratch_dir
 from gen_runs import build
 
 RESULTS = BENCH / "RESULTS.md"
-ORDER = ("cli", "shell_lib", "size", "ingest", "read", "memory")
+ORDER = ("cli", "shell_lib", "size", "ingest", "read", "memory", "runner")
 SCRIPTS = {name: BENCH / f"bench_{name}.py" for name in ORDER}
 NOTES_START, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
 HISTORY_MARK = "<!-- history: one JSON summary per line -->"
@@ -169,6 +169,14 @@ def summary_rows(res: dict[str, Any]) -> list[str]:
                 f"| `{name}` p95, {rd['runs']:,} runs | ≤ {target:.0f} ms | {e['p95_ms']} ms "
                 f"(p50 {e['p50_ms']}, p99 {e['p99_ms']}) | {status(e['p95_ms'] <= target)} |"
             )
+        page = rd["endpoints"].get("overview_page")
+        if page:
+            kb = page["body_bytes"] / 1024
+            rows.append(
+                f"| Overview page `/` p95, {rd['runs']:,} runs, 500 jobs | ≤ 150 ms, ≤ 300 KB | "
+                f"{page['p95_ms']} ms (p50 {page['p50_ms']}), {kb:.0f} KB of HTML | "
+                f"{status(page['p95_ms'] <= 150 and kb <= 300)} |"
+            )
     mem = res.get("memory")
     if mem and "idle_mb" in mem:
         t = mem["targets_mb"]
@@ -193,6 +201,14 @@ def summary_rows(res: dict[str, Any]) -> list[str]:
             f"| Shell library call, no server | ≤ {shell['budget_ms']:.0f} ms | "
             f"{shell['local_ms']} ms (spooling {shell['spooling_ms']}, odd names "
             f"{shell['nasty_ms']}) | {status(worst <= shell['budget_ms'])} |"
+        )
+    runner = res.get("runner_overhead")
+    if runner and "overhead_percent" in runner:
+        rows.append(
+            f"| `backwatch run` vs restic alone, {runner['megabytes']} MB | "
+            f"≤ {runner['target_percent']:.0f} % wall time | {runner['overhead_percent']:.1f} % "
+            f"({runner['backwatch_run_s']} s vs {runner['restic_s']} s) | "
+            f"{status(runner['overhead_percent'] <= runner['target_percent'])} |"
         )
     size = res.get("size")
     if size and "bytes_per_run" in size:
