@@ -50,7 +50,8 @@ def serve(
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
-    hub = Hub(settings, grouped=True)  # fails here, with a clear message, on a bad database
+    # fails here, with a clear message, on a bad database; Alembic runs in a child process
+    hub = Hub(settings, grouped=True, migrate="isolated")
     app = create_app(settings, hub=hub)
     typer.echo(
         f"backwatch serving on http://{settings.server.host}:{settings.server.port} "

@@ -29,18 +29,25 @@ class Hub:
         *,
         grouped: bool = False,
         clock: Callable[[], float] = time.time,
-        migrate: bool = True,
+        migrate: bool | str = True,
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.listeners: list[Listener] = []
+        self.listeners: list[Listener] = [self._bump]
+        #: increases with every commit that changed something: read caches compare it
+        self.generation = 0
+        self._read_cache: dict[Any, tuple[int, float, Any]] = {}
         url = settings.db_url
         self.read_engine: Engine = make_engine(url)
         self.write_engine: Engine = make_engine(url, writer=True)
         check_connection(self.read_engine)
         self.db_file: Path | None = sqlite_path(url) if url.startswith("sqlite") else None
         self._db_file_id = _file_id(self.db_file)
-        if migrate:
+        if migrate == "isolated":  # serve: Alembic in a child process, not in the server
+            from backwatch.store.migrate import migrate_isolated
+
+            migrate_isolated(self.write_engine)
+        elif migrate:
             from backwatch.store.migrate import migrate as run_migrations
 
             run_migrations(self.write_engine)
@@ -49,6 +56,23 @@ class Hub:
             self.writer = GroupWriter(self.write_engine, self._unit)
         else:
             self.writer = SyncWriter(self.write_engine, self._unit)
+
+    def _bump(self, _changes: list[dict[str, Any]]) -> None:
+        self.generation += 1
+
+    def cached(self, key: Any, compute: Callable[[], T], *, max_age_s: float = 10.0) -> T:
+        """``compute()``, reused while nothing was written since (and for at most
+        ``max_age_s``, since some answers also depend on the clock). For dashboard
+        aggregates that hundreds of viewers would otherwise recompute identically."""
+        hit = self._read_cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] == self.generation and now - hit[1] < max_age_s:
+            return hit[2]
+        value = compute()
+        if len(self._read_cache) > 256:
+            self._read_cache.clear()
+        self._read_cache[key] = (self.generation, now, value)
+        return value
 
     def _unit(self) -> WriteUnit:
         return WriteUnit(listeners=self.listeners)

@@ -40,8 +40,11 @@ async def overview(
         rows = queries.list_jobs(conn)
         if not rows:
             return render(request, "welcome.html", await welcome_context(request), page="welcome")
-        summary = queries.summary(conn, days=SUMMARY_DAYS, now=now)
-        sparks = page_queries.recent_durations(conn)
+        summary = hub.cached(
+            ("summary", SUMMARY_DAYS, None),
+            lambda: queries.summary(conn, days=SUMMARY_DAYS, now=now, job=None),
+        )
+        sparks = hub.cached(("sparks",), lambda: page_queries.recent_durations(conn))
         recent = [run_out(r) for r in queries.newest_runs(conn, RECENT_RUNS)]
         alerts = active_alerts(conn)
     jobs = [page_job(request, row, now, secrets=False) for row in rows]

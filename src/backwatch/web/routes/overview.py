@@ -57,7 +57,10 @@ async def summary(request: Request, days: int = 30, job: str | None = None) -> R
         raise InvalidInput.field("days", "must be between 1 and 730")
     h = hub(request)
     with h.read_engine.connect() as conn:
-        data = queries.summary(conn, days=days, now=h.now(), job=job)
+        data = h.cached(
+            ("summary", days, job), lambda: queries.summary(conn, days=days, now=h.now(), job=job)
+        )
+        data = dict(data)
     data["since"] = iso(data.pop("since_day"))
     return json_response(data)
 
