@@ -169,7 +169,7 @@ _PLAIN: dict[Any, tuple[Any, str]] = {
 }
 
 
-app = typer.Typer(
+_app = typer.Typer(
     cls=_Root,
     name="backwatch",
     help="backwatch knows whether your backups work: report runs, watch health, get alerts.",
@@ -186,7 +186,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -196,23 +196,38 @@ def _root(
     """backwatch knows whether your backups work."""
 
 
-def _register() -> None:
-    from backwatch.cli import admin, report, serve, views
-
-    for module in (serve, report, views, admin):
-        module.register(app)
-    from backwatch.cli import shell
-
-    shell.register(app)
-    from backwatch.cli import alerts
-
-    alerts.register(app)
-    from backwatch.cli import run as run_cli
-
-    run_cli.register(app)
+#: command (or group) → the module that defines it. ``main`` loads only the module of the
+#: command being run: building every command's parameters costs more than ``push`` itself.
+COMMAND_MODULES = {
+    "serve": "serve", "push": "report", "start": "report", "phase": "report",
+    "finish": "report", "wrap": "report", "import": "report", "status": "views",
+    "history": "views", "list": "views", "token": "admin", "db": "admin",
+    "shell-lib": "shell", "spool": "shell", "alerts": "alerts", "notify": "alerts",
+    "run": "run", "schedule": "run",
+}  # fmt: skip
+_registered: set[str] = set()
 
 
-_register()
+def _register(only: str | None = None) -> None:
+    """Register every command module's commands, or just those of module ``only``."""
+    import importlib
+
+    names = [only] if only else list(dict.fromkeys(COMMAND_MODULES.values()))
+    for name in names:
+        if name not in _registered:
+            importlib.import_module(f"backwatch.cli.{name}").register(_app)
+            _registered.add(name)
+    _tidy_help(_app)
+
+
+def _module_for(argv: Sequence[str]) -> str | None:
+    """The module of the command named in ``argv`` (None: help, or unknown → all)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return COMMAND_MODULES.get(arg)
+        if arg in ("-h", "--help", "--version"):
+            return None
+    return None
 
 
 def _unwrap(doc: str) -> str:
@@ -249,9 +264,15 @@ def _tidy_help(typer_app: typer.Typer) -> None:
             _tidy_help(group.typer_instance)
 
 
-_tidy_help(app)
-
-
 def main(prog_name: str | None = None) -> None:
     """The ``backwatch`` console script (errors are handled by ``_Root.main``)."""
-    app(prog_name=prog_name)
+    _register(_module_for(sys.argv[1:]))
+    _app(prog_name=prog_name)
+
+
+def __getattr__(name: str) -> Any:
+    """``backwatch.cli.app``: the Typer app with every command (tests, the docs check)."""
+    if name == "app":
+        _register()
+        return _app
+    raise AttributeError(f"module 'backwatch.cli' has no attribute {name!r}")
