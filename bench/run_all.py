@@ -210,6 +210,13 @@ def summary_rows(res: dict[str, Any]) -> list[str]:
             f"({runner['backwatch_run_s']} s vs {runner['restic_s']} s) | "
             f"{status(runner['overhead_percent'] <= runner['target_percent'])} |"
         )
+        if "served_overhead_percent" in runner:
+            rows.append(
+                f"| the same job run by a running `serve` | "
+                f"≤ {runner['target_percent']:.0f} % wall time | "
+                f"{runner['served_overhead_percent']:.1f} % ({runner['served_s']} s) | "
+                f"{status(runner['served_overhead_percent'] <= runner['target_percent'])} |"
+            )
     size = res.get("size")
     if size and "bytes_per_run" in size:
         rows.append(

@@ -67,6 +67,10 @@ class JobFacts:
     thresholds: Thresholds = field(default_factory=Thresholds)
     runs: tuple[RunFacts, ...] = ()  # newest first
     disks: tuple[DiskFacts, ...] = ()
+    # Known from the job's stored snapshot when ``runs`` holds only the latest run (the
+    # periodic check of time rules reads no run history): used instead of ``runs``.
+    learned_interval_s: float | None = None
+    median_duration_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,9 @@ def missed(job: JobFacts, now: float) -> Finding | None:
     if job.paused or not job.runs:
         return None
     latest = job.runs[0]
-    interval = None if job.schedule is not None else learned_interval(job)
+    interval = None
+    if job.schedule is None:
+        interval = job.learned_interval_s or learned_interval(job)
     if job.schedule is None and interval is None:
         return None
     state = JobState(
@@ -194,6 +200,7 @@ def stuck(job: JobFacts, now: float) -> Finding | None:
         return None
     run = running[0]
     durations = [r.duration_s for r in _successes(job)[:20] if r.duration_s is not None]
+    typical = median(durations) if durations else job.median_duration_s
     state = JobState(
         paused=job.paused,
         schedule=None,
@@ -201,7 +208,7 @@ def stuck(job: JobFacts, now: float) -> Finding | None:
         timeout_s=job.timeout_s,
         last_started_at=run.started_at,
         last_status=run.status,
-        median_duration_s=median(durations),
+        median_duration_s=typical,
     )
     limit = stuck_after(state, job.thresholds.stuck_minutes)
     elapsed = now - run.started_at

@@ -130,6 +130,42 @@ def job_facts(conn: Connection, job: dict[str, Any], settings: Settings, now: fl
     )
 
 
+def snapshot_facts(
+    conn: Connection, job: dict[str, Any], settings: Settings, now: float
+) -> JobFacts:
+    """Facts for the time-based rules from the job row alone: its latest run, learned
+    interval and median duration are kept there, so checking 500 jobs every 30 s reads no
+    run history (and does not hold up the requests served meanwhile)."""
+    from backwatch.services.views import _schedule
+
+    configured = _configured(settings).get(job["id"])
+    latest: tuple[RunFacts, ...] = ()
+    if job.get("last_run_id"):
+        latest = (
+            RunFacts(
+                id=job["last_run_id"],
+                status=job["last_status"],
+                started_at=job["last_started_at"],
+                finished_at=job.get("last_finished_at"),
+                duration_s=job.get("last_duration_s"),
+                size_bytes=job.get("last_size_bytes"),
+            ),
+        )
+    destinations = list(configured.destinations) if configured else []
+    return JobFacts(
+        id=job["id"],
+        paused=bool(job["paused"]),
+        schedule=_schedule(job),
+        grace_s=job.get("grace_s") or 0.0,
+        timeout_s=job.get("timeout_s"),
+        thresholds=thresholds_for(settings, configured),
+        runs=latest,
+        disks=disk_facts(conn, destinations, now) if destinations else (),
+        learned_interval_s=job.get("learned_interval_s"),
+        median_duration_s=job.get("median_duration_s"),
+    )
+
+
 def in_maintenance(job: JobSettings | None, now: float, tz: str = "UTC") -> bool:
     if job is None:
         return False
@@ -387,15 +423,18 @@ def plan_evaluation(
     configured = _configured(settings)
     plan = Plan(full=job_ids is None, jobs=len(rows))
     for row in rows:
-        facts = job_facts(conn, row, settings, now)
-        # health (computed when read) and the missed rule must agree on unscheduled jobs
-        learned = None if facts.schedule is not None else learned_interval(facts)
-        if learned != row.get("learned_interval_s"):
-            plan.intervals[row["id"]] = learned
-        # the median duration (health's "stuck" threshold) is kept here, off the ingest path
-        median = snapshot_median(facts)
-        if median != row.get("median_duration_s"):
-            plan.medians[row["id"]] = median
+        if kind == "time":  # the periodic check: the job's snapshot is enough, no history
+            facts = snapshot_facts(conn, row, settings, now)
+        else:
+            facts = job_facts(conn, row, settings, now)
+            # health (computed when read) and the missed rule must agree on unscheduled jobs
+            learned = None if facts.schedule is not None else learned_interval(facts)
+            if learned != row.get("learned_interval_s"):
+                plan.intervals[row["id"]] = learned
+            # the median duration (health's "stuck" threshold) is kept here, off ingest
+            median = snapshot_median(facts)
+            if median != row.get("median_duration_s"):
+                plan.medians[row["id"]] = median
         job = configured.get(row["id"])
         off = set(job.alerts.off) if job else set()
         for rule_name, finding in evaluate_rules(facts, now, kind).items():

@@ -21,6 +21,7 @@ from backwatch.services.leader import Leader
 log = logging.getLogger("backwatch.tasks")
 INGEST_DELAY_S = 0.5
 INGEST_MIN_INTERVAL_S = 2.0
+FULL_EVERY_S = 600.0
 DELIVER_EVERY_S = 2.0
 
 
@@ -33,6 +34,7 @@ class AlertTasks:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._last_full = float("-inf")
         hub.listeners.append(self._on_commit)
 
     def _on_commit(self, changes: list[dict[str, Any]]) -> None:
@@ -99,7 +101,16 @@ class AlertTasks:
         samples = await asyncio.to_thread(disks.measure, disks.watched_paths(settings))
         now = self.hub.now()
         await self._guard(self.hub.submit(disks.record_samples(samples, now)))
-        await self._guard(self.evaluate(None, None))
+        with self._lock:  # reports not evaluated yet: their rules first
+            changed, self._changed = sorted(self._changed), set()
+        if changed:
+            await self._guard(self.evaluate(changed, "run"))
+        # time rules every tick, from the jobs' snapshots; every rule (the 7-day error
+        # rate slides with the clock) now and then, and on the first tick
+        full = now - self._last_full >= FULL_EVERY_S
+        await self._guard(self.evaluate(None, None if full else "time"))
+        if full:
+            self._last_full = now
 
     async def deliver(self) -> dict[str, int]:
         return await asyncio.to_thread(
