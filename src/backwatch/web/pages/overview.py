@@ -67,11 +67,12 @@ async def overview(
         sparks = hub.cached(("sparks",), lambda: page_queries.recent_durations(conn))
         recent = [run_out(r) for r in queries.newest_runs(conn, RECENT_RUNS)]
         alerts = active_alerts(conn)
-    # the 500 cards, formatted: rebuilt after every write, else reused for up to 2 s
+    # the 500 cards, formatted: rebuilt after every write, else reused for up to 5 s
+    # ("3 h ago" may lag by that much; health changes are writes or minutes apart)
     jobs = hub.cached(
         ("overview-jobs", str(request.base_url)),
         lambda: _cards(request, rows, sparks, now),
-        max_age_s=2.0,
+        max_age_s=5.0,
     )
     counts = {name: 0 for name in HEALTH_ORDER}
     for job in jobs:
