@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -n 4
+	$(BIN)/python -m pytest -q -n 4 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench

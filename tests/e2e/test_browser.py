@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Server, free_port, need_tool
+from tests.conftest import ROOT, Server, free_port, need, need_tool
 
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [
@@ -93,8 +93,6 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover - dev extras not installed
-        from tests.conftest import need
-
         need(False, "playwright is not installed (pip install -e '.[dev]')")
         raise
     with sync_playwright() as p:
@@ -306,7 +304,6 @@ def test_keyboard_reaches_the_theme_toggle_and_the_jobs(page: Any, hub_server: S
 
 
 def test_screenshots_were_saved() -> None:
-    if not SHOTS.exists():
-        pytest.skip("the browser tests did not run")
+    need(SHOTS.exists(), "the browser tests did not run (no screenshots)")
     names = {p.stem for p in Path(SHOTS).glob("*.png")}
     assert {"overview", "job", "alerts", "events", "runs", "welcome"} <= names

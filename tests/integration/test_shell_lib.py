@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backwatch.cli.shell import library_path
-from tests.conftest import free_port, need_tool, run_cli
+from tests.conftest import free_port, need, need_tool, run_cli
 
 LIB = library_path()
 SEED_FIELDS = {
@@ -382,8 +382,7 @@ def test_never_fails_a_strict_script_with_the_server_down_and_bad_arguments(dirs
 
 def test_never_fails_when_metrics_dir_and_spool_are_read_only():
     need_tool("setpriv")
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run the script as nobody")
+    need(os.geteuid() == 0, "needs root to run the script as nobody")
     base = Path(tempfile.mkdtemp(prefix="bw-ro-"))
     try:
         base.chmod(0o755)
