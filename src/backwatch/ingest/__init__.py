@@ -23,11 +23,6 @@ def register_record_format(
     _RECORD_FORMATS[name] = (detect, parse)
 
 
-def record_formats() -> list[str]:
-    _load()
-    return list(_RECORD_FORMATS)
-
-
 def _load() -> None:
     from backwatch.ingest import native, seed001  # noqa: F401  (registers the formats)
 

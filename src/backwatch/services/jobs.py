@@ -32,6 +32,26 @@ def new_ping_key() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_job_row(job_id: str, now: float, origin: str, **fields: Any) -> dict[str, Any]:
+    """A new job's row: the defaults every job starts with, then ``fields``."""
+    return {
+        "id": job_id,
+        "description": "",
+        "host": None,
+        "tool": None,
+        "timezone": "UTC",
+        "grace_s": 3600.0,
+        "tags": [],
+        "paused": False,
+        "ping_key": new_ping_key(),
+        "origin": origin,
+        "created_at": now,
+        "updated_at": now,
+        "runs_total": 0,
+        **fields,
+    }
+
+
 #: write engine → ids of jobs known to exist there. Filled only after a commit (WriteUnit
 #: .after_commit) and cleared by a failed transaction (WriteUnit.after_rollback), so a job
 #: that went away is re-created by the next report instead of failing it.
@@ -75,21 +95,7 @@ def ensure_jobs(
     (so that a batch of reports keeps its events in report order)."""
     cache = _job_cache(conn, unit)
     rows: list[dict[str, Any]] = [
-        {
-            "id": job_id,
-            "description": "",
-            "host": host,
-            "tool": tool,
-            "timezone": "UTC",
-            "grace_s": 3600.0,
-            "tags": [],
-            "paused": False,
-            "ping_key": new_ping_key(),
-            "origin": origin,
-            "created_at": now,
-            "updated_at": now,
-            "runs_total": 0,
-        }
+        new_job_row(job_id, now, origin, host=host, tool=tool)
         for job_id, (host, tool, now) in jobs.items()
         if job_id not in unit.known_jobs and job_id not in cache
     ]
@@ -135,17 +141,7 @@ def upsert_configured(
     row = conn.execute(select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
     fields = {k: values[k] for k in EDITABLE if k in values}
     if row is None:
-        conn.execute(
-            t.jobs.insert().values(
-                id=job_id,
-                ping_key=new_ping_key(),
-                origin="config",
-                created_at=now,
-                updated_at=now,
-                runs_total=0,
-                **{"description": "", "timezone": "UTC", "grace_s": 3600.0, "tags": [], **fields},
-            )
-        )
+        conn.execute(t.jobs.insert().values(**new_job_row(job_id, now, "config", **fields)))
         changed = dict(fields)
     else:
         changed = {k: v for k, v in fields.items() if row[k] != v}

@@ -145,11 +145,6 @@ def get_job(conn: Connection, job_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def job_by_ping_key(conn: Connection, key: str) -> dict[str, Any] | None:
-    row = conn.execute(select(t.jobs).where(t.jobs.c.ping_key == key)).mappings().first()
-    return dict(row) if row else None
-
-
 def summary(conn: Connection, *, days: int, now: float, job: str | None = None) -> dict[str, Any]:
     """Totals over the last ``days`` days (today included) from the daily rollups."""
     first_day = int(now // DAY) - days + 1
