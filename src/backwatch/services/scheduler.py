@@ -52,6 +52,10 @@ def disk_fraction(path: str) -> float | None:
     return usage.used / usage.total if usage.total else None
 
 
+#: how long stop() waits for the scheduling loop to end
+STOP_WAIT_S = 5.0
+
+
 class Scheduler:
     def __init__(
         self,
@@ -77,6 +81,7 @@ class Scheduler:
         self._disk_fired: dict[str, float] = {}
         self._lock = threading.Lock()
         self._wake: asyncio.Event | None = None
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -274,7 +279,7 @@ class Scheduler:
 
     async def _forever(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._stopping:
             try:
                 # the leader's connection is used on the event loop only (shared with alerts)
                 if self.leader.check():
@@ -290,9 +295,14 @@ class Scheduler:
         if self._on_commit in self.hub.listeners:
             self.hub.listeners.remove(self._on_commit)
         if self._task is not None:
+            # A flag as well as cancel(): on Python 3.11, wait_for() can swallow a
+            # cancellation that arrives as its wake-up event is set, and the loop would
+            # go on forever (a shutdown that never ends).
+            self._stopping = True
+            if self._wake is not None:
+                self._wake.set()
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=STOP_WAIT_S)
         self.cancel.set()
         await asyncio.to_thread(self.join, wait_s)
 
