@@ -227,3 +227,45 @@ def test_the_known_head_revision_is_alembics_head() -> None:
     from backwatch.store.migrate import HEAD_REVISION, head_revision
 
     assert head_revision() == HEAD_REVISION
+
+
+class TestInsertRows:
+    """``insert_rows`` (the write path's executemany straight to the driver) stores exactly
+    what ``conn.execute(table.insert(), rows)`` stores, JSON columns included."""
+
+    EVENT = {"at": NOW, "kind": "note", "entity": "system", "entity_id": None, "job": None}
+    EVENT |= {"from_state": None, "to_state": None, "trigger": None, "actor": "t"}
+
+    def _stored(self, hub: Hub, kind: str) -> list[tuple]:
+        with hub.read_engine.connect() as conn:
+            got = conn.execute(
+                select(t.events.c.at, t.events.c.entity, t.events.c.actor, t.events.c.detail)
+                .where(t.events.c.kind == kind)
+                .order_by(t.events.c.id)
+            )
+            return [tuple(r) for r in got]
+
+    def test_the_same_rows_as_sqlalchemy(self, hub):
+        from backwatch.store.dialect import insert_rows
+
+        details = [None, {"ü": [1, 2.5, None]}, [], "text", 7]
+        with hub.write_engine.begin() as conn:
+            conn.execute(t.events.insert(), [{**self.EVENT, "detail": d} for d in details])
+            insert_rows(
+                conn, t.events, [{**self.EVENT, "kind": "fast", "detail": d} for d in details]
+            )
+        assert self._stored(hub, "fast") == self._stored(hub, "note")
+        assert [row[3] for row in self._stored(hub, "fast")][1:] == details[1:]
+
+    def test_columns_left_out_are_stored_as_sqlalchemy_stores_them(self, hub):
+        from backwatch.store.dialect import insert_rows
+
+        short = {k: v for k, v in self.EVENT.items() if v is not None}
+        with hub.write_engine.begin() as conn:
+            conn.execute(t.events.insert(), [{**short, "kind": "short"}])
+            insert_rows(conn, t.events, [{**short, "kind": "short-fast"}])
+            raw = conn.execute(
+                text("SELECT kind, detail IS NULL FROM events WHERE kind LIKE 'short%' ORDER BY id")
+            ).all()
+        assert [tuple(r) for r in raw] == [("short", True), ("short-fast", True)]
+        assert self._stored(hub, "short-fast") == self._stored(hub, "short")

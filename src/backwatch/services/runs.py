@@ -26,7 +26,7 @@ from backwatch.errors import Conflict, InvalidInput, NotFound
 from backwatch.services.jobs import ensure_jobs, job_created
 from backwatch.services.unit import WriteUnit
 from backwatch.store import tables as t
-from backwatch.store.dialect import insert_for
+from backwatch.store.dialect import insert_for, insert_rows
 from backwatch.store.writer import Failed, Op, RetryAlone
 
 FILE_RECORDS_PER_RUN = 1000
@@ -165,9 +165,8 @@ def _record_reports(conn: Connection, unit: WriteUnit, ops: list[_RecordReport])
     for op, _row in new:
         jobs.setdefault(op.report.job, (op.report.host, op.report.tool, op.now))
     created = set(ensure_jobs(conn, unit, jobs))
-    # RETURNING, not rowcount: drivers report -1 for INSERT … ON CONFLICT (psycopg 3)
-    inserted = set(conn.execute(_insert_runs(conn), [row for _op, row in new]).scalars())
-    if len(inserted) != len(new):
+    inserted = insert_rows(conn, t.runs, [row for _op, row in new], skip_conflicts=True)
+    if inserted != len(new):
         # Another writer (a second process on PostgreSQL) stored one of these meanwhile.
         if len(ops) > 1:
             raise RetryAlone("a concurrent writer stored some of these runs")
@@ -246,16 +245,6 @@ _RUNS_BY_PAIR = select(t.runs).where(
     t.runs.c.backup_id.in_(bindparam("backup_ids", expanding=True)),
 )
 _INSERT_LOG = t.run_logs.insert()
-_INSERT_RUNS: dict[str, Any] = {}
-
-
-def _insert_runs(conn: Connection) -> Any:
-    """INSERT INTO runs … ON CONFLICT DO NOTHING RETURNING id (cached per dialect)."""
-    name = conn.dialect.name
-    if name not in _INSERT_RUNS:
-        stmt = insert_for(conn, t.runs).on_conflict_do_nothing().returning(t.runs.c.id)
-        _INSERT_RUNS[name] = stmt
-    return _INSERT_RUNS[name]
 
 
 def _load_run(conn: Connection, run_id: str) -> dict[str, Any]:

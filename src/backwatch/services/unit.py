@@ -11,7 +11,7 @@ from sqlalchemy import Connection, bindparam, or_, update
 from backwatch.domain.lifecycle import BAD, GOOD, RunStatus
 from backwatch.errors import BackwatchError
 from backwatch.store import tables as t
-from backwatch.store.dialect import insert_for
+from backwatch.store.dialect import execute_many, insert_for, insert_rows
 
 DAY = 86400
 
@@ -90,21 +90,21 @@ class WriteUnit:
     def flush(self, conn: Connection) -> None:
         # Statements are built once with bind parameters and run with executemany: building
         # a statement with literal .values() costs ~0.3 ms of SQLAlchemy work per call.
-        if self.phases:
-            conn.execute(t.phases.insert(), self.phases)
-        if self.events:
-            conn.execute(t.events.insert(), self.events)
+        insert_rows(conn, t.phases, self.phases)
+        insert_rows(conn, t.events, self.events)
         if self.latest:
             self._refresh_jobs(conn)
         if self.rollups:
-            conn.execute(
+            execute_many(
+                conn,
                 _rollup_upsert(conn),
                 [{"job": job, "day": day, **r.__dict__} for (job, day), r in self.rollups.items()],
             )
 
     def _refresh_jobs(self, conn: Connection) -> None:
         """The snapshot of every job this transaction touched, in a few executemany calls."""
-        conn.execute(
+        execute_many(
+            conn,
             _SET_LATEST,
             [
                 {
@@ -120,13 +120,13 @@ class WriteUnit:
             ],
         )
         if self.last_success:
-            conn.execute(
+            execute_many(
+                conn,
                 _SET_LAST_SUCCESS,
                 [{"b_job": job, "b_finished": at} for job, at in self.last_success.items()],
             )
         totals = [{"b_job": job, "b_new": n} for job, n in self.new_runs.items() if n]
-        if totals:
-            conn.execute(_ADD_RUNS_TOTAL, totals)
+        execute_many(conn, _ADD_RUNS_TOTAL, totals)
 
     def after_commit(self) -> None:
         if self.job_cache is not None:
