@@ -89,7 +89,7 @@ def test_serve_keeps_a_status_file_per_job(server: Server) -> None:
 def test_status_file_is_never_seen_half_written(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     with Hub(settings) as hub:
-        writer = StatusFileWriter(hub, settle_s=0.0)
+        writer = StatusFileWriter(hub, settle_s=0.0, cpu_share=1.0)  # rewrite at once
         writer.start()
         path = writer.directory / "big_status.json"
         from backwatch.domain.lifecycle import RunStatus

@@ -4,13 +4,16 @@ Scripts and pages that read seed 000's files keep working against backwatch. The
 listens to the hub (a listener runs on the writer thread after each commit, so it only
 notes which jobs changed) and a small worker thread rewrites those jobs' files. Bursts are
 coalesced: the worker waits ``settle_s`` after a change before writing, so 2,000 reports a
-second for one job still mean a few file writes a second. Each file is written to a temp
+second for one job still mean a few file writes a second; when rounds are costly (many jobs
+changing all the time) the pause grows so they stay a small share of the CPU that ingest
+needs (services/pacing.py). Each file is written to a temp
 file in the same directory and renamed over the old one: a reader sees the old file or the
 new one, never half of one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -22,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from backwatch.services import pacing
 from backwatch.services.hub import Hub
 from backwatch.store import tables as t
 
@@ -70,10 +74,18 @@ def write_atomically(path: Path, text: str) -> None:
 class StatusFileWriter:
     """Rewrites ``<dir>/<job>_status.json`` whenever a job's latest run changes."""
 
-    def __init__(self, hub: Hub, directory: Path | None = None, *, settle_s: float = 1.0):
+    def __init__(
+        self,
+        hub: Hub,
+        directory: Path | None = None,
+        *,
+        settle_s: float = 1.0,
+        cpu_share: float = pacing.SHARE,
+    ):
         self.hub = hub
         self.directory = Path(directory or hub.settings.data_dir / "status")
         self.settle_s = settle_s
+        self.cpu_share = cpu_share  # of one core, at most, under a stream of changes
         self._dirty: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -121,16 +133,18 @@ class StatusFileWriter:
             self._thread = None
 
     def _loop(self) -> None:
+        pause = self.settle_s
         while True:
             self._wake.wait()
             if not self._stopping.is_set():
-                self._stopping.wait(self.settle_s)  # let a burst finish: one write for it
+                self._stopping.wait(pause)  # let a burst finish: one write for it
             with self._lock:
                 jobs, self._dirty = self._dirty, set()
                 self._wake.clear()
             if jobs:
                 try:
-                    self.write_jobs(jobs)
+                    _written, cpu_s = pacing.timed(functools.partial(self.write_jobs, jobs))
+                    pause = pacing.gap_after(cpu_s, self.settle_s, self.cpu_share)
                 except Exception:  # a bad moment must not end the worker
                     log.exception("could not refresh status files")
             if self._stopping.is_set():
@@ -152,6 +166,10 @@ class StatusFileWriter:
                 for row in conn.execute(select(t.runs).where(t.runs.c.id.in_(run_ids))).mappings()
             }
         written = 0
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # said below, once, when the first file cannot be written
         for job_id in ids:
             job = jobs.get(job_id)
             run = runs.get(job["last_run_id"]) if job and job.get("last_run_id") else None
@@ -162,7 +180,6 @@ class StatusFileWriter:
             if self._written.get(job_id) == digest:
                 continue
             try:
-                self.directory.mkdir(parents=True, exist_ok=True)
                 write_atomically(self.directory / f"{job_id}{SUFFIX}", text)
             except OSError as exc:
                 problem = f"cannot write status files in {self.directory}: {exc}"

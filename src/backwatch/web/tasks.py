@@ -1,9 +1,10 @@
 """Background work of ``serve``: alert evaluation, disk samples and notification delivery.
 
 Run-based rules are evaluated shortly after each ingest (a hub listener collects the jobs
-that changed); time-based rules, disk samples and re-notifications run on a tick. Only
-the leader instance evaluates (services/leader.py); every instance delivers, since the
-outbox claim makes double sends impossible.
+that changed), paced so that under a stream of reports they take a small share of the
+CPU ingest needs (services/pacing.py); time-based rules, disk samples and re-notifications
+run on a tick. Only the leader instance evaluates (services/leader.py); every instance
+delivers, since the outbox claim makes double sends impossible.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import threading
 from typing import Any
 
-from backwatch.services import alerts, disks, notifier
+from backwatch.services import alerts, disks, notifier, pacing
 from backwatch.services.hub import Hub
 from backwatch.services.leader import Leader
 
@@ -35,6 +36,7 @@ class AlertTasks:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_full = float("-inf")
+        self._last_cpu_s = 0.0  # CPU time of the latest rule evaluation
         hub.listeners.append(self._on_commit)
 
     def _on_commit(self, changes: list[dict[str, Any]]) -> None:
@@ -43,8 +45,9 @@ class AlertTasks:
         if not jobs:
             return
         with self._lock:
+            woken = bool(self._changed)  # jobs wait already: the loop has been woken
             self._changed |= jobs
-        if self._loop is not None and self._wake is not None:
+        if not woken and self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def start(self) -> None:
@@ -77,7 +80,8 @@ class AlertTasks:
             if jobs and self.leader.check():
                 await self._guard(self.evaluate(jobs, "run"))
             # under a steady stream of reports, evaluate at most this often
-            await asyncio.sleep(INGEST_MIN_INTERVAL_S - INGEST_DELAY_S)
+            gap = pacing.gap_after(self._last_cpu_s, INGEST_MIN_INTERVAL_S)
+            await asyncio.sleep(gap - INGEST_DELAY_S)
 
     async def evaluate(self, jobs: list[str] | None, kind: str | None) -> int:
         """Work out the rules on a read connection in a thread, then hand the writer only
@@ -88,7 +92,7 @@ class AlertTasks:
             with self.hub.read_engine.connect() as conn:
                 return alerts.plan_evaluation(conn, settings, now, jobs, kind)
 
-        found = await asyncio.to_thread(plan)
+        found, self._last_cpu_s = await asyncio.to_thread(pacing.timed, plan)
         if found.changes or found.intervals or found.medians or found.full:
             await self.hub.submit(alerts.apply_plan(settings, now, found))
         return len(found.changes)
