@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -14,7 +16,7 @@ from backwatch.services import retention
 from backwatch.services.bootstrap import ensure_first_token, sync_configured_jobs
 from backwatch.services.hub import Hub
 from backwatch.settings import Settings
-from backwatch.web import errors
+from backwatch.web import errors, fastpath
 from backwatch.web.deps import TokenCache
 from backwatch.web.limits import BodyLimit
 
@@ -22,8 +24,26 @@ log = logging.getLogger("backwatch.serve")
 RETENTION_EVERY_S = 24 * 3600
 
 
-def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
-    """Build the app. With ``hub`` given (tests), the caller owns it; else lifespan makes one."""
+class BackwatchAPI(FastAPI):
+    """FastAPI, but ``POST /api/v1/runs`` goes straight to ``web/fastpath.py`` (the ingest
+    hot path); ``fast_ingest = False`` sends it through the framework like every request."""
+
+    fast_ingest = True
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.fast_ingest and fastpath.handles(scope):
+            await fastpath.answer(self, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool = False) -> FastAPI:
+    """Build the app. With ``hub`` given (tests), the caller owns it; else lifespan makes one.
+
+    ``freeze_heap`` (``serve``): once started, move everything alive into the garbage
+    collector's permanent generation. The modules, the app and its caches live as long as
+    the process, and without this every full collection walks them again: 60–90 ms pauses
+    in the middle of requests (the overview's slow tail, bench/RESULTS.md)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +75,9 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         scheduler = Scheduler(h, alert_tasks.leader)  # runs configured jobs (docs/runner.md)
         app.state.scheduler = scheduler
         scheduler.start()
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -69,7 +92,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
             if own:
                 h.close()
 
-    app = FastAPI(
+    app = BackwatchAPI(
         title="backwatch",
         version=__version__,
         description="Knows whether your backups work. Writes need `Authorization: Bearer`.",
@@ -100,9 +123,6 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(pages.router)
     pages.mount_static(app)
-    from backwatch.web.fastpath import IngestFastPath
-
-    app.add_middleware(IngestFastPath)  # POST /api/v1/runs straight to its handler
     app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
     return app
 

@@ -21,18 +21,29 @@ def hub(request: Request) -> Hub:
     return request.app.state.hub  # type: ignore[no-any-return]
 
 
+def json_bytes(data: Any) -> bytes:
+    """The API's JSON encoding: compact, UTF-8, anything unusual as its ``str``."""
+    return _ENCODER.encode(data).encode()
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def json_response(data: Any, status: int = 200) -> Response:
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
-    return Response(body, status_code=status, media_type="application/json")
+    return Response(json_bytes(data), status_code=status, media_type="application/json")
 
 
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
+    return parse_json(await request.body())
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body → JSON value, or MalformedInput naming the problem."""
     if not raw.strip():
         raise MalformedInput("the request body is empty; send a JSON object")
     try:
         # JSON over HTTP is UTF-8 (RFC 8259); json.loads(bytes) would also guess UTF-16/32
-        return json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constants)
+        return _DECODER.decode(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise MalformedInput("the request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -46,6 +57,9 @@ async def json_body(request: Request) -> Any:
 def _no_constants(name: str) -> Any:
     # Python's json accepts NaN and Infinity; JSON does not, and no database stores them.
     raise ValueError(f"{name} is not valid JSON (use a number or null)")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
 class TokenCache:
@@ -72,13 +86,18 @@ class TokenCache:
 def authorize(request: Request, needed: str) -> str:
     """The calling token's name, or raise 401/403."""
     header = request.headers.get("authorization", "")
+    return check_token(hub(request), request.app.state.token_cache, header, needed)
+
+
+def check_token(h: Hub, cache: TokenCache, header: str, needed: str) -> str:
+    """``authorize`` from the raw ``Authorization`` header (also used off the framework)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
             "this call needs a token: send 'Authorization: Bearer <token>' "
             "(the first token is in <data>/token; more with `backwatch token create`)"
         )
-    found = request.app.state.token_cache.lookup(hub(request), token.strip())
+    found = cache.lookup(h, token.strip())
     if found is None:
         raise Unauthorized("the token is not valid (unknown or revoked)")
     name, scope = found

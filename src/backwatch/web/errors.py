@@ -17,13 +17,20 @@ log = logging.getLogger("backwatch.web")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
 
 
-def error_response(
-    status: int, code: str, message: str, details: list | None = None
-) -> JSONResponse:
+INTERNAL = "internal error; see the server log"
+
+
+def envelope(code: str, message: str, details: list | None = None) -> dict:
     body: dict = {"code": code, "message": message}
     if details:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status)
+    return {"error": body}
+
+
+def error_response(
+    status: int, code: str, message: str, details: list | None = None
+) -> JSONResponse:
+    return JSONResponse(envelope(code, message, details), status_code=status)
 
 
 def install(app: FastAPI) -> None:
@@ -53,4 +60,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return error_response(500, "internal", "internal error; see the server log")
+        return error_response(500, "internal", INTERNAL)

@@ -1,57 +1,86 @@
-"""``POST /api/v1/runs`` without the framework's layers: the ingest hot path.
+"""``POST /api/v1/runs`` straight from ASGI: the ingest hot path.
 
-The FastAPI route (``web/routes/runs.py`` ``post_run``) stays the one definition of what the
-endpoint does and what /docs shows. This plain ASGI middleware sits in front of the router
-(inside ``BodyLimit``, so the size limit applies as before) and, for exactly
-``POST /api/v1/runs``, calls that same function itself and answers its errors through the
-app's own exception handlers. The answers are the same, byte for byte; what is skipped is
-routing through every route, FastAPI's request/dependency machinery and two middleware
-layers, about a third of the request path's CPU under load (bench/RESULTS.md).
+The FastAPI route (``web/routes/runs.py`` ``post_run``) stays what /docs shows, and both it
+and this path call the same ``ingest`` function, so they answer the same, byte for byte
+(tested). The app (``BackwatchAPI`` in ``web/app.py``) hands exactly ``POST /api/v1/runs``
+here before any of the framework's layers: no routing through every route, no middleware
+stack, no Request or Response objects. Under load that was about a third of the request
+path's CPU, and ingest is bound by one core (the GIL; bench/RESULTS.md).
 
-Anything else, and any exception without a registered handler, goes on to the app as
-before (an unexpected error still becomes the 500 envelope in ServerErrorMiddleware).
+What the layers did for this path is done here: the body size limit (``web/limits.py``),
+the error envelope with ``WWW-Authenticate`` on 401 (``web/errors.py``), and a logged 500
+for anything unexpected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
+from backwatch.errors import BackwatchError, PayloadTooLarge
+from backwatch.web import errors
+from backwatch.web.deps import json_bytes
+from backwatch.web.limits import reject_too_large
+from backwatch.web.routes.runs import ingest
 
-from backwatch.web.routes.runs import post_run
-
+log = logging.getLogger("backwatch.web")
 PATH = "/api/v1/runs"
-Handler = Callable[[Request, Exception], Awaitable[Response]]
+_JSON = (b"content-type", b"application/json")
+_CHALLENGE = [(b"www-authenticate", b"Bearer")]
 
 
-class IngestFastPath:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive, send)
-        try:
-            response = await post_run(request)
-        except Exception as exc:
-            handler = _handler_for(scope["app"], exc)
-            if handler is None:
-                raise
-            response = await handler(request, exc)
-        await response(scope, receive, send)
+class ClientGone(Exception):
+    """The client hung up before its body arrived: there is no one to answer."""
 
 
-def _handler_for(app: Any, exc: Exception) -> Handler | None:
-    """The handler Starlette's ExceptionMiddleware would pick: the nearest class in the
-    exception's MRO, leaving ``Exception`` (the 500 handler) to ServerErrorMiddleware."""
-    handlers = app.exception_handlers
-    for cls in type(exc).__mro__:
-        if cls is Exception:
-            return None
-        if cls in handlers:
-            return handlers[cls]  # type: ignore[no-any-return]
-    return None
+def handles(scope: dict[str, Any]) -> bool:
+    return scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST"
+
+
+async def answer(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Serve one ``POST /api/v1/runs`` for ``app`` (its state holds the hub and tokens)."""
+    limit = app.state.settings.server.max_body_bytes
+    authorization = ""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                await reject_too_large(send, limit)
+                return
+        elif name == b"authorization":
+            authorization = value.decode("latin-1")
+
+    async def read_body() -> bytes:
+        chunks = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
+                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    headers: list[tuple[bytes, bytes]] = []
+    try:
+        data, status = await ingest(app.state.hub, app.state.token_cache, authorization, read_body)
+    except ClientGone:
+        return
+    except BackwatchError as exc:
+        data, status = exc.envelope(), exc.status
+        if status == 401:
+            headers = _CHALLENGE
+    except Exception:
+        log.exception("unexpected error")
+        data, status = errors.envelope("internal", errors.INTERNAL), 500
+    body = json_bytes(data)
+    headers = [*headers, (b"content-length", str(len(body)).encode()), _JSON]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -24,7 +24,7 @@ class BodyLimit:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await self._reject(send)
+                    await reject_too_large(send, self.max_bytes)
                     return
                 break
         seen = 0
@@ -41,18 +41,20 @@ class BodyLimit:
 
         await self.app(scope, limited_receive, send)
 
-    async def _reject(self, send: Any) -> None:
-        err = PayloadTooLarge(f"request body is larger than {self.max_bytes} bytes")
-        body = json.dumps(err.envelope()).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+
+async def reject_too_large(send: Any, max_bytes: int) -> None:
+    """Answer 413 before reading a body whose Content-Length is over the limit, and close."""
+    err = PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    body = json.dumps(err.envelope()).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,10 +20,21 @@ from backwatch.ingest.lifecycle import (
     parse_status_update,
 )
 from backwatch.services import runs as run_service
+from backwatch.services.hub import Hub
 from backwatch.services.views import run_out
 from backwatch.store import queries
 from backwatch.timeutil import parse_time
-from backwatch.web.deps import authorize, authorize_read, hub, json_body, json_response, time_param
+from backwatch.web.deps import (
+    TokenCache,
+    authorize,
+    authorize_read,
+    check_token,
+    hub,
+    json_body,
+    json_response,
+    parse_json,
+    time_param,
+)
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 MAX_BATCH = 1000
@@ -41,9 +52,23 @@ def _ack(recorded: run_service.Recorded) -> dict[str, Any]:
 
 @router.post("", summary="Report a run (native report or seed 001 JSONL record)")
 async def post_run(request: Request) -> Response:
-    actor = authorize(request, "ingest")
-    h = hub(request)
-    body = await json_body(request)
+    data, status = await ingest(
+        hub(request),
+        request.app.state.token_cache,
+        request.headers.get("authorization", ""),
+        request.body,
+    )
+    return json_response(data, status)
+
+
+async def ingest(
+    h: Hub, cache: TokenCache, authorization: str, read_body: Callable[[], Awaitable[bytes]]
+) -> tuple[Any, int]:
+    """What ``POST /api/v1/runs`` does, without a Request: check the token, read and parse
+    the body, store the report(s) durably. Answers (JSON value, status code); errors raise.
+    ``web/fastpath.py`` calls this straight from ASGI, the route above through FastAPI."""
+    actor = check_token(h, cache, authorization, "ingest")
+    body = parse_json(await read_body())
     default_job = h.settings.ingest.default_job
     if isinstance(body, list):
         if not body or len(body) > MAX_BATCH:
@@ -59,10 +84,10 @@ async def post_run(request: Request) -> Response:
                 ) from None
         recorded = await h.submit(_record_all(reports, h.now(), actor))
         acks = [_ack(r) for r in recorded]
-        return json_response({"items": acks}, 201 if any(a["created"] for a in acks) else 200)
+        return {"items": acks}, 201 if any(a["created"] for a in acks) else 200
     report = parse_record(body, default_job=default_job)
-    recorded = await h.submit(run_service.record_report(report, h.now(), actor=actor))
-    return json_response(_ack(recorded), 201 if recorded.created else 200)
+    one = await h.submit(run_service.record_report(report, h.now(), actor=actor))
+    return _ack(one), 201 if one.created else 200
 
 
 def _record_all(
