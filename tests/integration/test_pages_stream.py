@@ -70,3 +70,28 @@ def test_the_server_stops_promptly_with_a_client_connected(server: Server) -> No
     # 0, or -SIGTERM re-raised by uvicorn after a clean shutdown; -SIGKILL means it hung
     assert proc.returncode in (0, -signal.SIGTERM), "the server hung on the open stream"
     conn.close()
+
+
+def test_detaching_the_broadcaster_ends_open_streams() -> None:
+    """The lifespan's end closes every stream at once, with no heartbeat or timeout."""
+    import asyncio
+
+    from backwatch.web.stream import Broadcaster, _events
+
+    class Client:
+        async def is_disconnected(self) -> bool:
+            return False
+
+    async def scenario() -> list[bytes]:
+        broadcaster = Broadcaster(asyncio.get_running_loop())
+        stream = _events(broadcaster, Client())  # type: ignore[arg-type]
+        got = [await stream.__anext__()]  # the hello
+        broadcaster.publish([{"type": "run", "id": "r1"}])
+        got.append(await stream.__anext__())
+        broadcaster.detach()
+        got.extend([chunk async for chunk in stream])
+        assert broadcaster.clients == set()
+        return got
+
+    hello, change, *rest = asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert b"event: hello" in hello and b'"id":"r1"' in change and rest == []

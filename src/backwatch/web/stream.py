@@ -11,6 +11,7 @@ again", and the next one says it too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,7 +33,7 @@ class Broadcaster:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.clients: set[asyncio.Queue[list[dict[str, Any]]]] = set()
+        self.clients: set[asyncio.Queue[list[dict[str, Any]] | None]] = set()
         self._hub: Hub | None = None
 
     def attach(self, hub: Hub) -> None:
@@ -40,9 +41,13 @@ class Broadcaster:
         hub.listeners.append(self.on_commit)
 
     def detach(self) -> None:
+        """Stop listening, and end every open stream (each gets a ``None``)."""
         if self._hub is not None and self.on_commit in self._hub.listeners:
             self._hub.listeners.remove(self.on_commit)
         self._hub = None
+        for queue in list(self.clients):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
 
     def on_commit(self, changes: list[dict[str, Any]]) -> None:
         """Called in the writer thread after a commit."""
@@ -56,12 +61,12 @@ class Broadcaster:
             except asyncio.QueueFull:
                 pass  # that client is behind; it refreshes on the next message anyway
 
-    def subscribe(self) -> asyncio.Queue[list[dict[str, Any]]]:
-        queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue(QUEUE_SIZE)
+    def subscribe(self) -> asyncio.Queue[list[dict[str, Any]] | None]:
+        queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(QUEUE_SIZE)
         self.clients.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[list[dict[str, Any]]]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[list[dict[str, Any]] | None]) -> None:
         self.clients.discard(queue)
 
 
@@ -82,13 +87,18 @@ async def _events(broadcaster: Broadcaster, request: Request) -> AsyncIterator[b
     try:
         yield f"retry: {RETRY_MS}\n\n".encode() + _event("hello", {"ok": True})
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives with a message, and the stream would never end
             try:
-                changes = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                async with asyncio.timeout(HEARTBEAT_S):
+                    changes = await queue.get()
             except TimeoutError:
                 if await request.is_disconnected():
                     return
                 yield b": keep-alive\n\n"
                 continue
+            if changes is None:  # the server is stopping
+                return
             yield _event("change", changes)
     finally:
         broadcaster.unsubscribe(queue)
