@@ -1,20 +1,27 @@
-"""Reporting to a server starts fast: no SQLAlchemy, FastAPI or pydantic on that path.
+"""Reporting to a server starts fast: no SQLAlchemy, FastAPI or pydantic on that path, and
+no Typer for a plain ``backwatch push``.
 
 Cold start is budgeted (≤ 150 ms, measured in bench/, never timed here); what this test
-holds is the cause of a slow start: a heavy library imported where it is not needed.
+holds is the cause of a slow start: a heavy library imported where it is not needed. The
+fast ``push`` must still behave like the Typer one: same report, same help, same errors
+(the parsing itself is compared line by line in tests/unit/test_push_fastpath.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.conftest import BACKWATCH
 
 HEAVY = ("sqlalchemy", "fastapi", "starlette", "pydantic", "pydantic_core", "uvicorn", "alembic")
 HEAVY += ("httpx", "requests")
@@ -93,4 +100,89 @@ def test_reporting_to_a_server_imports_nothing_heavy(
     assert outcome["code"] == 0, result.stderr
     loaded = sorted(set(HEAVY) & set(outcome["modules"]))
     assert not loaded, f"`backwatch {' '.join(args)}` imported {loaded}"
-    assert "typer" in outcome["modules"]  # the probe did run the real command line
+    # a plain push skips Typer; the other commands (and the probe's own check) use it
+    assert ("typer" in outcome["modules"]) == (args[0] != "push")
+
+
+# --- the fast `push` is the Typer `push` ------------------------------------------------------
+
+SAME_REPORT = [
+    "push", "--job", "nightly", "--id", "r-same", "--started-at", "2026-01-07T02:00:00Z",
+    "--duration", "12.5", "--size=5", "-p", "dump=3", "--phase", "upload=1", "-m", "ok",
+    "--host", "h1", "--exit-code", "0", "--tool", "restic", "-s", "warning",
+]  # fmt: skip
+
+
+def _through_typer(args: list[str], env: dict[str, str], input: str | None = None) -> Any:
+    from typer.testing import CliRunner
+
+    from backwatch.cli import app
+
+    unset: dict[str, str | None] = {name: None for name in os.environ if "BACKWATCH" in name}
+    return CliRunner().invoke(app, args, env={**unset, **env}, input=input)
+
+
+def _through_the_command(
+    args: list[str], env: dict[str, str], input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BACKWATCH, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+
+
+def test_fast_and_typer_push_send_the_same_report(
+    receiver: ThreadingHTTPServer, tmp_path: Path
+) -> None:
+    env = {
+        "BACKWATCH_URL": f"http://127.0.0.1:{receiver.server_address[1]}",
+        "BACKWATCH_TOKEN": "t",
+        "BACKWATCH_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    fast = _through_the_command(SAME_REPORT, env)
+    assert fast.returncode == 0, fast.stderr
+    fast_body = receiver.bodies[-1]  # type: ignore[attr-defined]
+    typer_result = _through_typer(SAME_REPORT, env)
+    assert typer_result.exit_code == 0, typer_result.output
+    assert receiver.bodies[-1] == fast_body  # type: ignore[attr-defined]
+    assert fast_body[1]["phases"] == {"dump": 3.0, "upload": 1.0}
+    assert fast.stdout == typer_result.stdout == "recorded run r-same of job nightly (warning)\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["push", "--help"],
+        ["push", "-h"],
+        ["push", "--job", "x", "--size", "abc"],
+        ["push", "--job", "x", "--nope"],
+        ["push", "--job", "x", "extra"],
+        ["push", "--quiet=1", "--job", "x"],
+        ["push", "--job"],
+        ["push"],
+        ["push", "--job", "x", "--phase", "bad"],
+        ["push", "--json", "/nonexistent/report.json"],
+        ["push", "--json", "-"],
+        ["push", "--job", "x", "--url", "ftp://127.0.0.1/"],
+    ],
+    ids=" ".join,
+)
+def test_fast_push_answers_help_and_mistakes_like_typer(args: list[str], tmp_path: Path) -> None:
+    """Same output, same messages, same exit code through the command and through Typer."""
+    env = {"BACKWATCH_SPOOL_DIR": str(tmp_path / "spool"), "COLUMNS": "100"}
+    real = _through_the_command(args, env, input="{oops")
+    typer_result = _through_typer(args, env, input="{oops")
+    assert "Traceback" not in real.stderr
+    assert (real.returncode, real.stdout, real.stderr) == (
+        typer_result.exit_code,
+        typer_result.stdout,
+        typer_result.stderr,
+    )
+    if args[1:2] in (["--help"], ["-h"]):
+        assert real.returncode == 0 and "Usage: backwatch push [OPTIONS]" in real.stdout
+    else:
+        assert real.returncode != 0 and real.stderr.startswith("error: ")

@@ -302,7 +302,7 @@ def test_wrap_usage_errors(db: str) -> None:
 
 
 def test_help_paragraphs_wrap_but_examples_keep_their_lines() -> None:
-    from backwatch.cli import _unwrap
+    from backwatch.cli.root import _unwrap
 
     doc = """Summary line.
 

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from backwatch.cli.common import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, console, print_json
+from backwatch.cli.common import console, print_json
+from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt
 
 token_app = typer.Typer(help="Manage API tokens (stored hashed; shown once).", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance: migrate, prune, vacuum.", no_args_is_help=True)

@@ -6,17 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    DbOpt,
-    JsonOpt,
-    TokenOpt,
-    UrlOpt,
-    console,
-    print_json,
-    target,
-)
+from backwatch.cli.common import console, print_json, target
+from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
 
 alerts_app = typer.Typer(help="Alerts: list, acknowledge, resolve, snooze.", no_args_is_help=True)
 notify_app = typer.Typer(help="Notification channels (Apprise).", no_args_is_help=True)

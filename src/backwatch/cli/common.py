@@ -1,43 +1,20 @@
-"""Options and output helpers shared by every command. Keep imports light: this module is
-loaded on every start, and ``backwatch push`` must start fast."""
+"""Helpers shared by every command: where the work goes, output, and how a command ends.
+
+Loaded on every start, Typer or not (``backwatch push`` runs without it), so keep imports
+light. The options themselves are declared in ``cli.options``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Annotated, Any
-
-import typer
-
-UrlOpt = Annotated[
-    str | None,
-    typer.Option("--url", envvar="BACKWATCH_URL", help="Server URL; without it, use the database."),
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--token", envvar="BACKWATCH_TOKEN", help="API token (default: <data>/token if readable)."
-    ),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", help="Work on this database directly: a SQLite file or database URL."),
-]
-ConfigOpt = Annotated[
-    str | None,
-    typer.Option("--config", "-c", envvar="BACKWATCH_CONFIG", help="Path to backwatch.toml."),
-]
-DataDirOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--data-dir", envvar="BACKWATCH_DATA_DIR", help="Data directory (default ./data)."
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+from collections.abc import Callable
+from typing import Any
 
 
 def target(url: str | None, token: str | None, db: str | None, config: str | None,
-           data_dir: str | None = None, *, read_only: bool = False) -> Any:  # fmt: skip
+           data_dir: str | None = None, *, read_only: bool = False) -> object:  # fmt: skip
     """The server (``--url``) or the database a command works on; see ``cli.target``.
 
     ``read_only`` commands refuse a SQLite file that does not exist yet instead of
@@ -50,7 +27,13 @@ def target(url: str | None, token: str | None, db: str | None, config: str | Non
     )
 
 
-def print_json(data: Any) -> None:
+def echo(line: str) -> None:
+    """Print one line now, as ``typer.echo`` does (a closed pipe fails here, not at exit)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
@@ -68,6 +51,56 @@ def warn(message: str) -> None:
     sys.stderr.write(f"warning: {message}\n")
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+class CommandFailed(Exception):
+    """A command gave up after printing why; the process exits with ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def fail(message: str, code: int = 1) -> CommandFailed:
+    """Print ``error: message`` and return the exception to raise (exit ``code``)."""
     err(message)
-    return typer.Exit(code)
+    return CommandFailed(code)
+
+
+def exit_code(command: Callable[[], object]) -> int:
+    """Run ``command``; every failure leaves as one ``error: …`` line and an exit code.
+
+    A ``BackwatchError`` exits 1, ``fail`` exits with its code, a bug 70 (its traceback
+    with ``BACKWATCH_DEBUG=1``); none prints a traceback. The Typer root and the fast
+    ``push`` path both end here.
+    """
+    from backwatch.errors import BackwatchError
+
+    try:
+        rv = command()
+    except CommandFailed as exc:
+        return exc.code
+    except BackwatchError as exc:
+        err(exc.message)
+        for detail in exc.details[1:]:
+            sys.stderr.write(f"  - {detail.get('field')}: {detail.get('problem')}\n")
+        return 1
+    except (KeyboardInterrupt, EOFError):  # Typer turns these into its Abort first
+        sys.stderr.write("\n")
+        return aborted()
+    except BrokenPipeError:  # `backwatch history x | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more can be written
+        return 1
+    except Exception as exc:  # a bug: say so in one line, the traceback on request
+        if os.environ.get("BACKWATCH_DEBUG"):
+            raise
+        err(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(this is a bug; run with BACKWATCH_DEBUG=1 to see where)"
+        )
+        return 70
+    return rv if isinstance(rv, int) else 0
+
+
+def aborted() -> int:
+    """Ctrl-C: one line, exit 1."""
+    err("aborted")
+    return 1

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
 
-from backwatch.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    DbOpt,
-    TokenOpt,
-    UrlOpt,
-    fail,
-    print_json,
-    target,
-    warn,
-)
-
-LOG_TAIL_BYTES = 100 * 1024
+from backwatch.cli import push
+from backwatch.cli.common import fail, print_json, target, warn
+from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, TokenOpt, UrlOpt, command_from
+from backwatch.cli.push import drop_none, iso_now, read_log
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(push)
+    app.command()(command_from(push.push, push.OPTIONS))
     app.command()(start)
     app.command()(phase)
     app.command()(finish)
@@ -77,187 +66,6 @@ def _separator(args: list[str], valued: set[str]) -> int | None:
     return None
 
 
-def _read_json_arg(source: str) -> Any:
-    try:
-        if source == "-":
-            text = sys.stdin.read()
-        else:
-            with open(source, encoding="utf-8") as fh:
-                text = fh.read()
-    except OSError as exc:
-        raise fail(f"cannot read {source}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise fail(f"{source} is not UTF-8 text") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        name = "standard input" if source == "-" else source
-        raise fail(
-            f"{name}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-
-
-def _read_log(path: str | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - LOG_TAIL_BYTES))
-            return fh.read().decode("utf-8", "replace")
-    except OSError as exc:
-        raise fail(f"cannot read log file {path}: {exc.strerror or exc}") from None
-
-
-def _phases(values: list[str] | None) -> dict[str, float] | None:
-    if not values:
-        return None
-    out: dict[str, float] = {}
-    for item in values:
-        name, sep, seconds = item.partition("=")
-        try:
-            if not sep or not name:
-                raise ValueError
-            out[name] = float(seconds)
-        except ValueError:
-            raise fail(f"--phase {item!r}: use NAME=SECONDS, e.g. --phase archive=318") from None
-    return out
-
-
-def _iso_now() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _drop_none(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if v is not None}
-
-
-def push(
-    job: Annotated[
-        str | None,
-        typer.Option(
-            "--job", "-j", help="Job id (slug); with --json, the job of a record that names none."
-        ),
-    ] = None,
-    status: Annotated[
-        str, typer.Option("--status", "-s", help="success, warning, failed, …")
-    ] = "success",
-    started_at: Annotated[
-        str | None, typer.Option(help="ISO 8601 start (default: now − duration).")
-    ] = None,
-    finished_at: Annotated[str | None, typer.Option(help="ISO 8601 end.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Seconds the run took.")] = None,
-    size: Annotated[int | None, typer.Option(help="Backup size in bytes.")] = None,
-    files: Annotated[int | None, typer.Option(help="Files processed.")] = None,
-    files_new: Annotated[int | None, typer.Option(help="New files.")] = None,
-    files_changed: Annotated[int | None, typer.Option(help="Changed files.")] = None,
-    bytes_added: Annotated[int | None, typer.Option(help="Bytes added to the repository.")] = None,
-    exit_code: Annotated[int | None, typer.Option(help="Exit code of the backup.")] = None,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Short message.")] = None,
-    log_file: Annotated[
-        str | None, typer.Option(help="File whose last 100 KB become the log.")
-    ] = None,
-    tool: Annotated[str | None, typer.Option(help="restic, borg, rsync, …")] = None,
-    host: Annotated[str | None, typer.Option(help="Host name (default: this host).")] = None,
-    run_id: Annotated[
-        str | None, typer.Option("--id", help="Run id; re-sending the same id stores one run.")
-    ] = None,
-    phase: Annotated[
-        list[str] | None, typer.Option("--phase", "-p", help="NAME=SECONDS, repeatable.")
-    ] = None,
-    json_input: Annotated[
-        str | None,
-        typer.Option("--json", help="Read the report (native or seed 001) from FILE or '-'."),
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
-    pushgateway: Annotated[
-        str | None,
-        typer.Option(
-            "--pushgateway",
-            envvar="BACKWATCH_PUSHGATEWAY",
-            help="Also push the run's metrics to this Prometheus Pushgateway URL.",
-        ),
-    ] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Report one complete run, from flags or from a JSON document.
-
-    Examples:
-      backwatch push --job photos --status success --duration 312 --size 1073741824
-      echo '{"timestamp": "…", "backup_id": "…", "success": true}' | backwatch push --json -
-    """
-    if json_input is not None:
-        body = _read_json_arg(json_input)
-        if job and isinstance(body, dict):
-            body.setdefault("job", job)  # e.g. a seed 001 line, which names no job
-    else:
-        if not job:
-            raise fail("give --job JOB (or --json FILE with a report)", 2)
-        if started_at is None:
-            import time
-            from datetime import UTC, datetime
-
-            start_ts = time.time() - (duration or 0)
-            started_at = datetime.fromtimestamp(start_ts, UTC).isoformat(timespec="milliseconds")
-        import socket
-
-        body = _drop_none(
-            {
-                "id": run_id,
-                "job": job,
-                "host": host or socket.gethostname(),
-                "status": status,
-                "started_at": started_at,
-                "finished_at": finished_at,
-                "duration_s": duration,
-                "size_bytes": size,
-                "files": files,
-                "files_new": files_new,
-                "files_changed": files_changed,
-                "bytes_added": bytes_added,
-                "exit_code": exit_code,
-                "message": message,
-                "log": _read_log(log_file),
-                "tool": tool,
-                "phases": _phases(phase),
-            }
-        )
-    tgt = target(url, token, db, config, data_dir)
-    try:
-        ack = tgt.report(body)
-    finally:
-        tgt.close()
-    if not quiet:
-        items = ack["items"] if isinstance(ack, dict) and "items" in ack else [ack]
-        for item in items:
-            verb = "recorded" if item.get("created") else "already recorded"
-            verb = "spooled (server unreachable)" if item.get("spooled") else verb
-            typer.echo(f"{verb} run {item['id']} of job {item['job']} ({item['status']})")
-    if pushgateway:
-        _push_to_gateway(pushgateway, body, quiet=quiet)
-
-
-def _push_to_gateway(gateway: str, body: Any, *, quiet: bool) -> None:
-    """Also push the run's metrics to a Prometheus Pushgateway."""
-    import socket
-
-    from backwatch.ingest import parse_record
-    from backwatch.services.pushgateway import push_run
-
-    for item in body if isinstance(body, list) else [body]:
-        report = parse_record(item)
-        push_run(gateway, report, host=report.host or socket.gethostname())
-        if not quiet:
-            typer.echo(f"pushed the metrics of {report.job} to {gateway}")
-
-
 def start(
     job: Annotated[str, typer.Argument(help="Job id (slug).")],
     run_id: Annotated[str | None, typer.Option("--id", help="Run id to use.")] = None,
@@ -277,14 +85,14 @@ def start(
     """
     import socket
 
-    body = _drop_none(
+    body = drop_none(
         {
             "job": job,
             "id": run_id,
             "host": host or socket.gethostname(),
             "tool": tool,
             "message": message,
-            "started_at": _iso_now(),
+            "started_at": iso_now(),
         }
     )
     tgt = target(url, token, db, config, data_dir)
@@ -316,7 +124,7 @@ def phase(
         chosen.append("record")
     if len(chosen) != 1:
         raise fail("give exactly one of --start, --end or --duration SECONDS", 2)
-    body = _drop_none({"name": name, "event": chosen[0], "duration_s": duration, "status": status})
+    body = drop_none({"name": name, "event": chosen[0], "duration_s": duration, "status": status})
     tgt = target(url, token, db, config, data_dir)
     try:
         tgt.run_call(run_id, "phases", body)
@@ -344,7 +152,7 @@ def finish(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Finish a run opened with `backwatch start`."""
-    body = _drop_none(
+    body = drop_none(
         {
             "status": status,
             "exit_code": exit_code,
@@ -354,7 +162,7 @@ def finish(
             "files_changed": files_changed,
             "bytes_added": bytes_added,
             "message": message,
-            "log": _read_log(log_file),
+            "log": read_log(log_file),
         }
     )
     tgt = target(url, token, db, config, data_dir)

@@ -8,15 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    DbOpt,
-    JsonOpt,
-    TokenOpt,
-    UrlOpt,
-    print_json,
-)
+from backwatch.cli.common import print_json
+from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
 
 
 def register(app: typer.Typer) -> None:

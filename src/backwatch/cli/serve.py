@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from backwatch.cli.common import ConfigOpt, DataDirOpt
+from backwatch.cli.params import ConfigOpt, DataDirOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +52,7 @@ def serve(
 
     # fails here, with a clear message, on a bad database; Alembic runs in a child process
     hub = Hub(settings, grouped=True, migrate="isolated")
-    app = create_app(settings, hub=hub)
+    app = create_app(settings, hub=hub, freeze_heap=True)
     typer.echo(
         f"backwatch serving on http://{settings.server.host}:{settings.server.port} "
         f"(database {describe(settings.db_url)})",

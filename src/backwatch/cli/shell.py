@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.common import JsonOpt, TokenOpt, UrlOpt, fail, print_json, warn
+from backwatch.cli.common import fail, print_json, warn
+from backwatch.cli.params import JsonOpt, TokenOpt, UrlOpt
 
 spool_app = typer.Typer(
     help="Reports waiting on disk because the server could not be reached.",

@@ -7,17 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    DbOpt,
-    JsonOpt,
-    TokenOpt,
-    UrlOpt,
-    console,
-    print_json,
-    target,
-)
+from backwatch.cli.common import console, print_json, target
+from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
 
 HEALTH_STYLE = {
     "ok": "green",
