@@ -194,7 +194,13 @@ def test_a_lock_left_by_a_dead_process_is_cleared_and_its_run_closed(tmp_path: P
     with Hub(settings) as hub:
         recorder = HubRecorder(hub)
         recorder.start(
-            "deadrun0000000000000001", "nightly", "command", RunStatus.RUNNING, "manual", None
+            "deadrun0000000000000001",
+            "nightly",
+            "command",
+            RunStatus.RUNNING,
+            "manual",
+            None,
+            at=hub.now(),
         )
         locks = Locks(settings.data_dir, on_stale=recorder.stale_lock)
         held = locks.acquire(["job:nightly"], note={"job": "nightly"})

@@ -62,9 +62,7 @@ def run_command(
     from backwatch.services.locks import Busy, Locks
 
     settings = local_settings(config=config, db=db, data_dir=data_dir)
-    job_settings = _configured(settings, job)
-    ctx = RunContext(settings, job_settings)
-    console = _console()
+    ctx = RunContext(settings, _configured(settings, job))
     if dry_run:
         runner = JobRunner(ctx, NullRecorder(), Locks(settings.data_dir))
         lines = runner.describe()
@@ -75,23 +73,12 @@ def run_command(
             for line in lines:
                 sys.stdout.write(f"  {line}\n")
         return 0
-    recorder, hub, target = _recorder(settings, url=url, token=token, db=db)
-    locks = Locks(
-        settings.data_dir,
-        max_concurrent=settings.runner.max_concurrent,
-        engine=hub.read_engine if hub is not None else None,
-    )
+    recorder, engine = _recorder(settings, url=url, token=token, db=db)
+    locks = Locks(settings.data_dir, max_concurrent=settings.runner.max_concurrent, engine=engine)
     from backwatch.cli.run_progress import ProgressWatcher
 
-    watcher = ProgressWatcher(console, verbose=verbose, quiet=as_json)
-    runner = JobRunner(
-        ctx,
-        recorder,
-        locks,
-        watcher=watcher,
-        trigger="manual",
-        clock=hub.now if hub is not None else _time(),
-    )
+    watcher = ProgressWatcher(_console(), verbose=verbose, quiet=as_json)
+    runner = JobRunner(ctx, recorder, locks, watcher=watcher, trigger="manual")
     try:
         with watcher:
             result = runner.run()
@@ -99,28 +86,27 @@ def run_command(
         sys.stderr.write(f"error: {job} is already running: {exc.message} (on_busy = 'refuse')\n")
         return EXIT_BUSY
     finally:
-        pass
-    try:
-        record = _record(result.run_id, hub, target) or result.record
-    finally:
-        if hub is not None:
-            hub.close()
-        if target is not None:
-            target.close()
+        recorder.close()
+    if recorder.problem:
+        sys.stderr.write(f"warning: this run is not recorded: {recorder.problem}\n")
     if as_json:
         print_json(
-            record
+            result.record
             or {"id": result.run_id, "job": job, "status": result.status.value, **result.fields}
         )
     else:
-        watcher.summary(job, result, record)
+        watcher.summary(job, result, result.record)
+    _skip_final_collection()
     return result.process_exit
 
 
-def _time() -> Any:
-    import time
+def _skip_final_collection() -> None:
+    """The process ends next: spare it the garbage collector's passes over the hundreds of
+    thousands of objects SQLAlchemy and pydantic made (0.1–0.3 s after every backup).
+    Everything that holds a resource (database, files, the server) is closed by now."""
+    import gc
 
-    return time.time
+    gc.freeze()
 
 
 def _console() -> Any:
@@ -130,10 +116,15 @@ def _console() -> Any:
 
 
 def _recorder(settings: Any, *, url: str | None, token: str | None, db: str | None) -> Any:
-    """(recorder, hub or None, HTTP target or None): the server when BACKWATCH_URL is set."""
+    """(recorder, the engine PostgreSQL's advisory locks need or None).
+
+    The server when BACKWATCH_URL is set, else the database. A SQLite database is opened on
+    the recorder's thread while the job already runs (its imports and checks would hold the
+    backup up by a second); PostgreSQL is opened first, as the run's locks are taken in it.
+    """
     import os
 
-    from backwatch.runners.record import HttpRecorder, HubRecorder
+    from backwatch.runners.record import BackgroundRecorder, HttpRecorder
 
     url = url or os.environ.get("BACKWATCH_URL")
     if url and not db:
@@ -142,29 +133,19 @@ def _recorder(settings: Any, *, url: str | None, token: str | None, db: str | No
         target = resolve(
             url=url, token=token, db=None, config=None, data_dir=str(settings.data_dir)
         )
-        return HttpRecorder(target), None, target
+        return BackgroundRecorder(lambda: HttpRecorder(target)), None
+    if settings.db_url.startswith("sqlite"):
+        return BackgroundRecorder(lambda: _hub_recorder(settings)), None
+    recorder = _hub_recorder(settings)
+    return BackgroundRecorder(lambda: recorder), recorder.hub.read_engine
+
+
+def _hub_recorder(settings: Any) -> Any:
+    """Records in the database of ``settings``, closing it when the run is done."""
+    from backwatch.runners.record import HubRecorder
     from backwatch.services.hub import Hub
 
-    hub = Hub(settings)
-    return HubRecorder(hub, actor="cli"), hub, None
-
-
-def _record(run_id: str, hub: Any, target: Any) -> dict[str, Any] | None:
-    """The run as stored, with its phases (what `backwatch history --json` shows)."""
-    from backwatch.errors import BackwatchError
-
-    try:
-        if hub is not None:
-            from backwatch.services.views import run_out
-            from backwatch.store import queries
-
-            with hub.read_engine.connect() as conn:
-                return run_out(queries.get_run(conn, run_id))
-        if target is not None:
-            return target.get_run(run_id)
-    except BackwatchError:
-        return None
-    return None
+    return HubRecorder(Hub(settings), actor="cli", owns_hub=True)
 
 
 # --- schedule export ------------------------------------------------------------------

@@ -27,6 +27,7 @@ from backwatch.runners.process import Finished, Masker, Tail, run_process
 from backwatch.runners.progress import READERS, Progress
 from backwatch.runners.record import Recorder
 from backwatch.services.locks import Busy, Locks
+from backwatch.spool import client_run_id
 from backwatch.timeutil import parse_duration
 
 _RANK = {RunStatus.SUCCESS: 0, RunStatus.WARNING: 1, RunStatus.FAILED: 2}
@@ -88,8 +89,6 @@ class JobRunner:
         cancel: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from backwatch.services.runs import new_run_id
-
         self.ctx = ctx
         self.job = ctx.job
         self.recorder = recorder
@@ -97,7 +96,7 @@ class JobRunner:
         self.watcher = watcher or Watcher()
         self.trigger = trigger
         self.clock = clock
-        self.run_id = run_id or new_run_id(clock())
+        self.run_id = run_id or client_run_id(clock())
         self.cancel = cancel or threading.Event()
         self.steps, self.after_steps, self.failure_steps = build_plan(ctx)
         self.env = {**os.environ, **self.job.env}
@@ -152,6 +151,7 @@ class JobRunner:
                 RunStatus.QUEUED,
                 self.trigger,
                 f"waiting: {reason}",
+                at=self.clock(),
             )
             started = True
 
@@ -169,10 +169,16 @@ class JobRunner:
             )
         with held:
             if started:
-                self.recorder.status(self.run_id, RunStatus.RUNNING, "running")
+                self.recorder.status(self.run_id, RunStatus.RUNNING, "running", at=self.clock())
             else:
                 self.recorder.start(
-                    self.run_id, self.job.id, self.job.tool, RunStatus.RUNNING, self.trigger, None
+                    self.run_id,
+                    self.job.id,
+                    self.job.tool,
+                    RunStatus.RUNNING,
+                    self.trigger,
+                    None,
+                    at=self.clock(),
                 )
             return self._run_steps()
 
@@ -276,6 +282,7 @@ class JobRunner:
                 on_line=on_line,
                 mask=self.mask,
                 cancel=self.cancel,
+                while_running=_load_parsers if step.parse_as else None,
             )
         path = step.stdout_path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -354,8 +361,17 @@ class JobRunner:
         fields = {**fields, "message": message[:4096]}
         if exit_code is not None:
             fields["exit_code"] = max(-255, min(255, exit_code))
-        record = self.recorder.finish(self.run_id, status, fields, log.text() or None, self.trigger)
+        record = self.recorder.finish(
+            self.run_id, status, fields, log.text() or None, self.trigger, at=self.clock()
+        )
         return RunResult(self.run_id, status, message, exit_code, fields, record)
+
+
+def _load_parsers() -> None:
+    """Import the tools' output parsers while the tool runs, not once it has ended."""
+    from backwatch.ingest.tools import tool_names
+
+    tool_names()
 
 
 __all__ = ["EXIT_BUSY", "Busy", "JobRunner", "RunResult", "Watcher"]

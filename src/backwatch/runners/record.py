@@ -1,13 +1,19 @@
 """Where a run is recorded: the database through a Hub (CLI without a server, the server's
-scheduler), or a server over HTTP (``BACKWATCH_URL``), with the same five calls.
+scheduler), or a server over HTTP (``BACKWATCH_URL``), with the same calls.
 
-Recording never stops a backup: a failure to record is logged and the run goes on.
+Recording never stops a backup, nor holds it up: a failure to record is logged and the run
+goes on, and ``BackgroundRecorder`` does the recording on a thread of its own while the
+tool runs. Every call says when its event happened (``at``), so a write that comes later
+still stores the right times.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import socket
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -28,27 +34,54 @@ class Recorder(Protocol):
         status: RunStatus,
         trigger: str,
         message: str | None,
+        *,
+        at: float,
     ) -> None: ...
 
-    def status(self, run_id: str, status: RunStatus | None, message: str | None) -> None: ...
+    def status(
+        self, run_id: str, status: RunStatus | None, message: str | None, *, at: float
+    ) -> None: ...
 
     def phase(
         self, run_id: str, name: str, event: str, at: float, status: str | None = None
     ) -> None: ...
 
     def finish(
-        self, run_id: str, status: RunStatus, fields: dict[str, Any], log: str | None, trigger: str
-    ) -> dict[str, Any] | None: ...
+        self,
+        run_id: str,
+        status: RunStatus,
+        fields: dict[str, Any],
+        log: str | None,
+        trigger: str,
+        *,
+        at: float,
+    ) -> dict[str, Any] | None:
+        """Close the run; answers it as stored, with its phases (None if unknown)."""
+        ...
 
     def stale_lock(self, holder: Holder) -> None: ...
 
+    def close(self) -> None:
+        """Release what the recorder opened (a database, a connection)."""
+        ...
+
 
 class HubRecorder:
-    """Records through ``hub.write`` (one transaction per call; the server batches them)."""
+    """Records through ``hub.write`` (one transaction per call; the server batches them).
 
-    def __init__(self, hub: Any, *, actor: str = "runner") -> None:
+    ``owns_hub``: ``close()`` closes the hub too (the CLI's, opened for this one run).
+    """
+
+    def __init__(self, hub: Any, *, actor: str = "runner", owns_hub: bool = False) -> None:
+        # what the calls need, loaded now (on the recorder's thread, while the tool runs)
+        # rather than when the tool has ended and the run waits for its last writes
+        import backwatch.services.runs
+        import backwatch.services.views
+        import backwatch.store.queries  # noqa: F401
+
         self.hub = hub
         self.actor = actor
+        self.owns_hub = owns_hub
 
     def _write(self, op: Any) -> Any:
         try:
@@ -67,14 +100,15 @@ class HubRecorder:
         status: RunStatus,
         trigger: str,
         message: str | None,
+        *,
+        at: float,
     ) -> None:
         from backwatch.services import runs
 
-        now = self.hub.now()
         report = RunReport(
             job=job,
             status=status,
-            started_at=now,
+            started_at=at,
             id=run_id,
             host=socket.gethostname(),
             tool=tool,
@@ -82,45 +116,58 @@ class HubRecorder:
             source="runner",
             trigger=trigger,
         )
-        self._write(runs.start_run(report, now, actor=self.actor))
+        self._write(runs.start_run(report, at, actor=self.actor))
 
-    def status(self, run_id: str, status: RunStatus | None, message: str | None) -> None:
+    def status(
+        self, run_id: str, status: RunStatus | None, message: str | None, *, at: float
+    ) -> None:
         from backwatch.services import runs
 
-        op = runs.update_status(
-            run_id, self.hub.now(), message=message, status=status, actor=self.actor
+        self._write(
+            runs.update_status(run_id, at, message=message, status=status, actor=self.actor)
         )
-        self._write(op)
 
     def phase(
         self, run_id: str, name: str, event: str, at: float, status: str | None = None
     ) -> None:
         from backwatch.services import runs
 
-        self._write(runs.record_phase(run_id, name, event, self.hub.now(), at=at, status=status))
+        op = runs.record_phase(run_id, name, event, self.hub.now(), at=at, status=status)
+        self._write(op)
 
     def finish(
-        self, run_id: str, status: RunStatus, fields: dict[str, Any], log: str | None, trigger: str
+        self,
+        run_id: str,
+        status: RunStatus,
+        fields: dict[str, Any],
+        log: str | None,
+        trigger: str,
+        *,
+        at: float,
     ) -> dict[str, Any] | None:
         from backwatch.services import runs
         from backwatch.services.views import run_out
 
         op = runs.finish_run(
-            run_id,
-            status,
-            self.hub.now(),
-            fields=fields,
-            log=log,
-            trigger=trigger,
-            actor=self.actor,
+            run_id, status, at, fields=fields, log=log, trigger=trigger, actor=self.actor
         )
-        row = self._write(op)
-        return run_out(row) if row is not None else None
+        if self._write(op) is None:
+            return None
+        run = self._stored(run_id)
+        return run_out(run) if run is not None else None
+
+    def _stored(self, run_id: str) -> dict[str, Any] | None:
+        """The run as stored, with its phases and events; None when it cannot be read."""
+        from backwatch.store import queries
+
+        try:
+            with self.hub.read_engine.connect() as conn:
+                return queries.get_run(conn, run_id)
+        except BackwatchError:
+            return None
 
     def stale_lock(self, holder: Holder) -> None:
         """An event for the audit trail, and the dead runner's run closed as failed."""
-        from backwatch.services import runs
-
         now = self.hub.now()
 
         def op(conn: Any, unit: Any) -> None:
@@ -142,20 +189,15 @@ class HubRecorder:
 
         self._write(op)
         if holder.run_id:
-            self._close_dead_run(holder, runs)
+            self._close_dead_run(holder)
 
-    def _close_dead_run(self, holder: Holder, runs: Any) -> None:
+    def _close_dead_run(self, holder: Holder) -> None:
         from backwatch.domain.lifecycle import ACTIVE
-        from backwatch.store import queries
+        from backwatch.services import runs
 
         assert holder.run_id is not None
-
-        try:
-            with self.hub.read_engine.connect() as conn:
-                run = queries.get_run(conn, holder.run_id)
-        except BackwatchError:
-            return
-        if RunStatus(run["status"]) not in ACTIVE:
+        run = self._stored(holder.run_id)
+        if run is None or RunStatus(run["status"]) not in ACTIVE:
             return
         message = f"the runner process (pid {holder.pid}) died during the run"
         self._write(
@@ -168,6 +210,10 @@ class HubRecorder:
                 actor=self.actor,
             )
         )
+
+    def close(self) -> None:
+        if self.owns_hub:
+            self.hub.close()
 
 
 def _iso(ts: float) -> str:
@@ -195,6 +241,8 @@ class HttpRecorder:
         status: RunStatus,
         trigger: str,
         message: str | None,
+        *,
+        at: float,
     ) -> None:
         body = {
             "id": run_id,
@@ -204,10 +252,13 @@ class HttpRecorder:
             "status": status.value,
             "trigger": trigger,
             "message": message,
+            "started_at": _iso(at),
         }
         self._call(self.target.start, {k: v for k, v in body.items() if v is not None})
 
-    def status(self, run_id: str, status: RunStatus | None, message: str | None) -> None:
+    def status(
+        self, run_id: str, status: RunStatus | None, message: str | None, *, at: float
+    ) -> None:
         body = {"status": status.value if status else None, "message": message}
         body = {k: v for k, v in body.items() if v is not None}
         self._call(self.target.run_call, run_id, "status", body)
@@ -221,10 +272,18 @@ class HttpRecorder:
         self._call(self.target.run_call, run_id, "phases", body)
 
     def finish(
-        self, run_id: str, status: RunStatus, fields: dict[str, Any], log: str | None, trigger: str
+        self,
+        run_id: str,
+        status: RunStatus,
+        fields: dict[str, Any],
+        log: str | None,
+        trigger: str,
+        *,
+        at: float,
     ) -> dict[str, Any] | None:
         body = {k: v for k, v in fields.items() if v is not None}
         body["status"] = status.value
+        body["finished_at"] = _iso(at)
         if log:
             body["log"] = tail_text(log)
         self._call(self.target.run_call, run_id, "finish", body)
@@ -240,21 +299,123 @@ class HttpRecorder:
                 {"status": "failed", "message": message},
             )
 
+    def close(self) -> None:
+        self.target.close()
+
 
 class NullRecorder:
-    """--dry-run: records nothing."""
+    """--dry-run, or a store that could not be opened: records nothing."""
 
-    def start(self, *args: Any) -> None:
+    def start(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def status(self, *args: Any) -> None:
+    def status(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def phase(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def finish(self, *args: Any) -> dict[str, Any] | None:
+    def finish(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         return None
 
     def stale_lock(self, holder: Holder) -> None:
         pass
+
+    def close(self) -> None:
+        pass
+
+
+class BackgroundRecorder:
+    """Records on a thread of its own, in call order, so the tool never waits for a write.
+
+    ``open_recorder`` runs on that thread too, at the first call: ``backwatch run`` starts
+    the backup while the database layer is still being imported and opened, and a running
+    server's scheduler writes a run's start and phases while its tool already works.
+    ``finish`` waits for every call before it and answers the stored run. A store that
+    cannot be opened does not stop the run: it goes on unrecorded, and ``problem`` says why.
+    """
+
+    def __init__(self, open_recorder: Callable[[], Recorder]) -> None:
+        #: why the store could not be opened (the run was not recorded), else None
+        self.problem: str | None = None
+        self._recorder: Recorder = NullRecorder()
+        self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._work, args=(open_recorder,), name="recorder", daemon=True
+        )
+        self._thread.start()
+
+    def _work(self, open_recorder: Callable[[], Recorder]) -> None:
+        call = self._calls.get()
+        if call is None:  # closed before anything was recorded (a refused run)
+            return
+        try:
+            self._recorder = open_recorder()
+        except BackwatchError as exc:
+            self.problem = exc.message
+        except Exception as exc:
+            log.exception("opening the store failed")
+            self.problem = f"opening the store failed: {exc}"
+        while call is not None:
+            try:
+                call()
+            except Exception:  # a recorder's bug must not stop the calls that follow
+                log.exception("could not record")
+            call = self._calls.get()
+
+    def start(
+        self,
+        run_id: str,
+        job: str,
+        tool: str | None,
+        status: RunStatus,
+        trigger: str,
+        message: str | None,
+        *,
+        at: float,
+    ) -> None:
+        self._calls.put(
+            lambda: self._recorder.start(run_id, job, tool, status, trigger, message, at=at)
+        )
+
+    def status(
+        self, run_id: str, status: RunStatus | None, message: str | None, *, at: float
+    ) -> None:
+        self._calls.put(lambda: self._recorder.status(run_id, status, message, at=at))
+
+    def phase(
+        self, run_id: str, name: str, event: str, at: float, status: str | None = None
+    ) -> None:
+        self._calls.put(lambda: self._recorder.phase(run_id, name, event, at, status))
+
+    def finish(
+        self,
+        run_id: str,
+        status: RunStatus,
+        fields: dict[str, Any],
+        log: str | None,
+        trigger: str,
+        *,
+        at: float,
+    ) -> dict[str, Any] | None:
+        answer: list[dict[str, Any] | None] = [None]
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                answer[0] = self._recorder.finish(run_id, status, fields, log, trigger, at=at)
+            finally:
+                done.set()
+
+        self._calls.put(call)
+        done.wait()
+        return answer[0]
+
+    def stale_lock(self, holder: Holder) -> None:
+        self._calls.put(lambda: self._recorder.stale_lock(holder))
+
+    def close(self) -> None:
+        """Write what is left, stop the thread, close the recorder it opened."""
+        self._calls.put(None)
+        self._thread.join()
+        self._recorder.close()

@@ -25,11 +25,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Connection, Engine, text
+from typing import TYPE_CHECKING, Any
 
 from backwatch.errors import Conflict
+
+if TYPE_CHECKING:  # SQLAlchemy loads only for PostgreSQL's advisory locks: `run` starts fast
+    from sqlalchemy import Connection, Engine
 
 log = logging.getLogger("backwatch.locks")
 POLL_S = 0.2
@@ -144,6 +145,8 @@ class _AdvisoryLocks:
         self.held: list[str] = []
 
     def _key(self, conn: Connection, name: str, fn: str) -> bool:
+        from sqlalchemy import text
+
         sql = (
             f"SELECT {fn}(hashtextextended('backwatch-run:' || :name || current_database() "
             "|| '.' || current_schema(), 0))"

@@ -83,6 +83,8 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: jobs that others run ``after``: only their runs wake the scheduler at once
+        self._parents: frozenset[str] = frozenset()
         self._task: asyncio.Task[None] | None = None
 
     # --- what can run ------------------------------------------------------------------
@@ -128,7 +130,7 @@ class Scheduler:
     def _run(self, job: JobSettings, run_id: str, trigger: str) -> None:
         from backwatch.runners.base import RunContext
         from backwatch.runners.engine import JobRunner
-        from backwatch.runners.record import HubRecorder
+        from backwatch.runners.record import BackgroundRecorder, HubRecorder
         from backwatch.services.locks import Busy, Locks
 
         locks = Locks(
@@ -136,10 +138,11 @@ class Scheduler:
             max_concurrent=self.settings.runner.max_concurrent,
             engine=self.hub.read_engine,
         )
+        recorder = BackgroundRecorder(lambda: HubRecorder(self.hub, actor="scheduler"))
         try:
             runner = JobRunner(
                 RunContext(self.settings, job),
-                HubRecorder(self.hub, actor="scheduler"),
+                recorder,
                 locks,
                 trigger=trigger,
                 run_id=run_id,
@@ -153,6 +156,9 @@ class Scheduler:
         except Exception:
             log.exception("job %s run %s failed to run", job.id, run_id)
         finally:
+            recorder.close()
+            if recorder.problem:
+                log.warning("job %s run %s is not recorded: %s", job.id, run_id, recorder.problem)
             with self._lock:
                 self.threads.pop(run_id, None)
                 if self._active.get(job.id) == run_id:
@@ -265,13 +271,16 @@ class Scheduler:
         return out
 
     def _on_commit(self, changes: list[dict[str, Any]]) -> None:
-        """Writer thread: a run changed; look at ``after`` chains now, not at the next tick."""
+        """Writer thread: a run of a job that others run ``after`` changed; look at the
+        chains now, not at the next tick. Other runs (most of ingest) wake nothing."""
         if self._loop is None or self._wake is None:
             return
-        if any(c.get("type") == "run" for c in changes):
+        parents = self._parents
+        if any(c.get("type") == "run" and c.get("job") in parents for c in changes):
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def start(self) -> None:
+        self._parents = frozenset(p for job in self.runnable().values() for p in job.after)
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.hub.listeners.append(self._on_commit)
