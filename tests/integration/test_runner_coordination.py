@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -258,3 +259,32 @@ def test_runs_beyond_max_concurrent_wait(tmp_path: Path) -> None:
     thread.join(10)
     assert result and result[0] is not None
     result[0].release()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_cancels_the_run_and_stops_its_command(tmp_path: Path, sig) -> None:
+    """The command runs in a session of its own, which the terminal's Ctrl-C does not reach:
+    backwatch stops its group, records the run as cancelled and exits 130."""
+    child = tmp_path / "child.pid"
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        f"""
+[[jobs]]
+id = "long"
+tool = "command"
+command = "sleep 300 & echo $! > {child}; wait"
+""",
+    )
+    proc = start_job(config, "long")
+    _wait_for(child, proc)
+    time.sleep(0.3)  # the phase has started
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "cancelling the run" in err
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(child.read_text()), 0)  # the command's group went with it
+    (run,) = stored_runs(tmp_path / "data", "long")
+    assert run["status"] == "cancelled" and json.loads(out)["status"] == "cancelled"
+    assert run["phases"][0]["status"] == "cancelled"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -80,7 +84,7 @@ def run_command(
     watcher = ProgressWatcher(_console(), verbose=verbose, quiet=as_json)
     runner = JobRunner(ctx, recorder, locks, watcher=watcher, trigger="manual")
     try:
-        with watcher:
+        with watcher, _cancel_on_signals(runner.cancel):
             result = runner.run()
     except Busy as exc:
         sys.stderr.write(f"error: {job} is already running: {exc.message} (on_busy = 'refuse')\n")
@@ -98,6 +102,33 @@ def run_command(
         watcher.summary(job, result, result.record)
     _skip_final_collection()
     return result.process_exit
+
+
+@contextlib.contextmanager
+def _cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
+    """Ctrl-C or SIGTERM (systemd stopping the unit) cancels the run as the server's cancel
+    does: the running command's process group is stopped (it runs in a session of its own,
+    so the terminal's Ctrl-C does not reach it), the run is recorded as cancelled and the
+    exit status is 130. A second Ctrl-C quits at once."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if cancel.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        cancel.set()
+        sys.stderr.write(
+            f"\n{signal.Signals(signum).name}: cancelling the run, stopping its command "
+            "(Ctrl-C again to quit at once)\n"
+        )
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only (an embedding program's worker)
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _skip_final_collection() -> None:
