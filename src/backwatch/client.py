@@ -201,7 +201,7 @@ class Run:
         self.job = _check_job(job)
         self.clock = clock
         self.started_at: float = clock()
-        self.id = run_id or spool.client_run_id(self.started_at)
+        self.id = run_id or spool.new_run_id(self.started_at)
         self.host = host or _hostname()
         self.tool = tool
         self.status: str | None = None  # the final status, once finished

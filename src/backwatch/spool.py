@@ -55,9 +55,10 @@ def enabled() -> bool:
     return os.environ.get("BACKWATCH_SPOOL", "1").strip().lower() not in ("0", "no", "false")
 
 
-def client_run_id(now: float | None = None) -> str:
-    """A run id made by the client (same shape as the server's: 11 hex digits of
-    milliseconds + 11 random), so that re-sending a report or a start never stores two."""
+def new_run_id(now: float | None = None) -> str:
+    """A new run id: 22 characters, time-ordered (11 hex digits of milliseconds + 11
+    random). Clients make theirs with it too, so re-sending a report or a start never
+    stores two runs."""
     ms = int((now if now is not None else time.time()) * 1000)
     return f"{ms:011x}{secrets.token_hex(6)[:11]}"
 

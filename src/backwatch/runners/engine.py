@@ -27,7 +27,7 @@ from backwatch.runners.process import Finished, Masker, Tail, run_process
 from backwatch.runners.progress import READERS, Progress
 from backwatch.runners.record import Recorder
 from backwatch.services.locks import Busy, Locks
-from backwatch.spool import client_run_id
+from backwatch.spool import new_run_id
 from backwatch.timeutil import parse_duration
 
 _RANK = {RunStatus.SUCCESS: 0, RunStatus.WARNING: 1, RunStatus.FAILED: 2}
@@ -96,7 +96,7 @@ class JobRunner:
         self.watcher = watcher or Watcher()
         self.trigger = trigger
         self.clock = clock
-        self.run_id = run_id or client_run_id(clock())
+        self.run_id = run_id or new_run_id(clock())
         self.cancel = cancel or threading.Event()
         self.steps, self.after_steps, self.failure_steps = build_plan(ctx)
         self.env = {**os.environ, **self.job.env}

@@ -6,8 +6,6 @@ code runs batched in the server and one-at-a-time in the CLI.
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -25,6 +23,7 @@ from backwatch.domain.report import (
 from backwatch.errors import Conflict, InvalidInput, NotFound
 from backwatch.services.jobs import ensure_jobs, job_created
 from backwatch.services.unit import WriteUnit
+from backwatch.spool import new_run_id
 from backwatch.store import tables as t
 from backwatch.store.dialect import insert_for, insert_rows
 from backwatch.store.writer import Failed, Op, RetryAlone
@@ -34,12 +33,6 @@ _RUN_FIELDS = (
     "host", "finished_at", "duration_s", "exit_code", "size_bytes", "files", "files_new",
     "files_changed", "bytes_added", "message", "tool", "stats",
 )  # fmt: skip
-
-
-def new_run_id(now: float | None = None) -> str:
-    """Time-ordered, 22 characters: 11 hex digits of milliseconds + 11 random."""
-    ms = int((now if now is not None else time.time()) * 1000)
-    return f"{ms:011x}{os.urandom(6).hex()[:11]}"
 
 
 @dataclass
