@@ -10,6 +10,8 @@ The pairing rules live in ``services/pings.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -85,7 +87,20 @@ async def _by_slug(request: Request, key: str, slug: str, action: str | None) ->
     return await _ping(request, slug, action, key=key, create=create)
 
 
-@router.api_route("/ping/{key}", methods=METHODS, summary="Success ping (Healthchecks)")
+def _route(path: str, summary: str) -> Any:
+    """Register the endpoint for each ping method as its own route: one route with three
+    methods gives three OpenAPI operations one id (FastAPI warns: duplicate Operation ID)."""
+
+    def register(endpoint: Any) -> Any:
+        for method in METHODS:
+            name = f"{endpoint.__name__}_{method.lower()}"
+            router.add_api_route(path, endpoint, methods=[method], summary=summary, name=name)
+        return endpoint
+
+    return register
+
+
+@_route("/ping/{key}", summary="Success ping (Healthchecks)")
 async def ping(key: str, request: Request) -> Response:
     job = _job_for_key(request, key)
     if job is None:
@@ -93,9 +108,8 @@ async def ping(key: str, request: Request) -> Response:
     return await _ping(request, job, None, key=key)
 
 
-@router.api_route(
+@_route(
     "/ping/{key}/{part}",
-    methods=METHODS,
     summary="start | fail | log | <exit-status> ping, or success ping by project key and job",
 )
 async def ping_action_or_slug(key: str, part: str, request: Request) -> Response:
@@ -105,9 +119,8 @@ async def ping_action_or_slug(key: str, part: str, request: Request) -> Response
     return await _by_slug(request, key, part, None)
 
 
-@router.api_route(
+@_route(
     "/ping/{key}/{slug}/{action}",
-    methods=METHODS,
     summary="start | fail | log | <exit-status> ping by project key and job",
 )
 async def ping_slug_action(key: str, slug: str, action: str, request: Request) -> Response:
