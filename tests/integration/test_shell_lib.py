@@ -91,7 +91,8 @@ class ServerApi:
             if not page.get("next_cursor"):
                 break
             cursor = f"&cursor={page['next_cursor']}"
-        return sorted(items, key=lambda r: r["started_at"])
+        # runs that start in the same millisecond: ids made in one process count up
+        return sorted(items, key=lambda r: (r["started_at"], r["id"]))
 
     def run(self, run_id: str) -> dict[str, Any]:
         return self.get(f"/api/v1/runs/{run_id}")
