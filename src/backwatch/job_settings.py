@@ -110,6 +110,16 @@ class RsyncOptions(_Section):
     binary: str = Field("rsync", description="The rsync program (name or path).")
 
 
+class BuiltinOptions(_Section):
+    """``[jobs.builtin]``: the built-in snapshot engine (docs/engine.md); it writes to the
+    job's ``destinations``."""
+
+    paths: list[str] = Field(default_factory=list, description="Directories to back up.")
+    exclude: list[str] = Field(default_factory=list, description="Name or path patterns.")
+    checksum: bool = Field(False, description="Compare content, not size + mtime + inode.")
+    compression_level: int = Field(3, ge=1, le=22, description="zstd level.")
+
+
 class CommandPhase(_Section):
     """One named step of a ``tool = "command"`` job."""
 
@@ -218,6 +228,7 @@ class JobSettings(BaseModel):
     restic: ResticOptions | None = None
     borg: BorgOptions | None = None
     rsync: RsyncOptions | None = None
+    builtin: BuiltinOptions | None = None
     command: Command | None = Field(None, description="tool = 'command': the backup command.")
     phases: list[CommandPhase] = Field(default_factory=list, description="Named commands.")
     hooks: HookSettings = Field(default_factory=HookSettings)
@@ -296,7 +307,7 @@ def _check_job_references(file: FileSettings, source: str) -> None:
 
 
 #: tool → the section it needs
-_TOOL_SECTIONS = {"restic": "restic", "borg": "borg", "rsync": "rsync"}
+_TOOL_SECTIONS = {"restic": "restic", "borg": "borg", "rsync": "rsync", "builtin": "builtin"}
 
 
 def _check_runnable_jobs(file: FileSettings, source: str) -> None:
@@ -323,10 +334,14 @@ def _check_runnable_jobs(file: FileSettings, source: str) -> None:
             raise ConfigError(
                 f"{at}.command': required for tool = 'command' (or give 'phases' or 'dumps')"
             )
-        if job.retention is not None and job.tool not in ("restic", "borg"):
-            raise ConfigError(f"{at}.retention': only restic and borg jobs apply a retention")
-        if job.verify is not None and job.tool not in ("restic", "borg"):
-            raise ConfigError(f"{at}.verify': only restic and borg jobs verify a repository")
+        if job.retention is not None and job.tool not in ("restic", "borg", "builtin"):
+            raise ConfigError(
+                f"{at}.retention': only restic, borg and builtin jobs apply a retention"
+            )
+        if job.verify is not None and job.tool not in ("restic", "borg", "builtin"):
+            raise ConfigError(
+                f"{at}.verify': only restic, borg and builtin jobs verify their backups"
+            )
         for j, dump in enumerate(job.dumps):
             if dump.type == "command" and dump.command is None:
                 raise ConfigError(f"{at}.dumps[{j}].command': required for type = 'command'")

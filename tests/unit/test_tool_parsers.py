@@ -123,8 +123,8 @@ def bad(tool: str, text: str, **kw) -> str:
 # --- the registry ----------------------------------------------------------------------
 
 
-def test_the_three_tools_are_registered_and_a_second_registration_is_refused() -> None:
-    assert sorted(tool_names()) == ["borg", "restic", "rsync"]
+def test_the_tools_are_registered_and_a_second_registration_is_refused() -> None:
+    assert sorted(tool_names()) == ["borg", "builtin", "restic", "rsync"]
     with pytest.raises(ValueError, match="registered twice"):
         register_tool("restic", restic.parse)
 

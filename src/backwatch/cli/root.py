@@ -151,7 +151,8 @@ COMMAND_MODULES = {
     "finish": "report", "wrap": "report", "import": "report", "status": "views",
     "history": "views", "list": "views", "token": "admin", "db": "admin",
     "shell-lib": "shell", "spool": "shell", "alerts": "alerts", "notify": "alerts",
-    "run": "run", "schedule": "run",
+    "run": "run", "schedule": "run", "backup": "engine", "restore": "engine",
+    "verify": "engine", "snapshots": "engine", "scan": "engine", "forget": "engine",
 }  # fmt: skip
 _registered: set[str] = set()
 

@@ -26,7 +26,7 @@ def register_runner(runner: ToolRunner) -> None:
 
 
 def _load() -> None:
-    from backwatch.runners import borg, command, restic, rsync  # noqa: F401  (they register)
+    from backwatch.runners import borg, builtin, command, restic, rsync  # noqa: F401  (they register)
 
 
 def runner_names() -> list[str]:

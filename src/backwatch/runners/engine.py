@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backwatch.domain.lifecycle import RunStatus
 from backwatch.errors import BackwatchError
@@ -29,6 +29,9 @@ from backwatch.runners.record import Recorder
 from backwatch.services.locks import Busy, Locks
 from backwatch.spool import new_run_id
 from backwatch.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from backwatch.domain.report import RunReport
 
 _RANK = {RunStatus.SUCCESS: 0, RunStatus.WARNING: 1, RunStatus.FAILED: 2}
 #: exit status of ``backwatch run`` per outcome (documented in docs/runner.md)
@@ -191,12 +194,16 @@ class JobRunner:
         fields: dict[str, Any] = {}
         stats: dict[str, Any] = {}
         final: RunStatus | None = None
+        skipped = False
         for step in self.steps:
             finished, outcome = self._run_step(step, log, deadline)
             if step.kind == BACKUP or exit_code is None or outcome.status is not RunStatus.SUCCESS:
                 exit_code = finished.code
             if step.parse_as and not (finished.timed_out or finished.cancelled):
-                self._figures(step, finished, fields, stats, outcome)
+                report = self._figures(step, finished, fields, stats, outcome)
+                # the tool found nothing to back up (the built-in engine, unchanged trees)
+                nothing = report is not None and report.status is RunStatus.SKIPPED
+                skipped = skipped or (nothing and step.kind == BACKUP)
             if step.verifies:
                 stats["verify"] = "ok" if outcome.status is not RunStatus.FAILED else "failed"
             if finished.timed_out:
@@ -215,11 +222,14 @@ class JobRunner:
             if outcome.status is RunStatus.FAILED:
                 break
         result = final or status
-        if result in (RunStatus.SUCCESS, RunStatus.WARNING):
+        if result is RunStatus.SUCCESS and skipped:
+            result = RunStatus.SKIPPED
+        if result in (RunStatus.SUCCESS, RunStatus.WARNING, RunStatus.SKIPPED):
             for step in self.after_steps:
                 finished, outcome = self._run_step(step, log, deadline)
                 if outcome.status is not RunStatus.SUCCESS:
-                    result = RunStatus.WARNING if result is RunStatus.SUCCESS else result
+                    good = result in (RunStatus.SUCCESS, RunStatus.SKIPPED)
+                    result = RunStatus.WARNING if good else result
                     message = message or f"{step.phase}: {outcome.message}"
         else:
             for step in self.failure_steps:
@@ -325,8 +335,9 @@ class JobRunner:
         fields: dict[str, Any],
         stats: dict[str, Any],
         outcome: Outcome,
-    ) -> None:
-        """The tool's own figures (files, sizes, new/changed) from its output."""
+    ) -> RunReport | None:
+        """The tool's own figures (files, sizes, new/changed) from its output; answers the
+        report read from it (None when the output could not be read)."""
         from backwatch.ingest.tools import parse_tool_output
 
         try:
@@ -335,7 +346,7 @@ class JobRunner:
             )
         except BackwatchError as exc:
             stats["parse_problem"] = exc.message[:300]
-            return
+            return None
         for name in ("size_bytes", "files", "files_new", "files_changed", "bytes_added"):
             value = getattr(report, name)
             if value is not None:
@@ -347,6 +358,7 @@ class JobRunner:
             fields["stats"] = dict(report.stats)
         if report.message and outcome.status in (RunStatus.SUCCESS, RunStatus.WARNING):
             outcome.message = report.message  # the tool's own summary says more
+        return report
 
     def _finish(
         self,

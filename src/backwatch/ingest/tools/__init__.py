@@ -43,7 +43,7 @@ def register_tool(name: str, parse: ToolParser) -> None:
 
 
 def _load() -> None:
-    from backwatch.ingest.tools import borg, restic, rsync  # noqa: F401  (they register)
+    from backwatch.ingest.tools import borg, builtin, restic, rsync  # noqa: F401  (they register)
 
 
 def tool_names() -> list[str]:

@@ -1,0 +1,117 @@
+"""``backwatch backup`` as a recorded run: phases, a progress bar with ETA, the summary.
+
+The run is recorded where ``backwatch run`` records (the database, or the server with
+``BACKWATCH_URL``), with the engine's phases (dump, scan, archive, manifest, commit) and
+its figures (files, new, changed, bytes added, size).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from backwatch.cli.common import echo, print_json
+from backwatch.engine.snapshot import Hooks, Request
+
+
+class _RunHooks(Hooks):
+    """Phases go to the recorder, archived bytes to the progress bar."""
+
+    def __init__(self, recorder: Any, run_id: str, progress: Any) -> None:
+        self.recorder, self.run_id, self.progress = recorder, run_id, progress
+        self.task: Any = None
+
+    def phase(self, name: str, event: str, status: str | None = None) -> None:
+        if self.recorder is not None:
+            self.recorder.phase(self.run_id, name, event, time.time(), status)
+
+    def total(self, nbytes: int) -> None:
+        if self.progress is not None:
+            self.task = self.progress.add_task("archive", total=nbytes)
+
+    def advance(self, nbytes: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, nbytes)
+
+
+def _progress(quiet: bool) -> Any:
+    """A rich progress bar (bytes, rate, ETA) on a terminal; None elsewhere."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+def recorded_backup(
+    request: Request,
+    settings: Any,
+    *,
+    record: bool,
+    as_json: bool,
+    url: str | None,
+    token: str | None,
+    db: str | None,
+) -> int:
+    """Take the snapshot as run ``run_id`` of ``request.job``; the process exit status."""
+    from backwatch.cli.run import _recorder
+    from backwatch.domain.lifecycle import RunStatus
+    from backwatch.engine.snapshot import take_snapshot
+    from backwatch.engine.summary import summarize
+    from backwatch.errors import BackwatchError
+    from backwatch.runners.engine import EXIT_CODES
+    from backwatch.spool import new_run_id
+
+    recorder = _recorder(settings, url=url, token=token, db=db)[0] if record else None
+    run_id = new_run_id(time.time())
+    job = request.job or "builtin"
+    if recorder is not None:
+        recorder.start(run_id, job, "builtin", RunStatus.RUNNING, "manual", None, at=time.time())
+    progress = _progress(as_json)
+    hooks = _RunHooks(recorder, run_id, progress)
+    try:
+        if progress is not None:
+            with progress:
+                outcomes = take_snapshot(request, hooks)
+        else:
+            outcomes = take_snapshot(request, hooks)
+    except BackwatchError as exc:
+        _close(recorder, run_id, RunStatus.FAILED, {"message": exc.message[:4096]})
+        raise
+    summary = summarize(outcomes)
+    status = RunStatus(summary["status"])
+    fields = {k: v for k, v in summary.items() if k != "status"}
+    _close(recorder, run_id, status, {**fields, "message": summary["message"][:4096]})
+    if as_json:
+        print_json({"run_id": run_id if record else None, "job": job, **summary})
+    else:
+        echo(f"{job}: {status.value}: {summary['message']}")
+    return EXIT_CODES.get(status, 1)
+
+
+def _close(recorder: Any, run_id: str, status: Any, fields: dict[str, Any]) -> None:
+    if recorder is None:
+        return
+    try:
+        recorder.finish(run_id, status, fields, None, "manual", at=time.time())
+    finally:
+        recorder.close()
+    if recorder.problem:
+        sys.stderr.write(f"warning: this run is not recorded: {recorder.problem}\n")

@@ -1,0 +1,195 @@
+"""Walking the sources, and what changed since a snapshot.
+
+The walk gives one ``Entry`` per directory, regular file and symlink (no hashes yet: the
+archive step hashes what it reads). ``compare`` sorts the files into new, changed,
+unchanged and lost, by size + mtime + inode, or by content with ``checksum``. ``backwatch
+scan`` is ``compare`` against the latest snapshot, without writing anything.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blake3 import blake3
+
+from backwatch.engine.manifest import DIR, FILE, SYMLINK, Entry, Manifest
+from backwatch.errors import InvalidInput
+
+#: the top-level folder of streamed dumps in a snapshot
+DUMPS = "_dumps"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """A directory to back up, and the top-level name its paths get in a snapshot."""
+
+    name: str
+    path: Path
+
+
+def sources_for(paths: list[str]) -> list[Source]:
+    """Each path checked (an existing directory) and named by its base name, made unique."""
+    if not paths:
+        raise InvalidInput("nothing to back up: give --source DIR (or paths in [jobs.builtin])")
+    out: list[Source] = []
+    taken = {DUMPS}
+    for raw in paths:
+        path = Path(raw).expanduser().absolute()
+        if not path.exists():
+            raise InvalidInput(f"source {raw} does not exist")
+        if not path.is_dir():
+            raise InvalidInput(f"source {raw} is not a directory")
+        base = path.name or "root"
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        out.append(Source(name, path))
+    return out
+
+
+@dataclass
+class Walk:
+    """Entries found (with the absolute path of each) and what could not be read."""
+
+    entries: list[tuple[Entry, Path]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def walk(sources: list[Source], exclude: list[str] | None = None) -> Walk:
+    out = Walk()
+    for source in sources:
+        st = os.stat(source.path)
+        out.entries.append((_entry(source.name, st, DIR), source.path))
+        out.entries.extend(_walk_dir(source.path, source.name, exclude or [], out.problems))
+    return out
+
+
+def _walk_dir(
+    folder: Path, prefix: str, exclude: list[str], problems: list[str]
+) -> Iterator[tuple[Entry, Path]]:
+    try:
+        with os.scandir(folder) as it:
+            children = sorted(it, key=lambda d: d.name)
+    except OSError as exc:
+        problems.append(f"{folder}: {exc.strerror}")
+        return
+    for child in children:
+        rel = f"{prefix}/{child.name}"
+        if _excluded(child.name, rel, exclude):
+            continue
+        try:
+            st = child.stat(follow_symlinks=False)
+        except OSError as exc:
+            problems.append(f"{child.path}: {exc.strerror}")
+            continue
+        path = Path(child.path)
+        if stat.S_ISLNK(st.st_mode):
+            entry = _entry(rel, st, SYMLINK)
+            entry.target = os.readlink(path)
+            yield entry, path
+        elif stat.S_ISDIR(st.st_mode):
+            yield _entry(rel, st, DIR), path
+            yield from _walk_dir(path, rel, exclude, problems)
+        elif stat.S_ISREG(st.st_mode):
+            yield _entry(rel, st, FILE), path
+        else:
+            problems.append(f"{child.path}: skipped (not a file, directory or symlink)")
+
+
+def dump_entries(paths: list[Path], *, with_folder: bool) -> list[tuple[Entry, Path]]:
+    """Files kept under ``_dumps/`` by their names (and the folder itself when asked)."""
+    out = [(Entry(DUMPS, DIR, 0o755, time.time()), Path("."))] if with_folder else []
+    for path in paths:
+        entry = _entry(f"{DUMPS}/{path.name}", os.stat(path), FILE)
+        entry.blake3 = hash_file(path)  # a dump is rewritten each time: compared by content
+        out.append((entry, path))
+    return out
+
+
+def _entry(rel: str, st: os.stat_result, kind: str) -> Entry:
+    return Entry(
+        path=rel,
+        type=kind,
+        mode=stat.S_IMODE(st.st_mode),
+        mtime=st.st_mtime_ns / 1e9,
+        size=st.st_size if kind == FILE else 0,
+        inode=st.st_ino if kind == FILE else 0,
+    )
+
+
+def _excluded(name: str, rel: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) for p in patterns)
+
+
+def hash_file(path: Path) -> str:
+    digest = blake3()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class Changes:
+    """Files of a walk compared with a snapshot (paths, sorted)."""
+
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.new or self.changed or self.lost)
+
+
+def compare(
+    current: Walk, previous: Manifest | None, *, checksum: bool = False
+) -> tuple[Changes, dict[str, Entry]]:
+    """(what changed, the previous entry of every unchanged file, hash filled when known).
+
+    Unchanged means the same size + mtime + inode, or with ``checksum`` the same content.
+    A directory or symlink that changed counts too, so a new empty folder is not lost.
+    """
+    before = previous.by_path() if previous else {}
+    changes = Changes()
+    kept: dict[str, Entry] = {}
+    seen = set()
+    for entry, path in current.entries:
+        seen.add(entry.path)
+        old = before.get(entry.path)
+        if old is None:
+            changes.new.append(entry.path)
+        elif _unchanged(entry, old, path, checksum):
+            changes.unchanged.append(entry.path)
+            kept[entry.path] = old
+        else:
+            changes.changed.append(entry.path)
+    changes.lost = sorted(p for p in before if p not in seen and p.split("/")[0] != DUMPS)
+    return changes, kept
+
+
+def _unchanged(entry: Entry, old: Entry, path: Path, checksum: bool) -> bool:
+    if entry.type != old.type:
+        return False
+    if entry.type == DIR:
+        return entry.mode == old.mode
+    if entry.type == SYMLINK:
+        return entry.target == old.target
+    if entry.blake3 is not None:  # dumps, hashed as they were written
+        return entry.size == old.size and entry.blake3 == old.blake3
+    if checksum:
+        try:
+            return entry.size == old.size and hash_file(path) == old.blake3
+        except OSError:
+            return False
+    return entry.same_stat(old) and entry.mode == old.mode

@@ -1,0 +1,363 @@
+"""Taking a snapshot: walk the sources once, then for each destination (in parallel) write
+the new and changed files into a zstd-compressed tar, the manifest beside it, and commit.
+
+Phases, in order (each reported through ``Hooks.phase``): ``dump`` (only with dumps: each
+command's stdout is spooled, hashed, into the destination), ``scan``, ``archive``,
+``manifest``, ``commit``. A destination whose tree did not change since its last snapshot
+writes nothing and is ``skipped``; a failing destination does not stop the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from blake3 import blake3
+
+from backwatch.engine.manifest import ARCHIVE, DIR, FILE, MANIFEST, SYMLINK, Entry, Manifest
+from backwatch.engine.repository import Repository, new_snapshot_id
+from backwatch.engine.scan import DUMPS, Changes, Source, Walk, compare, dump_entries, walk
+from backwatch.errors import BackwatchError, InvalidInput
+
+SUCCESS, SKIPPED, FAILED = "success", "skipped", "failed"
+
+
+@dataclass(frozen=True)
+class Dump:
+    """A command whose stdout becomes ``_dumps/<name>`` in the snapshot."""
+
+    name: str
+    argv: list[str]
+
+
+@dataclass
+class Request:
+    sources: list[Source]
+    destinations: list[Repository]
+    exclude: list[str] = field(default_factory=list)
+    dumps: list[Dump] = field(default_factory=list)
+    #: files written beforehand (the dump phases of `backwatch run`), kept as _dumps/<name>
+    extra_files: list[Path] = field(default_factory=list)
+    checksum: bool = False
+    full: bool = False
+    level: int = 3
+    job: str | None = None
+    dry_run: bool = False
+
+
+@dataclass
+class Outcome:
+    """What happened at one destination."""
+
+    destination: str
+    status: str
+    snapshot: str | None = None
+    kind: str | None = None
+    parent: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class Hooks:
+    """Who watches a backup: phases start and end, archived bytes. No-ops here."""
+
+    def phase(self, name: str, event: str, status: str | None = None) -> None:
+        pass
+
+    def total(self, nbytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+
+@dataclass
+class _Plan:
+    """One destination's share of the work."""
+
+    repo: Repository
+    snapshot_id: str
+    parent: Manifest | None
+    changes: Changes
+    kept: dict[str, Entry]
+    outcome: Outcome
+    started: float = 0.0
+    partial: Path | None = None
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return "incremental" if self.parent else "full"
+
+    def to_write(self, entry: Entry) -> bool:
+        return entry.type != FILE or entry.path not in self.kept
+
+
+def take_snapshot(
+    request: Request, hooks: Hooks | None = None, clock: Callable[[], float] = time.time
+) -> list[Outcome]:
+    """Back the sources up to every destination; one outcome per destination."""
+    hooks = hooks or Hooks()
+    with contextlib.ExitStack() as stack:
+        if not request.dry_run:
+            for repo in request.destinations:
+                stack.enter_context(repo.locked())
+        current = Walk()
+        if request.dumps and not request.dry_run:
+            spool = Path(stack.enter_context(_spool_dir(request)))
+            with _phase(hooks, "dump"):
+                current.entries += _run_dumps(request.dumps, spool)
+        if request.extra_files:
+            current.entries += dump_entries(request.extra_files, with_folder=not current.entries)
+        with _phase(hooks, "scan"):
+            found = walk(request.sources, request.exclude)
+            current.entries[:0] = found.entries
+            current.problems = found.problems
+            plans = [_plan(request, repo, current, clock()) for repo in request.destinations]
+        if request.dry_run:
+            return [_dry(p, current) for p in plans]
+        writing = [p for p in plans if p.outcome.status != SKIPPED]
+        hooks.total(sum(_bytes_to_write(p, current) for p in writing))
+        with _phase(hooks, "archive"):
+            _each(writing, lambda p: _archive(p, current, request.level, hooks))
+        with _phase(hooks, "manifest"):
+            _each(writing, lambda p: _write_manifest(p, request))
+        with _phase(hooks, "commit"):
+            _each(writing, _commit)
+        return [p.outcome for p in plans]
+
+
+@contextlib.contextmanager
+def _phase(hooks: Hooks, name: str) -> Any:
+    hooks.phase(name, "start")
+    try:
+        yield
+    except BaseException:
+        hooks.phase(name, "end", FAILED)
+        raise
+    hooks.phase(name, "end", SUCCESS)
+
+
+def _spool_dir(request: Request) -> tempfile.TemporaryDirectory[str]:
+    """Dumps are spooled next to the first destination's snapshots (a partial: a crash
+    leaves it for the next backup to remove)."""
+    folder = request.destinations[0].snapshots_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=".partial-dumps-", dir=folder)
+
+
+def _run_dumps(dumps: list[Dump], spool: Path) -> list[tuple[Entry, Path]]:
+    """Run each dump command, its stdout streamed (and hashed) into a spool file."""
+    out = dump_entries([], with_folder=True)
+    for dump in dumps:
+        path = spool / dump.name
+        digest = blake3()
+        with open(path, "wb") as f:
+            try:
+                proc = subprocess.Popen(dump.argv, stdout=subprocess.PIPE)
+            except OSError as exc:
+                raise InvalidInput(
+                    f"dump {dump.name}: cannot start {dump.argv[0]}: {exc.strerror}"
+                ) from None
+            assert proc.stdout is not None
+            while chunk := proc.stdout.read(1 << 20):
+                digest.update(chunk)
+                f.write(chunk)
+            code = proc.wait()
+        if code != 0:
+            raise InvalidInput(f"dump {dump.name}: the command exited with code {code}")
+        st = path.stat()
+        entry = Entry(f"{DUMPS}/{dump.name}", FILE, 0o600, st.st_mtime_ns / 1e9, st.st_size)
+        entry.blake3 = digest.hexdigest()
+        out.append((entry, path))
+    return out
+
+
+def _plan(request: Request, repo: Repository, current: Walk, now: float) -> _Plan:
+    outcome = Outcome(str(repo.path), SUCCESS, problems=list(current.problems))
+    parent = None if request.full else repo.latest()
+    changes, kept = compare(current, parent, checksum=request.checksum)
+    plan = _Plan(repo, new_snapshot_id(now), parent, changes, kept, outcome, started=now)
+    outcome.kind, outcome.parent = plan.kind, parent.id if parent else None
+    if parent is not None and changes.nothing:
+        outcome.status = SKIPPED
+        outcome.snapshot = None
+    else:
+        outcome.snapshot = plan.snapshot_id
+    outcome.stats = _stats(changes, current)
+    return plan
+
+
+def _stats(changes: Changes, current: Walk) -> dict[str, Any]:
+    files = {e.path: e for e, _ in current.entries if e.type == FILE}
+    return {
+        "files": len(files),
+        "files_new": sum(1 for p in changes.new if p in files),
+        "files_changed": sum(1 for p in changes.changed if p in files),
+        "files_unchanged": sum(1 for p in changes.unchanged if p in files),
+        "files_lost": len(changes.lost),
+        "size_bytes": sum(e.size for e in files.values()),
+        "bytes_read": sum(e.size for p, e in files.items() if p not in changes.unchanged),
+    }
+
+
+def _dry(plan: _Plan, current: Walk) -> Outcome:
+    plan.outcome.snapshot = None
+    plan.outcome.stats["would_write_bytes"] = _bytes_to_write(plan, current)
+    return plan.outcome
+
+
+def _bytes_to_write(plan: _Plan, current: Walk) -> int:
+    return sum(e.size for e, _ in current.entries if e.type == FILE and plan.to_write(e))
+
+
+def _each(plans: list[_Plan], work: Callable[[_Plan], None]) -> None:
+    """``work`` on every destination still going, in parallel; a failure stays with its
+    destination (the others go on)."""
+
+    def guarded(plan: _Plan) -> None:
+        if plan.outcome.status == FAILED:
+            return
+        try:
+            work(plan)
+        except (OSError, BackwatchError, tarfile.TarError) as exc:
+            plan.outcome.status = FAILED
+            plan.outcome.snapshot = None
+            plan.outcome.error = getattr(exc, "message", None) or f"{plan.repo.path}: {exc}"
+
+    if len(plans) <= 1:
+        for plan in plans:
+            guarded(plan)
+        return
+    with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+        list(pool.map(guarded, plans))
+
+
+def _archive(plan: _Plan, current: Walk, level: int, hooks: Hooks) -> None:
+    import zstandard
+
+    plan.partial = plan.repo.partial(plan.snapshot_id)
+    compressor = zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True)
+    with open(plan.partial / ARCHIVE, "wb") as raw:
+        with (
+            compressor.stream_writer(raw, closefd=False) as zst,
+            tarfile.open(fileobj=zst, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            tar.copybufsize = 1 << 20  # type: ignore[attr-defined]  # (missing in typeshed)
+            for entry, path in current.entries:
+                plan.entries.append(_add(plan, tar, entry, path, hooks))
+        raw.flush()
+        os.fsync(raw.fileno())
+    plan.outcome.stats["bytes_added"] = (plan.partial / ARCHIVE).stat().st_size
+
+
+def _add(plan: _Plan, tar: tarfile.TarFile, entry: Entry, path: Path, hooks: Hooks) -> Entry:
+    """Write ``entry`` into the archive if this snapshot holds it; its manifest entry."""
+    kept = plan.kept.get(entry.path)
+    if entry.type == FILE and kept is not None:
+        return _replace(entry, blake3=kept.blake3, snapshot=kept.snapshot)
+    info = tarfile.TarInfo(entry.path)
+    info.mode, info.mtime = entry.mode, entry.mtime
+    if entry.type == DIR:
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+        return entry
+    if entry.type == SYMLINK:
+        info.type, info.linkname = tarfile.SYMTYPE, entry.target or ""
+        tar.addfile(info)
+        return entry
+    info.size = entry.size
+    with open(path, "rb") as f:
+        reader = _HashingReader(f, entry.size, hooks)
+        tar.addfile(info, reader)
+    if reader.short or _modified(path, entry):
+        plan.outcome.problems.append(f"{path}: changed while it was being read")
+    return _replace(entry, blake3=reader.digest.hexdigest(), snapshot=plan.snapshot_id)
+
+
+def _replace(entry: Entry, **changes: Any) -> Entry:
+    from dataclasses import replace
+
+    return replace(entry, **changes)
+
+
+def _modified(path: Path, entry: Entry) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return True
+    return st.st_size != entry.size or st.st_mtime_ns / 1e9 != entry.mtime
+
+
+class _HashingReader:
+    """Reads exactly ``size`` bytes (zeros if the file shrank meanwhile), hashing them:
+    the hash in the manifest is the hash of the bytes in the archive."""
+
+    def __init__(self, f: BinaryIO, size: int, hooks: Hooks) -> None:
+        self.f, self.left, self.hooks = f, size, hooks
+        self.digest = blake3()
+        self.short = False
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self.left:
+            n = self.left
+        data = self.f.read(n)
+        if len(data) < n:
+            data += b"\0" * (n - len(data))
+            self.short = True
+        self.left -= n
+        self.digest.update(data)
+        self.hooks.advance(n)
+        return data
+
+
+def _write_manifest(plan: _Plan, request: Request) -> None:
+    assert plan.partial is not None
+    changed = set(plan.changes.new) | set(plan.changes.changed) | set(plan.changes.lost)
+    sources = [
+        {
+            "name": s.name,
+            "path": str(s.path),
+            "status": "changed" if any(_under(p, s.name) for p in changed) else SKIPPED,
+        }
+        for s in request.sources
+    ]
+    manifest = Manifest(
+        id=plan.snapshot_id,
+        created_at=plan.started,
+        kind=plan.kind,
+        parent=plan.parent.id if plan.parent else None,
+        sources=sources,
+        entries=plan.entries,
+        job=request.job,
+        host=socket.gethostname(),
+        stats=plan.outcome.stats,
+    )
+    with open(plan.partial / MANIFEST, "w", encoding="utf-8") as f:
+        f.write(manifest.to_json())
+        f.flush()
+        os.fsync(f.fileno())
+    plan.outcome.stats["sources"] = sources
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top + "/")
+
+
+def _commit(plan: _Plan) -> None:
+    assert plan.partial is not None
+    plan.repo.commit(plan.partial, plan.snapshot_id)

@@ -1,0 +1,176 @@
+"""The built-in engine keeps what it promises: any tree comes back as it was, through
+several incremental generations, and after forget.
+
+Property-style (hypothesis): random trees with spaces and unicode in names, empty files,
+symlinks inside the tree and varied permissions.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backwatch.engine.forget import Policy, forget
+from backwatch.engine.repository import Repository
+from backwatch.engine.restore import restore
+from backwatch.engine.scan import sources_for
+from backwatch.engine.snapshot import Request, take_snapshot
+from backwatch.engine.verify import verify
+from backwatch.errors import InvalidInput
+
+NAMES = st.text(alphabet=st.sampled_from("abcxyz ü€ñ-_.é漢"), min_size=1, max_size=8).filter(
+    lambda n: n not in (".", "..") and not n.startswith(".restore")
+)
+FILES = st.dictionaries(
+    st.lists(NAMES, min_size=1, max_size=3).map(tuple),
+    st.tuples(st.binary(max_size=3000), st.sampled_from([0o644, 0o600, 0o755, 0o444])),
+    max_size=12,
+)
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _write_tree(root: Path, files: dict[tuple[str, ...], tuple[bytes, int]]) -> None:
+    """Files (a path that is also a folder of another path stays a folder), and a symlink
+    to the first file, relative, inside the tree."""
+    root.mkdir(parents=True, exist_ok=True)
+    folders = {parts[:i] for parts in files for i in range(1, len(parts))}
+    for parts, (data, mode) in sorted(files.items()):
+        if parts in folders:
+            continue
+        path = root.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            os.chmod(path, 0o644)
+        path.write_bytes(data)
+        os.chmod(path, mode)
+    first = next((p for p in sorted(files) if p not in folders), None)
+    if first is not None and not root.joinpath("link to first").exists():
+        os.symlink("/".join(first), root / "link to first")
+
+
+def _state(root: Path) -> dict[str, tuple[str, object, int]]:
+    """Every path under ``root``: kind, content or link target, permission bits."""
+    out: dict[str, tuple[str, object, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            st_ = os.lstat(path)
+            rel = str(path.relative_to(root))
+            mode = stat.S_IMODE(st_.st_mode)
+            if stat.S_ISLNK(st_.st_mode):
+                out[rel] = ("link", os.readlink(path), 0)
+            elif stat.S_ISDIR(st_.st_mode):
+                out[rel] = ("dir", None, mode)
+            else:
+                out[rel] = ("file", path.read_bytes(), mode)
+    return out
+
+
+def _backup(src: Path, repo: Repository, **kw: object) -> str:
+    (outcome,) = take_snapshot(Request(sources_for([str(src)]), [repo], **kw))  # type: ignore[arg-type]
+    assert outcome.status in ("success", "skipped"), outcome
+    return outcome.snapshot or outcome.parent or ""
+
+
+def _restored(repo: Repository, snapshot: str, target: Path) -> dict[str, tuple[str, object, int]]:
+    result = restore(repo, repo.resolve(snapshot), target)
+    assert not result.problems, result.problems
+    return _state(target / "src")
+
+
+@FAST
+@given(files=FILES)
+def test_any_tree_comes_back_as_it_was(files: dict[tuple[str, ...], tuple[bytes, int]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        src, repo = Path(tmp, "src"), Repository(Path(tmp, "dest"))
+        _write_tree(src, files)
+        snapshot = _backup(src, repo)
+        assert verify(repo, repo.resolve(snapshot)).ok
+        assert _restored(repo, snapshot, Path(tmp, "out")) == _state(src)
+
+
+@FAST
+@given(generations=st.lists(FILES, min_size=2, max_size=4), checksum=st.booleans())
+def test_every_generation_of_incrementals_restores_its_own_state(
+    generations: list[dict[tuple[str, ...], tuple[bytes, int]]], checksum: bool
+) -> None:
+    """Each generation rewrites some files, adds others and deletes the rest; restoring
+    any snapshot gives the tree of its own generation."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, repo = Path(tmp, "src"), Repository(Path(tmp, "dest"))
+        states = {}
+        for files in generations:
+            if src.exists():
+                _clear(src)
+            _write_tree(src, files)
+            snapshot = _backup(src, repo, checksum=checksum)
+            states[snapshot] = _state(src)
+        for i, (snapshot, state) in enumerate(states.items()):
+            assert _restored(repo, snapshot, Path(tmp, f"out{i}")) == state
+
+
+def _clear(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        for name in filenames:
+            os.unlink(Path(dirpath, name))
+        for name in dirnames:
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                path.unlink()
+            else:
+                path.rmdir()
+
+
+@FAST
+@given(
+    edits=st.lists(st.sets(st.integers(0, 7), max_size=4), min_size=3, max_size=7),
+    keep_last=st.integers(1, 3),
+)
+def test_forget_keeps_every_kept_snapshot_restorable(edits: list[set[int]], keep_last: int) -> None:
+    """Incrementals share bytes with their bases: after forget, each kept snapshot still
+    verifies and restores exactly."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, repo = Path(tmp, "src"), Repository(Path(tmp, "dest"))
+        src.mkdir()
+        states = {}
+        for gen, changed in enumerate(edits):
+            for n in range(8):
+                if gen == 0 or n in changed:
+                    (src / f"f{n}").write_bytes(f"{gen}-{n}".encode() * (n + 1))
+            snapshot = _backup(src, repo)
+            states[snapshot] = _state(src)
+        decision = forget(repo, Policy(last=keep_last))
+        assert repo.ids() == sorted(decision.keep)
+        for i, snapshot in enumerate(repo.ids()):
+            assert verify(repo, repo.resolve(snapshot)).ok
+            assert _restored(repo, snapshot, Path(tmp, f"out{i}")) == states[snapshot]
+
+
+def test_a_no_change_backup_is_skipped_and_writes_nothing(tmp_path: Path) -> None:
+    src, repo = tmp_path / "src", Repository(tmp_path / "dest")
+    _write_tree(src, {("a",): (b"x", 0o644)})
+    _backup(src, repo)
+    (outcome,) = take_snapshot(Request(sources_for([str(src)]), [repo]))
+    assert outcome.status == "skipped" and len(repo.ids()) == 1
+
+
+def test_several_destinations_get_the_same_tree_and_an_unwritable_one_is_named_first(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "src"
+    _write_tree(src, {("a",): (b"x" * 100, 0o644), ("b", "c"): (b"", 0o600)})
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a directory should be")
+    repos = [Repository(tmp_path / "d1"), Repository(tmp_path / "d2"), Repository(blocked)]
+    outcomes = take_snapshot(Request(sources_for([str(src)]), repos[:2]))
+    assert [o.status for o in outcomes] == ["success", "success"]
+    for repo in repos[:2]:
+        assert _restored(repo, "latest", tmp_path / f"out-{repo.path.name}") == _state(src)
+    with pytest.raises(InvalidInput, match="cannot create destination"):
+        take_snapshot(Request(sources_for([str(src)]), repos[1:]))
