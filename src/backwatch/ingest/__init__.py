@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backwatch.domain.report import RunReport
+from backwatch.errors import InvalidInput
 
 #: format name → (detector, parser). Parsers raise InvalidInput naming the field.
 _RECORD_FORMATS: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[..., RunReport]]] = {}
@@ -24,13 +25,18 @@ def register_record_format(
 
 
 def _load() -> None:
-    from backwatch.ingest import native, seed001  # noqa: F401  (registers the formats)
+    global _loaded
+    if not _loaded:  # the first report: import every format (they register)
+        from backwatch.ingest import native, seed001  # noqa: F401
+
+        _loaded = True
+
+
+_loaded = False
 
 
 def parse_record(obj: Any, *, default_job: str = "backup", fmt: str | None = None) -> RunReport:
     """One JSON object in any known record format → RunReport (InvalidInput if wrong)."""
-    from backwatch.errors import InvalidInput
-
     _load()
     if not isinstance(obj, dict):
         raise InvalidInput(
