@@ -153,6 +153,8 @@ COMMAND_MODULES = {
     "shell-lib": "shell", "spool": "shell", "alerts": "alerts", "notify": "alerts",
     "run": "run", "schedule": "run", "backup": "engine", "restore": "engine",
     "verify": "engine", "snapshots": "engine", "scan": "engine", "forget": "engine",
+    "health": "insight", "performance": "insight", "report": "insight", "audit": "insight",
+    "dashboard": "insight",
 }  # fmt: skip
 _registered: set[str] = set()
 

@@ -101,11 +101,12 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
     app.state.settings = settings
     app.state.token_cache = TokenCache()
     errors.install(app)
-    from backwatch.web.routes import jobs, overview, runs
+    from backwatch.web.routes import analysis, jobs, overview, runs
 
     app.include_router(overview.router)
     app.include_router(runs.router)
     app.include_router(jobs.router)
+    app.include_router(analysis.router)
     from backwatch.web.routes import ping as ping_routes
 
     app.include_router(ping_routes.router)

@@ -1,0 +1,380 @@
+"""Seed 003's monitoring commands: ``health``, ``performance``, ``report``, ``audit``,
+``dashboard``. Each reads a server (``--url``) or the database (``--db``) through the same
+target plumbing as ``status``: over HTTP the API's answers, in-process the services behind
+them, so both give the same JSON."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import Annotated, Any
+
+import typer
+
+from backwatch.cli.alerts import _call
+from backwatch.cli.common import console, echo, fail, print_json, target
+from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
+
+STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
+PeriodOpt = Annotated[str, typer.Option(help="How far back: 24h, 7d, 30d (any 1h…730d).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(health)
+    app.command()(performance)
+    app.command()(report)
+    app.command()(audit)
+    app.command()(dashboard)
+
+
+# --- reading, over HTTP or in-process --------------------------------------------------------
+
+
+def _get(tgt: Any, path: str, query: dict[str, Any] | None, local: Any) -> Any:
+    return _call(tgt, ("GET", path, None, query), local)
+
+
+def fetch_checks(tgt: Any, names: list[str] | None) -> dict[str, Any]:
+    from backwatch.services import diagnostics
+
+    query = {"checks": ",".join(names)} if names else None
+    return _get(  # type: ignore[no-any-return]
+        tgt, "/api/v1/health/checks", query, lambda h: diagnostics.run_checks(h, h.now(), names)
+    )
+
+
+def fetch_analysis(tgt: Any, job: str, period: str) -> dict[str, Any]:
+    from backwatch.services import analysis
+
+    def local(h: Any) -> Any:
+        with h.read_engine.connect() as conn:
+            return analysis.job_analysis(conn, h.settings, job, period, h.now())
+
+    path = f"/api/v1/jobs/{urllib.parse.quote(job, safe='')}/analysis"
+    return _get(tgt, path, {"period": period}, local)  # type: ignore[no-any-return]
+
+
+def fetch_open_alerts(tgt: Any) -> list[dict[str, Any]]:
+    from backwatch.services import alerts
+
+    def local(h: Any) -> Any:
+        with h.read_engine.connect() as conn:
+            return {"items": [alerts.alert_out(r) for r in alerts.list_alerts(conn, state="open")]}
+
+    return _get(tgt, "/api/v1/alerts", {"state": "open"}, local)["items"]  # type: ignore[no-any-return]
+
+
+def fetch_events(tgt: Any, since: float | None, kind: str | None, job: str | None,
+                 limit: int) -> list[dict[str, Any]]:  # fmt: skip
+    from backwatch.errors import InvalidInput
+    from backwatch.store import queries
+    from backwatch.timeutil import iso
+
+    def local(h: Any) -> Any:
+        from backwatch.web.routes.overview import EVENT_KINDS  # the API's own list
+
+        if kind is not None and kind not in EVENT_KINDS:
+            raise InvalidInput(f"--filter must be one of: {', '.join(EVENT_KINDS)}")
+        with h.read_engine.connect() as conn:
+            rows = queries.list_events(conn, since=since, kind=kind, job=job, limit=limit)
+        return {"items": [{**r, "at": iso(r["at"])} for r in rows]}
+
+    query = {"since": since, "kind": kind, "job": job, "limit": limit}
+    return _get(tgt, "/api/v1/events", query, local)["items"]  # type: ignore[no-any-return]
+
+
+def checked_period(period: str) -> float:
+    """``--period`` in seconds, or a clear error before anything is read."""
+    from backwatch.domain.analysis import parse_period
+    from backwatch.errors import InvalidInput
+
+    try:
+        return parse_period(period)
+    except ValueError as exc:
+        raise InvalidInput(f"--period {period!r}: {exc}") from None
+
+
+# --- health ------------------------------------------------------------------------------
+
+
+def health(
+    checks: Annotated[
+        str | None, typer.Option(help="Only these checks, comma-separated (e.g. database,writer).")
+    ] = None,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Apply the safe fixes first (admin token on a server).")
+    ] = False,
+    json_out: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Diagnostic checks with a suggested fix for each problem; exit 1 when one is critical.
+
+    --fix clears run locks left by processes that are gone and closes their runs as failed
+    (recorded in the audit trail)."""
+    names = [n.strip() for n in (checks or "").split(",") if n.strip()] or None
+    tgt = target(url, token, db, config, data_dir, read_only=not fix)
+    fixed: list[str] | None = None
+    try:
+        if fix:
+            from backwatch.services import diagnostics
+
+            fixed = _call(
+                tgt,
+                ("POST", "/api/v1/health/checks/fix", {}, None),
+                lambda h: {"fixed": diagnostics.apply_fixes(h, "cli")},
+            )["fixed"]
+        result = fetch_checks(tgt, names)
+    finally:
+        tgt.close()
+    if json_out:
+        print_json(result if fixed is None else {"fixed": fixed, **result})
+    else:
+        _print_checks(result, fixed)
+    critical = [c["name"] for c in result["checks"] if c["status"] == "critical"]
+    if critical:
+        raise fail(f"{len(critical)} check(s) critical: {', '.join(critical)}")
+
+
+def _print_checks(result: dict[str, Any], fixed: list[str] | None) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    if fixed is not None:
+        out.print("\n".join(f"fixed: {escape(line)}" for line in fixed) or "nothing to fix")
+    table = Table(header_style="bold")
+    for col in ("check", "status", "detail", "fix"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("check", "status"))
+    for c in result["checks"]:
+        style = STATUS_STYLE.get(c["status"], "white")
+        table.add_row(c["name"], f"[{style}]{c['status']}[/]", escape(c["detail"]),
+                      escape(c["fix"] or ""))  # fmt: skip
+    out.print(table)
+    style = STATUS_STYLE.get(result["status"], "white")
+    out.print(f"overall: [{style}]{result['status']}[/]")
+
+
+# --- performance -------------------------------------------------------------------------
+
+
+def performance(
+    period: PeriodOpt = "7d",
+    job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
+    json_out: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Trends, bottleneck phase, regressions, forecast and recommendations per job."""
+    checked_period(period)
+    tgt = target(url, token, db, config, data_dir, read_only=True)
+    try:
+        jobs = [job] if job else [j["id"] for j in tgt.list_jobs()]  # type: ignore[attr-defined]
+        analyses = [fetch_analysis(tgt, j, period) for j in jobs]
+    finally:
+        tgt.close()
+    if json_out:
+        print_json(analyses)
+        return
+    if not analyses:
+        echo("no jobs yet: report a run with `backwatch push --job NAME`")
+        return
+    out = console()
+    out.print(performance_table(analyses, title=f"performance, last {period}"))
+    from rich.markup import escape
+
+    for a in analyses:
+        for line in a["recommendations"]:
+            out.print(f"[bold]{escape(a['job'])}:[/] {escape(line)}")
+
+
+def trend_text(trend: dict[str, Any] | None) -> str:
+    if not trend:
+        return "-"
+    if trend["direction"] == "stable":
+        return "stable"
+    return f"{trend['direction']} {trend['change_percent']:+.0f}%"
+
+
+def performance_table(analyses: list[dict[str, Any]], title: str | None = None) -> Any:
+    from rich.table import Table
+
+    from backwatch.timeutil import human_bytes, human_duration
+
+    table = Table(title=title, header_style="bold")
+    columns = ("job", "runs", "failed", "duration", "size", "bottleneck", "next run")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for a in analyses:
+        b, f = a["bottleneck"], a["forecast"]
+        table.add_row(
+            a["job"],
+            str(a["runs"]),
+            str(a["failed"]),
+            trend_text(a["duration_trend"]),
+            trend_text(a["size_trend"]),
+            f"{b['phase']} {b['share_percent']:.0f}%" if b else "-",
+            f"{human_duration(f['duration_s'])}, {human_bytes(f['size_bytes'])}",
+        )
+    return table
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def report(
+    period: PeriodOpt = "7d",
+    fmt: Annotated[str, typer.Option("--format", help="text, markdown, json or html.")] = "text",
+    save: Annotated[
+        str | None, typer.Option(help="Write the report to this file instead of printing it.")
+    ] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """A report for a period: summary, health checks, open alerts, per-job performance."""
+    from backwatch.cli import insight_report
+    from backwatch.errors import InvalidInput
+
+    if fmt not in insight_report.FORMATS:
+        raise InvalidInput(f"--format {fmt!r}: use one of {', '.join(insight_report.FORMATS)}")
+    seconds = checked_period(period)
+    tgt = target(url, token, db, config, data_dir, read_only=True)
+    try:
+        data = gather_report(tgt, period, seconds)
+    finally:
+        tgt.close()
+    text = insight_report.render(data, fmt)
+    if save is None:
+        echo(text.rstrip("\n"))
+        return
+    try:
+        with open(save, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        raise fail(f"cannot write the report to {save}: {exc.strerror or exc}") from None
+    echo(f"report saved to {save}")
+
+
+def gather_report(tgt: Any, period: str, seconds: float) -> dict[str, Any]:
+    """Everything a report shows, read through the target (server or database)."""
+    import math
+
+    from backwatch.timeutil import iso
+
+    days = max(1, min(730, math.ceil(seconds / 86400)))
+    jobs = tgt.list_jobs()
+    return {
+        "generated_at": iso(time.time()),
+        "period": period,
+        "summary": tgt.summary(days),
+        "health": fetch_checks(tgt, None),
+        "open_alerts": fetch_open_alerts(tgt),
+        "jobs": jobs,
+        "performance": [fetch_analysis(tgt, j["id"], period) for j in jobs],
+    }
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+def audit(
+    since: Annotated[str, typer.Option(help="ISO time or a span back from now, e.g. 6h.")] = "24h",
+    kind: Annotated[
+        str | None, typer.Option("--filter", help="Only events of this kind (e.g. state_change).")
+    ] = None,
+    job: Annotated[str | None, typer.Option(help="Only events of this job.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 200,
+    json_out: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The audit trail, newest first: state changes, triggers, alerts, acks, fixes."""
+    from backwatch.cli.views import _since
+
+    start = _since(since)
+    tgt = target(url, token, db, config, data_dir, read_only=True)
+    try:
+        events = fetch_events(tgt, start, kind, job, limit)
+    finally:
+        tgt.close()
+    if json_out:
+        print_json(events)
+        return
+    if not events:
+        echo(f"no events since {since}")
+        return
+    console().print(_events_table(events))
+
+
+def _events_table(events: list[dict[str, Any]]) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for col in ("at", "kind", "job", "change", "by", "about"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("at", "kind"))
+    for e in events:
+        to, was = e.get("to_state"), e.get("from_state")
+        detail = e.get("detail") if isinstance(e.get("detail"), dict) else {}
+        about = detail.get("message") or f"{e['entity']} {e.get('entity_id') or ''}"
+        table.add_row(
+            (e["at"] or "").replace("T", " ")[:19],
+            e["kind"],
+            escape(e.get("job") or ""),
+            f"{was} → {to}" if was and to else (to or ""),
+            escape(e.get("actor") or e.get("trigger") or ""),
+            escape(str(about).strip()),
+        )
+    return table
+
+
+# --- dashboard ---------------------------------------------------------------------------
+
+
+def dashboard(
+    mode: Annotated[
+        str, typer.Option(help="terminal (a live table) or web (the URL).")
+    ] = "terminal",
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 5.0,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and stop.")] = False,
+    browser: Annotated[
+        bool, typer.Option("--browser/--no-browser", help="web: open the page in a browser.")
+    ] = True,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Every job's health, last run and next due, refreshed until Ctrl-C; or the web page."""
+    from backwatch.errors import InvalidInput
+
+    if mode not in ("terminal", "web"):
+        raise InvalidInput(f"--mode {mode!r}: use terminal or web")
+    if interval < 0.5:
+        raise InvalidInput("--interval must be at least 0.5 seconds")
+    from backwatch.cli import insight_dashboard as board
+
+    if mode == "web":
+        board.open_web(url, config, browser)
+        return
+    tgt = target(url, token, db, config, data_dir, read_only=True)
+    try:
+        if once:
+            console().print(board.frame(tgt))
+            return
+        board.live(tgt, interval)
+    finally:
+        tgt.close()

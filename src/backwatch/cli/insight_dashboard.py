@@ -1,0 +1,57 @@
+"""``backwatch dashboard``: one frame of every job's health (``--once``), the same frame
+refreshed until Ctrl-C, or the web dashboard's URL."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from backwatch.cli.common import console, echo
+from backwatch.cli.insight import fetch_open_alerts
+
+
+def frame(tgt: Any) -> Any:
+    from rich.console import Group
+    from rich.text import Text
+
+    from backwatch.cli.views import _jobs_table
+
+    jobs = tgt.list_jobs()
+    alerts = fetch_open_alerts(tgt)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    counts: dict[str, int] = {}
+    for j in jobs:
+        counts[j["health"]] = counts.get(j["health"], 0) + 1
+    tally = ", ".join(f"{n} {h}" for h, n in sorted(counts.items())) or "no jobs yet"
+    head = Text(f"backwatch — {stamp} — {tally} — {len(alerts)} open alert(s)", style="bold")
+    return Group(head, _jobs_table(jobs))
+
+
+def live(tgt: Any, interval: float) -> None:
+    from rich.live import Live
+
+    with Live(frame(tgt), console=console(), refresh_per_second=4, screen=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(frame(tgt))
+        except KeyboardInterrupt:  # Ctrl-C is how it ends, not an error
+            pass
+
+
+def open_web(url: str | None, config: str | None, browser: bool) -> None:
+    import os
+
+    from backwatch.cli.target import local_settings
+
+    base = url or os.environ.get("BACKWATCH_URL")
+    if not base:
+        server = local_settings(config=config, db=None, data_dir=None).server
+        host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+        base = server.base_url or f"http://{host}:{server.port}"
+    base = base.rstrip("/") + "/"
+    echo(f"dashboard: {base}")
+    if browser:
+        import webbrowser
+
+        webbrowser.open(base)

@@ -1,0 +1,308 @@
+"""Diagnostic checks (seed 003's health monitor): ``GET /api/v1/health/checks``, ``backwatch
+health``. Each check answers ``{name, status: ok|warning|critical, detail, fix}``; one
+registry, one function per check.
+
+The only automatic fix is the safe one: a run lock left behind by a process that is gone
+(``services.locks`` notices it). Taking such a lock over clears it, records an
+``auto_resolve`` event, and closes the dead process's run as failed, exactly as the next run
+of that job would (``runners.record.HubRecorder.stale_lock``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import select, text
+
+from backwatch.domain.health import Health
+from backwatch.domain.rules import RULES, DiskFacts, JobFacts
+from backwatch.errors import InvalidInput
+from backwatch.services.hub import Hub
+from backwatch.services.locks import Holder, Locks
+from backwatch.services.views import job_verdict
+from backwatch.store import queries
+from backwatch.store import tables as t
+from backwatch.timeutil import human_bytes
+
+ORDER = {"ok": 0, "warning": 1, "critical": 2}
+#: an empty transaction slower than this means the writer is struggling
+WRITER_SLOW_S = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warning | critical
+    detail: str
+    fix: str | None = None  # what to do about it, in words
+    fixable: bool = False  # `health --fix` / POST …/fix can repair it
+
+
+CheckFn = Callable[[Hub, float], Check]
+CHECKS: dict[str, CheckFn] = {}
+
+
+def check(name: str) -> Callable[[CheckFn], CheckFn]:
+    def register(fn: CheckFn) -> CheckFn:
+        if name in CHECKS:
+            raise ValueError(f"health check {name!r} registered twice")
+        CHECKS[name] = fn
+        return fn
+
+    return register
+
+
+def worst(checks: list[Check]) -> str:
+    return max((c.status for c in checks), key=ORDER.__getitem__, default="ok")
+
+
+def run_checks(hub: Hub, now: float, names: list[str] | None = None) -> dict[str, Any]:
+    """Run the named checks (all by default): ``{status, checks: [...]}``."""
+    unknown = [n for n in names or [] if n not in CHECKS]
+    if unknown:
+        raise InvalidInput.field(
+            "checks", f"unknown check {unknown[0]!r}; known: {', '.join(CHECKS)}"
+        )
+    results = [_safely(name, hub, now) for name in (names or list(CHECKS))]
+    return {"status": worst(results), "checks": [asdict(c) for c in results]}
+
+
+def _safely(name: str, hub: Hub, now: float) -> Check:
+    """A check that fails to run is itself a finding, never an error of the whole call."""
+    try:
+        return CHECKS[name](hub, now)
+    except Exception as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return Check(name, "critical", f"the check failed: {reason[0] if reason else exc!r}")
+
+
+@check("database")
+def database(hub: Hub, now: float) -> Check:
+    problem = hub.store_problem()
+    if problem is not None:
+        return Check("database", "critical", problem, "restore the database file and restart")
+    with hub.read_engine.connect() as conn:
+        if hub.dialect == "postgresql":
+            size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar()
+        else:
+            conn.execute(text("SELECT 1"))
+            size = _sqlite_size(hub)
+    return Check("database", "ok", f"{hub.dialect} reachable, {human_bytes(size)}")
+
+
+def _sqlite_size(hub: Hub) -> int:
+    if hub.db_file is None:
+        return 0
+    files = [hub.db_file, hub.db_file.with_name(hub.db_file.name + "-wal")]
+    return sum(f.stat().st_size for f in files if f.exists())
+
+
+@check("migrations")
+def migrations(hub: Hub, now: float) -> Check:
+    from backwatch.store.migrate import HEAD_REVISION, stored_revision
+
+    stored = stored_revision(hub.read_engine)
+    if stored == HEAD_REVISION:
+        return Check("migrations", "ok", f"schema at revision {stored} (the newest)")
+    return Check(
+        "migrations",
+        "warning",
+        f"schema at revision {stored or 'none'}, the newest is {HEAD_REVISION}",
+        "run `backwatch db migrate` (the server also migrates when it starts)",
+    )
+
+
+@check("data_disk")
+def data_disk(hub: Hub, now: float) -> Check:
+    """The data directory's usage now, judged by the ``disk_space`` alert rule (thresholds
+    and the forecast from the stored samples)."""
+    from backwatch.services.alerts import disk_facts, thresholds_for
+    from backwatch.services.disks import MIN_GAP_S, measure
+
+    path = str(hub.settings.data_dir.resolve())
+    found = measure([path])
+    if not found:
+        return Check(
+            "data_disk",
+            "warning",
+            f"the data directory {path} does not exist (the server creates it when it starts)",
+            "point --data-dir / BACKWATCH_DATA_DIR at the right one",
+        )
+    _path, used, total = found[0]
+    with hub.read_engine.connect() as conn:
+        history = disk_facts(conn, [path], now)
+    samples = history[0].samples if history else ()
+    if not samples or now - samples[-1][0] >= MIN_GAP_S:  # seconds apart would be noise
+        samples += ((now, float(used), float(total)),)
+    facts = JobFacts(
+        id="backwatch",
+        thresholds=thresholds_for(hub.settings, None),
+        disks=(DiskFacts(path, samples),),
+    )
+    finding = RULES["disk_space"].fn(facts, now)
+    if finding is None:
+        free = human_bytes(total - used)
+        share = used / total * 100 if total else 0.0
+        return Check("data_disk", "ok", f"{path}: {share:.1f}% used, {free} free")
+    detail = finding.message.removeprefix("backwatch: ")
+    return Check("data_disk", finding.severity, detail, "free space there, or lower retention_days")
+
+
+@check("writer")
+def writer(hub: Hub, now: float) -> Check:
+    started = time.monotonic()
+    hub.write(lambda conn, unit: None)  # an empty transaction: the writer takes and commits
+    elapsed = time.monotonic() - started
+    ops, batches = getattr(hub.writer, "ops", None), getattr(hub.writer, "batches", None)
+    counts = f"; {ops} writes in {batches} commits since start" if ops is not None else ""
+    detail = f"an empty transaction committed in {elapsed * 1000:.0f} ms{counts}"
+    if elapsed > WRITER_SLOW_S:
+        return Check(
+            "writer",
+            "warning",
+            detail,
+            "the database is slow or locked: look for long transactions or a full disk",
+        )
+    return Check("writer", "ok", detail)
+
+
+@check("notifications")
+def notifications(hub: Hub, now: float) -> Check:
+    c = t.channels
+    with hub.read_engine.connect() as conn:
+        rows = conn.execute(select(c.c.masked_url, c.c.last_error).where(c.c.failing)).all()
+        total = conn.execute(select(c.c.id)).all()
+    if not rows:
+        return Check("notifications", "ok", f"{len(total)} channel(s), none failing")
+    failing = "; ".join(f"{url}: {error or 'failing'}" for url, error in rows)
+    return Check(
+        "notifications",
+        "warning",
+        f"{len(rows)} of {len(total)} failing: {failing}",
+        "check the Apprise URL, then `backwatch notify test`",
+    )
+
+
+def _jobs_by_health(hub: Hub, now: float) -> dict[Health, list[str]]:
+    out: dict[Health, list[str]] = {}
+    with hub.read_engine.connect() as conn:
+        rows = queries.list_jobs(conn)
+    for row in rows:
+        verdict = job_verdict(row, now, stuck_minutes=hub.settings.alerts.stuck_minutes)
+        out.setdefault(verdict.health, []).append(row["id"])
+    return out
+
+
+def _named(jobs: list[str]) -> str:
+    return ", ".join(jobs[:10]) + (f" and {len(jobs) - 10} more" if len(jobs) > 10 else "")
+
+
+@check("jobs_overdue")
+def jobs_overdue(hub: Hub, now: float) -> Check:
+    health = _jobs_by_health(hub, now)
+    missed, late = health.get(Health.MISSED, []), health.get(Health.LATE, [])
+    if not missed and not late:
+        return Check("jobs_overdue", "ok", "every job ran when it was due")
+    parts = [f"missed: {_named(missed)}" if missed else "", f"late: {_named(late)}" if late else ""]
+    return Check(
+        "jobs_overdue",
+        "critical" if missed else "warning",
+        "; ".join(p for p in parts if p),
+        "check the schedules and the hosts (`backwatch status JOB`); pause jobs that no longer run",
+    )
+
+
+@check("jobs_failing")
+def jobs_failing(hub: Hub, now: float) -> Check:
+    failing = _jobs_by_health(hub, now).get(Health.FAILING, [])
+    if not failing:
+        return Check("jobs_failing", "ok", "no job's latest run failed")
+    return Check(
+        "jobs_failing",
+        "critical",
+        f"latest run failed: {_named(failing)}",
+        "read the messages: `backwatch history JOB --status failed`",
+    )
+
+
+@check("stuck_runs")
+def stuck_runs(hub: Hub, now: float) -> Check:
+    stuck = _jobs_by_health(hub, now).get(Health.STUCK, [])
+    if not stuck:
+        return Check("stuck_runs", "ok", "no run is taking longer than it should")
+    dead = [h.job for h in stale_locks_held(hub) if h.job in stuck and h.run_id]
+    fix = "close a run that really ended with `backwatch finish RUN --status failed`"
+    if dead:
+        fix = f"the process of {_named(dead)} is gone: `backwatch health --fix` closes it; " + fix
+    return Check("stuck_runs", "warning", f"running too long: {_named(stuck)}", fix, bool(dead))
+
+
+@check("stale_locks")
+def stale_locks(hub: Hub, now: float) -> Check:
+    stale = stale_locks_held(hub)
+    if not stale:
+        return Check("stale_locks", "ok", "no lock left by a process that is gone")
+    detail = "; ".join(
+        h.describe() + (f", run {h.run_id}" if h.run_id else "") + ": that process is gone"
+        for h in stale
+    )
+    return Check(
+        "stale_locks",
+        "warning",
+        detail,
+        "`backwatch health --fix` clears them and closes their runs as failed",
+        True,
+    )
+
+
+def _locks(hub: Hub, on_stale: Callable[[Holder], None] | None = None) -> Locks:
+    return Locks(
+        hub.settings.data_dir,
+        max_concurrent=hub.settings.runner.max_concurrent,
+        engine=hub.read_engine,
+        on_stale=on_stale,
+    )
+
+
+def stale_locks_held(hub: Hub) -> list[Holder]:
+    """Job and repository locks whose note names a process of this host that is gone.
+    (Run slots are left out: their notes carry nothing a fix would act on.)"""
+    locks = _locks(hub)
+    names = []
+    for path in sorted(locks.directory.glob("*.lock")):
+        try:
+            name = json.loads(path.read_bytes() or b"{}").get("name")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(name, str) and not name.startswith("slot:"):
+            names.append(name)
+    # Locks decides what "dead" means (same host, pid gone); its check is reused, not copied.
+    return [h for h in locks.holders(names) if locks._dead(h)]
+
+
+def apply_fixes(hub: Hub, actor: str) -> list[str]:
+    """Take over each stale lock once (never waiting): ``Locks`` then reports it to the
+    recorder, which records the event and closes the dead run. Returns what was done."""
+    from backwatch.runners.record import HubRecorder
+
+    done: list[str] = []
+    recorder = HubRecorder(hub, actor=actor)
+
+    def cleared(holder: Holder) -> None:
+        recorder.stale_lock(holder)
+        run = f"; run {holder.run_id} closed as failed if it was still running"
+        done.append(f"cleared {holder.describe()}" + (run if holder.run_id else ""))
+
+    locks = _locks(hub, cleared)
+    give_up = threading.Event()
+    give_up.set()  # one try each: a lock someone holds now is not stale after all
+    for holder in stale_locks_held(hub):
+        held = locks.acquire([holder.name], note={"job": f"health fix ({actor})"}, cancel=give_up)
+        if held is not None:
+            held.release()
+    return done
