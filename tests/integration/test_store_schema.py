@@ -269,3 +269,27 @@ class TestInsertRows:
             ).all()
         assert [tuple(r) for r in raw] == [("short", True), ("short-fast", True)]
         assert self._stored(hub, "short-fast") == self._stored(hub, "short")
+
+    def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(self, hub):
+        """A refused row (a phase of no run: foreign key) is the same IntegrityError the
+        writer's retry logic knows, not the driver's own exception."""
+        from sqlalchemy.exc import IntegrityError
+
+        from backwatch.store.dialect import insert_rows
+
+        phase = {"run_id": "no-such-run", "name": "x", "seq": 0, "status": "success"}
+        phase |= {"started_at": None, "finished_at": None, "duration_s": 1.0}
+        with pytest.raises(IntegrityError), hub.write_engine.begin() as conn:
+            insert_rows(conn, t.phases, [phase])
+
+    def test_present_names_the_stored_values_in_chunks(self, hub):
+        from backwatch.store.dialect import present
+
+        ids = [f"present-{i}" for i in range(1203)]  # more than one chunk of the IN list
+        for run_id in ids[::400]:
+            report = RunReport(job="nightly", status=RunStatus.SUCCESS, started_at=NOW, id=run_id)
+            hub.write(run_service.record_report(report, NOW))
+        with hub.write_engine.begin() as conn:
+            assert present(conn, t.runs, "id", ids) == set(ids[::400])
+            assert present(conn, t.runs, "id", ["nope"]) == set()
+            assert present(conn, t.runs, "id", []) == set()

@@ -25,7 +25,7 @@ from backwatch.services.jobs import ensure_jobs, job_created
 from backwatch.services.unit import WriteUnit
 from backwatch.spool import new_run_id
 from backwatch.store import tables as t
-from backwatch.store.dialect import insert_for, insert_rows
+from backwatch.store.dialect import insert_for, insert_rows, present
 from backwatch.store.writer import Failed, Op, RetryAlone
 
 FILE_RECORDS_PER_RUN = 1000
@@ -128,9 +128,15 @@ def _record_reports(conn: Connection, unit: WriteUnit, ops: list[_RecordReport])
     then one INSERT stores the new runs. A report whose id belongs to another job fails alone
     (``Failed``), before anything is written for it."""
     ids = [op.report.id or new_run_id(op.now) for op in ops]
-    by_id: dict[str, dict[str, Any]] = {
-        row["id"]: dict(row) for row in conn.execute(_RUNS_BY_ID, {"ids": ids}).mappings()
-    }
+    stored = present(conn, t.runs, "id", ids)  # usually none: then no rows to read
+    by_id: dict[str, dict[str, Any]] = (
+        {
+            row["id"]: dict(row)
+            for row in conn.execute(_RUNS_BY_ID, {"ids": sorted(stored)}).mappings()
+        }
+        if stored
+        else {}
+    )
     by_pair = _runs_by_pair(conn, {(op.report.job, op.report.backup_id) for op in ops})
     results: list[Any] = []
     new: list[tuple[_RecordReport, dict[str, Any]]] = []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 
 def insert_for(conn: Connection, table: Table) -> Any:
@@ -22,23 +23,66 @@ def execute_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> int
 
     SQLAlchemy's executemany builds and processes a parameter set per row, which costs more
     than SQLite's own insert. Here the statement is compiled once per dialect, each bind's
-    own processor (JSON, say) is applied, and the rows go to the driver's executemany as
-    tuples (or dicts, for a named paramstyle); both drivers count an executemany's rows in
-    total. A statement that needs SQLAlchemy at run time (expanding IN lists, Python-side
-    defaults) or rows that do not fit it go through ``conn.execute``."""
+    own processor (JSON, say) is applied, and the rows go straight to the driver's
+    executemany as tuples (or dicts, for a named paramstyle); both drivers count an
+    executemany's rows in total. A statement that needs SQLAlchemy at run time (expanding
+    IN lists, Python-side defaults) or rows that do not fit it go through ``conn.execute``."""
     if not rows:
         return 0
     plan = _plan(conn, stmt)
     keys = rows[0].keys()
     if plan is None or not plan.keys <= keys or any(row.keys() != keys for row in rows):
         return int(conn.execute(stmt, rows).rowcount)
-    if plan.positional:
-        params: list[Any] = [
-            tuple(row[k] if p is None else p(row[k]) for k, p in plan.binds) for row in rows
-        ]
-    else:
-        params = [{k: row[k] if p is None else p(row[k]) for k, p in plan.binds} for row in rows]
-    return int(conn.exec_driver_sql(plan.sql, params).rowcount)
+    return _driver_executemany(conn, plan.sql, plan.parameters(rows))
+
+
+def _driver_executemany(conn: Connection, sql: str, params: list[Any]) -> int:
+    """The driver's own executemany, inside the connection's transaction: SQLAlchemy's
+    execution layer (events, a result object) cost more per statement than SQLite's insert.
+    A driver error is raised as SQLAlchemy raises it, so callers see the same errors."""
+    dbapi = conn.dialect.loaded_dbapi
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(sql, params)
+        return int(cursor.rowcount)
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+    finally:
+        cursor.close()
+
+
+def present(conn: Connection, table: Table, column: str, values: list[Any]) -> set[Any]:
+    """Which of ``values`` are stored in ``table.column``: one plain query straight to the
+    driver (the write path asks this for every batch, and the answer is almost always
+    "none"; SQLAlchemy's expanding IN costs more than the lookup)."""
+    if not values:
+        return set()
+    dbapi = conn.dialect.loaded_dbapi
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    found: set[Any] = set()
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        for i in range(0, len(values), _IN_CHUNK):
+            chunk = values[i : i + _IN_CHUNK]
+            sql = (
+                f"SELECT {column} FROM {table.name} "  # names from our own schema, not input
+                f"WHERE {column} IN ({', '.join([mark] * len(chunk))})"
+            )
+            try:
+                cursor.execute(sql, tuple(chunk))
+            except dbapi.Error as exc:
+                raise DBAPIError.instance(sql, chunk, exc, dbapi.Error) from exc
+            found.update(row[0] for row in cursor.fetchall())
+    finally:
+        cursor.close()
+    return found
+
+
+_IN_CHUNK = 500
 
 
 def insert_rows(
@@ -58,12 +102,39 @@ def insert_rows(
     return execute_many(conn, stmt, rows)
 
 
-@dataclass(frozen=True)
 class _Plan:
-    sql: str
-    binds: list[tuple[str, Any]]  # (name, bind processor or None), in parameter order
-    keys: frozenset[str]
-    positional: bool
+    """A statement compiled once, and how to turn row dicts into the driver's parameters:
+    tuples in bind order (``itemgetter``, in C) for a positional paramstyle, the dicts
+    themselves for a named one; a bind's processor (JSON, say) applied where it has one."""
+
+    def __init__(self, sql: str, names: list[str], processors: list[Any], positional: bool):
+        self.sql = sql
+        self.keys = frozenset(names)
+        self.positional = positional
+        self._processed = [
+            (i, n, p) for i, (n, p) in enumerate(zip(names, processors, strict=True)) if p
+        ]
+        self._getter = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+
+    def parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
+        if self.positional:
+            tuples = list(map(self._getter, rows))
+            if not self._processed:
+                return tuples
+            out = []
+            for values in tuples:
+                listed = list(values)
+                for i, _name, process in self._processed:
+                    listed[i] = process(listed[i])
+                out.append(tuple(listed))
+            return out
+        if not self._processed:
+            return rows  # the driver looks up the names it needs
+        named = [dict(row) for row in rows]
+        for row in named:
+            for _i, name, process in self._processed:
+                row[name] = process(row[name])
+        return named
 
 
 _INSERTS: dict[tuple[str, str, tuple[str, ...], bool], Any] = {}
@@ -86,8 +157,8 @@ def _plan(conn: Connection, stmt: Any) -> _Plan | None:
     runtime = compiled.literal_execute_params or compiled.post_compile_params or defaults
     if not runtime:
         names = list(compiled.positiontup or ()) if dialect.positional else list(compiled.binds)
-        binds = [(n, compiled.binds[n].type._cached_bind_processor(dialect)) for n in names]
-        plan = _Plan(compiled.string, binds, frozenset(names), bool(dialect.positional))
+        processors = [compiled.binds[n].type._cached_bind_processor(dialect) for n in names]
+        plan = _Plan(compiled.string, names, processors, bool(dialect.positional))
     if len(_PLANS) > 256:  # not meant for statements built per call; stay bounded anyway
         _PLANS.clear()
     _PLANS[cache_key] = (stmt, plan)
