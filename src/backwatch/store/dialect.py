@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -37,49 +39,42 @@ def execute_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> int
 
 
 def _driver_executemany(conn: Connection, sql: str, params: list[Any]) -> int:
-    """The driver's own executemany, inside the connection's transaction: SQLAlchemy's
-    execution layer (events, a result object) cost more per statement than SQLite's insert.
-    A driver error is raised as SQLAlchemy raises it, so callers see the same errors."""
-    dbapi = conn.dialect.loaded_dbapi
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    cursor = raw.cursor()
-    try:
+    with driver_cursor(conn) as cursor:
         cursor.executemany(sql, params)
         return int(cursor.rowcount)
-    except dbapi.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
-    finally:
-        cursor.close()
 
 
 def present(conn: Connection, table: Table, column: str, values: list[Any]) -> set[Any]:
     """Which of ``values`` are stored in ``table.column``: one plain query straight to the
     driver (the write path asks this for every batch, and the answer is almost always
     "none"; SQLAlchemy's expanding IN costs more than the lookup)."""
-    if not values:
-        return set()
-    dbapi = conn.dialect.loaded_dbapi
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     found: set[Any] = set()
+    with driver_cursor(conn) as cursor:
+        for i in range(0, len(values), _IN_CHUNK):
+            chunk = values[i : i + _IN_CHUNK]
+            # table and column names come from our own schema, never from input
+            marks = ", ".join([mark] * len(chunk))
+            cursor.execute(f"SELECT {column} FROM {table.name} WHERE {column} IN ({marks})", chunk)
+            found.update(row[0] for row in cursor.fetchall())
+    return found
+
+
+@contextlib.contextmanager
+def driver_cursor(conn: Connection) -> Iterator[Any]:
+    """A cursor of the driver's own connection, inside ``conn``'s transaction: SQLAlchemy's
+    execution layer (events, result objects) costs more per statement than SQLite's insert.
+    A driver error is raised as SQLAlchemy raises it, so callers see the same errors."""
+    dbapi = conn.dialect.loaded_dbapi
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cursor = raw.cursor()
     try:
-        for i in range(0, len(values), _IN_CHUNK):
-            chunk = values[i : i + _IN_CHUNK]
-            sql = (
-                f"SELECT {column} FROM {table.name} "  # names from our own schema, not input
-                f"WHERE {column} IN ({', '.join([mark] * len(chunk))})"
-            )
-            try:
-                cursor.execute(sql, tuple(chunk))
-            except dbapi.Error as exc:
-                raise DBAPIError.instance(sql, chunk, exc, dbapi.Error) from exc
-            found.update(row[0] for row in cursor.fetchall())
+        yield cursor
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
     finally:
         cursor.close()
-    return found
 
 
 _IN_CHUNK = 500
