@@ -29,7 +29,7 @@ from common import BENCH, ROOT, scratch_dir
 from gen_runs import build
 
 RESULTS = BENCH / "RESULTS.md"
-ORDER = ("cli", "shell_lib", "size", "ingest", "read", "memory", "runner")
+ORDER = ("cli", "shell_lib", "size", "ingest", "read", "memory", "runner", "engine")
 SCRIPTS = {name: BENCH / f"bench_{name}.py" for name in ORDER}
 NOTES_START, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
 HISTORY_MARK = "<!-- history: one JSON summary per line -->"
@@ -207,16 +207,35 @@ def summary_rows(res: dict[str, Any]) -> list[str]:
         rows.append(
             f"| `backwatch run` vs restic alone, {runner['megabytes']} MB | "
             f"≤ {runner['target_percent']:.0f} % wall time | {runner['overhead_percent']:.1f} % "
-            f"({runner['backwatch_run_s']} s vs {runner['restic_s']} s) | "
+            f"({runner['backwatch_run_s']} s vs {runner['restic_s']} s; own time "
+            f"{runner.get('own_percent', float('nan')):.1f} %) | "
             f"{status(runner['overhead_percent'] <= runner['target_percent'])} |"
         )
         if "served_overhead_percent" in runner:
             rows.append(
                 f"| the same job run by a running `serve` | "
                 f"≤ {runner['target_percent']:.0f} % wall time | "
-                f"{runner['served_overhead_percent']:.1f} % ({runner['served_s']} s) | "
+                f"{runner['served_overhead_percent']:.1f} % ({runner['served_s']} s; own time "
+                f"{runner.get('served_own_percent', float('nan')):.1f} %) | "
                 f"{status(runner['served_overhead_percent'] <= runner['target_percent'])} |"
             )
+    engine = res.get("engine")
+    if engine and "full" in engine:
+        full, target = engine["full"], engine["full_target_ratio"]
+        rows.append(
+            f"| Built-in engine, full snapshot of {full['megabytes']:.0f} MB | ≥ {target} × "
+            f"`tar \\| zstd -3` | {full['ratio']:.2f}× ({full['backwatch_mb_s']} vs "
+            f"{full['tar_zstd_mb_s']} MB/s; CPU {full['backwatch_cpu_s']} s vs "
+            f"{full['tar_zstd_cpu_s']} s) | {status(full['ratio'] >= target)} |"
+        )
+    if engine and "incremental" in engine:
+        incr, target = engine["incremental"], engine["incremental_target_ratio"]
+        rows.append(
+            f"| Built-in engine, no-change incremental, {incr['files']:,} files | ≤ {target} × "
+            f"restic | {incr['ratio']:.2f}× ({incr['backwatch_s']} s vs {incr['restic_s']} s; "
+            f"CPU {incr['backwatch_cpu_s']} s vs {incr['restic_cpu_s']} s) | "
+            f"{status(incr['ratio'] <= target)} |"
+        )
     size = res.get("size")
     if size and "bytes_per_run" in size:
         rows.append(

@@ -132,7 +132,6 @@ def backup_command(
     written), full with --full. Nothing changed: the run is recorded as skipped. Exit
     status: 0 success or skipped, 3 warning, 1 failed.
     """
-    from backwatch.cli.target import local_settings
     from backwatch.engine.scan import sources_for
     from backwatch.engine.snapshot import Request
 
@@ -149,7 +148,8 @@ def backup_command(
         )
         request.extra_files = _dump_files(settings, job_settings)
     else:
-        settings = local_settings(config=config, db=db, data_dir=data_dir)
+        # an unrecorded ad hoc backup needs no settings (loading them imports pydantic)
+        settings = None if no_record else _settings(config, db, data_dir)
         if not dest:
             raise fail("give --dest DIR (or a configured JOB)", 2)
         request = Request(
@@ -171,6 +171,12 @@ def backup_command(
     )
 
 
+def _settings(config: str | None, db: str | None, data_dir: str | None) -> Any:
+    from backwatch.cli.target import local_settings
+
+    return local_settings(config=config, db=db, data_dir=data_dir)
+
+
 def _job_id(sources: list[str]) -> str:
     """A job id for an ad-hoc backup: the first source's name as a slug."""
     import re
@@ -181,6 +187,8 @@ def _job_id(sources: list[str]) -> str:
 
 
 def _dumps(specs: list[str]) -> list[Any]:
+    if not specs:  # the check below loads the job settings (pydantic): only when needed
+        return []
     from backwatch.engine.snapshot import Dump
     from backwatch.errors import InvalidInput
     from backwatch.job_settings import PHASE_RE

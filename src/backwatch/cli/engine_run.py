@@ -72,11 +72,10 @@ def recorded_backup(
 ) -> int:
     """Take the snapshot as run ``run_id`` of ``request.job``; the process exit status."""
     from backwatch.cli.run import _recorder
-    from backwatch.domain.lifecycle import RunStatus
+    from backwatch.domain.lifecycle import RunStatus, exit_code
     from backwatch.engine.snapshot import take_snapshot
     from backwatch.engine.summary import summarize
     from backwatch.errors import BackwatchError
-    from backwatch.runners.engine import EXIT_CODES
     from backwatch.spool import new_run_id
 
     recorder = _recorder(settings, url=url, token=token, db=db)[0] if record else None
@@ -103,7 +102,7 @@ def recorded_backup(
         print_json({"run_id": run_id if record else None, "job": job, **summary})
     else:
         echo(f"{job}: {status.value}: {summary['message']}")
-    return EXIT_CODES.get(status, 1)
+    return exit_code(status)
 
 
 def _close(recorder: Any, run_id: str, status: Any, fields: dict[str, Any]) -> None:

@@ -73,3 +73,19 @@ def check_transition(run_id: str, current: RunStatus | None, target: RunStatus) 
 
 def is_terminal(status: RunStatus | str) -> bool:
     return RunStatus(status) in TERMINAL
+
+
+#: exit status of a command that ran a backup (``backwatch run``, ``backwatch backup``) per
+#: outcome (documented in docs/runner.md); anything else exits 1
+EXIT_CODES = {
+    RunStatus.SUCCESS: 0,
+    RunStatus.SKIPPED: 0,
+    RunStatus.WARNING: 3,
+    RunStatus.FAILED: 1,
+    RunStatus.TIMED_OUT: 124,
+    RunStatus.CANCELLED: 130,
+}
+
+
+def exit_code(status: RunStatus) -> int:
+    return EXIT_CODES.get(status, 1)

@@ -10,7 +10,7 @@ from a crafted manifest can point outside the target.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -74,15 +74,16 @@ class Manifest:
         return {e.path: e for e in self.entries}
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["bases"] = self.bases
+        # fields read directly: dataclasses.asdict deep-copies, ten times slower on 100 k
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["entries"] = [_compact(e) for e in self.entries]
+        data["bases"] = self.bases
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _compact(entry: Entry) -> dict[str, Any]:
     """An entry without its empty fields (a manifest of 100 k files stays small)."""
-    return {k: v for k, v in asdict(entry).items() if v is not None}
+    return {k: v for k, v in vars(entry).items() if v is not None}
 
 
 def check_path(path: object) -> str:
@@ -91,7 +92,8 @@ def check_path(path: object) -> str:
         raise MalformedInput(f"unsafe path in manifest: {path!r} (empty)")
     if "\0" in path or path.startswith("/") or "\\" in path:
         raise MalformedInput(f"unsafe path in manifest: {path!r} (absolute or odd characters)")
-    if any(part in ("", ".", "..") for part in path.split("/")):
+    padded = f"/{path}/"  # one search per kind of bad part, not a split per path
+    if "//" in padded or "/./" in padded or "/../" in padded:
         raise MalformedInput(f"unsafe path in manifest: {path!r} (empty, '.' or '..' part)")
     return path
 

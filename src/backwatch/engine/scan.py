@@ -12,7 +12,6 @@ import fnmatch
 import os
 import stat
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,58 +55,65 @@ def sources_for(paths: list[str]) -> list[Source]:
     return out
 
 
+#: where an entry's bytes are read from: a plain string for the walk (a Path per file
+#: would cost more than the stat), a Path for spooled dumps
+Where = str | Path
+
+
 @dataclass
 class Walk:
     """Entries found (with the absolute path of each) and what could not be read."""
 
-    entries: list[tuple[Entry, Path]] = field(default_factory=list)
+    entries: list[tuple[Entry, Where]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
 def walk(sources: list[Source], exclude: list[str] | None = None) -> Walk:
+    """One pass over the sources: the ``lstat`` of ``os.scandir`` is the only call per path."""
     out = Walk()
     for source in sources:
         st = os.stat(source.path)
         out.entries.append((_entry(source.name, st, DIR), source.path))
-        out.entries.extend(_walk_dir(source.path, source.name, exclude or [], out.problems))
+        _walk_dir(str(source.path), source.name, exclude or [], out)
     return out
 
 
-def _walk_dir(
-    folder: Path, prefix: str, exclude: list[str], problems: list[str]
-) -> Iterator[tuple[Entry, Path]]:
+def _walk_dir(folder: str, prefix: str, exclude: list[str], out: Walk) -> None:
     try:
         with os.scandir(folder) as it:
             children = sorted(it, key=lambda d: d.name)
     except OSError as exc:
-        problems.append(f"{folder}: {exc.strerror}")
+        out.problems.append(f"{folder}: {exc.strerror}")
         return
+    entries = out.entries
     for child in children:
         rel = f"{prefix}/{child.name}"
-        if _excluded(child.name, rel, exclude):
+        if exclude and _excluded(child.name, rel, exclude):
             continue
         try:
             st = child.stat(follow_symlinks=False)
         except OSError as exc:
-            problems.append(f"{child.path}: {exc.strerror}")
+            out.problems.append(f"{child.path}: {exc.strerror}")
             continue
-        path = Path(child.path)
-        if stat.S_ISLNK(st.st_mode):
+        kind = st.st_mode & 0o170000  # stat.S_IFMT, without the call
+        if kind == stat.S_IFREG:
+            entries.append((_entry(rel, st, FILE), child.path))
+        elif kind == stat.S_IFDIR:
+            entries.append((_entry(rel, st, DIR), child.path))
+            _walk_dir(child.path, rel, exclude, out)
+        elif kind == stat.S_IFLNK:
             entry = _entry(rel, st, SYMLINK)
-            entry.target = os.readlink(path)
-            yield entry, path
-        elif stat.S_ISDIR(st.st_mode):
-            yield _entry(rel, st, DIR), path
-            yield from _walk_dir(path, rel, exclude, problems)
-        elif stat.S_ISREG(st.st_mode):
-            yield _entry(rel, st, FILE), path
+            entry.target = os.readlink(child.path)
+            entries.append((entry, child.path))
         else:
-            problems.append(f"{child.path}: skipped (not a file, directory or symlink)")
+            out.problems.append(f"{child.path}: skipped (not a file, directory or symlink)")
 
 
-def dump_entries(paths: list[Path], *, with_folder: bool) -> list[tuple[Entry, Path]]:
+def dump_entries(paths: list[Path], *, with_folder: bool) -> list[tuple[Entry, Where]]:
     """Files kept under ``_dumps/`` by their names (and the folder itself when asked)."""
-    out = [(Entry(DUMPS, DIR, 0o755, time.time()), Path("."))] if with_folder else []
+    out: list[tuple[Entry, Where]] = []
+    if with_folder:
+        out.append((Entry(DUMPS, DIR, 0o755, time.time()), Path(".")))
     for path in paths:
         entry = _entry(f"{DUMPS}/{path.name}", os.stat(path), FILE)
         entry.blake3 = hash_file(path)  # a dump is rewritten each time: compared by content
@@ -116,21 +122,16 @@ def dump_entries(paths: list[Path], *, with_folder: bool) -> list[tuple[Entry, P
 
 
 def _entry(rel: str, st: os.stat_result, kind: str) -> Entry:
-    return Entry(
-        path=rel,
-        type=kind,
-        mode=stat.S_IMODE(st.st_mode),
-        mtime=st.st_mtime_ns / 1e9,
-        size=st.st_size if kind == FILE else 0,
-        inode=st.st_ino if kind == FILE else 0,
-    )
+    if kind == FILE:
+        return Entry(rel, kind, st.st_mode & 0o7777, st.st_mtime_ns / 1e9, st.st_size, st.st_ino)
+    return Entry(rel, kind, st.st_mode & 0o7777, st.st_mtime_ns / 1e9)
 
 
 def _excluded(name: str, rel: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) for p in patterns)
 
 
-def hash_file(path: Path) -> str:
+def hash_file(path: Where) -> str:
     digest = blake3()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -178,7 +179,7 @@ def compare(
     return changes, kept
 
 
-def _unchanged(entry: Entry, old: Entry, path: Path, checksum: bool) -> bool:
+def _unchanged(entry: Entry, old: Entry, path: Where, checksum: bool) -> bool:
     if entry.type != old.type:
         return False
     if entry.type == DIR:

@@ -10,6 +10,7 @@ writes nothing and is ``skipped``; a failing destination does not stop the other
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -19,17 +20,28 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from io import BufferedReader
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from blake3 import blake3
 
 from backwatch.engine.manifest import ARCHIVE, DIR, FILE, MANIFEST, SYMLINK, Entry, Manifest
 from backwatch.engine.repository import Repository, new_snapshot_id
-from backwatch.engine.scan import DUMPS, Changes, Source, Walk, compare, dump_entries, walk
+from backwatch.engine.scan import (
+    DUMPS,
+    Changes,
+    Source,
+    Walk,
+    Where,
+    compare,
+    dump_entries,
+    walk,
+)
 from backwatch.errors import BackwatchError, InvalidInput
 
 SUCCESS, SKIPPED, FAILED = "success", "skipped", "failed"
+_CHUNK = 1 << 20  # bytes per read, hash update and compressor write
 
 
 @dataclass(frozen=True)
@@ -160,7 +172,7 @@ def _spool_dir(request: Request) -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=".partial-dumps-", dir=folder)
 
 
-def _run_dumps(dumps: list[Dump], spool: Path) -> list[tuple[Entry, Path]]:
+def _run_dumps(dumps: list[Dump], spool: Path) -> list[tuple[Entry, Where]]:
     """Run each dump command, its stdout streamed (and hashed) into a spool file."""
     out = dump_entries([], with_folder=True)
     for dump in dumps:
@@ -174,7 +186,7 @@ def _run_dumps(dumps: list[Dump], spool: Path) -> list[tuple[Entry, Path]]:
                     f"dump {dump.name}: cannot start {dump.argv[0]}: {exc.strerror}"
                 ) from None
             assert proc.stdout is not None
-            while chunk := proc.stdout.read(1 << 20):
+            while chunk := proc.stdout.read(_CHUNK):
                 digest.update(chunk)
                 f.write(chunk)
             code = proc.wait()
@@ -204,14 +216,15 @@ def _plan(request: Request, repo: Repository, current: Walk, now: float) -> _Pla
 
 def _stats(changes: Changes, current: Walk) -> dict[str, Any]:
     files = {e.path: e for e, _ in current.entries if e.type == FILE}
+    unchanged = set(changes.unchanged)
     return {
         "files": len(files),
         "files_new": sum(1 for p in changes.new if p in files),
         "files_changed": sum(1 for p in changes.changed if p in files),
-        "files_unchanged": sum(1 for p in changes.unchanged if p in files),
+        "files_unchanged": sum(1 for p in unchanged if p in files),
         "files_lost": len(changes.lost),
         "size_bytes": sum(e.size for e in files.values()),
-        "bytes_read": sum(e.size for p, e in files.items() if p not in changes.unchanged),
+        "bytes_read": sum(e.size for p, e in files.items() if p not in unchanged),
     }
 
 
@@ -251,13 +264,20 @@ def _archive(plan: _Plan, current: Walk, level: int, hooks: Hooks) -> None:
     import zstandard
 
     plan.partial = plan.repo.partial(plan.snapshot_id)
+    # zstd compresses on every core (threads=-1) while this thread reads and hashes. The
+    # tar is written with mode "w", not the stream mode "w|": that one re-buffers every
+    # chunk through 10 KB slices of a bytes object, copying each byte many times over.
     compressor = zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True)
     with open(plan.partial / ARCHIVE, "wb") as raw:
         with (
-            compressor.stream_writer(raw, closefd=False) as zst,
-            tarfile.open(fileobj=zst, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+            compressor.stream_writer(raw, closefd=False, write_size=_CHUNK) as zst,
+            tarfile.TarFile(
+                fileobj=zst,
+                mode="w",
+                format=tarfile.PAX_FORMAT,
+                copybufsize=_CHUNK,
+            ) as tar,
         ):
-            tar.copybufsize = 1 << 20  # type: ignore[attr-defined]  # (missing in typeshed)
             for entry, path in current.entries:
                 plan.entries.append(_add(plan, tar, entry, path, hooks))
         raw.flush()
@@ -265,7 +285,7 @@ def _archive(plan: _Plan, current: Walk, level: int, hooks: Hooks) -> None:
     plan.outcome.stats["bytes_added"] = (plan.partial / ARCHIVE).stat().st_size
 
 
-def _add(plan: _Plan, tar: tarfile.TarFile, entry: Entry, path: Path, hooks: Hooks) -> Entry:
+def _add(plan: _Plan, tar: tarfile.TarFile, entry: Entry, path: Where, hooks: Hooks) -> Entry:
     """Write ``entry`` into the archive if this snapshot holds it; its manifest entry."""
     kept = plan.kept.get(entry.path)
     if entry.type == FILE and kept is not None:
@@ -283,21 +303,19 @@ def _add(plan: _Plan, tar: tarfile.TarFile, entry: Entry, path: Path, hooks: Hoo
     info.size = entry.size
     with open(path, "rb") as f:
         reader = _HashingReader(f, entry.size, hooks)
-        tar.addfile(info, reader)
+        tar.addfile(info, reader)  # type: ignore[arg-type]  # it takes any buffer
     if reader.short or _modified(path, entry):
         plan.outcome.problems.append(f"{path}: changed while it was being read")
     return _replace(entry, blake3=reader.digest.hexdigest(), snapshot=plan.snapshot_id)
 
 
 def _replace(entry: Entry, **changes: Any) -> Entry:
-    from dataclasses import replace
-
-    return replace(entry, **changes)
+    return dataclasses.replace(entry, **changes)
 
 
-def _modified(path: Path, entry: Entry) -> bool:
+def _modified(path: Where, entry: Entry) -> bool:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return True
     return st.st_size != entry.size or st.st_mtime_ns / 1e9 != entry.mtime
@@ -305,19 +323,27 @@ def _modified(path: Path, entry: Entry) -> bool:
 
 class _HashingReader:
     """Reads exactly ``size`` bytes (zeros if the file shrank meanwhile), hashing them:
-    the hash in the manifest is the hash of the bytes in the archive."""
+    the hash in the manifest is the hash of the bytes in the archive.
 
-    def __init__(self, f: BinaryIO, size: int, hooks: Hooks) -> None:
+    Each chunk is read into one reused buffer and handed on as a view of it (the tar
+    writer passes it straight to zstd, which copies it before ``write`` returns), so a
+    large file costs no allocation per chunk."""
+
+    def __init__(self, f: BufferedReader, size: int, hooks: Hooks) -> None:
         self.f, self.left, self.hooks = f, size, hooks
+        self.buffer = memoryview(bytearray(min(size, _CHUNK)))
         self.digest = blake3()
         self.short = False
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1) -> memoryview:
         if n < 0 or n > self.left:
             n = self.left
-        data = self.f.read(n)
-        if len(data) < n:
-            data += b"\0" * (n - len(data))
+        if n > len(self.buffer):
+            self.buffer = memoryview(bytearray(n))
+        data = self.buffer[:n]
+        got = self.f.readinto(data)
+        if got < n:
+            data[got:] = bytes(n - got)
             self.short = True
         self.left -= n
         self.digest.update(data)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from backwatch.domain.lifecycle import RunStatus
+from backwatch.domain.lifecycle import RunStatus, exit_code
 from backwatch.errors import BackwatchError
 from backwatch.runners.base import BACKUP, Outcome, RunContext, Step
 from backwatch.runners.plan import build_plan, lock_names
@@ -34,15 +34,6 @@ if TYPE_CHECKING:
     from backwatch.domain.report import RunReport
 
 _RANK = {RunStatus.SUCCESS: 0, RunStatus.WARNING: 1, RunStatus.FAILED: 2}
-#: exit status of ``backwatch run`` per outcome (documented in docs/runner.md)
-EXIT_CODES = {
-    RunStatus.SUCCESS: 0,
-    RunStatus.SKIPPED: 0,
-    RunStatus.WARNING: 3,
-    RunStatus.FAILED: 1,
-    RunStatus.TIMED_OUT: 124,
-    RunStatus.CANCELLED: 130,
-}
 EXIT_BUSY = 75
 
 
@@ -76,7 +67,7 @@ class RunResult:
 
     @property
     def process_exit(self) -> int:
-        return EXIT_CODES.get(self.status, 1)
+        return exit_code(self.status)
 
 
 class JobRunner:
