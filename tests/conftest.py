@@ -162,7 +162,9 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"serve-{self.port}.log"
 
-    def start(self, timeout: float = 20.0) -> Server:
+    def start(self, timeout: float = 90.0) -> Server:
+        # only a guard against a server that never comes up: on a shared VM in a slow
+        # stretch, with four test workers starting servers, start-up took over 20 s
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [*BACKWATCH, "serve", "--port", str(self.port), "--log-level", "warning"],
