@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from backwatch.cli import app
 from tests.conftest import Server, run_cli
 from tests.integration.test_api_analysis import leave_stale_lock
+from tests.integration.test_cli_local import Cli, _isolated  # noqa: F401  (autouse fixture)
 
 DAY = 86400.0
 
@@ -35,27 +36,6 @@ def week_of_runs(job: str = "nightly", days: int = 8) -> list[dict[str, Any]]:
 
 def jsonl(records: list[dict[str, Any]]) -> str:
     return "\n".join(json.dumps(r) for r in records) + "\n"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("BACKWATCH_URL", "BACKWATCH_TOKEN", "BACKWATCH_CONFIG", "BACKWATCH_SPOOL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("BACKWATCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("BACKWATCH_SPOOL_DIR", str(tmp_path / "spool"))
-
-
-class Cli:
-    """``backwatch … --db <url>`` in-process; asserts the exit code and no traceback."""
-
-    def __init__(self, db: str) -> None:
-        self.db = db
-
-    def __call__(self, *args: str, input: str | None = None, code: int = 0) -> Any:
-        result = CliRunner().invoke(app, [*args, "--db", self.db], input=input)
-        assert "Traceback" not in result.stderr
-        assert result.exit_code == code, (args, result.stdout, result.stderr)
-        return result
 
 
 @pytest.fixture
