@@ -353,3 +353,28 @@ def test_the_fast_path_keeps_the_openapi_description(twin_apps):
     fast, plain = twin_apps
     assert fast.get("/openapi.json").json() == plain.get("/openapi.json").json()
     assert "post" in fast.get("/openapi.json").json()["paths"]["/api/v1/runs"]
+
+
+def test_a_stuck_writer_is_reported_not_waited_for(settings, monkeypatch):
+    """``hub.write(op, timeout=…)`` (the health check's writer probe) gives up with
+    StoreUnavailable when the writer thread does not answer; the queued write still runs."""
+    from backwatch.errors import StoreUnavailable
+    from backwatch.services import diagnostics
+
+    release = threading.Event()
+    ran = threading.Event()
+    with Hub(settings, grouped=True) as hub:
+        assert isinstance(hub.writer, GroupWriter)
+        holder = threading.Thread(target=hub.write, args=(lambda conn, unit: release.wait(30),))
+        holder.start()
+        try:
+            with pytest.raises(StoreUnavailable, match=r"did not answer within 0\.2 s"):
+                hub.write(lambda conn, unit: ran.set(), timeout=0.2)
+            monkeypatch.setattr(diagnostics, "WRITER_WAIT_S", 0.2)
+            check = diagnostics.writer(hub, NOW)
+            assert check.status == "critical" and "did not answer" in check.detail
+        finally:
+            release.set()
+            holder.join()
+        assert ran.wait(10)  # the write that timed out was still done
+        assert diagnostics.writer(hub, NOW).status == "ok"

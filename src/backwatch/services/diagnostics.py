@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 
 from backwatch.domain.health import Health
 from backwatch.domain.rules import RULES, DiskFacts, JobFacts
-from backwatch.errors import InvalidInput
+from backwatch.errors import InvalidInput, StoreUnavailable
 from backwatch.services.hub import Hub
 from backwatch.services.locks import Holder, Locks
 from backwatch.services.views import job_verdict
@@ -30,6 +30,8 @@ from backwatch.store import tables as t
 from backwatch.timeutil import human_bytes
 
 ORDER = {"ok": 0, "warning": 1, "critical": 2}
+#: how long the writer check waits for an answer before it calls the writer stuck
+WRITER_WAIT_S = 10.0
 #: an empty transaction slower than this means the writer is struggling
 WRITER_SLOW_S = 2.0
 
@@ -156,7 +158,11 @@ def data_disk(hub: Hub, now: float) -> Check:
 @check("writer")
 def writer(hub: Hub, now: float) -> Check:
     started = time.monotonic()
-    hub.write(lambda conn, unit: None)  # an empty transaction: the writer takes and commits
+    try:  # an empty transaction: the writer takes and commits it
+        hub.write(lambda conn, unit: None, timeout=WRITER_WAIT_S)
+    except StoreUnavailable as exc:
+        fix = "restart backwatch serve; look in its log for the last error before this"
+        return Check("writer", "critical", exc.message, fix)
     elapsed = time.monotonic() - started
     ops, batches = getattr(hub.writer, "ops", None), getattr(hub.writer, "batches", None)
     counts = f"; {ops} writes in {batches} commits since start" if ops is not None else ""

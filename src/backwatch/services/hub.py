@@ -80,7 +80,12 @@ class Hub:
     def now(self) -> float:
         return self.clock()
 
-    def write(self, op: Op[T]) -> T:
+    def write(self, op: Op[T], *, timeout: float | None = None) -> T:
+        """Run ``op`` in a transaction and answer its result. ``timeout``: how long to wait
+        for the server's writer thread (StoreUnavailable after it); in the CLI, which
+        writes in the calling thread, it does not apply."""
+        if isinstance(self.writer, GroupWriter):
+            return self.writer.run(op, timeout=timeout)
         return self.writer.run(op)
 
     async def submit(self, op: Op[T]) -> T:

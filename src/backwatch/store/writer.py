@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from backwatch.errors import BackwatchError
+from backwatch.errors import BackwatchError, StoreUnavailable
 from backwatch.store.engine import unavailable
 
 log = logging.getLogger("backwatch.writer")
@@ -148,8 +148,10 @@ class GroupWriter:
         self._queue.put((op, done))
         return await fut
 
-    def run(self, op: Op[T]) -> T:
-        """Blocking variant for threads (file tailers, schedulers)."""
+    def run(self, op: Op[T], *, timeout: float | None = None) -> T:
+        """Blocking variant for threads (file tailers, schedulers). With ``timeout``, a
+        writer that has not answered by then raises StoreUnavailable (the operation stays
+        queued and runs when the writer gets to it)."""
         event = threading.Event()
         box: list[Any] = [None, None]
 
@@ -158,7 +160,8 @@ class GroupWriter:
             event.set()
 
         self._queue.put((op, done))
-        event.wait()
+        if not event.wait(timeout):
+            raise StoreUnavailable(f"the database writer did not answer within {timeout:g} s")
         if box[1] is not None:
             raise box[1]
         return box[0]  # type: ignore[no-any-return]
