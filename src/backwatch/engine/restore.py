@@ -124,8 +124,13 @@ class _Restorer:
         return folder
 
     def _destination(self, entry: Entry) -> Path | None:
-        """Where ``entry`` is written after the conflict rule, or None (skipped)."""
-        final = self._parent(entry.path) / entry.path.rsplit("/", 1)[-1]
+        """Where ``entry`` is written after the conflict rule, or None: skipped, or refused
+        as unsafe (said in the problems)."""
+        try:
+            final = self._parent(entry.path) / entry.path.rsplit("/", 1)[-1]
+        except _Unsafe as exc:
+            self._problem(entry, str(exc))
+            return None
         try:
             st = os.lstat(final)
         except FileNotFoundError:
@@ -171,11 +176,7 @@ class _Restorer:
             self._problem(wanted[path], missing)
 
     def _file(self, entry: Entry, data: IO[bytes]) -> None:
-        try:
-            where = self._destination(entry)
-        except _Unsafe as exc:
-            self._problem(entry, str(exc))
-            return
+        where = self._destination(entry)
         if where is None:
             return
         if self.dry_run:
@@ -200,11 +201,7 @@ class _Restorer:
         self.result.restored.append(entry.path)
 
     def symlink(self, entry: Entry) -> None:
-        try:
-            where = self._destination(entry)
-        except _Unsafe as exc:
-            self._problem(entry, str(exc))
-            return
+        where = self._destination(entry)
         if where is None:
             return
         if not self.dry_run:
