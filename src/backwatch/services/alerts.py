@@ -96,9 +96,6 @@ def disk_facts(conn: Connection, paths: list[str], now: float) -> tuple[DiskFact
 
 
 def job_facts(conn: Connection, job: dict[str, Any], settings: Settings, now: float) -> JobFacts:
-    from backwatch.services.views import _schedule
-
-    configured = _configured(settings).get(job["id"])
     r = t.runs
     rows = conn.execute(
         select(
@@ -117,17 +114,7 @@ def job_facts(conn: Connection, job: dict[str, Any], settings: Settings, now: fl
         .order_by(r.c.started_at.desc())
         .limit(RUN_HISTORY)
     ).all()
-    destinations = list(configured.destinations) if configured else []
-    return JobFacts(
-        id=job["id"],
-        paused=bool(job["paused"]),
-        schedule=_schedule(job),
-        grace_s=job.get("grace_s") or 0.0,
-        timeout_s=job.get("timeout_s"),
-        thresholds=thresholds_for(settings, configured),
-        runs=tuple(_run_facts(row) for row in rows),
-        disks=disk_facts(conn, destinations, now),
-    )
+    return _facts(conn, job, settings, now, tuple(_run_facts(row) for row in rows))
 
 
 def snapshot_facts(
@@ -136,9 +123,6 @@ def snapshot_facts(
     """Facts for the time-based rules from the job row alone: its latest run, learned
     interval and median duration are kept there, so checking 500 jobs every 30 s reads no
     run history (and does not hold up the requests served meanwhile)."""
-    from backwatch.services.views import _schedule
-
-    configured = _configured(settings).get(job["id"])
     latest: tuple[RunFacts, ...] = ()
     if job.get("last_run_id"):
         latest = (
@@ -151,6 +135,31 @@ def snapshot_facts(
                 size_bytes=job.get("last_size_bytes"),
             ),
         )
+    return _facts(
+        conn,
+        job,
+        settings,
+        now,
+        latest,
+        learned_interval_s=job.get("learned_interval_s"),
+        median_duration_s=job.get("median_duration_s"),
+    )
+
+
+def _facts(
+    conn: Connection,
+    job: dict[str, Any],
+    settings: Settings,
+    now: float,
+    runs: tuple[RunFacts, ...],
+    *,
+    learned_interval_s: float | None = None,
+    median_duration_s: float | None = None,
+) -> JobFacts:
+    """A job's facts from its row and configuration, with ``runs`` (and what was learned)."""
+    from backwatch.services.views import _schedule
+
+    configured = _configured(settings).get(job["id"])
     destinations = list(configured.destinations) if configured else []
     return JobFacts(
         id=job["id"],
@@ -159,10 +168,10 @@ def snapshot_facts(
         grace_s=job.get("grace_s") or 0.0,
         timeout_s=job.get("timeout_s"),
         thresholds=thresholds_for(settings, configured),
-        runs=latest,
+        runs=runs,
         disks=disk_facts(conn, destinations, now) if destinations else (),
-        learned_interval_s=job.get("learned_interval_s"),
-        median_duration_s=job.get("median_duration_s"),
+        learned_interval_s=learned_interval_s,
+        median_duration_s=median_duration_s,
     )
 
 
