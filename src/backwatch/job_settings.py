@@ -288,8 +288,6 @@ class JobSettings(BaseModel):
 
 def _check_job_references(file: FileSettings, source: str) -> None:
     """Cross-field checks: parents that exist, rule names that exist."""
-    from backwatch.domain.rules import RULES
-
     ids = {job.id for job in file.jobs}
     for i, job in enumerate(file.jobs):
         for parent in job.depends_on:
@@ -298,6 +296,10 @@ def _check_job_references(file: FileSettings, source: str) -> None:
                     f"{source}: at 'jobs[{i}].depends_on': {parent!r} is not another job "
                     "declared in this file"
                 )
+        if not job.alerts.off:
+            continue
+        from backwatch.domain.rules import RULES  # the rules load croniter: only when asked
+
         for name in job.alerts.off:
             if name not in RULES:
                 raise ConfigError(

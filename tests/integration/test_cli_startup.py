@@ -186,3 +186,81 @@ def test_fast_push_answers_help_and_mistakes_like_typer(args: list[str], tmp_pat
         assert real.returncode == 0 and "Usage: backwatch push [OPTIONS]" in real.stdout
     else:
         assert real.returncode != 0 and real.stderr.startswith("error: ")
+
+
+# --- `backwatch run JOB`: the tool starts before the heavy libraries load ---------------------
+
+RUN_PROBE = """
+import json, subprocess, sys
+from backwatch.runners.record import BackgroundRecorder
+BackgroundRecorder.HOLD_S = 600  # the store must open once the tool has started, not on a timer
+loaded = []
+real_init = subprocess.Popen.__init__
+def spy(self, *args, **kwargs):
+    loaded.append(sorted({m.split(".")[0] for m in sys.modules} | set(sys.modules)))
+    real_init(self, *args, **kwargs)
+subprocess.Popen.__init__ = spy
+from backwatch.cli import fast_path
+code = fast_path(json.loads(sys.argv[1]))
+print(json.dumps({"code": code, "when_the_tool_started": loaded[0]}))
+"""
+
+#: what the run does beside its tool (the database, the progress display) or never needs
+LATER = ("sqlalchemy", "alembic", "typer", "rich", "http.client", "croniter", "fastapi")
+
+
+def _command_job(tmp_path: Path, command: str) -> Path:
+    config = tmp_path / "bw.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n\n[[jobs]]\nid = "nightly"\ntool = "command"\n'
+        f"command = {json.dumps(command)}\n"
+    )
+    return config
+
+
+def test_run_starts_its_tool_with_only_the_settings_loaded(tmp_path: Path) -> None:
+    """Cron and timers start `backwatch run` for every backup: before the tool starts it
+    loads the settings (pydantic) and the runner, nothing more; the database layer and
+    rich load while the tool runs, Typer and http.client not at all."""
+    config = _command_job(tmp_path, "true")
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_PROBE, json.dumps(["run", "nightly", "-c", str(config)])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["code"] == 0, result.stderr
+    early = sorted(set(LATER) & set(outcome["when_the_tool_started"]))
+    assert not early, f"loaded before the tool started: {early}"
+    assert "pydantic" in outcome["when_the_tool_started"]  # the probe saw the real start
+    assert "nightly: success" in result.stderr  # recorded and summarised all the same
+
+
+@pytest.mark.parametrize("how", ["fast path", "typer"])
+def test_the_console_script_leaves_with_the_runs_exit_code_and_all_its_output(
+    tmp_path: Path, how: str
+) -> None:
+    """The console script skips the interpreter's teardown after a fast-path command: the
+    run's output must still be complete and the run stored."""
+    from tests.integration.runner_support import stored_runs
+
+    config = _command_job(tmp_path, "echo from-the-tool; exit 3")
+    args = ["run", "nightly", "--json", "--config", str(config)]
+    if how == "typer":  # only Typer reads `--` (the job follows it)
+        args = ["run", "--json", "--config", str(config), "--", "nightly"]
+    result = subprocess.run(
+        [sys.executable, "-c", "from backwatch.cli import script; script()", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1, result.stderr  # failed
+    record = json.loads(result.stdout)
+    assert (record["status"], record["exit_code"]) == ("failed", 3)
+    assert "from-the-tool" in record["log"]
+    (run,) = stored_runs(tmp_path / "data", "nightly")
+    assert run["id"] == record["id"] and run["status"] == "failed"

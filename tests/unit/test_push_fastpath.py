@@ -1,9 +1,10 @@
-"""``backwatch push`` parsed without Typer means exactly what Typer would have parsed.
+"""``backwatch push`` and ``backwatch run`` parsed without Typer mean exactly what Typer
+would have parsed.
 
-The fast parser (``cli.fastpath``) and the Typer command are both built from
-``cli.push.OPTIONS``. Here the same command lines go through both: whenever the fast parser
-accepts a line, Typer must accept it too and hand the command the very same values; every
-line Typer refuses (or answers with help) the fast parser must leave to Typer.
+The fast parser (``cli.fastpath``) and the Typer command are both built from ``OPTIONS``
+(``cli.push``, ``cli.run``). Here the same command lines go through both: whenever the fast
+parser accepts a line, Typer must accept it too and hand the command the very same values;
+every line Typer refuses (or answers with help) the fast parser must leave to Typer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from backwatch.cli import push
+from backwatch.cli import push, run
 from backwatch.cli.fastpath import parse
 from backwatch.cli.options import Option
 from backwatch.cli.params import command_from
@@ -30,25 +31,31 @@ VALUES += ["--job", "-q", "inf", "1_000"]  # not nan: nan != nan
 ODD = ["--nope", "extra", "--", "-h", "--help", "-qj", "-jx", "--quiet=1", "--no-quiet", "-"]
 
 
-def via_typer(args: list[str], env: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
-    """Exit code and the values Typer hands a command built from ``push.OPTIONS``."""
+def via_typer(
+    args: list[str], env: dict[str, str], command: Any = push
+) -> tuple[int, dict[str, Any] | None]:
+    """Exit code and the values Typer hands a command built from ``command.OPTIONS``."""
     received: list[dict[str, Any]] = []
 
     def record(**values: Any) -> None:
         received.append(values)
 
-    record.__name__ = "push"
+    name = command.__name__.rsplit(".", 1)[-1]
+    record.__name__ = name
     app = typer.Typer(cls=_Root, add_completion=False)
-    app.command()(command_from(record, push.OPTIONS))
+    app.command()(command_from(record, command.OPTIONS))
     app.callback()(lambda: None)  # a group, as in the real root: `backwatch push …`
-    full_env: dict[str, str | None] = {name: env.get(name) for name in ENVVARS}
-    result = CliRunner().invoke(app, ["push", *args], env=full_env)
+    envvars = sorted(o.envvar for o in command.OPTIONS if o.envvar)
+    full_env: dict[str, str | None] = {name: env.get(name) for name in envvars}
+    result = CliRunner().invoke(app, [name, *args], env=full_env)
     return result.exit_code, (received[0] if received else None)
 
 
-def assert_same_as_typer(args: list[str], env: dict[str, str]) -> dict[str, Any] | None:
-    fast = parse(args, push.OPTIONS, env)
-    code, values = via_typer(args, env)
+def assert_same_as_typer(
+    args: list[str], env: dict[str, str], command: Any = push
+) -> dict[str, Any] | None:
+    fast = parse(args, command.OPTIONS, env)
+    code, values = via_typer(args, env, command)
     if fast is not None:
         assert code == 0, (args, env)
         assert values == fast, (args, env)
@@ -145,3 +152,59 @@ environments = st.dictionaries(st.sampled_from(ENVVARS), st.sampled_from(VALUES)
 @given(command_lines, environments)
 def test_any_command_line_means_the_same_on_both_paths(args: list[str], env: dict) -> None:
     assert_same_as_typer(args, env)
+
+
+# --- backwatch run JOB: one argument among the options ----------------------------------
+
+RUN_FLAGS = [f for o in run.OPTIONS for f in o.flags]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["nightly"],
+        ["nightly", "--json"],
+        ["--verbose", "nightly", "-c", "/etc/backwatch.toml"],
+        ["nightly", "--dry-run", "-v", "--data-dir=/srv/d", "--db", "x.db"],
+        ["nightly", "--url", "http://127.0.0.1:5001", "--token", "t"],
+    ],
+)
+def test_the_forms_cron_and_timers_use_take_the_fast_path(args: list[str]) -> None:
+    values = assert_same_as_typer(args, {}, run)
+    assert values is not None and values["job"] == "nightly"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],  # the job is missing
+        ["--json"],
+        ["nightly", "weekly"],  # one job only
+        ["nightly", "--help"],
+        ["-x", "nightly"],
+        ["nightly", "--dry-run=1"],
+        ["nightly", "--", "-v"],
+    ],
+)
+def test_run_lines_the_fast_parser_does_not_take(args: list[str]) -> None:
+    assert parse(args, run.OPTIONS, {}) is None
+    assert_same_as_typer(args, {}, run)
+
+
+def test_an_argument_has_no_flags() -> None:
+    with pytest.raises(ValueError, match="without flags"):
+        Option("job", str, "a job", "--job", argument=True)
+
+
+run_words = st.one_of(
+    st.sampled_from(RUN_FLAGS).map(lambda f: [f]),
+    st.tuples(st.sampled_from(RUN_FLAGS), st.sampled_from(VALUES)).map(list),
+    st.sampled_from(["nightly", "weekly", "-", "--", "--help", "-x", ""]).map(lambda w: [w]),
+)
+run_lines = st.lists(run_words, max_size=6).map(lambda parts: [w for p in parts for w in p])
+
+
+@settings(max_examples=200, deadline=None)
+@given(run_lines, environments)
+def test_any_run_line_means_the_same_on_both_paths(args: list[str], env: dict) -> None:
+    assert_same_as_typer(args, env, run)

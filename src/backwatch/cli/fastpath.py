@@ -1,9 +1,10 @@
 """Parse the plain forms of a command line without Typer, from the same declarations.
 
 Importing Typer (and its Click) costs more than the rest of ``backwatch push`` together, and
-a backup script reports every night with the same handful of flags. ``parse`` reads those
-flags from the ``Option`` declarations Typer builds the command from, and answers None for
-anything else (help, an unknown option, a missing or unusual value, an argument): Typer then
+a backup script reports every night with the same handful of flags (``backwatch run JOB``
+likewise, from cron or a systemd timer). ``parse`` reads those flags from the ``Option``
+declarations Typer builds the command from, and answers None for anything else (help, an
+unknown option, a missing or unusual value, an extra or missing argument): Typer then
 parses the line itself, so help and errors look exactly as they always do.
 """
 
@@ -21,13 +22,22 @@ def parse(
 
     Accepted: ``--name VALUE``, ``--name=VALUE``, ``-n VALUE`` and flags standing alone; a
     repeated option keeps its last value, a ``multiple`` one every value. A value read from
-    the next word may not start with ``-`` (except ``-`` itself, standard input). Options
-    not given take their environment variable (when set and not empty), else their default.
+    the next word may not start with ``-`` (except ``-`` itself, standard input). A word
+    that is not an option fills the next declared argument. Options not given take their
+    environment variable (when set and not empty), else their default.
     """
     by_flag = {flag: option for option in options for flag in option.flags}
+    positional = [option for option in options if option.argument]
     given: dict[str, object] = {}
     words = iter(args)
     for word in words:
+        if positional and not word.startswith("-"):
+            argument = positional.pop(0)
+            value = _convert(argument, word)
+            if value is None:
+                return None
+            given[argument.name] = value
+            continue
         name, equals, inline = word.partition("=") if word.startswith("--") else (word, "", "")
         option = by_flag.get(name)
         if option is None:
@@ -53,11 +63,14 @@ def parse(
 def _complete(
     given: dict[str, object], options: Sequence[Option], environ: Mapping[str, str]
 ) -> dict[str, object] | None:
-    """Every option's value: given, else from its environment variable, else its default."""
+    """Every option's value: given, else from its environment variable, else its default.
+    None when an argument is missing."""
     values: dict[str, object] = {}
     for option in options:
         if option.name in given:
             values[option.name] = given[option.name]
+        elif option.argument:
+            return None
         elif option.envvar and environ.get(option.envvar):
             value = _convert(option, environ[option.envvar])
             if value is None:

@@ -16,9 +16,10 @@ class Option:
 
     ``flags`` defaults to ``--name-with-dashes`` (what Typer would call it). An environment
     variable stands in for a single-valued text or number option that is not given.
+    ``argument``: a required positional argument instead (``backwatch run JOB``), no flags.
     """
 
-    __slots__ = ("default", "envvar", "flags", "help", "kind", "multiple", "name")
+    __slots__ = ("argument", "default", "envvar", "flags", "help", "kind", "multiple", "name")
 
     def __init__(
         self,
@@ -29,15 +30,19 @@ class Option:
         default: object = None,
         envvar: str | None = None,
         multiple: bool = False,
+        argument: bool = False,
     ) -> None:
         if envvar and (multiple or kind is bool):
             raise ValueError(
                 f"{name}: an environment variable needs a single-valued text or number option"
             )
+        if argument and (flags or envvar or multiple or kind is bool):
+            raise ValueError(f"{name}: an argument is one required value, without flags")
         self.name = name
         self.kind = kind
         self.help = help
-        self.flags = flags or ("--" + name.replace("_", "-"),)
+        self.argument = argument
+        self.flags = () if argument else flags or ("--" + name.replace("_", "-"),)
         self.default = default
         self.envvar = envvar
         self.multiple = multiple

@@ -1,8 +1,8 @@
 """Typer parameters built from the ``cli.options`` declarations.
 
 ``UrlOpt`` and the other aliases go in a command's signature; ``command_from`` turns a
-function and its declared options into a Typer command (``push``, whose options must also
-load without Typer).
+function and its declared options into a Typer command (``push`` and ``run``, whose options
+must also load without Typer).
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from backwatch.cli.options import CONFIG, DATA_DIR, DB, TOKEN, URL, Option
 
 
 def annotation(option: Option) -> Any:
-    """``Annotated[type, typer.Option(...)]`` for one declared option."""
+    """``Annotated[type, typer.Option(...)]`` for one declared option (``typer.Argument``
+    for an argument)."""
+    if option.argument:
+        return Annotated[option.kind, typer.Argument(help=option.help)]
     kind: Any = list[option.kind] if option.multiple else option.kind
     if option.default is None:
         kind = kind | None
@@ -40,7 +43,7 @@ def command_from(run: Callable[..., Any], options: Sequence[Option]) -> Callable
             inspect.Parameter(
                 option.name,
                 inspect.Parameter.KEYWORD_ONLY,
-                default=option.default,
+                default=inspect.Parameter.empty if option.argument else option.default,
                 annotation=annotation(option),
             )
             for option in options

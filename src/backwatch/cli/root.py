@@ -151,7 +151,7 @@ COMMAND_MODULES = {
     "finish": "report", "wrap": "report", "import": "report", "status": "views",
     "history": "views", "list": "views", "token": "admin", "db": "admin",
     "shell-lib": "shell", "spool": "shell", "alerts": "alerts", "notify": "alerts",
-    "run": "run", "schedule": "run", "backup": "engine", "restore": "engine",
+    "run": "run", "schedule": "schedule", "backup": "engine", "restore": "engine",
     "verify": "engine", "snapshots": "engine", "scan": "engine", "forget": "engine",
     "health": "insight", "performance": "insight", "report": "insight", "audit": "insight",
     "dashboard": "insight",

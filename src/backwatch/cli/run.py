@@ -1,4 +1,11 @@
-"""``backwatch run JOB`` (run a configured job) and ``backwatch schedule export JOB``."""
+"""``backwatch run JOB``: run a configured job and record it as a run.
+
+Cron and systemd timers start this for every backup, and its start is time the backup
+waits for, so it loads without Typer: ``OPTIONS`` declares the command line once; Typer
+builds the command from it (``register``) and ``cli.fastpath`` parses the plain forms
+before Typer is imported (``cli.main``). Only what the tool's command needs is done before
+the tool starts (settings, locks); the database, rich and the parsers load beside it.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +14,27 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from backwatch.cli.common import print_json
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
+from backwatch.cli.options import CONFIG, DATA_DIR, DB, TOKEN, URL, Option
+
+OPTIONS = (
+    Option("job", str, "The id of a job declared in the config file.", argument=True),
+    Option("dry_run", bool, "Print the commands (secrets masked); run nothing.", default=False),
+    Option(
+        "verbose", bool, "Show each command and the tools' output.", "--verbose", "-v",
+        default=False,
+    ),
+    Option("as_json", bool, "Print the run record as JSON.", "--json", default=False),
+    CONFIG, DATA_DIR, DB, URL, TOKEN,
+)  # fmt: skip
 
 
-def register(app: typer.Typer) -> None:
-    app.command("run")(run_command)
-    schedule = typer.Typer(
-        name="schedule",
-        help="Run jobs from systemd or cron instead of the server's scheduler.",
-        no_args_is_help=True,
-    )
-    schedule.command("export")(export_command)
-    app.add_typer(schedule)
+def register(app: Any) -> None:
+    from backwatch.cli.params import command_from
+
+    app.command("run")(command_from(run, OPTIONS))
 
 
 def _configured(settings: Any, job_id: str) -> Any:
@@ -38,20 +48,17 @@ def _configured(settings: Any, job_id: str) -> Any:
     raise ConfigError(f"no job {job_id!r} in {where}; declared jobs: {known}")
 
 
-def run_command(
-    job: Annotated[str, typer.Argument(help="The id of a job declared in the config file.")],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the commands (secrets masked); run nothing.")
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show each command and the tools' output.")
-    ] = False,
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    db: DbOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
+def run(
+    *,
+    job: str,
+    dry_run: bool,
+    verbose: bool,
+    as_json: bool,
+    config: str | None,
+    data_dir: str | None,
+    db: str | None,
+    url: str | None,
+    token: str | None,
 ) -> int:
     """Run a configured job (restic, borg, rsync or a command) and record it as a run.
 
@@ -81,7 +88,7 @@ def run_command(
     locks = Locks(settings.data_dir, max_concurrent=settings.runner.max_concurrent, engine=engine)
     from backwatch.cli.run_progress import ProgressWatcher
 
-    watcher = ProgressWatcher(_console(), verbose=verbose, quiet=as_json)
+    watcher = ProgressWatcher(verbose=verbose, quiet=as_json)
     runner = JobRunner(ctx, recorder, locks, watcher=watcher, trigger="manual")
     try:
         with watcher, _cancel_on_signals(runner.cancel):
@@ -100,7 +107,6 @@ def run_command(
         )
     else:
         watcher.summary(job, result, result.record)
-    _skip_final_collection()
     return result.process_exit
 
 
@@ -129,21 +135,6 @@ def _cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _skip_final_collection() -> None:
-    """The process ends next: spare it the garbage collector's passes over the hundreds of
-    thousands of objects SQLAlchemy and pydantic made (0.1–0.3 s after every backup).
-    Everything that holds a resource (database, files, the server) is closed by now."""
-    import gc
-
-    gc.freeze()
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def _recorder(settings: Any, *, url: str | None, token: str | None, db: str | None) -> Any:
@@ -177,60 +168,3 @@ def _hub_recorder(settings: Any) -> Any:
     from backwatch.services.hub import Hub
 
     return HubRecorder(Hub(settings), actor="cli", owns_hub=True)
-
-
-# --- schedule export ------------------------------------------------------------------
-
-
-def export_command(
-    job: Annotated[str, typer.Argument(help="The id of a job declared in the config file.")],
-    systemd: Annotated[bool, typer.Option("--systemd", help="A service and a timer unit.")] = False,
-    cron: Annotated[bool, typer.Option("--cron", help="A crontab line.")] = False,
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", help="Write the files into this directory (systemd)."),
-    ] = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-) -> int:
-    """Print (or write) a systemd service + timer, or a crontab line, that runs JOB on its
-    schedule with `backwatch run`."""
-    from backwatch.cli.target import local_settings
-    from backwatch.errors import InvalidInput
-    from backwatch.runners.schedule_export import crontab, systemd_units
-
-    if systemd == cron:
-        raise InvalidInput("choose one of --systemd or --cron")
-    settings = local_settings(config=config, db=None, data_dir=data_dir)
-    job_settings = _configured(settings, job)
-    command = _command_line(job, settings)
-    if cron:
-        sys.stdout.write(crontab(job_settings, command))
-        return 0
-    units = systemd_units(job_settings, command)
-    if output:
-        folder = Path(output)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, text in units.items():
-            (folder / name).write_text(text)
-            sys.stdout.write(f"wrote {folder / name}\n")
-        sys.stdout.write(
-            f"enable with: systemctl daemon-reload && systemctl enable --now "
-            f"backwatch-{job}.timer\n"
-        )
-        return 0
-    for name, text in units.items():
-        sys.stdout.write(f"# {name}\n{text}\n")
-    return 0
-
-
-def _command_line(job: str, settings: Any) -> list[str]:
-    import shutil
-
-    exe = shutil.which("backwatch")
-    argv = [str(Path(exe).resolve())] if exe else [sys.executable, "-m", "backwatch"]
-    argv += ["run", job]
-    if settings.config_path is not None:
-        argv += ["--config", str(Path(settings.config_path).resolve())]
-    argv += ["--data-dir", str(Path(settings.data_dir).resolve())]
-    return argv

@@ -20,7 +20,27 @@ _MARK = {
 
 
 class ProgressWatcher(Watcher):
-    def __init__(self, console: Any, *, verbose: bool = False, quiet: bool = False) -> None:
+    """``console``: a rich Console, or None for one on stderr made when first needed.
+
+    rich loads in 20–30 ms. On a terminal the bar is there from the first step; otherwise
+    (cron, systemd, a pipe: no bar, only the step lines and the summary) rich loads while
+    the first command runs (``prepare``), so neither its start nor its end waits for it.
+    """
+
+    def __init__(self, console: Any = None, *, verbose: bool = False, quiet: bool = False) -> None:
+        self._console = console
+        self.verbose = verbose
+        self.quiet = quiet
+        self._bar: Any = None
+        self._started = False  # inside ``with``: a bar made later starts at once
+        self.task: Any = None
+        if not quiet and (console is not None or _interactive()):
+            self.prepare()
+
+    def prepare(self) -> None:
+        """Load rich and build the console and the bar (once)."""
+        if self._bar is not None:
+            return
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -33,10 +53,8 @@ class ProgressWatcher(Watcher):
             Progress as Bar,
         )
 
-        self.console = console
-        self.verbose = verbose
-        self.quiet = quiet
-        self.bar = Bar(
+        console = self.console
+        self._bar = Bar(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
@@ -46,16 +64,34 @@ class ProgressWatcher(Watcher):
             TimeRemainingColumn(),
             console=console,
             transient=True,
-            disable=quiet or not console.is_terminal,
+            disable=self.quiet or not console.is_terminal,
         )
-        self.task: Any = None
+        if self._started:
+            self._bar.start()
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+        return self._console
+
+    @property
+    def bar(self) -> Any:
+        self.prepare()
+        return self._bar
 
     def __enter__(self) -> ProgressWatcher:
-        self.bar.start()
+        self._started = True
+        if self._bar is not None:
+            self._bar.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.bar.stop()
+        self._started = False
+        if self._bar is not None:
+            self._bar.stop()
 
     def _say(self, text: str) -> None:
         if not self.quiet:
@@ -67,7 +103,8 @@ class ProgressWatcher(Watcher):
     def step_started(self, step: Step, shown: str) -> None:
         if self.verbose:
             self._say(f"[dim]$ {_escape(shown)}[/]")
-        self.task = self.bar.add_task(step.phase, total=None)
+        if self._bar is not None:  # a bar made later has no task and shows nothing
+            self.task = self._bar.add_task(step.phase, total=None)
 
     def progress(self, step: Step, progress: Progress) -> None:
         if self.task is None:
@@ -115,3 +152,12 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def _interactive() -> bool:
+    """Whether rich may draw a bar on stderr: a terminal, or a forced one."""
+    import os
+    import sys
+
+    forced = os.environ.get("FORCE_COLOR") or os.environ.get("TTY_INTERACTIVE")
+    return bool(forced) or sys.stderr.isatty()

@@ -4,18 +4,16 @@
 ``<data>/token`` authenticates). Otherwise the database: ``--db`` (a SQLite file or a
 database URL) or the one in the data directory. Both answer with the same JSON shapes.
 
-The HTTP path uses only the standard library so ``backwatch push`` starts fast.
+The HTTP path uses only the standard library so ``backwatch push`` starts fast, and loads it
+when a request is made (``backwatch run`` with a database never needs it).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,10 @@ class HttpTarget:
         self.token = token
 
     def request(self, method: str, path: str, body: Any = None, query: dict | None = None) -> Any:
+        import http.client
+        import urllib.error
+        import urllib.request
+
         url = self.url + path
         if query:
             clean = {k: v for k, v in query.items() if v is not None}
