@@ -3,8 +3,10 @@ are when things happened, and a database that cannot be opened does not stop a b
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.integration.runner_support import run_job, stored_runs, write_config
 
@@ -26,11 +28,8 @@ command = "date +%s.%N > {tmp_path / "ran.part"} && mv {tmp_path / "ran.part"} {
 def test_the_tool_runs_before_the_database_is_open_and_the_times_are_kept(
     tmp_path: Path,
 ) -> None:
-    from backwatch.runners.base import RunContext
-    from backwatch.runners.engine import JobRunner
     from backwatch.runners.record import BackgroundRecorder, HubRecorder
     from backwatch.services.hub import Hub
-    from backwatch.services.locks import Locks
     from backwatch.settings import load_settings
 
     settings = load_settings(str(_job(tmp_path)))
@@ -44,14 +43,7 @@ def test_the_tool_runs_before_the_database_is_open_and_the_times_are_kept(
         opened.append(time.time())
         return HubRecorder(Hub(settings), actor="test", owns_hub=True)
 
-    recorder = BackgroundRecorder(open_once_the_tool_has_run)
-    try:
-        runner = JobRunner(
-            RunContext(settings, settings.jobs[0]), recorder, Locks(settings.data_dir)
-        )
-        result = runner.run()
-    finally:
-        recorder.close()
+    result = _run(settings, BackgroundRecorder(open_once_the_tool_has_run))
     assert result.status.value == "success"
     assert result.record is not None and result.record["status"] == "success"
     tool_ran_at = float(ran.read_text())
@@ -78,6 +70,79 @@ def test_a_run_is_recorded_with_its_phase_on_either_database(tmp_path: Path, db_
     assert proc.returncode == 0, proc.stderr
     assert record is not None and record["status"] == "success"
     assert [(p["name"], p["status"]) for p in record["phases"]] == [("backup", "success")]
+
+
+def test_the_store_opens_once_the_tool_has_started_not_before(tmp_path: Path) -> None:
+    """Opening the store (imports, connection) would share the interpreter with the work
+    that starts the tool: it waits for the tool's start (``begin``)."""
+    from backwatch.runners.record import BackgroundRecorder, HubRecorder
+    from backwatch.services.hub import Hub
+    from backwatch.settings import load_settings
+
+    settings = load_settings(str(_job(tmp_path)))
+    opened: list[float] = []
+
+    def open_store() -> HubRecorder:
+        opened.append(time.time())
+        return HubRecorder(Hub(settings), actor="test", owns_hub=True)
+
+    recorder = BackgroundRecorder(open_store)
+    recorder.HOLD_S = 600  # only the tool's start may open it
+    result = _run(settings, recorder)
+    assert result.record is not None and result.record["status"] == "success"
+    (phase,) = result.record["phases"]
+    assert opened[0] >= _epoch(phase["started_at"])
+
+
+def test_a_run_that_waits_is_recorded_while_it_waits(tmp_path: Path) -> None:
+    """No command starts while a run is queued behind a lock: the store opens after
+    ``HOLD_S`` all the same, so the queued run shows."""
+    from backwatch.domain.lifecycle import RunStatus
+    from backwatch.runners.record import BackgroundRecorder, HubRecorder
+    from backwatch.services.hub import Hub
+    from backwatch.settings import load_settings
+
+    settings = load_settings(str(_job(tmp_path)))
+    recorder = BackgroundRecorder(lambda: HubRecorder(Hub(settings), actor="test", owns_hub=True))
+    recorder.HOLD_S = 0.2
+    try:
+        recorder.start(
+            "r-queued", "nightly", "command", RunStatus.QUEUED, "manual", "waiting", at=time.time()
+        )
+        deadline = time.monotonic() + 30
+        rows: list[tuple[str, str]] = []
+        while not rows and time.monotonic() < deadline:
+            time.sleep(0.05)
+            rows = _rows(tmp_path / "data" / "backwatch.db")
+        assert rows == [("r-queued", "queued")]
+    finally:
+        recorder.close()
+
+
+def _run(settings: Any, recorder: Any) -> Any:
+    """Run the settings' first job with ``recorder``, closing it afterwards."""
+    from backwatch.runners.base import RunContext
+    from backwatch.runners.engine import JobRunner
+    from backwatch.services.locks import Locks
+
+    try:
+        runner = JobRunner(
+            RunContext(settings, settings.jobs[0]), recorder, Locks(settings.data_dir)
+        )
+        return runner.run()
+    finally:
+        recorder.close()
+
+
+def _rows(db: Path) -> list[tuple[str, str]]:
+    """The runs in ``db`` (none while it is being created)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return conn.execute("SELECT id, status FROM runs").fetchall()
+    except sqlite3.Error:
+        return []
 
 
 def _epoch(iso: str) -> float:

@@ -55,6 +55,9 @@ class Watcher:
     def step_finished(self, step: Step, outcome: Outcome, duration_s: float) -> None:
         pass
 
+    def prepare(self) -> None:
+        """Called while a command runs: load what showing its end will need."""
+
 
 @dataclass
 class RunResult:
@@ -257,6 +260,13 @@ class JobRunner:
         self.watcher.step_finished(step, outcome, finished.duration_s)
         return finished, outcome
 
+    def _while_running(self, step: Step) -> None:
+        """Work that should delay neither the command's start nor its end."""
+        self.recorder.begin()
+        if step.parse_as:
+            _load_parsers()
+        self.watcher.prepare()
+
     def _execute(self, step: Step, timeout_s: float | None) -> Finished:
         reader = READERS.get(step.progress or "")
         counts = self._file_counts = {"A": 0, "M": 0, "E": 0}
@@ -283,7 +293,7 @@ class JobRunner:
                 on_line=on_line,
                 mask=self.mask,
                 cancel=self.cancel,
-                while_running=_load_parsers if step.parse_as else None,
+                while_running=lambda: self._while_running(step),
             )
         path = step.stdout_path
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,10 @@ class Recorder(Protocol):
 
     def stale_lock(self, holder: Holder) -> None: ...
 
+    def begin(self) -> None:
+        """The run's first command has started: work held back until now may start."""
+        ...
+
     def close(self) -> None:
         """Release what the recorder opened (a database, a connection)."""
         ...
@@ -211,6 +215,9 @@ class HubRecorder:
             )
         )
 
+    def begin(self) -> None:
+        pass
+
     def close(self) -> None:
         if self.owns_hub:
             self.hub.close()
@@ -299,6 +306,9 @@ class HttpRecorder:
                 {"status": "failed", "message": message},
             )
 
+    def begin(self) -> None:
+        pass
+
     def close(self) -> None:
         self.target.close()
 
@@ -321,6 +331,9 @@ class NullRecorder:
     def stale_lock(self, holder: Holder) -> None:
         pass
 
+    def begin(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -328,27 +341,37 @@ class NullRecorder:
 class BackgroundRecorder:
     """Records on a thread of its own, in call order, so the tool never waits for a write.
 
-    ``open_recorder`` runs on that thread too, at the first call: ``backwatch run`` starts
-    the backup while the database layer is still being imported and opened, and a running
-    server's scheduler writes a run's start and phases while its tool already works.
-    ``finish`` waits for every call before it and answers the stored run. A store that
-    cannot be opened does not stop the run: it goes on unrecorded, and ``problem`` says why.
+    ``open_recorder`` runs on that thread too, once the run's first command has started
+    (``begin``) or ``HOLD_S`` after the first call (a run queued behind a lock): ``backwatch
+    run`` starts the backup while the database layer is still being imported and opened,
+    instead of sharing the interpreter with that import until the command starts, and a
+    running server's scheduler writes a run's start and phases while its tool already
+    works. ``finish`` waits for every call before it and answers the stored run. A store
+    that cannot be opened does not stop the run: it goes on unrecorded, and ``problem``
+    says why.
     """
+
+    HOLD_S = 0.5
 
     def __init__(self, open_recorder: Callable[[], Recorder]) -> None:
         #: why the store could not be opened (the run was not recorded), else None
         self.problem: str | None = None
         self._recorder: Recorder = NullRecorder()
         self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._go = threading.Event()
         self._thread = threading.Thread(
             target=self._work, args=(open_recorder,), name="recorder", daemon=True
         )
         self._thread.start()
 
+    def begin(self) -> None:
+        self._go.set()
+
     def _work(self, open_recorder: Callable[[], Recorder]) -> None:
         call = self._calls.get()
         if call is None:  # closed before anything was recorded (a refused run)
             return
+        self._go.wait(self.HOLD_S)
         try:
             self._recorder = open_recorder()
         except BackwatchError as exc:
@@ -408,6 +431,7 @@ class BackgroundRecorder:
                 done.set()
 
         self._calls.put(call)
+        self._go.set()
         done.wait()
         return answer[0]
 
@@ -416,6 +440,7 @@ class BackgroundRecorder:
 
     def close(self) -> None:
         """Write what is left, stop the thread, close the recorder it opened."""
+        self._go.set()
         self._calls.put(None)
         self._thread.join()
         self._recorder.close()
