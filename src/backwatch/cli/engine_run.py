@@ -35,8 +35,58 @@ class _RunHooks(Hooks):
             self.progress.advance(self.task, nbytes)
 
 
+class StatusLines:
+    """Progress as restic-shaped JSON status lines on stderr, at most twice a second: what
+    ``backwatch run`` reads (``runners.progress``) to draw a builtin job's progress bar.
+    Asked for with ``BACKWATCH_PROGRESS=json``; the same calls as rich's Progress."""
+
+    INTERVAL_S = 0.5
+
+    def __init__(self) -> None:
+        import threading
+
+        self.total = 0
+        self.done = 0
+        self._last = 0.0
+        self._lock = threading.Lock()  # destinations are written from threads of their own
+
+    def __enter__(self) -> StatusLines:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with self._lock:
+            self._emit()  # where it ended
+
+    def add_task(self, _description: str, total: int) -> int:
+        with self._lock:
+            self.total = total
+            self._emit()
+        return 0
+
+    def advance(self, _task: int, nbytes: int) -> None:
+        with self._lock:
+            self.done += nbytes
+            if time.monotonic() - self._last >= self.INTERVAL_S:
+                self._emit()
+
+    def _emit(self) -> None:
+        import json
+
+        self._last = time.monotonic()
+        fraction = min(1.0, self.done / self.total) if self.total else 0.0
+        line = {"message_type": "status", "percent_done": round(fraction, 4)}
+        line |= {"total_bytes": self.total, "bytes_done": self.done}
+        sys.stderr.write(json.dumps(line, separators=(",", ":")) + "\n")
+        sys.stderr.flush()
+
+
 def _progress(quiet: bool) -> Any:
-    """A rich progress bar (bytes, rate, ETA) on a terminal; None elsewhere."""
+    """A rich progress bar (bytes, rate, ETA) on a terminal, status lines for ``backwatch
+    run`` (``BACKWATCH_PROGRESS=json``); None elsewhere."""
+    import os
+
+    if os.environ.get("BACKWATCH_PROGRESS") == "json":
+        return StatusLines()
     if quiet or not sys.stderr.isatty():
         return None
     from rich.console import Console
@@ -83,6 +133,7 @@ def recorded_backup(
     job = request.job or "builtin"
     if recorder is not None:
         recorder.start(run_id, job, "builtin", RunStatus.RUNNING, "manual", None, at=time.time())
+        recorder.begin()  # the snapshot starts now: open the store beside it
     progress = _progress(as_json)
     hooks = _RunHooks(recorder, run_id, progress)
     try:

@@ -51,7 +51,18 @@ class BuiltinRunner:
         steps = []
         if BACKUP in actions:
             argv = [*self._command(ctx, "backup"), job.id, "--no-record", "--json"]
-            steps.append(Step("backup", BACKUP, argv, _interpret_backup, parse_as="builtin"))
+            # restic-shaped status lines on stderr (cli.engine_run.StatusLines)
+            steps.append(
+                Step(
+                    "backup",
+                    BACKUP,
+                    argv,
+                    _interpret_backup,
+                    env={"BACKWATCH_PROGRESS": "json"},
+                    parse_as="builtin",
+                    progress="builtin",
+                )
+            )
         if PRUNE in actions and job.retention is not None:
             argv = [*self._command(ctx, "forget"), "--job", job.id]
             steps.append(Step("prune", PRUNE, argv, by_exit_code("backwatch forget")))

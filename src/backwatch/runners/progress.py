@@ -1,5 +1,6 @@
-"""Progress lines of the tools → ``Progress``: restic ``--json`` status lines, borg
-``--progress --log-json`` objects and rsync ``--info=progress2`` lines.
+"""Progress lines of the tools → ``Progress``: restic ``--json`` status lines (which the
+built-in engine prints too), borg ``--progress --log-json`` objects and rsync
+``--info=progress2`` lines.
 
 Each reader takes one output line and answers ``None`` when the line is not progress
 (it then goes to the log) or a ``Progress`` (the line is consumed).
@@ -107,6 +108,7 @@ READERS: dict[str, Callable[[str], Progress | None]] = {
     "restic": restic,
     "borg": borg,
     "rsync": rsync,
+    "builtin": restic,  # the engine prints restic's status lines (cli.engine_run.StatusLines)
 }
 
 
