@@ -104,3 +104,50 @@ path = "{dump}"
     assert [p["name"] for p in run["phases"]] == ["dump-broken"]
     assert dump.read_text() == "yesterday's dump"
     assert not (tmp_path / "backup-ran").exists()
+
+
+def test_backup_of_a_job_takes_the_last_dump_files_and_says_it_ran_no_dump(
+    tmp_path: Path,
+) -> None:
+    """`backup JOB` is the snapshot alone: it does not run [[jobs.dumps]] (`run JOB` does),
+    includes the files the last run wrote, and says so."""
+    from typer.testing import CliRunner
+
+    from backwatch.cli import app
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a")
+    counter = tmp_path / "dumped"
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        f"""
+[[jobs]]
+id = "docs"
+tool = "builtin"
+destinations = ["{tmp_path / "dest"}"]
+[jobs.builtin]
+paths = ["{tmp_path / "src"}"]
+[[jobs.dumps]]
+name = "notes"
+type = "command"
+command = "echo run >> {counter}; echo the-dump"
+""",
+    )
+    args = ["backup", "docs", "--config", str(config)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "does not run the job's dumps (`backwatch run docs` does)" in first.stderr
+    assert "no file yet for notes.dump" in first.stderr
+    assert not counter.exists()  # the dump did not run
+
+    proc, _record = run_job(config, "docs")
+    assert proc.returncode == 0, proc.stderr
+    assert counter.read_text() == "run\n"
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "it holds notes.dump (dumped " in second.stderr
+    assert counter.read_text() == "run\n"  # still only the run's dump
+
+    quiet = CliRunner().invoke(app, [*args, "--json"])
+    assert quiet.exit_code == 0 and "note:" not in quiet.stderr

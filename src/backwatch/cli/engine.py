@@ -146,7 +146,7 @@ def backup_command(
             level=level or opts.compression_level,
             job=job,
         )
-        request.extra_files = _dump_files(settings, job_settings)
+        request.extra_files = _dump_files(settings, job_settings, quiet=as_json or dry_run)
     else:
         # an unrecorded ad hoc backup needs no settings (loading them imports pydantic)
         settings = None if no_record else _settings(config, db, data_dir)
@@ -204,12 +204,36 @@ def _dumps(specs: list[str]) -> list[Any]:
     return out
 
 
-def _dump_files(settings: Any, job_settings: Any) -> list[Path]:
-    """The job's dump files (written by `backwatch run`'s dump phases) that exist."""
+def _dump_files(settings: Any, job_settings: Any, *, quiet: bool) -> list[Path]:
+    """The job's dump files (written by `backwatch run`'s dump phases) that exist.
+
+    ``backup JOB`` takes the snapshot alone and does not run the dumps: unless ``quiet``,
+    it says so, with the age of each dump file it includes and the ones it lacks.
+    """
+    import time
+
     from backwatch.runners.base import RunContext
+    from backwatch.timeutil import human_duration
 
     paths = [Path(p) for p in RunContext(settings, job_settings).dump_paths()]
-    return [p for p in paths if p.is_file()]
+    present = [p for p in paths if p.is_file()]
+    if paths and not quiet:
+        now = time.time()
+        held = [f"{p.name} (dumped {human_duration(now - p.stat().st_mtime)} ago)" for p in present]
+        lacking = [p.name for p in paths if p not in present]
+        what = "; ".join(
+            part
+            for part in (
+                f"it holds {', '.join(held)}" if held else "",
+                f"no file yet for {', '.join(lacking)}" if lacking else "",
+            )
+            if part
+        )
+        sys.stderr.write(
+            f"note: `backup` does not run the job's dumps (`backwatch run {job_settings.id}` "
+            f"does); {what}\n"
+        )
+    return present
 
 
 def _backup_dry_run(request: Any, as_json: bool) -> int:

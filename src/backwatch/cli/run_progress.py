@@ -74,7 +74,8 @@ class ProgressWatcher(Watcher):
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(stderr=True)
+            # one line per message: logs (cron, journald) are not cut at 80 columns
+            self._console = Console(stderr=True, soft_wrap=True)
         return self._console
 
     @property
