@@ -165,3 +165,30 @@ def test_empty_database(cli: Cli) -> None:
     cli("db", "migrate")
     assert "no jobs yet" in cli("status").stdout
     assert cli.json("list") == []
+
+
+def test_the_summary_has_one_shape_from_the_server_and_from_the_database(
+    tmp_path: Path,
+) -> None:
+    """A command shows the same summary (including where its period starts) whether it
+    asks a server or reads the database itself."""
+    from backwatch.cli.target import resolve
+    from tests.conftest import Server
+
+    data = tmp_path / "served"
+    server = Server(data).start()
+    try:
+        remote = resolve(url=server.url, token=server.token, db=None, config=None, data_dir=None)
+        report = {"job": "nightly", "status": "success", "started_at": time.time() - 60}
+        remote.request("POST", "/api/v1/runs", {**report, "duration_s": 30})
+        local = resolve(
+            url=None, token=None, db=str(data / "backwatch.db"), config=None, data_dir=None
+        )
+        try:
+            from_server, from_db = remote.summary(7), local.summary(7)
+        finally:
+            local.close()
+    finally:
+        server.stop()
+    assert from_server == from_db and from_db["total"] == 1
+    assert from_db["since"].endswith("T00:00:00Z") and from_db["days"] == 7

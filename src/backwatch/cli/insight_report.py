@@ -30,7 +30,8 @@ def sections(data: dict[str, Any]) -> list[Section]:
         ("Open alerts", [f"[{a['severity']}] {a['message']}" for a in data["open_alerts"]]
          or ["none"]),
         ("Jobs", [_job(j) for j in data["jobs"]] or ["no jobs yet"]),
-        ("Performance", [_performance(a) for a in data["performance"]] or ["no runs"]),
+        (f"Performance, the last {data['period']} until now",
+         [_performance(a) for a in data["performance"]] or ["no runs"]),
         ("Recommendations", [f"{a['job']}: {line}" for a in data["performance"]
                              for line in a["recommendations"]] or ["nothing to change"]),
     ]  # fmt: skip
@@ -38,8 +39,11 @@ def sections(data: dict[str, Any]) -> list[Section]:
 
 def _summary(s: dict[str, Any]) -> list[str]:
     rate = s.get("success_rate")
+    # the summary counts whole UTC days (its daily rollups), the performance a rolling period
+    since = f" since {s['since']}" if s.get("since") else ""
     return [
-        f"{s['total']} runs in {s['days']} day(s): {s['success']} succeeded, "
+        f"{s['total']} runs in {s['days']} UTC day(s){since}, today included: "
+        f"{s['success']} succeeded, "
         f"{s['warning']} with warnings, {s['failed']} failed",
         f"success rate {'-' if rate is None else f'{rate * 100:.1f}%'}, average duration "
         f"{human_duration(s.get('avg_duration_s'))}, average size "

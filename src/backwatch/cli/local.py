@@ -114,9 +114,7 @@ class LocalTarget:
 
     def summary(self, days: int, job: str | None = None) -> dict[str, Any]:
         with self.hub.read_engine.connect() as conn:
-            data = queries.summary(conn, days=days, now=self.hub.now(), job=job)
-        data.pop("since_day", None)
-        return data
+            return queries.summary(conn, days=days, now=self.hub.now(), job=job)
 
     def close(self) -> None:
         self.hub.close()

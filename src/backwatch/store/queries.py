@@ -9,6 +9,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from backwatch.errors import InvalidInput, NotFound
 from backwatch.store import tables as t
+from backwatch.timeutil import iso
 
 DAY = 86400
 MAX_PAGE = 500
@@ -171,7 +172,7 @@ def summary(conn: Connection, *, days: int, now: float, job: str | None = None) 
         figures.pop("_raw")
     return {
         "days": days,
-        "since_day": first_day * DAY,
+        "since": iso(first_day * DAY),  # 00:00 UTC of the first day counted
         **totals,
         "jobs": per_job,
     }

@@ -60,8 +60,6 @@ async def summary(request: Request, days: int = 30, job: str | None = None) -> R
         data = h.cached(
             ("summary", days, job), lambda: queries.summary(conn, days=days, now=h.now(), job=job)
         )
-        data = dict(data)
-    data["since"] = iso(data.pop("since_day"))
     return json_response(data)
 
 
