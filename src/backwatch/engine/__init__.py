@@ -8,6 +8,7 @@ snapshot holding its bytes). One module per concern:
     manifest    the manifest format; unsafe paths refused when read
     scan        walking sources, what changed since a snapshot
     snapshot    taking a snapshot (to several destinations in parallel)
+    tarwrite    the archive's tar stream, as tarfile writes it, at a fraction of its cost
     archive     reading files back out of an archive, hashed
     restore     into a target, never outside it, with conflict rules
     verify      re-hashing all or a sample

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ def new_snapshot_id(now: float) -> str:
     unique across hosts and destinations."""
     ms = int(now * 1000)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ms // 1000))
-    return f"{stamp}.{ms % 1000:03d}Z-{secrets.token_hex(3)}"
+    return f"{stamp}.{ms % 1000:03d}Z-{os.urandom(3).hex()}"
 
 
 def fsync_dir(path: Path) -> None:

@@ -10,19 +10,13 @@ writes nothing and is ``skipped``; a failing destination does not stop the other
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
-import socket
 import subprocess
-import tarfile
-import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from io import BufferedReader
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blake3 import blake3
 
@@ -38,10 +32,16 @@ from backwatch.engine.scan import (
     dump_entries,
     walk,
 )
+from backwatch.engine.tarwrite import DIRTYPE, SYMTYPE, TarWriter
 from backwatch.errors import BackwatchError, InvalidInput
+
+if TYPE_CHECKING:
+    import tempfile
 
 SUCCESS, SKIPPED, FAILED = "success", "skipped", "failed"
 _CHUNK = 1 << 20  # bytes per read, hash update and compressor write
+_WRITEBACK = 8 << 20  # archive bytes between two starts of writeback
+_FADVISE = hasattr(os, "posix_fadvise")
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,8 @@ def _phase(hooks: Hooks, name: str) -> Any:
 def _spool_dir(request: Request) -> tempfile.TemporaryDirectory[str]:
     """Dumps are spooled next to the first destination's snapshots (a partial: a crash
     leaves it for the next backup to remove)."""
+    import tempfile
+
     folder = request.destinations[0].snapshots_dir
     folder.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix=".partial-dumps-", dir=folder)
@@ -247,7 +249,7 @@ def _each(plans: list[_Plan], work: Callable[[_Plan], None]) -> None:
             return
         try:
             work(plan)
-        except (OSError, BackwatchError, tarfile.TarError) as exc:
+        except (OSError, BackwatchError) as exc:
             plan.outcome.status = FAILED
             plan.outcome.snapshot = None
             plan.outcome.error = getattr(exc, "message", None) or f"{plan.repo.path}: {exc}"
@@ -256,6 +258,8 @@ def _each(plans: list[_Plan], work: Callable[[_Plan], None]) -> None:
         for plan in plans:
             guarded(plan)
         return
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=len(plans)) as pool:
         list(pool.map(guarded, plans))
 
@@ -264,53 +268,44 @@ def _archive(plan: _Plan, current: Walk, level: int, hooks: Hooks) -> None:
     import zstandard
 
     plan.partial = plan.repo.partial(plan.snapshot_id)
-    # zstd compresses on every core (threads=-1) while this thread reads and hashes. The
-    # tar is written with mode "w", not the stream mode "w|": that one re-buffers every
-    # chunk through 10 KB slices of a bytes object, copying each byte many times over.
+    # zstd compresses on every core (threads=-1) while this thread reads, hashes and
+    # frames the files into whole-buffer writes (tarwrite: the bytes tarfile would write).
     compressor = zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True)
-    with open(plan.partial / ARCHIVE, "wb") as raw:
-        with (
-            compressor.stream_writer(raw, closefd=False, write_size=_CHUNK) as zst,
-            tarfile.TarFile(
-                fileobj=zst,
-                mode="w",
-                format=tarfile.PAX_FORMAT,
-                copybufsize=_CHUNK,
-            ) as tar,
-        ):
+    fd = os.open(plan.partial / ARCHIVE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        out = _Output(fd)
+        # any object with write() will do (the stubs ask for a file)
+        writer = compressor.stream_writer(out, closefd=False, write_size=_CHUNK)  # type: ignore[arg-type]
+        with writer as zst:
+            tar = TarWriter(zst, _CHUNK, hooks.advance)
             for entry, path in current.entries:
-                plan.entries.append(_add(plan, tar, entry, path, hooks))
-        raw.flush()
-        os.fsync(raw.fileno())
-    plan.outcome.stats["bytes_added"] = (plan.partial / ARCHIVE).stat().st_size
+                plan.entries.append(_add(plan, tar, entry, path))
+            tar.close()
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    plan.outcome.stats["bytes_added"] = out.size
 
 
-def _add(plan: _Plan, tar: tarfile.TarFile, entry: Entry, path: Where, hooks: Hooks) -> Entry:
+def _add(plan: _Plan, tar: TarWriter, entry: Entry, path: Where) -> Entry:
     """Write ``entry`` into the archive if this snapshot holds it; its manifest entry."""
-    kept = plan.kept.get(entry.path)
-    if entry.type == FILE and kept is not None:
-        return _replace(entry, blake3=kept.blake3, snapshot=kept.snapshot)
-    info = tarfile.TarInfo(entry.path)
-    info.mode, info.mtime = entry.mode, entry.mtime
     if entry.type == DIR:
-        info.type = tarfile.DIRTYPE
-        tar.addfile(info)
+        tar.add(entry.path, DIRTYPE, entry.mode, entry.mtime)
         return entry
     if entry.type == SYMLINK:
-        info.type, info.linkname = tarfile.SYMTYPE, entry.target or ""
-        tar.addfile(info)
+        tar.add(entry.path, SYMTYPE, entry.mode, entry.mtime, entry.target or "")
         return entry
-    info.size = entry.size
-    with open(path, "rb") as f:
-        reader = _HashingReader(f, entry.size, hooks)
-        tar.addfile(info, reader)  # type: ignore[arg-type]  # it takes any buffer
-    if reader.short or _modified(path, entry):
+    kept = plan.kept.get(entry.path)
+    if kept is not None:
+        return entry.held(kept.blake3, kept.snapshot)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        digest, short = tar.add_file(entry.path, entry.mode, entry.mtime, entry.size, fd)
+    finally:
+        os.close(fd)
+    if short or _modified(path, entry):
         plan.outcome.problems.append(f"{path}: changed while it was being read")
-    return _replace(entry, blake3=reader.digest.hexdigest(), snapshot=plan.snapshot_id)
-
-
-def _replace(entry: Entry, **changes: Any) -> Entry:
-    return dataclasses.replace(entry, **changes)
+    return entry.held(digest, plan.snapshot_id)
 
 
 def _modified(path: Where, entry: Entry) -> bool:
@@ -321,34 +316,26 @@ def _modified(path: Where, entry: Entry) -> bool:
     return st.st_size != entry.size or st.st_mtime_ns / 1e9 != entry.mtime
 
 
-class _HashingReader:
-    """Reads exactly ``size`` bytes (zeros if the file shrank meanwhile), hashing them:
-    the hash in the manifest is the hash of the bytes in the archive.
+class _Output:
+    """The archive file, for zstd's compressed output: every byte written (``os.write``
+    may write part of a buffer), and the disk set to work as it grows: the written part
+    is handed to writeback every few megabytes, so the fsync that commits the archive
+    waits for the last few only. (``POSIX_FADV_DONTNEED`` starts the writeback of dirty
+    pages without waiting for it, as PostgreSQL's ``pg_flush_data`` uses it; the fsync
+    still decides durability.)"""
 
-    Each chunk is read into one reused buffer and handed on as a view of it (the tar
-    writer passes it straight to zstd, which copies it before ``write`` returns), so a
-    large file costs no allocation per chunk."""
+    def __init__(self, fd: int) -> None:
+        self.fd, self.size, self.started = fd, 0, 0  # writeback started up to ``started``
 
-    def __init__(self, f: BufferedReader, size: int, hooks: Hooks) -> None:
-        self.f, self.left, self.hooks = f, size, hooks
-        self.buffer = memoryview(bytearray(min(size, _CHUNK)))
-        self.digest = blake3()
-        self.short = False
-
-    def read(self, n: int = -1) -> memoryview:
-        if n < 0 or n > self.left:
-            n = self.left
-        if n > len(self.buffer):
-            self.buffer = memoryview(bytearray(n))
-        data = self.buffer[:n]
-        got = self.f.readinto(data)
-        if got < n:
-            data[got:] = bytes(n - got)
-            self.short = True
-        self.left -= n
-        self.digest.update(data)
-        self.hooks.advance(n)
-        return data
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.size += len(data)
+        if self.size - self.started >= _WRITEBACK and _FADVISE:
+            os.posix_fadvise(self.fd, self.started, 0, os.POSIX_FADV_DONTNEED)
+            self.started = self.size
+        return len(data)
 
 
 def _write_manifest(plan: _Plan, request: Request) -> None:
@@ -370,7 +357,7 @@ def _write_manifest(plan: _Plan, request: Request) -> None:
         sources=sources,
         entries=plan.entries,
         job=request.job,
-        host=socket.gethostname(),
+        host=os.uname().nodename,  # socket.gethostname(), without importing socket
         stats=plan.outcome.stats,
     )
     with open(plan.partial / MANIFEST, "w", encoding="utf-8") as f:
