@@ -87,7 +87,14 @@ class Manifest:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["entries"] = [_compact(e) for e in self.entries]
         data["bases"] = self.bases
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # a name that is not UTF-8 (Python holds its bytes as surrogates): written as
+            # \udcXX escapes, valid JSON that reads back to the very same name and bytes
+            return json.dumps(data, separators=(",", ":"))
+        return text
 
 
 def _compact(entry: Entry) -> dict[str, Any]:
