@@ -4,6 +4,8 @@ are when things happened, and a database that cannot be opened does not stop a b
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -74,16 +76,19 @@ def test_a_run_is_recorded_with_its_phase_on_either_database(tmp_path: Path, db_
 
 def test_the_store_opens_once_the_tool_has_started_not_before(tmp_path: Path) -> None:
     """Opening the store (imports, connection) would share the interpreter with the work
-    that starts the tool: it waits for the tool's start (``begin``)."""
+    that starts the tool: it waits for the tool's start (``begin``), and then runs at the
+    lowest CPU priority, so that it does not slow the tool down."""
     from backwatch.runners.record import BackgroundRecorder, HubRecorder
     from backwatch.services.hub import Hub
     from backwatch.settings import load_settings
 
     settings = load_settings(str(_job(tmp_path)))
     opened: list[float] = []
+    niceness: list[int] = []
 
     def open_store() -> HubRecorder:
         opened.append(time.time())
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         return HubRecorder(Hub(settings), actor="test", owns_hub=True)
 
     recorder = BackgroundRecorder(open_store)
@@ -92,6 +97,7 @@ def test_the_store_opens_once_the_tool_has_started_not_before(tmp_path: Path) ->
     assert result.record is not None and result.record["status"] == "success"
     (phase,) = result.record["phases"]
     assert opened[0] >= _epoch(phase["started_at"])
+    assert niceness == [19]  # it leaves the cores to the tool
 
 
 def test_a_run_that_waits_is_recorded_while_it_waits(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ still stores the right times.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import socket
@@ -372,6 +373,7 @@ class BackgroundRecorder:
         if call is None:  # closed before anything was recorded (a refused run)
             return
         self._go.wait(self.HOLD_S)
+        _yield_cpu()
         try:
             self._recorder = open_recorder()
         except BackwatchError as exc:
@@ -444,3 +446,14 @@ class BackgroundRecorder:
         self._calls.put(None)
         self._thread.join()
         self._recorder.close()
+
+
+def _yield_cpu() -> None:
+    """Lowest CPU priority for the calling thread (Linux: each thread has its own): the
+    recording may wait for the tool, which needs the cores more (restic hashes and
+    compresses on all of them). It gets the idle time, and the whole machine once the
+    tool has ended."""
+    import os
+
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
