@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from backwatch.cli.target import resolve
 from tests.integration.runner_support import run_job, stored_runs, write_config
 
 
@@ -155,3 +156,37 @@ def _epoch(iso: str) -> float:
     from backwatch.timeutil import parse_time
 
     return parse_time(iso)
+
+
+def test_a_run_from_the_command_line_records_its_jobs_configured_schedule(
+    tmp_path: Path,
+) -> None:
+    """A job that only cron runs (no `serve` to read the config) still shows its schedule,
+    grace and description in `backwatch status`."""
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        """
+[[jobs]]
+id = "nightly"
+tool = "command"
+command = "true"
+schedule = "0 2 * * *"
+grace = "2h"
+description = "the nightly one"
+""",
+    )
+    proc, _record = run_job(config, "nightly")
+    assert proc.returncode == 0, proc.stderr
+    tgt = resolve(
+        url=None, token=None, db=str(tmp_path / "data" / "backwatch.db"), config=None,
+        data_dir=None,
+    )  # fmt: skip
+    try:
+        job = tgt.get_job("nightly")
+    finally:
+        tgt.close()
+    assert (job["schedule"], job["grace_s"], job["description"]) == (
+        "0 2 * * *", 7200, "the nightly one",
+    )  # fmt: skip
+    assert job["next_due"] is not None

@@ -167,4 +167,4 @@ def _hub_recorder(settings: Any) -> Any:
     from backwatch.runners.record import HubRecorder
     from backwatch.services.hub import Hub
 
-    return HubRecorder(Hub(settings), actor="cli", owns_hub=True)
+    return HubRecorder(Hub(settings), actor="cli", owns_hub=True, sync_config=True)

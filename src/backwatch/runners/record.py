@@ -75,9 +75,19 @@ class HubRecorder:
     """Records through ``hub.write`` (one transaction per call; the server batches them).
 
     ``owns_hub``: ``close()`` closes the hub too (the CLI's, opened for this one run).
+    ``sync_config``: a run's job, when the config file declares it, is written with its
+    configured schedule, grace and the rest first (as ``serve`` does for every job at
+    start), so ``backwatch status`` knows them for jobs that only cron runs.
     """
 
-    def __init__(self, hub: Any, *, actor: str = "runner", owns_hub: bool = False) -> None:
+    def __init__(
+        self,
+        hub: Any,
+        *,
+        actor: str = "runner",
+        owns_hub: bool = False,
+        sync_config: bool = False,
+    ) -> None:
         # what the calls need, loaded now (on the recorder's thread, while the tool runs)
         # rather than when the tool has ended and the run waits for its last writes
         import backwatch.services.runs
@@ -87,6 +97,7 @@ class HubRecorder:
         self.hub = hub
         self.actor = actor
         self.owns_hub = owns_hub
+        self.sync_config = sync_config
 
     def _write(self, op: Any) -> Any:
         try:
@@ -110,6 +121,13 @@ class HubRecorder:
     ) -> None:
         from backwatch.services import runs
 
+        if self.sync_config:
+            from backwatch.services.bootstrap import sync_configured_jobs
+
+            try:
+                sync_configured_jobs(self.hub, only=job)
+            except BackwatchError as exc:
+                log.warning("could not record the job's settings: %s", exc.message)
         report = RunReport(
             job=job,
             status=status,

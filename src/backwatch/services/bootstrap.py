@@ -31,11 +31,14 @@ def ensure_first_token(hub: Hub) -> Path | None:
     return path
 
 
-def sync_configured_jobs(hub: Hub) -> int:
-    """Create or update the jobs declared in the config file; returns how many changed."""
+def sync_configured_jobs(hub: Hub, only: str | None = None) -> int:
+    """Create or update the jobs declared in the config file (or just job ``only``);
+    returns how many changed."""
     now = hub.now()
     changed = 0
     for job in hub.settings.jobs:
+        if only is not None and job.id != only:
+            continue
         values = {
             "id": job.id,
             "description": job.description,
