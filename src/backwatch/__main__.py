@@ -1,4 +1,4 @@
-from backwatch.cli import main
+from backwatch.cli import script
 
 if __name__ == "__main__":
-    main(prog_name="backwatch")  # messages say `backwatch …`, not `python -m backwatch …`
+    script(prog_name="backwatch")  # messages say `backwatch …`, not `python -m backwatch …`

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -175,6 +176,10 @@ schedule = "15m"
     cron = run_cli("schedule", "export", "often", "--cron", "--config", str(config))
     assert cron.returncode == 0, cron.stderr
     assert "\n*/15 * * * * " in cron.stdout and " run often --config " in cron.stdout
+    # the venv's console script (it starts faster than `python -m backwatch`)
+    script = Path(sys.executable).with_name("backwatch").resolve()
+    if script.is_file():
+        assert f" {script} run often " in cron.stdout
     both = run_cli("schedule", "export", "often", "--config", str(config))
     assert both.returncode == 1 and "--systemd or --cron" in both.stderr
 

@@ -28,7 +28,7 @@ def main(prog_name: str | None = None) -> None:
     run(argv, prog_name)
 
 
-def script() -> None:
+def script(prog_name: str | None = None) -> None:
     """The ``backwatch`` console script: ``main``, except that a command answered by the
     fast path leaves without the interpreter's teardown. It has closed what it opened
     (database, files, connections) and flushed its output; unloading the modules
@@ -38,7 +38,7 @@ def script() -> None:
     if code is None:
         from backwatch.cli.root import run
 
-        run(argv)  # exits through Typer
+        run(argv, prog_name)  # exits through Typer
         return
     for stream in (sys.stdout, sys.stderr):
         try:

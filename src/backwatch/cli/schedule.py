@@ -68,7 +68,9 @@ def export_command(
 def _command_line(job: str, settings: Any) -> list[str]:
     import shutil
 
-    exe = shutil.which("backwatch")
+    # the console script (on PATH, or beside this interpreter in its venv)
+    beside = Path(sys.executable).with_name("backwatch")
+    exe = shutil.which("backwatch") or (str(beside) if beside.is_file() else None)
     argv = [str(Path(exe).resolve())] if exe else [sys.executable, "-m", "backwatch"]
     argv += ["run", job]
     if settings.config_path is not None:
