@@ -76,6 +76,7 @@ def test_the_archive_is_the_tar_stream_tarfile_writes(tmp_path: Path) -> None:
         for entry in manifest.entries:
             info = tarfile.TarInfo(entry.path)
             info.mode, info.mtime = entry.mode, entry.mtime
+            info.uid, info.gid = entry.owner
             if entry.type == "dir":
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)

@@ -193,3 +193,69 @@ def test_a_name_that_is_not_utf8_comes_back_byte_for_byte(tmp_path: Path) -> Non
     restored = os.path.join(os.fsencode(tmp_path / "out" / "src"), odd)
     with open(restored, "rb") as f:
         assert f.read() == b"a latin-1 name"
+
+
+def test_owners_are_kept_and_restored_by_root_with_backwatch_and_with_plain_tar(
+    tmp_path: Path,
+) -> None:
+    """Files of several users (a /srv with service accounts) come back with their owners
+    when root restores them, through backwatch and through plain tar."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import need, need_tool
+
+    need(os.geteuid() == 0, "giving files to other users needs root")
+    tar = need_tool("tar")
+    need_tool("zstd")
+    src = tmp_path / "src"
+    (src / "app").mkdir(parents=True)
+    (src / "app" / "data.db").write_bytes(b"rows")
+    (src / "app" / "link").symlink_to("data.db")
+    (src / "mine.txt").write_text("root's")
+    os.chown(src / "app", 1234, 2345)
+    os.chown(src / "app" / "data.db", 1234, 2345)
+    os.lchown(src / "app" / "link", 1234, 2345)
+    repo = Repository(tmp_path / "dest")
+    first = _backup(src, repo)
+    manifest = repo.resolve(first)
+    owners = {e.path: (e.uid, e.gid) for e in manifest.entries}
+    assert owners["src/app/data.db"] == (1234, 2345) and owners["src/mine.txt"] == (0, 0)
+
+    restore(repo, manifest, tmp_path / "out")
+    for name in ("app", "app/data.db", "app/link"):
+        st_ = os.lstat(tmp_path / "out" / "src" / name)
+        assert (st_.st_uid, st_.st_gid) == (1234, 2345), name
+    assert os.stat(tmp_path / "out" / "src" / "mine.txt").st_uid == 0
+
+    by_tar = tmp_path / "by-tar"
+    by_tar.mkdir()
+    archive = tmp_path / "dest" / "snapshots" / first / "data.tar.zst"
+    subprocess.run([tar, "--zstd", "-xf", str(archive), "-C", str(by_tar)], check=True)
+    st_ = os.stat(by_tar / "src" / "app" / "data.db")
+    assert (st_.st_uid, st_.st_gid) == (1234, 2345)
+
+    # a new owner alone (content untouched) is recorded by the next backup
+    os.chown(src / "mine.txt", 4321, 4321)
+    second = _backup(src, repo)
+    assert second != first
+    again = {e.path: (e.uid, e.gid) for e in repo.resolve(second).entries}
+    assert again["src/mine.txt"] == (4321, 4321)
+    shutil.rmtree(tmp_path / "out")
+
+
+def test_a_manifest_from_before_owners_were_kept_does_not_make_everything_changed(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    src = tmp_path / "src"
+    _write_tree(src, {("a",): (b"1", 0o644), ("d", "b"): (b"2", 0o600)})
+    repo = Repository(tmp_path / "dest")
+    first = _backup(src, repo)
+    path = tmp_path / "dest" / "snapshots" / first / "manifest.json"
+    data = json.loads(path.read_text())
+    for entry in data["entries"]:
+        entry.pop("uid", None), entry.pop("gid", None)
+    path.write_text(json.dumps(data))
+    assert _backup(src, repo) == first  # skipped: nothing to rewrite

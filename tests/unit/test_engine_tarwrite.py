@@ -29,10 +29,16 @@ TIMES = st.one_of(
 SIZES = st.one_of(st.integers(0, 2**40), st.sampled_from([0, 511, 512, 8**11 - 1, 8**11]))
 
 
-def _tarfile(name: str, kind: bytes, mode: int, mtime: float, size: int, link: str) -> bytes:
+def _tarfile(
+    name: str, kind: bytes, mode: int, mtime: float, size: int, link: str, owner: tuple[int, int]
+) -> bytes:
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.mtime, info.size, info.linkname = kind, mode, mtime, size, link
+    info.uid, info.gid = owner
     return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+
+
+IDS = st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([0, 1000, 8**7 - 1, 8**7, 65534]))
 
 
 @settings(max_examples=400, deadline=None)
@@ -43,14 +49,15 @@ def _tarfile(name: str, kind: bytes, mode: int, mtime: float, size: int, link: s
     mtime=TIMES,
     size=SIZES,
     link=st.one_of(st.just(""), NAMES),
+    owner=st.tuples(IDS, IDS),
 )
 def test_every_header_is_the_one_tarfile_writes(
-    name: str, kind: bytes, mode: int, mtime: float, size: int, link: str
+    name: str, kind: bytes, mode: int, mtime: float, size: int, link: str, owner: tuple[int, int]
 ) -> None:
     size = size if kind == REGTYPE else 0
     link = link if kind == SYMTYPE else ""
-    assert header(name, kind, mode, mtime, size, link) == _tarfile(
-        name, kind, mode, mtime, size, link
+    assert header(name, kind, mode, mtime, size, link, owner) == _tarfile(
+        name, kind, mode, mtime, size, link, owner
     )
 
 

@@ -37,6 +37,9 @@ class Entry:
     blake3: str | None = None
     snapshot: str | None = None
     target: str | None = None  # symlinks
+    #: the owner by number (None in manifests written before owners were kept)
+    uid: int | None = None
+    gid: int | None = None
 
     def held(self, blake3: str | None, snapshot: str | None) -> Entry:
         """This entry with its hash and the snapshot holding its bytes (a copy: a walk's
@@ -44,8 +47,13 @@ class Entry:
         slower, felt at 100 k files)."""
         return Entry(
             self.path, self.type, self.mode, self.mtime, self.size, self.inode,
-            blake3, snapshot, self.target,
+            blake3, snapshot, self.target, self.uid, self.gid,
         )  # fmt: skip
+
+    @property
+    def owner(self) -> tuple[int, int]:
+        """(uid, gid) for the archive's headers (0, 0 when not known)."""
+        return (self.uid or 0, self.gid or 0)
 
     def same_stat(self, other: Entry) -> bool:
         """Unchanged by size, mtime and inode (the fast test of an incremental)."""

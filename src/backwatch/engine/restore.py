@@ -189,6 +189,7 @@ class _Restorer:
             if size != entry.size or digest != entry.blake3:
                 self._problem(entry, "content differs from the manifest (damaged archive)")
                 return
+            _own(tmp, entry)
             os.chmod(tmp, entry.mode)
             os.utime(tmp, ns=(_ns(entry.mtime), _ns(entry.mtime)))
             os.replace(tmp, where)
@@ -208,6 +209,7 @@ class _Restorer:
             tmp = where.with_name(f".restore-link-{os.getpid()}-{where.name}")
             try:
                 os.symlink(entry.target or "", tmp)
+                _own(tmp, entry)
                 os.replace(tmp, where)
             except OSError as exc:
                 self._problem(entry, f"cannot create the link {where}: {exc.strerror}")
@@ -223,6 +225,7 @@ class _Restorer:
                 folder = self._parent(entry.path) / entry.path.rsplit("/", 1)[-1]
                 if os.path.islink(folder) or not folder.is_dir():
                     continue
+                _own(folder, entry)
                 os.chmod(folder, entry.mode)
                 os.utime(folder, ns=(_ns(entry.mtime), _ns(entry.mtime)))
             except (_Unsafe, OSError):
@@ -249,6 +252,14 @@ def _free_name(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}.restored-{n}")
     return candidate
+
+
+def _own(path: Path | str, entry: Entry) -> None:
+    """The entry's owner, by number, when restoring as root (as tar and restic do); anyone
+    else cannot give files away, and restores as themselves. Before ``chmod``: a change of
+    owner clears the set-user-ID and set-group-ID bits."""
+    if entry.uid is not None and entry.gid is not None and os.geteuid() == 0:
+        os.lchown(path, entry.uid, entry.gid)
 
 
 def _ns(seconds: float) -> int:

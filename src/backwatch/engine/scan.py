@@ -122,9 +122,10 @@ def dump_entries(paths: list[Path], *, with_folder: bool) -> list[tuple[Entry, W
 
 
 def _entry(rel: str, st: os.stat_result, kind: str) -> Entry:
+    mode, mtime = st.st_mode & 0o7777, st.st_mtime_ns / 1e9
     if kind == FILE:
-        return Entry(rel, kind, st.st_mode & 0o7777, st.st_mtime_ns / 1e9, st.st_size, st.st_ino)
-    return Entry(rel, kind, st.st_mode & 0o7777, st.st_mtime_ns / 1e9)
+        return Entry(rel, kind, mode, mtime, st.st_size, st.st_ino, uid=st.st_uid, gid=st.st_gid)
+    return Entry(rel, kind, mode, mtime, uid=st.st_uid, gid=st.st_gid)
 
 
 def _excluded(name: str, rel: str, patterns: list[str]) -> bool:
@@ -158,8 +159,9 @@ def compare(
 ) -> tuple[Changes, dict[str, Entry]]:
     """(what changed, the previous entry of every unchanged file, hash filled when known).
 
-    Unchanged means the same size + mtime + inode, or with ``checksum`` the same content.
-    A directory or symlink that changed counts too, so a new empty folder is not lost.
+    Unchanged means the same size + mtime + inode, or with ``checksum`` the same content,
+    and the same mode and owner. A directory or symlink that changed counts too, so a new
+    empty folder is not lost.
     """
     before = previous.by_path() if previous else {}
     changes = Changes()
@@ -180,7 +182,7 @@ def compare(
 
 
 def _unchanged(entry: Entry, old: Entry, path: Where, checksum: bool) -> bool:
-    if entry.type != old.type:
+    if entry.type != old.type or not _same_owner(entry, old):
         return False
     if entry.type == DIR:
         return entry.mode == old.mode
@@ -194,3 +196,9 @@ def _unchanged(entry: Entry, old: Entry, path: Where, checksum: bool) -> bool:
         except OSError:
             return False
     return entry.same_stat(old) and entry.mode == old.mode
+
+
+def _same_owner(entry: Entry, old: Entry) -> bool:
+    """The same owner, as a new mode is a change (a manifest from before owners were kept
+    knows none: not a change, or the first backup after the upgrade would rewrite all)."""
+    return old.uid is None or (entry.uid, entry.gid) == (old.uid, old.gid)

@@ -195,7 +195,10 @@ def _run_dumps(dumps: list[Dump], spool: Path) -> list[tuple[Entry, Where]]:
         if code != 0:
             raise InvalidInput(f"dump {dump.name}: the command exited with code {code}")
         st = path.stat()
-        entry = Entry(f"{DUMPS}/{dump.name}", FILE, 0o600, st.st_mtime_ns / 1e9, st.st_size)
+        entry = Entry(
+            f"{DUMPS}/{dump.name}", FILE, 0o600, st.st_mtime_ns / 1e9, st.st_size,
+            uid=st.st_uid, gid=st.st_gid,
+        )  # fmt: skip
         entry.blake3 = digest.hexdigest()
         out.append((entry, path))
     return out
@@ -290,17 +293,19 @@ def _archive(plan: _Plan, current: Walk, level: int, hooks: Hooks) -> None:
 def _add(plan: _Plan, tar: TarWriter, entry: Entry, path: Where) -> Entry:
     """Write ``entry`` into the archive if this snapshot holds it; its manifest entry."""
     if entry.type == DIR:
-        tar.add(entry.path, DIRTYPE, entry.mode, entry.mtime)
+        tar.add(entry.path, DIRTYPE, entry.mode, entry.mtime, "", entry.owner)
         return entry
     if entry.type == SYMLINK:
-        tar.add(entry.path, SYMTYPE, entry.mode, entry.mtime, entry.target or "")
+        tar.add(entry.path, SYMTYPE, entry.mode, entry.mtime, entry.target or "", entry.owner)
         return entry
     kept = plan.kept.get(entry.path)
     if kept is not None:
         return entry.held(kept.blake3, kept.snapshot)
     fd = os.open(path, os.O_RDONLY)
     try:
-        digest, short = tar.add_file(entry.path, entry.mode, entry.mtime, entry.size, fd)
+        digest, short = tar.add_file(
+            entry.path, entry.mode, entry.mtime, entry.size, fd, entry.owner
+        )
     finally:
         os.close(fd)
     if short or _modified(path, entry):

@@ -32,18 +32,29 @@ _TAIL = b"ustar\x0000" + bytes(BLOCK - 265)
 #: spaces) and the tail
 _FIXED_SUM = 8 * ord(" ") + sum(_TAIL)
 _MAX_SIZE = 8**11  # what the 12-byte octal fields hold; beyond it, a pax record
+_MAX_ID = 8**7  # what the 8-byte uid and gid fields hold
 
 
 class Sink(Protocol):
     def write(self, data: memoryview | bytes, /) -> int: ...
 
 
-def header(name: str, kind: bytes, mode: int, mtime: float, size: int = 0, link: str = "") -> bytes:
-    """The header blocks of one member, as ``TarInfo.tobuf(PAX_FORMAT)`` gives them."""
+def header(
+    name: str,
+    kind: bytes,
+    mode: int,
+    mtime: float,
+    size: int = 0,
+    link: str = "",
+    owner: tuple[int, int] = (0, 0),
+) -> bytes:
+    """The header blocks of one member, as ``TarInfo.tobuf(PAX_FORMAT)`` gives them.
+    ``owner``: (uid, gid), by number (no user or group names)."""
     if kind == DIRTYPE and name[-1:] != "/":
         name += "/"
     exact = isinstance(mtime, float)
     when = round(mtime) if exact else int(mtime)
+    uid, gid = owner
     if (
         len(name) <= 100
         and len(link) <= 100
@@ -51,17 +62,21 @@ def header(name: str, kind: bytes, mode: int, mtime: float, size: int = 0, link:
         and link.isascii()
         and 0 <= size < _MAX_SIZE
         and 0 <= when < _MAX_SIZE
+        and 0 <= uid < _MAX_ID
+        and 0 <= gid < _MAX_ID
     ):
-        ustar = _ustar(name.encode(), mode & 0o7777, size, when, kind, link.encode())
+        ustar = _ustar(name.encode(), mode & 0o7777, size, when, kind, link.encode(), uid, gid)
         if exact:  # the exact time goes in a pax record before it, as tarfile does
             return _pax_mtime(str(mtime).encode()) + ustar
         return ustar
-    return _tarfile_header(name, kind, mode, mtime, size, link)
+    return _tarfile_header(name, kind, mode, mtime, size, link, owner)
 
 
-def _ustar(name: bytes, mode: int, size: int, mtime: int, kind: bytes, link: bytes) -> bytes:
-    """One ustar header block: name, mode, uid and gid 0, size, mtime, checksum, type, link."""
-    numbers = b"%07o\x000000000\x000000000\x00%011o\x00%011o\x00" % (mode, size, mtime)
+def _ustar(
+    name: bytes, mode: int, size: int, mtime: int, kind: bytes, link: bytes, uid: int, gid: int
+) -> bytes:
+    """One ustar header block: name, mode, uid, gid, size, mtime, checksum, type, link."""
+    numbers = b"%07o\x00%07o\x00%07o\x00%011o\x00%011o\x00" % (mode, uid, gid, size, mtime)
     checksum = _FIXED_SUM + sum(name) + sum(numbers) + kind[0] + sum(link)
     return b"".join(
         (
@@ -89,17 +104,20 @@ def _pax_mtime(value: bytes) -> bytes:
         length = previous = 0
         while (length := bare + len(str(previous))) != previous:
             previous = length
-        pax = _ustar(b"././@PaxHeader", 0, length, 0, b"x", b"")
+        pax = _ustar(b"././@PaxHeader", 0, length, 0, b"x", b"", 0, 0)
         parts = (pax + b"%d mtime=" % length, b"\n" + bytes(BLOCK - length))
         _pax_parts[len(value)] = parts
     return parts[0] + value + parts[1]
 
 
-def _tarfile_header(name: str, kind: bytes, mode: int, mtime: float, size: int, link: str) -> bytes:
+def _tarfile_header(
+    name: str, kind: bytes, mode: int, mtime: float, size: int, link: str, owner: tuple[int, int]
+) -> bytes:
     import tarfile
 
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.mtime, info.size, info.linkname = kind, mode, mtime, size, link
+    info.uid, info.gid = owner
     return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
 
 
@@ -137,15 +155,31 @@ class TarWriter:
         self.view[self.pos : end] = data
         self.pos = end
 
-    def add(self, name: str, kind: bytes, mode: int, mtime: float, link: str = "") -> None:
+    def add(
+        self,
+        name: str,
+        kind: bytes,
+        mode: int,
+        mtime: float,
+        link: str = "",
+        owner: tuple[int, int] = (0, 0),
+    ) -> None:
         """A directory or symlink: its header only."""
-        self._put(header(name, kind, mode, mtime, 0, link))
+        self._put(header(name, kind, mode, mtime, 0, link, owner))
 
-    def add_file(self, name: str, mode: int, mtime: float, size: int, fd: int) -> tuple[str, bool]:
+    def add_file(
+        self,
+        name: str,
+        mode: int,
+        mtime: float,
+        size: int,
+        fd: int,
+        owner: tuple[int, int] = (0, 0),
+    ) -> tuple[str, bool]:
         """A regular file of ``size`` bytes read from ``fd``: (BLAKE3 hex digest of the bytes
         written, whether the file held fewer). The bytes are exactly ``size``: zeros make up
         for a file that shrank, a file that grew is cut, as tar does."""
-        self._put(header(name, REGTYPE, mode, mtime, size))
+        self._put(header(name, REGTYPE, mode, mtime, size, "", owner))
         view, pos = self.view, self.pos
         padded = size + -size % BLOCK
         if pos + padded <= len(view):  # it fits: one read, one hash, no call per chunk
