@@ -3,7 +3,7 @@
 Cron and systemd timers start this for every backup, and its start is time the backup
 waits for, so it loads without Typer: ``OPTIONS`` declares the command line once; Typer
 builds the command from it (``register``) and ``cli.fastpath`` parses the plain forms
-before Typer is imported (``cli.main``). Only what the tool's command needs is done before
+before Typer is imported (``cli.fast_path``). Only what the tool's command needs is done before
 the tool starts (settings, locks); the database, rich and the parsers load beside it.
 """
 
