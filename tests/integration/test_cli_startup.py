@@ -264,3 +264,21 @@ def test_the_console_script_leaves_with_the_runs_exit_code_and_all_its_output(
     assert "from-the-tool" in record["log"]
     (run,) = stored_runs(tmp_path / "data", "nightly")
     assert run["id"] == record["id"] and run["status"] == "failed"
+
+
+def test_a_plain_backup_loads_no_typer_and_still_writes_its_snapshot(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a")
+    args = ["backup", "--source", str(tmp_path / "src"), "--dest", str(tmp_path / "d")]
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps([*args, "--no-record", "--json"])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["code"] == 0, result.stderr
+    assert "typer" not in outcome["modules"] and "sqlalchemy" not in outcome["modules"]
+    assert len(list((tmp_path / "d" / "snapshots").iterdir())) == 1

@@ -1,10 +1,11 @@
-"""``backwatch push`` and ``backwatch run`` parsed without Typer mean exactly what Typer
+"""``backwatch push``, ``run`` and ``backup`` parsed without Typer mean exactly what Typer
 would have parsed.
 
 The fast parser (``cli.fastpath``) and the Typer command are both built from ``OPTIONS``
-(``cli.push``, ``cli.run``). Here the same command lines go through both: whenever the fast
-parser accepts a line, Typer must accept it too and hand the command the very same values;
-every line Typer refuses (or answers with help) the fast parser must leave to Typer.
+(``cli.push``, ``cli.run``, ``cli.backup``). Here the same command lines go through both:
+whenever the fast parser accepts a line, Typer must accept it too and hand the command the
+very same values; every line Typer refuses (or answers with help) the fast parser must
+leave to Typer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from backwatch.cli import push, run
+from backwatch.cli import backup, push, run
 from backwatch.cli.fastpath import parse
 from backwatch.cli.options import Option
 from backwatch.cli.params import command_from
@@ -208,3 +209,50 @@ run_lines = st.lists(run_words, max_size=6).map(lambda parts: [w for p in parts 
 @given(run_lines, environments)
 def test_any_run_line_means_the_same_on_both_paths(args: list[str], env: dict) -> None:
     assert_same_as_typer(args, env, run)
+
+
+# --- backwatch backup [JOB]: an argument that may be left out, several repeatable options ---
+
+BACKUP_FLAGS = [f for o in backup.OPTIONS for f in o.flags]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["docs"],
+        ["--source", "/srv/a", "-s", "/srv/b", "--dest", "/mnt/x", "--no-record"],
+        ["-s", "/srv", "-d", "/mnt/x", "-d", "/mnt/y", "--json", "--level", "9", "-e", "*.tmp"],
+        ["docs", "--full", "--checksum", "--dry-run", "--dump", "db=pg_dump app"],
+        ["--name", "photos", "--source=/srv/p", "--dest=/mnt/p", "-c", "b.toml"],
+    ],
+)
+def test_the_forms_of_a_nightly_backup_take_the_fast_path(args: list[str]) -> None:
+    assert assert_same_as_typer(args, {}, backup) is not None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["docs", "photos"], ["--help"], ["--level", "x"], ["--source"], ["--full=1"], ["-x"]],
+)
+def test_backup_lines_the_fast_parser_does_not_take(args: list[str]) -> None:
+    assert parse(args, backup.OPTIONS, {}) is None
+    assert_same_as_typer(args, {}, backup)
+
+
+def test_an_argument_left_out_takes_its_default() -> None:
+    values = assert_same_as_typer(["--dest", "/mnt/x"], {}, backup)
+    assert values is not None and values["job"] is None and values["source"] is None
+
+
+backup_words = st.one_of(
+    st.sampled_from(BACKUP_FLAGS).map(lambda f: [f]),
+    st.tuples(st.sampled_from(BACKUP_FLAGS), st.sampled_from(VALUES)).map(list),
+    st.sampled_from(["docs", "photos", "-", "--", "-x", ""]).map(lambda w: [w]),
+)
+backup_lines = st.lists(backup_words, max_size=6).map(lambda ps: [w for p in ps for w in p])
+
+
+@settings(max_examples=200, deadline=None)
+@given(backup_lines, environments)
+def test_any_backup_line_means_the_same_on_both_paths(args: list[str], env: dict) -> None:
+    assert_same_as_typer(args, env, backup)

@@ -1,10 +1,11 @@
 """The ``backwatch`` command line: Typer + rich, one module per group of commands.
 
-A plain ``backwatch push`` or ``backwatch run JOB`` (what backup scripts, cron and timers
-call, no help asked) runs without loading Typer at all (``fast_path``): their options are
-declared once (``OPTIONS`` in ``cli.push`` and ``cli.run``) and ``cli.fastpath`` reads
-them. Everything else, including any line the fast parser does not accept, goes through
-the Typer root (``cli.root``), so help and errors are Typer's.
+A plain ``backwatch push``, ``backwatch run JOB`` or ``backwatch backup`` (what backup
+scripts, cron and timers call, no help asked) runs without loading Typer at all
+(``fast_path``): their options are declared once (``OPTIONS`` in ``cli.push``, ``cli.run``
+and ``cli.backup``) and ``cli.fastpath`` reads them. Everything else, including any line
+the fast parser does not accept, goes through the Typer root (``cli.root``), so help and
+errors are Typer's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from typing import Any
 
 #: command → (module, function) of the commands with a fast path
-FAST = {"push": ("push", "push"), "run": ("run", "run")}
+FAST = {"push": ("push", "push"), "run": ("run", "run"), "backup": ("backup", "backup")}
 
 
 def main(prog_name: str | None = None) -> None:
@@ -53,8 +54,8 @@ def script(prog_name: str | None = None) -> None:
 
 
 def fast_path(argv: list[str]) -> int | None:
-    """The exit code of a plain ``push`` or ``run`` line run without Typer, or None when
-    the line is not one (Typer must parse it)."""
+    """The exit code of a plain ``push``, ``run`` or ``backup`` line run without Typer, or
+    None when the line is not one (Typer must parse it)."""
     if not argv or argv[0] not in FAST:
         return None
     import importlib

@@ -64,12 +64,12 @@ def _complete(
     given: dict[str, object], options: Sequence[Option], environ: Mapping[str, str]
 ) -> dict[str, object] | None:
     """Every option's value: given, else from its environment variable, else its default.
-    None when an argument is missing."""
+    None when a required argument is missing."""
     values: dict[str, object] = {}
     for option in options:
         if option.name in given:
             values[option.name] = given[option.name]
-        elif option.argument:
+        elif option.required:
             return None
         elif option.envvar and environ.get(option.envvar):
             value = _convert(option, environ[option.envvar])

@@ -16,10 +16,13 @@ class Option:
 
     ``flags`` defaults to ``--name-with-dashes`` (what Typer would call it). An environment
     variable stands in for a single-valued text or number option that is not given.
-    ``argument``: a required positional argument instead (``backwatch run JOB``), no flags.
+    ``argument``: a positional argument instead (``backwatch run JOB``), no flags; one that
+    is not ``required`` takes ``default`` when it is left out (``backwatch backup [JOB]``).
     """
 
-    __slots__ = ("argument", "default", "envvar", "flags", "help", "kind", "multiple", "name")
+    __slots__ = (
+        "argument", "default", "envvar", "flags", "help", "kind", "multiple", "name", "required",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -31,6 +34,7 @@ class Option:
         envvar: str | None = None,
         multiple: bool = False,
         argument: bool = False,
+        required: bool = True,
     ) -> None:
         if envvar and (multiple or kind is bool):
             raise ValueError(
@@ -42,6 +46,7 @@ class Option:
         self.kind = kind
         self.help = help
         self.argument = argument
+        self.required = argument and required
         self.flags = () if argument else flags or ("--" + name.replace("_", "-"),)
         self.default = default
         self.envvar = envvar

@@ -1,8 +1,8 @@
 """Typer parameters built from the ``cli.options`` declarations.
 
 ``UrlOpt`` and the other aliases go in a command's signature; ``command_from`` turns a
-function and its declared options into a Typer command (``push`` and ``run``, whose options
-must also load without Typer).
+function and its declared options into a Typer command (``push``, ``run`` and ``backup``,
+whose options must also load without Typer).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def annotation(option: Option) -> Any:
     """``Annotated[type, typer.Option(...)]`` for one declared option (``typer.Argument``
     for an argument)."""
     if option.argument:
-        return Annotated[option.kind, typer.Argument(help=option.help)]
+        kind = option.kind if option.required else option.kind | None
+        return Annotated[kind, typer.Argument(help=option.help)]
     kind: Any = list[option.kind] if option.multiple else option.kind
     if option.default is None:
         kind = kind | None
@@ -43,7 +44,7 @@ def command_from(run: Callable[..., Any], options: Sequence[Option]) -> Callable
             inspect.Parameter(
                 option.name,
                 inspect.Parameter.KEYWORD_ONLY,
-                default=inspect.Parameter.empty if option.argument else option.default,
+                default=inspect.Parameter.empty if option.required else option.default,
                 annotation=annotation(option),
             )
             for option in options

@@ -1,0 +1,218 @@
+"""``backwatch backup``: take a snapshot with the built-in engine (docs/engine.md).
+
+Cron, timers and ``backwatch run`` (a builtin job's backup step) start it for every
+backup, so like ``push`` and ``run`` it loads without Typer: ``OPTIONS`` declares the
+command line once; Typer builds the command from it (``cli.engine``) and
+``cli.fastpath`` parses the plain forms before Typer is imported (``cli.fast_path``).
+The other engine commands (restore, verify, …) are in ``cli.engine``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from backwatch.cli.common import echo, fail, print_json
+from backwatch.cli.options import CONFIG, DATA_DIR, DB, TOKEN, URL, Option
+
+OPTIONS = (
+    Option(
+        "job", str, "A tool = 'builtin' job of the config.", argument=True, required=False
+    ),
+    Option("source", str, "Directory to back up (repeat).", "--source", "-s", multiple=True),
+    Option("dest", str, "Destination directory (repeat for several).", "--dest", "-d",
+           multiple=True),
+    Option("exclude", str, "Name or path pattern (repeat).", "--exclude", "-e", multiple=True),
+    Option("dump", str, "NAME=COMMAND: its stdout becomes _dumps/NAME (repeat).", "--dump",
+           multiple=True),
+    Option("full", bool, "Write every file, not only changes.", default=False),
+    Option("checksum", bool, "Compare content, not size + mtime + inode.", default=False),
+    Option("level", int, "zstd level (1–22, default 3)."),
+    Option("name", str, "Job id the run is recorded under (no JOB)."),
+    Option("no_record", bool, "Do not record a run (backwatch run does).", default=False),
+    Option("dry_run", bool, "Say what would happen; change nothing.", default=False),
+    Option("as_json", bool, "Print JSON instead of a table.", "--json", default=False),
+    CONFIG, DATA_DIR, DB, URL, TOKEN,
+)  # fmt: skip
+
+
+def builtin_job(job: str, config: str | None, data_dir: str | None) -> tuple[Any, Any]:
+    """(settings, the job's settings); refuses a job that is not a builtin one."""
+    from backwatch.cli.run import _configured
+    from backwatch.cli.target import local_settings
+    from backwatch.errors import ConfigError
+
+    settings = local_settings(config=config, db=None, data_dir=data_dir)
+    job_settings = _configured(settings, job)
+    if job_settings.tool != "builtin" or job_settings.builtin is None:
+        raise ConfigError(
+            f"job {job!r} is not a built-in engine job (set tool = 'builtin' and add a "
+            "[jobs.builtin] table with its paths)"
+        )
+    if not job_settings.destinations:
+        raise ConfigError(f"job {job!r} has no destinations (destinations = ['/mnt/backup'])")
+    return settings, job_settings
+
+
+def repositories(
+    dest: list[str] | None, job: str | None, config: str | None, data_dir: str | None
+) -> list[Any]:
+    from backwatch.engine.repository import Repository
+    from backwatch.errors import InvalidInput
+
+    if dest:
+        return [Repository(d) for d in dest]
+    if job:
+        return [Repository(d) for d in builtin_job(job, config, data_dir)[1].destinations]
+    raise InvalidInput("say where the snapshots are: --dest DIR or --job JOB")
+
+
+def backup(
+    *,
+    job: str | None,
+    source: list[str] | None,
+    dest: list[str] | None,
+    exclude: list[str] | None,
+    dump: list[str] | None,
+    full: bool,
+    checksum: bool,
+    level: int | None,
+    name: str | None,
+    no_record: bool,
+    dry_run: bool,
+    as_json: bool,
+    config: str | None,
+    data_dir: str | None,
+    db: str | None,
+    url: str | None,
+    token: str | None,
+) -> int:
+    """Take a snapshot of directories into one or more destinations (in parallel).
+
+    Incremental when the destination has a snapshot (only new and changed files are
+    written), full with --full. Nothing changed: the run is recorded as skipped. Exit
+    status: 0 success or skipped, 3 warning, 1 failed.
+    """
+    from backwatch.engine.scan import sources_for
+    from backwatch.engine.snapshot import Request
+
+    if job:
+        settings, job_settings = builtin_job(job, config, data_dir)
+        opts = job_settings.builtin
+        request = Request(
+            sources=sources_for([*opts.paths, *(source or [])]),
+            destinations=repositories(dest, job, config, data_dir),
+            exclude=[*opts.exclude, *(exclude or [])],
+            checksum=checksum or opts.checksum,
+            level=level or opts.compression_level,
+            job=job,
+        )
+        request.extra_files = _dump_files(settings, job_settings, quiet=as_json or dry_run)
+    else:
+        # an unrecorded ad hoc backup needs no settings (loading them imports pydantic)
+        settings = None if no_record else _settings(config, db, data_dir)
+        if not dest:
+            raise fail("give --dest DIR (or a configured JOB)", 2)
+        request = Request(
+            sources=sources_for(source or []),
+            destinations=repositories(dest, None, config, data_dir),
+            exclude=exclude or [],
+            checksum=checksum,
+            level=level or 3,
+            job=name or _job_id(source or []),
+        )
+    request.dumps = _dumps(dump or [])
+    request.full, request.dry_run = full, dry_run
+    if dry_run:
+        return _backup_dry_run(request, as_json)
+    from backwatch.cli.engine_run import recorded_backup
+
+    return recorded_backup(
+        request, settings, record=not no_record, as_json=as_json, url=url, token=token, db=db
+    )
+
+
+def _settings(config: str | None, db: str | None, data_dir: str | None) -> Any:
+    from backwatch.cli.target import local_settings
+
+    return local_settings(config=config, db=db, data_dir=data_dir)
+
+
+def _job_id(sources: list[str]) -> str:
+    """A job id for an ad-hoc backup: the first source's name as a slug."""
+    import re
+
+    base = Path(sources[0]).expanduser().absolute().name if sources else "backup"
+    slug = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("-._")[:56] or "backup"
+    return f"builtin-{slug}"
+
+
+def _dumps(specs: list[str]) -> list[Any]:
+    if not specs:  # the check below loads the job settings (pydantic): only when needed
+        return []
+    from backwatch.engine.snapshot import Dump
+    from backwatch.errors import InvalidInput
+    from backwatch.job_settings import PHASE_RE
+
+    out = []
+    for spec in specs:
+        name, _, command = spec.partition("=")
+        if not PHASE_RE.match(name) or not command.strip():
+            raise InvalidInput(
+                f"--dump must be NAME=COMMAND (NAME of letters, digits, ._-): {spec!r}"
+            )
+        out.append(Dump(name, ["/bin/sh", "-c", command]))
+    return out
+
+
+def _dump_files(settings: Any, job_settings: Any, *, quiet: bool) -> list[Path]:
+    """The job's dump files (written by `backwatch run`'s dump phases) that exist.
+
+    ``backup JOB`` takes the snapshot alone and does not run the dumps: unless ``quiet``,
+    it says so, with the age of each dump file it includes and the ones it lacks.
+    """
+    import time
+
+    from backwatch.runners.base import RunContext
+    from backwatch.timeutil import human_duration
+
+    paths = [Path(p) for p in RunContext(settings, job_settings).dump_paths()]
+    present = [p for p in paths if p.is_file()]
+    if paths and not quiet:
+        now = time.time()
+        held = [f"{p.name} (dumped {human_duration(now - p.stat().st_mtime)} ago)" for p in present]
+        lacking = [p.name for p in paths if p not in present]
+        what = "; ".join(
+            part
+            for part in (
+                f"it holds {', '.join(held)}" if held else "",
+                f"no file yet for {', '.join(lacking)}" if lacking else "",
+            )
+            if part
+        )
+        sys.stderr.write(
+            f"note: `backup` does not run the job's dumps (`backwatch run {job_settings.id}` "
+            f"does); {what}\n"
+        )
+    return present
+
+
+def _backup_dry_run(request: Any, as_json: bool) -> int:
+    from backwatch.engine.snapshot import take_snapshot
+    from backwatch.timeutil import human_bytes
+
+    outcomes = take_snapshot(request)
+    if as_json:
+        print_json({"dry_run": True, "destinations": [o.as_dict() for o in outcomes]})
+        return 0
+    for o in outcomes:
+        s = o.stats
+        echo(
+            f"{o.destination}: would write a {o.kind} snapshot: {s['files_new']} new, "
+            f"{s['files_changed']} changed, {s['files_unchanged']} unchanged, "
+            f"{s['files_lost']} gone ({human_bytes(s['would_write_bytes'])} to read)"
+            if o.status != "skipped"
+            else f"{o.destination}: nothing changed since {o.parent} (would skip)"
+        )
+    return 0
