@@ -209,6 +209,21 @@ print(json.dumps({"code": code, "when_the_tool_started": loaded[0]}))
 LATER = ("sqlalchemy", "alembic", "typer", "rich", "http.client", "croniter", "fastapi")
 
 
+def _probe(probe: str, args: list[str]) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run ``probe`` on a command line; (the process, what the probe printed last)."""
+    result = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["code"] == 0, result.stderr
+    return result, outcome
+
+
 def _command_job(tmp_path: Path, command: str) -> Path:
     config = tmp_path / "bw.toml"
     config.write_text(
@@ -223,16 +238,7 @@ def test_run_starts_its_tool_with_only_the_settings_loaded(tmp_path: Path) -> No
     loads the settings (pydantic) and the runner, nothing more; the database layer and
     rich load while the tool runs, Typer and http.client not at all."""
     config = _command_job(tmp_path, "true")
-    result = subprocess.run(
-        [sys.executable, "-c", RUN_PROBE, json.dumps(["run", "nightly", "-c", str(config)])],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome["code"] == 0, result.stderr
+    result, outcome = _probe(RUN_PROBE, ["run", "nightly", "-c", str(config)])
     early = sorted(set(LATER) & set(outcome["when_the_tool_started"]))
     assert not early, f"loaded before the tool started: {early}"
     assert "pydantic" in outcome["when_the_tool_started"]  # the probe saw the real start
@@ -270,15 +276,6 @@ def test_a_plain_backup_loads_no_typer_and_still_writes_its_snapshot(tmp_path: P
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.txt").write_text("a")
     args = ["backup", "--source", str(tmp_path / "src"), "--dest", str(tmp_path / "d")]
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps([*args, "--no-record", "--json"])],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome["code"] == 0, result.stderr
+    _result, outcome = _probe(PROBE, [*args, "--no-record", "--json"])
     assert "typer" not in outcome["modules"] and "sqlalchemy" not in outcome["modules"]
     assert len(list((tmp_path / "d" / "snapshots").iterdir())) == 1
