@@ -190,3 +190,38 @@ description = "the nightly one"
         "0 2 * * *", 7200, "the nightly one",
     )  # fmt: skip
     assert job["next_due"] is not None
+
+
+def test_a_dump_first_opens_the_store_while_it_runs(tmp_path: Path) -> None:
+    from backwatch.runners.record import BackgroundRecorder, HubRecorder
+    from backwatch.services.hub import Hub
+    from backwatch.settings import load_settings
+
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        """
+[[jobs]]
+id = "app"
+tool = "command"
+command = "true"
+[[jobs.dumps]]
+name = "db"
+type = "command"
+command = "sleep 0.5; echo rows"
+""",
+    )
+    settings = load_settings(str(config))
+    opened: list[float] = []
+
+    def open_store() -> HubRecorder:
+        opened.append(time.time())
+        return HubRecorder(Hub(settings), actor="test", owns_hub=True)
+
+    recorder = BackgroundRecorder(open_store)
+    recorder.HOLD_S = 600
+    result = _run(settings, recorder)
+    assert result.record is not None
+    dump, backup = result.record["phases"]
+    assert dump["name"] == "dump-db"
+    assert _epoch(dump["started_at"]) <= opened[0] < _epoch(backup["started_at"])

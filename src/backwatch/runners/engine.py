@@ -307,6 +307,7 @@ class JobRunner:
                 mask=self.mask,
                 stdout_to=out,
                 cancel=self.cancel,
+                while_running=lambda: self._while_running(step),
             )
             out.flush()
             os.fsync(out.fileno())
