@@ -286,6 +286,18 @@ class JobSettings(BaseModel):
         return value
 
 
+def builtin_problem(job: JobSettings) -> str | None:
+    """Why ``job`` keeps no snapshots with the built-in engine, or None when it does."""
+    if job.tool != "builtin" or job.builtin is None:
+        return (
+            f"job {job.id!r} uses tool {job.tool or 'none'!r}, not the built-in engine "
+            "(set tool = 'builtin' and add a [jobs.builtin] table with its paths)"
+        )
+    if not job.destinations:
+        return f"job {job.id!r} has no destinations (destinations = ['/mnt/backup'])"
+    return None
+
+
 def _check_job_references(file: FileSettings, source: str) -> None:
     """Cross-field checks: parents that exist, rule names that exist."""
     ids = {job.id for job in file.jobs}

@@ -228,3 +228,20 @@ read_data_subset = "50%"
     assert [p["name"] for p in record["phases"]] == ["backup", "prune", "check"]
     assert all(p["status"] == "success" for p in record["phases"])
     assert len(_json("snapshots", "-d", str(tmp_path / "d1"))) == 1
+
+
+def test_scan_of_a_job_leaves_out_what_its_backups_exclude(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "keep.txt").write_text("k")
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        f'[[jobs]]\nid = "docs"\ntool = "builtin"\ndestinations = ["{tmp_path / "d"}"]\n'
+        f'[jobs.builtin]\npaths = ["{src}"]\nexclude = ["*.tmp"]\n',
+    )
+    _ok("backup", "docs", "--config", str(config))
+    (src / "scratch.tmp").write_text("never backed up, on purpose")
+    (src / "new.txt").write_text("n")
+    scan = _json("scan", "--job", "docs", "--config", str(config))
+    assert isinstance(scan, dict) and scan["new"] == ["src/new.txt"]

@@ -42,16 +42,13 @@ def builtin_job(job: str, config: str | None, data_dir: str | None) -> tuple[Any
     from backwatch.cli.run import _configured
     from backwatch.cli.target import local_settings
     from backwatch.errors import ConfigError
+    from backwatch.job_settings import builtin_problem
 
     settings = local_settings(config=config, db=None, data_dir=data_dir)
     job_settings = _configured(settings, job)
-    if job_settings.tool != "builtin" or job_settings.builtin is None:
-        raise ConfigError(
-            f"job {job!r} is not a built-in engine job (set tool = 'builtin' and add a "
-            "[jobs.builtin] table with its paths)"
-        )
-    if not job_settings.destinations:
-        raise ConfigError(f"job {job!r} has no destinations (destinations = ['/mnt/backup'])")
+    problem = builtin_problem(job_settings)
+    if problem:
+        raise ConfigError(problem)
     return settings, job_settings
 
 

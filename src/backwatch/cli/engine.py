@@ -168,23 +168,12 @@ def snapshots_command(
     data_dir: DataDirOpt = None,
 ) -> int:
     """List the snapshots of a destination, oldest first."""
-    from backwatch.timeutil import human_bytes, iso
+    from backwatch.timeutil import human_bytes
 
     repo = _repository(dest, job, config, data_dir)
+    # the API's created_at is "time" here, as this command has always printed it
     rows = [
-        {
-            "id": m.id,
-            "time": iso(m.created_at),
-            "kind": m.kind,
-            "parent": m.parent,
-            "bases": m.bases,
-            "job": m.job,
-            "host": m.host,
-            "files": m.stats.get("files"),
-            "size_bytes": m.stats.get("size_bytes"),
-            "bytes_added": m.stats.get("bytes_added"),
-            "sources": m.sources,
-        }
+        {"time" if k == "created_at" else k: v for k, v in m.summary().items()}
         for m in repo.manifests()
     ]
     if as_json:
@@ -213,22 +202,16 @@ def scan_command(
     data_dir: DataDirOpt = None,
 ) -> int:
     """List files lost, changed or never backed up since the latest snapshot."""
-    from backwatch.engine.scan import compare, sources_for, walk
+    from backwatch.engine.scan import since_latest
 
     repo = _repository(dest, job, config, data_dir)
-    latest = repo.latest()
-    paths = source or ([s["path"] for s in latest.sources] if latest else [])
-    current = walk(sources_for(paths))
-    changes, _ = compare(current, latest, checksum=checksum)
-    files = {e.path for e, _ in current.entries if e.type == "file"}
-    before = latest.by_path() if latest else {}
-    out: dict[str, Any] = {
-        "snapshot": latest.id if latest else None,
-        "lost": [p for p in changes.lost if before[p].type == "file"],
-        "changed": [p for p in changes.changed if p in files],
-        "new": [p for p in changes.new if p in files],
-        "problems": current.problems,
-    }
+    exclude = None
+    if job and not dest:  # what the job's backups leave out is not "never backed up"
+        from backwatch.cli.backup import builtin_job
+
+        options = builtin_job(job, config, data_dir)[1].builtin
+        exclude = options.exclude if options is not None else None
+    out = since_latest(repo.latest(), source, exclude=exclude, checksum=checksum)
     if as_json:
         print_json(out)
         return 0
@@ -237,6 +220,8 @@ def scan_command(
     for kind in ("lost", "changed", "new"):
         for p in out[kind]:
             echo(f"  {kind:<8} {p}")
+    for problem in out["problems"]:  # unreadable paths, a source folder that is gone
+        sys.stderr.write(f"warning: {problem}\n")
     return 0
 
 

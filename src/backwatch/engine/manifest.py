@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from backwatch.errors import MalformedInput
+from backwatch.timeutil import iso
 
 FORMAT = "backwatch-snapshot/1"
 MANIFEST = "manifest.json"
@@ -89,6 +90,22 @@ class Manifest:
 
     def by_path(self) -> dict[str, Entry]:
         return {e.path: e for e in self.entries}
+
+    def summary(self) -> dict[str, Any]:
+        """One snapshot as ``backwatch snapshots --json`` and the HTTP API list it."""
+        return {
+            "id": self.id,
+            "created_at": iso(self.created_at),
+            "kind": self.kind,
+            "parent": self.parent,
+            "bases": self.bases,
+            "job": self.job,
+            "host": self.host,
+            "files": self.stats.get("files"),
+            "size_bytes": self.stats.get("size_bytes"),
+            "bytes_added": self.stats.get("bytes_added"),
+            "sources": self.sources,
+        }
 
     def to_json(self) -> str:
         # fields read directly: dataclasses.asdict deep-copies, ten times slower on 100 k

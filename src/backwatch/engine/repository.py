@@ -102,11 +102,16 @@ class Repository:
 
     def as_of(self, when: float) -> Manifest:
         """The last snapshot taken at or before ``when`` (to the millisecond: a time copied
-        from ``backwatch snapshots`` selects that snapshot)."""
-        before = [m for m in self.manifests() if m.created_at <= when + 0.001]
-        if not before:
-            raise NotFound(f"no snapshot in {self.path} was taken at or before that time")
-        return before[-1]
+        from ``backwatch snapshots`` selects that snapshot). Ids sort by time: read newest
+        first, and keep only the one chosen (a big manifest takes tens of MB)."""
+        for snapshot_id in reversed(self.ids()):
+            manifest = self._manifests.get(snapshot_id) or read_manifest(
+                self.snapshots_dir / snapshot_id
+            )
+            if manifest.created_at <= when + 0.001:
+                self._manifests[snapshot_id] = manifest
+                return manifest
+        raise NotFound(f"no snapshot in {self.path} was taken at or before that time")
 
     def archive(self, snapshot_id: str) -> Path:
         path = self.snapshots_dir / snapshot_id / ARCHIVE

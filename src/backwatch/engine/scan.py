@@ -2,8 +2,9 @@
 
 The walk gives one ``Entry`` per directory, regular file and symlink (no hashes yet: the
 archive step hashes what it reads). ``compare`` sorts the files into new, changed,
-unchanged and lost, by size + mtime + inode, or by content with ``checksum``. ``backwatch
-scan`` is ``compare`` against the latest snapshot, without writing anything.
+unchanged and lost, by size + mtime + inode, or by content with ``checksum``.
+``since_latest`` (``backwatch scan``, the API's scan) is ``compare`` against the latest
+snapshot, without writing anything.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from blake3 import blake3
 
@@ -179,6 +181,35 @@ def compare(
             changes.changed.append(entry.path)
     changes.lost = sorted(p for p in before if p not in seen and p.split("/")[0] != DUMPS)
     return changes, kept
+
+
+def since_latest(
+    latest: Manifest | None,
+    paths: list[str] | None = None,
+    *,
+    exclude: list[str] | None = None,
+    checksum: bool = False,
+) -> dict[str, Any]:
+    """What ``backwatch scan`` reports: the files lost, changed or never backed up since
+    ``latest``, in ``paths`` or else the snapshot's own sources (by the names it gave
+    them). A source folder that is gone is not an error: its files are lost."""
+    if paths or latest is None:
+        sources, problems = sources_for(paths or []), []
+    else:
+        recorded = [Source(s["name"], Path(s["path"])) for s in latest.sources]
+        sources = [s for s in recorded if s.path.is_dir()]
+        problems = [f"{s.path}: the source folder is gone" for s in recorded if s not in sources]
+    current = walk(sources, exclude)
+    changes, _ = compare(current, latest, checksum=checksum)
+    files = {e.path for e, _ in current.entries if e.type == FILE}
+    before = latest.by_path() if latest else {}
+    return {
+        "snapshot": latest.id if latest else None,
+        "lost": [p for p in changes.lost if before[p].type == FILE],
+        "changed": [p for p in changes.changed if p in files],
+        "new": [p for p in changes.new if p in files],
+        "problems": problems + current.problems,
+    }
 
 
 def _unchanged(entry: Entry, old: Entry, path: Where, checksum: bool) -> bool:

@@ -30,18 +30,22 @@ class Report:
         return {**self.__dict__, "ok": self.ok}
 
 
-def parse_sample(value: str | None) -> float | None:
-    """'5%' → 0.05 (None: everything); a clear error for anything else."""
+def parse_sample(value: str | None, *, field: str = "--sample") -> float | None:
+    """'5%' → 0.05 (None: everything); a clear error, naming ``field``, for anything else."""
     if value is None:
         return None
     text = value.strip().rstrip("%")
     try:
         share = float(text) / 100
     except ValueError:
-        raise InvalidInput(f"--sample must be a percentage such as 10%, not {value!r}") from None
+        raise _bad_sample(field, f"must be a percentage such as 10%, not {value!r}") from None
     if not 0 < share <= 1:
-        raise InvalidInput(f"--sample must be between 0% and 100%, not {value!r}")
+        raise _bad_sample(field, f"must be between 0% and 100%, not {value!r}")
     return share
+
+
+def _bad_sample(field: str, problem: str) -> InvalidInput:
+    return InvalidInput(f"{field} {problem}", details=[{"field": field, "problem": problem}])
 
 
 def verify(

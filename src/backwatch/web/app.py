@@ -119,6 +119,9 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
     from backwatch.web.routes import run_trigger
 
     app.include_router(run_trigger.router)
+    from backwatch.web.routes import snapshots as snapshot_routes
+
+    app.include_router(snapshot_routes.router)
     from backwatch.web import pages, stream
 
     app.include_router(stream.router)
