@@ -33,7 +33,7 @@ def all_runs(server: Server, job: str) -> list[dict[str, Any]]:
         items += page["items"]
         cursor = page["next_cursor"]
         if not cursor:
-            return sorted(items, key=lambda r: r["started_at"])
+            return sorted(items, key=lambda r: parse_time(r["started_at"]))
 
 
 @pytest.fixture

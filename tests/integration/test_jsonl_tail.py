@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from backwatch.timeutil import parse_time
 from tests.conftest import Server
 
 DEADLINE_S = 5.0
@@ -22,7 +23,7 @@ def runs(server: Server, job: str) -> list[dict[str, Any]]:
     url = f"{server.url}/api/v1/runs?job={job}&limit=500"
     with urllib.request.urlopen(url, timeout=5) as resp:
         items: list[dict[str, Any]] = json.loads(resp.read())["items"]
-    return sorted(items, key=lambda r: r["started_at"])
+    return sorted(items, key=lambda r: parse_time(r["started_at"]))
 
 
 def wait_for_runs(server: Server, job: str, count: int) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backwatch.services.hub import Hub
+from backwatch.timeutil import parse_time
 from backwatch.web.app import create_app
 
 
@@ -30,7 +31,7 @@ def ping_path(client, job: str) -> str:
 
 def runs(client, job: str) -> list[dict]:
     items = client.get("/api/v1/runs", params={"job": job}).json()["items"]
-    return sorted(items, key=lambda r: r["started_at"])
+    return sorted(items, key=lambda r: parse_time(r["started_at"]))
 
 
 def test_borgmatic_style_start_and_finish_without_rid(clocked):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from backwatch.timeutil import parse_time
 from tests.conftest import make_settings, need_tool
 from tests.integration.runner_support import (
     make_tree,
@@ -132,7 +133,11 @@ actions = ["prune"]
         assert proc.returncode == 0, err
     runs = stored_runs(tmp_path / "data", "backup") + stored_runs(tmp_path / "data", "prune")
     assert sorted(p["name"] for r in runs for p in r["phases"]) == ["backup"] * 2 + ["prune"] * 2
-    spans = sorted((p["started_at"], p["finished_at"]) for r in runs for p in r["phases"])
+    spans = sorted(
+        (parse_time(p["started_at"]), parse_time(p["finished_at"]))
+        for r in runs
+        for p in r["phases"]
+    )
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert end <= start, f"phases overlap: {spans}"
 

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backwatch.cli.shell import library_path
+from backwatch.timeutil import parse_time
 from tests.conftest import free_port, need, need_tool, run_cli
 
 LIB = library_path()
@@ -91,8 +92,9 @@ class ServerApi:
             if not page.get("next_cursor"):
                 break
             cursor = f"&cursor={page['next_cursor']}"
+        # by time, not by text ("…:36Z" is a whole second and sorts after "…:36.120Z");
         # runs that start in the same millisecond: ids made in one process count up
-        return sorted(items, key=lambda r: (r["started_at"], r["id"]))
+        return sorted(items, key=lambda r: (parse_time(r["started_at"]), r["id"]))
 
     def run(self, run_id: str) -> dict[str, Any]:
         return self.get(f"/api/v1/runs/{run_id}")
