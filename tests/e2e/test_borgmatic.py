@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backwatch.timeutil import parse_time
 from tests.conftest import need, need_tool
 
 pytestmark = pytest.mark.slow
@@ -87,7 +88,7 @@ def test_borgmatic_reports_success_and_failure(server, tmp_path):
         assert run["status"] == "success"
         assert run["source"] == "ping"
         assert run["duration_s"] > 0
-        assert run["finished_at"] > run["started_at"]
+        assert parse_time(run["finished_at"]) > parse_time(run["started_at"])
         assert f'Creating archive at "{tmp_path / "repo"}::' in run["log"]
         assert run["log"].count("Creating archive at") == 1  # the /log and finish bodies, once
         assert "Pinging Healthchecks finish" in run["log"]

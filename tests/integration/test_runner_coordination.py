@@ -74,7 +74,7 @@ def test_a_second_run_of_a_busy_job_waits_queued_then_runs(tmp_path: Path) -> No
     earlier = stored_runs(tmp_path / "data", "slow")[1]
     assert earlier["status"] == "success"
     # the second run's work started only after the first one had finished
-    assert later["phases"][0]["started_at"] >= earlier["finished_at"]
+    assert parse_time(later["phases"][0]["started_at"]) >= parse_time(earlier["finished_at"])
 
 
 def test_a_second_run_of_a_busy_job_is_refused_when_configured(tmp_path: Path) -> None:
