@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from backwatch.cli.backup import builtin_job, repositories
 from backwatch.cli.common import echo, fail, print_json
 from backwatch.cli.params import ConfigOpt, DataDirOpt, JsonOpt
 
@@ -47,21 +48,13 @@ def register(app: typer.Typer) -> None:
 # --- where: a job or --dest (backup's helpers, cli/backup.py) ---------------------------
 
 
-def _repositories(
-    dest: list[str] | None, job: str | None, config: str | None, data_dir: str | None
-) -> list[Any]:
-    from backwatch.cli.backup import repositories
-
-    return repositories(dest, job, config, data_dir)
-
-
 def _repository(
     dest: list[str] | None, job: str | None, config: str | None, data_dir: str | None
 ) -> Any:
     """The one destination a read command works on (the first of a job's)."""
     from backwatch.errors import NotFound
 
-    repo = _repositories(dest, job, config, data_dir)[0]
+    repo = repositories(dest, job, config, data_dir)[0]
     if not repo.exists():
         raise NotFound(f"{repo.path} holds no snapshots (not a backwatch destination)")
     return repo
@@ -207,8 +200,6 @@ def scan_command(
     repo = _repository(dest, job, config, data_dir)
     exclude = None
     if job and not dest:  # what the job's backups leave out is not "never backed up"
-        from backwatch.cli.backup import builtin_job
-
         options = builtin_job(job, config, data_dir)[1].builtin
         exclude = options.exclude if options is not None else None
     out = since_latest(repo.latest(), source, exclude=exclude, checksum=checksum)
@@ -268,15 +259,13 @@ def forget_command(
     policy = Policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
                     keep_yearly, keep_within)  # fmt: skip
     if policy.empty() and job and not dest:
-        from backwatch.cli.backup import builtin_job
-
         retention = builtin_job(job, config, data_dir)[1].retention
         if retention is not None:
             policy = Policy(
                 **{k.removeprefix("keep_"): v for k, v in retention.model_dump().items()}
             )
     results: list[dict[str, Any]] = []
-    for repo in _repositories(dest, job, config, data_dir):
+    for repo in repositories(dest, job, config, data_dir):
         decision = forget(repo, policy, dry_run=dry_run)
         results.append({"destination": str(repo.path), "dry_run": dry_run, **decision.as_dict()})
     if as_json:
