@@ -99,7 +99,7 @@ def backup(
         opts = job_settings.builtin
         request = Request(
             sources=sources_for([*opts.paths, *(source or [])]),
-            destinations=repositories(dest, job, config, data_dir),
+            destinations=repositories(dest or job_settings.destinations, None, config, data_dir),
             exclude=[*opts.exclude, *(exclude or [])],
             checksum=checksum or opts.checksum,
             level=level or opts.compression_level,
