@@ -208,7 +208,7 @@ command = "true"
 [[jobs.dumps]]
 name = "db"
 type = "command"
-command = "sleep 0.5; echo rows"
+command = "sleep 1.5; echo rows"
 """,
     )
     settings = load_settings(str(config))
