@@ -5,11 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
 from backwatch.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from croniter import croniter
+
+
+def _croniter() -> type[croniter]:
+    """croniter, loaded when a cron expression is first read: importing it runs ``file`` on
+    the interpreter (its 32-bit check) and loads dateutil, which ``backwatch run`` of a
+    job without a cron schedule never needs."""
+    from croniter import croniter
+
+    return croniter
 
 
 @dataclass(frozen=True)
@@ -42,12 +53,12 @@ class Schedule:
     def _cron_next(self, ts: float) -> float:
         zone = ZoneInfo(self.timezone)
         if self.wildcard_time:
-            aware = croniter(self.expression, datetime.fromtimestamp(ts, zone))
+            aware = _croniter()(self.expression, datetime.fromtimestamp(ts, zone))
             return float(aware.get_next(datetime).timestamp())
         # Walk a fixed-time expression in local wall-clock time, as cron does, so that a time
         # repeated when the clocks go back is due once, not twice an hour apart.
         wall = datetime.fromtimestamp(ts, zone).replace(tzinfo=None)
-        it = croniter(self.expression, wall)
+        it = _croniter()(self.expression, wall)
         for _ in range(8):
             candidate = it.get_next(datetime)
             # fold=0 is the first of a repeated wall time; a time skipped when the clocks
@@ -64,10 +75,10 @@ class Schedule:
             return None
         zone = ZoneInfo(self.timezone)
         if self.wildcard_time:
-            aware = croniter(self.expression, datetime.fromtimestamp(ts + 0.001, zone))
+            aware = _croniter()(self.expression, datetime.fromtimestamp(ts + 0.001, zone))
             return float(aware.get_prev(datetime).timestamp())
         wall = datetime.fromtimestamp(ts, zone).replace(tzinfo=None)
-        it = croniter(self.expression, wall + timedelta(microseconds=1000))
+        it = _croniter()(self.expression, wall + timedelta(microseconds=1000))
         for _ in range(8):
             # the same instant next_after gives: the first pass of a repeated time
             due = it.get_prev(datetime).replace(tzinfo=zone, fold=0).timestamp()
@@ -88,7 +99,7 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
     if not text:
         raise ValueError("schedule must not be empty")
     if text.startswith("@") or len(text.split()) >= 5:
-        if not croniter.is_valid(text):
+        if not _croniter().is_valid(text):
             raise ValueError(f"not a valid cron expression: {expression!r}")
         return Schedule(text, timezone, None)
     try:
