@@ -28,10 +28,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from backwatch.ids import new_run_id as new_run_id  # where clients have found it
 
 #: answers that mean "the server has this already" when replaying
 ALREADY_DONE = {409}
@@ -54,29 +55,6 @@ def default_dir() -> Path:
 def enabled() -> bool:
     """Clients spool unless ``BACKWATCH_SPOOL=0``."""
     return os.environ.get("BACKWATCH_SPOOL", "1").strip().lower() not in ("0", "no", "false")
-
-
-def new_run_id(now: float | None = None) -> str:
-    """A new run id: 22 characters, time-ordered (11 hex digits of milliseconds + 11
-    random). Clients make theirs with it too, so re-sending a report or a start never
-    stores two runs. Ids made in one process within one millisecond count up from the
-    first one's random part (as monotonic ULIDs do): runs that start in the same
-    millisecond list in the order they were made."""
-    global _last_id
-    ms = int((now if now is not None else time.time()) * 1000)
-    with _id_lock:
-        last_ms, last_random = _last_id
-        if ms == last_ms and last_random < _RANDOM_MAX:
-            random = last_random + 1
-        else:
-            random = secrets.randbits(44) & (_RANDOM_MAX >> 1)  # room to count up
-        _last_id = (ms, random)
-    return f"{ms:011x}{random:011x}"
-
-
-_RANDOM_MAX = 16**11 - 1
-_last_id = (0, 0)
-_id_lock = threading.Lock()
 
 
 def new_entry_name() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from backwatch.spool import new_run_id
+from backwatch.ids import new_run_id
 
 
 def test_ids_are_22_hex_characters_led_by_the_milliseconds():

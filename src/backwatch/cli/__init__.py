@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: `backwatch run` starts its tool before typing loads
+if TYPE_CHECKING:
+    from typing import Any
 
 #: command → (module, function) of the commands with a fast path
 FAST = {"push": ("push", "push"), "run": ("run", "run"), "backup": ("backup", "backup")}

@@ -10,7 +10,10 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: `backwatch run` starts its tool before typing loads
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def target(url: str | None, token: str | None, db: str | None, config: str | None,

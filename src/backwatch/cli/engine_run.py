@@ -126,7 +126,7 @@ def recorded_backup(
     from backwatch.engine.snapshot import take_snapshot
     from backwatch.engine.summary import summarize
     from backwatch.errors import BackwatchError
-    from backwatch.spool import new_run_id
+    from backwatch.ids import new_run_id
 
     recorder = _recorder(settings, url=url, token=token, db=db)[0] if record else None
     run_id = new_run_id(time.time())

@@ -132,7 +132,7 @@ class HttpTarget:
     # The operations every command needs, as the API offers them. Writes carry client-made
     # run ids so that a spooled or retried report is stored once.
     def report(self, obj: Any) -> dict[str, Any]:
-        from backwatch.spool import new_run_id
+        from backwatch.ids import new_run_id
 
         def with_id(item: Any) -> Any:  # native reports only: seed 001 has its backup_id
             native = isinstance(item, dict) and "status" in item and "backup_id" not in item
@@ -146,7 +146,7 @@ class HttpTarget:
         return self.write("/api/v1/runs", body, spooled)  # type: ignore[no-any-return]
 
     def start(self, obj: dict[str, Any]) -> dict[str, Any]:
-        from backwatch.spool import new_run_id
+        from backwatch.ids import new_run_id
 
         if not obj.get("id"):
             obj = {**obj, "id": new_run_id()}

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, text
@@ -280,7 +281,7 @@ def stale_locks_held(hub: Hub) -> list[Holder]:
     (Run slots are left out: their notes carry nothing a fix would act on.)"""
     locks = _locks(hub)
     names = []
-    for path in sorted(locks.directory.glob("*.lock")):
+    for path in sorted(Path(locks.directory).glob("*.lock")):
         try:
             name = json.loads(path.read_bytes() or b"{}").get("name")
         except (OSError, ValueError, AttributeError):

@@ -17,43 +17,68 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from backwatch.errors import Conflict
 
-if TYPE_CHECKING:  # SQLAlchemy loads only for PostgreSQL's advisory locks: `run` starts fast
+# A run's quick start (runners.quickstart) takes its locks before anything else is loaded:
+# this module keeps to the lightest of the standard library (no logging, pathlib or
+# dataclasses, not even typing), and SQLAlchemy loads only for PostgreSQL's advisory locks.
+TYPE_CHECKING = False  # not typing's: `backwatch run` starts its tool before typing loads
+if TYPE_CHECKING:
+    from logging import Logger
+    from typing import Any
+
     from sqlalchemy import Connection, Engine
 
-log = logging.getLogger("backwatch.locks")
 POLL_S = 0.2
+
+
+def _log() -> Logger:
+    import logging
+
+    return logging.getLogger("backwatch.locks")
+
+
+def hostname() -> str:
+    """This host's name, as ``socket.gethostname()`` gives it."""
+    return os.uname().nodename
 
 
 class Busy(Conflict):
     """A lock the run needs is held and the job says ``on_busy = "refuse"``."""
 
 
-@dataclass
 class Holder:
     """The note a holder leaves in a lock file."""
 
-    name: str
-    pid: int | None = None
-    host: str | None = None
-    job: str | None = None
-    run_id: str | None = None
-    since: float | None = None
+    __slots__ = ("host", "job", "name", "pid", "run_id", "since")
+
+    def __init__(
+        self,
+        name: str,
+        pid: int | None = None,
+        host: str | None = None,
+        job: str | None = None,
+        run_id: str | None = None,
+        since: float | None = None,
+    ) -> None:
+        self.name = name
+        self.pid = pid
+        self.host = host
+        self.job = job
+        self.run_id = run_id
+        self.since = since
+
+    def __repr__(self) -> str:
+        return f"Holder({self.name!r}, pid={self.pid}, host={self.host!r}, job={self.job!r})"
 
     def describe(self) -> str:
         who = f"pid {self.pid}" if self.pid else "another process"
-        if self.host and self.host != socket.gethostname():
+        if self.host and self.host != hostname():
             who += f" on {self.host}"
         what = f"job {self.job!r}" if self.job else "a run"
         return f"{self.name} is held by {what} ({who})"
@@ -70,11 +95,11 @@ def _alive(pid: int) -> bool:
 
 
 class _FileLock:
-    def __init__(self, directory: Path, name: str) -> None:
+    def __init__(self, directory: str, name: str) -> None:
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
         kind = name.split(":", 1)[0]
         self.name = name
-        self.path = directory / f"{kind}-{digest}.lock"
+        self.path = os.path.join(directory, f"{kind}-{digest}.lock")
         self.fd: int | None = None
 
     def try_acquire(self) -> bool:
@@ -102,7 +127,8 @@ class _FileLock:
     def read_note(self) -> Holder | None:
         """Who holds it now (read without the lock; the note may be a moment old)."""
         try:
-            return _parse_note(self.name, self.path.read_bytes())
+            with open(self.path, "rb") as file:
+                return _parse_note(self.name, file.read())
         except OSError:
             return None
 
@@ -170,20 +196,20 @@ class _AdvisoryLocks:
             for name in self.held:
                 self._key(self.conn, name, "pg_advisory_unlock")
         except Exception as exc:  # the session ends below, which releases them anyway
-            log.warning("releasing advisory locks: %s", exc)
+            _log().warning("releasing advisory locks: %s", exc)
         finally:
             self.held = []
             self.conn.close()
             self.conn = None
 
 
-@dataclass
 class Held:
     """The locks of one run; ``release()`` (or leaving the ``with``) gives them back."""
 
-    files: list[_FileLock] = field(default_factory=list)
-    advisory: _AdvisoryLocks | None = None
-    waited_s: float = 0.0
+    def __init__(self) -> None:
+        self.files: list[_FileLock] = []
+        self.advisory: _AdvisoryLocks | None = None
+        self.waited_s = 0.0
 
     def release(self) -> None:
         if self.advisory is not None:
@@ -209,17 +235,18 @@ WaitHandler = Callable[[str], None]
 class Locks:
     def __init__(
         self,
-        data_dir: Path,
+        data_dir: str | os.PathLike[str],
         *,
         max_concurrent: int = 3,
         engine: Engine | None = None,
         on_stale: StaleHandler | None = None,
     ) -> None:
-        self.directory = data_dir / "locks"
+        #: the lock files' directory (a str: pathlib is not loaded for a quick start)
+        self.directory = os.path.join(data_dir, "locks")
         self.max_concurrent = max_concurrent
         self.engine = engine if engine is not None and engine.dialect.name == "postgresql" else None
         self.on_stale = on_stale
-        self.host = socket.gethostname()
+        self.host = hostname()
 
     def acquire(
         self,
@@ -236,8 +263,7 @@ class Locks:
         A busy lock named in ``refuse`` raises ``Busy`` instead of waiting. Returns None
         when ``cancel`` was set while waiting.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        note = {"pid": os.getpid(), "host": self.host, "since": time.time(), **note}
+        note = self._prepare(note)
         started = time.monotonic()
         told = False
         while True:
@@ -255,6 +281,17 @@ class Locks:
                 return None
             if cancel is None:
                 time.sleep(poll_s)
+
+    def try_once(self, names: list[str], *, note: dict[str, Any]) -> Held | None:
+        """Every lock in ``names`` plus a run slot now, or None (nothing held) when one is
+        taken: the quick start's attempt, which leaves waiting and refusing to the run."""
+        held, _ = self._try_all(sorted(set(names)), self._prepare(note))
+        return held
+
+    def _prepare(self, note: dict[str, Any]) -> dict[str, Any]:
+        """The lock directory made, and the holder's note completed."""
+        os.makedirs(self.directory, exist_ok=True)
+        return {"pid": os.getpid(), "host": self.host, "since": time.time(), **note}
 
     def _try_all(self, names: list[str], note: dict[str, Any]) -> tuple[Held | None, Holder | None]:
         held = Held()
@@ -284,12 +321,12 @@ class Locks:
                 return None, Holder(names[0], host="another host sharing the database")
             held.advisory = advisory
         for holder in stale:
-            log.warning("cleared a stale lock: %s", holder.describe())
+            _log().warning("cleared a stale lock: %s", holder.describe())
             if self.on_stale is not None:
                 try:
                     self.on_stale(holder)
                 except Exception:  # reporting it must not stop the run
-                    log.exception("recording a stale lock failed")
+                    _log().exception("recording a stale lock failed")
         return held, None
 
     def _take_slot(self, note: dict[str, Any]) -> _FileLock | None:

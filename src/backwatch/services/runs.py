@@ -21,9 +21,9 @@ from backwatch.domain.report import (
     tail_text,
 )
 from backwatch.errors import Conflict, InvalidInput, NotFound
+from backwatch.ids import new_run_id
 from backwatch.services.jobs import ensure_jobs, job_created
 from backwatch.services.unit import WriteUnit
-from backwatch.spool import new_run_id
 from backwatch.store import tables as t
 from backwatch.store.dialect import insert_for, insert_rows, present
 from backwatch.store.writer import Failed, Op, RetryAlone

@@ -113,7 +113,7 @@ class Scheduler:
     def trigger(self, job_id: str, trigger: str = "api") -> str:
         """Start a run of ``job_id`` in a thread; returns its run id (queued until it may
         take its locks)."""
-        from backwatch.spool import new_run_id
+        from backwatch.ids import new_run_id
 
         job = self.job(job_id)
         run_id = new_run_id(self.hub.now())
