@@ -57,6 +57,13 @@ def _pg_reachable() -> bool:
         return False
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """backwatch's caches (the spool, the quick start's entries) go to the test run's own
+    directory, not to ~/.cache, where runs of earlier test sessions would be found."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 @pytest.fixture(scope="session")
 def pg_available() -> bool:
     return _pg_reachable()

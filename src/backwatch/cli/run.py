@@ -4,7 +4,9 @@ Cron and systemd timers start this for every backup, and its start is time the b
 waits for, so it loads without Typer: ``OPTIONS`` declares the command line once; Typer
 builds the command from it (``register``) and ``cli.fastpath`` parses the plain forms
 before Typer is imported (``cli.fast_path``). Only what the tool's command needs is done before
-the tool starts (settings, locks); the database, rich and the parsers load beside it.
+the tool starts (settings, locks); the database, rich and the parsers load beside it. When
+nothing that decides the command has changed since a run of the job last read the settings,
+even they are read while the tool runs (``runners.quickstart``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 from backwatch.cli.common import print_json
 from backwatch.cli.options import CONFIG, DATA_DIR, DB, TOKEN, URL, Option
+
+TYPE_CHECKING = False  # not typing's: `backwatch run` starts its tool before typing loads
+if TYPE_CHECKING:
+    from typing import Any
+
+    from backwatch.runners.quickstart import Plan, QuickStart
 
 OPTIONS = (
     Option("job", str, "The id of a job declared in the config file.", argument=True),
@@ -66,32 +73,102 @@ def run(
     and ETA. Exit status: 0 success, 3 warning, 1 failed, 124 timed out, 130 cancelled,
     75 refused (already running, on_busy = "refuse").
     """
+    if dry_run:
+        return _dry_run(job, as_json=as_json, config=config, db=db, data_dir=data_dir)
+    import time
+
+    from backwatch.ids import new_run_id
+    from backwatch.runners.quickstart import Plan, quick_start_enabled
+
+    run_id = new_run_id(time.time())
+    cancel = threading.Event()
+    # from here on Ctrl-C and SIGTERM cancel the run: a command started early is stopped
+    with _cancel_on_signals(cancel):
+        plan = Plan(job, config, {"data_dir": data_dir, "db": db, "url": url, "token": token})
+        quick = plan.start(run_id) if quick_start_enabled() else None
+        try:
+            return _run(
+                job, run_id, cancel, plan, quick,
+                verbose=verbose, as_json=as_json, config=config, data_dir=data_dir, db=db,
+                url=url, token=token,
+            )  # fmt: skip
+        finally:
+            if quick is not None:
+                quick.discard()
+
+
+def _dry_run(
+    job: str, *, as_json: bool, config: str | None, db: str | None, data_dir: str | None
+) -> int:
     from backwatch.cli.target import local_settings
     from backwatch.runners.base import RunContext
-    from backwatch.runners.engine import EXIT_BUSY, JobRunner
+    from backwatch.runners.engine import JobRunner
     from backwatch.runners.record import NullRecorder
-    from backwatch.services.locks import Busy, Locks
+    from backwatch.services.locks import Locks
 
     settings = local_settings(config=config, db=db, data_dir=data_dir)
     ctx = RunContext(settings, _configured(settings, job))
-    if dry_run:
-        runner = JobRunner(ctx, NullRecorder(), Locks(settings.data_dir))
-        lines = runner.describe()
-        if as_json:
-            print_json({"job": job, "dry_run": True, "commands": lines})
-        else:
-            sys.stdout.write(f"{job}: would run ({len(runner.steps)} steps):\n")
-            for line in lines:
-                sys.stdout.write(f"  {line}\n")
-        return 0
+    runner = JobRunner(ctx, NullRecorder(), Locks(settings.data_dir))
+    lines = runner.describe()
+    if as_json:
+        print_json({"job": job, "dry_run": True, "commands": lines})
+    else:
+        sys.stdout.write(f"{job}: would run ({len(runner.steps)} steps):\n")
+        for line in lines:
+            sys.stdout.write(f"  {line}\n")
+    return 0
+
+
+def _run(
+    job: str,
+    run_id: str,
+    cancel: threading.Event,
+    plan: Plan,
+    quick: QuickStart | None,
+    *,
+    verbose: bool,
+    as_json: bool,
+    config: str | None,
+    data_dir: str | None,
+    db: str | None,
+    url: str | None,
+    token: str | None,
+) -> int:
+    from backwatch.cli.target import local_settings
+    from backwatch.errors import BackwatchError
+    from backwatch.runners.quickstart import at_low_priority, entry_for, quick_start_enabled
+
+    def read() -> Any:
+        settings = local_settings(config=config, db=db, data_dir=data_dir)
+        return settings, _configured(settings, job)
+
+    try:
+        # with a command started early, read while it runs, and leave it the cores
+        settings, configured = read() if quick is None else at_low_priority(read)
+    except BackwatchError:
+        plan.forget()  # settings a run may not start with: never start early on them
+        raise
+    from backwatch.runners.base import RunContext
+    from backwatch.runners.engine import EXIT_BUSY, JobRunner
+    from backwatch.services.locks import Busy, Locks
+
+    ctx = RunContext(settings, configured)
     recorder, engine = _recorder(settings, url=url, token=token, db=db)
-    locks = Locks(settings.data_dir, max_concurrent=settings.runner.max_concurrent, engine=engine)
+    max_concurrent = settings.runner.max_concurrent
+    locks = Locks(settings.data_dir, max_concurrent=max_concurrent, engine=engine)
     from backwatch.cli.run_progress import ProgressWatcher
 
     watcher = ProgressWatcher(verbose=verbose, quiet=as_json)
-    runner = JobRunner(ctx, recorder, locks, watcher=watcher, trigger="manual")
+    runner = JobRunner(
+        ctx, recorder, locks, watcher=watcher, trigger="manual", run_id=run_id, cancel=cancel,
+        quick=quick,
+    )  # fmt: skip
+    entry = None
+    if engine is None:  # PostgreSQL's advisory locks are not taken before the settings
+        entry = entry_for(runner, data_dir=str(settings.data_dir), max_concurrent=max_concurrent)
+    plan.remember(entry if quick_start_enabled() else None)
     try:
-        with watcher, _cancel_on_signals(runner.cancel):
+        with watcher:
             result = runner.run()
     except Busy as exc:
         sys.stderr.write(f"error: {job} is already running: {exc.message} (on_busy = 'refuse')\n")

@@ -21,17 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 from backwatch.domain.lifecycle import RunStatus, exit_code
 from backwatch.errors import BackwatchError
+from backwatch.ids import new_run_id
 from backwatch.runners.base import BACKUP, Outcome, RunContext, Step
 from backwatch.runners.plan import build_plan, lock_names
 from backwatch.runners.process import Finished, Masker, Tail, run_process
 from backwatch.runners.progress import READERS, Progress
 from backwatch.runners.record import Recorder
 from backwatch.services.locks import Busy, Locks
-from backwatch.spool import new_run_id
 from backwatch.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from backwatch.domain.report import RunReport
+    from backwatch.runners.quickstart import QuickStart
+    from backwatch.runners.spawn import Started
 
 _RANK = {RunStatus.SUCCESS: 0, RunStatus.WARNING: 1, RunStatus.FAILED: 2}
 EXIT_BUSY = 75
@@ -85,7 +87,11 @@ class JobRunner:
         run_id: str | None = None,
         cancel: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
+        quick: QuickStart | None = None,
     ) -> None:
+        """``quick``: the run's locks and first command, taken and started before the
+        settings were read (``runners.quickstart``); claimed and adopted when they are this
+        run's, stopped otherwise."""
         self.ctx = ctx
         self.job = ctx.job
         self.recorder = recorder
@@ -93,6 +99,7 @@ class JobRunner:
         self.watcher = watcher or Watcher()
         self.trigger = trigger
         self.clock = clock
+        self.quick = quick
         self.run_id = run_id or new_run_id(clock())
         self.cancel = cancel or threading.Event()
         self.steps, self.after_steps, self.failure_steps = build_plan(ctx)
@@ -132,6 +139,13 @@ class JobRunner:
     # --- the run -----------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        try:
+            return self._run()
+        finally:
+            if self.quick is not None:
+                self.quick.discard()
+
+    def _run(self) -> RunResult:
         names = lock_names(self.ctx)
         refuse = {f"job:{self.job.id}"} if self.job.on_busy == "refuse" else set()
         note = {"job": self.job.id, "run_id": self.run_id}
@@ -152,9 +166,17 @@ class JobRunner:
             )
             started = True
 
-        held = self.locks.acquire(
-            names, note=note, refuse=refuse, on_wait=on_wait, cancel=self.cancel
-        )
+        quick = self.quick
+        held = quick.claim(names) if quick is not None else None
+        began: float | None = None  # a quick start's locks were taken when it started
+        if held is not None and quick is not None:
+            began = quick.at
+            for holder in quick.stale:
+                self.recorder.stale_lock(holder)
+        else:
+            held = self.locks.acquire(
+                names, note=note, refuse=refuse, on_wait=on_wait, cancel=self.cancel
+            )
         if held is None:
             return self._finish(
                 RunStatus.CANCELLED,
@@ -175,13 +197,14 @@ class JobRunner:
                     RunStatus.RUNNING,
                     self.trigger,
                     None,
-                    at=self.clock(),
+                    at=began or self.clock(),
                 )
             return self._run_steps()
 
     def _run_steps(self) -> RunResult:
         log = Tail()
-        deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
+        began = self.quick.monotonic if self.quick is not None else time.monotonic()
+        deadline = began + self.timeout_s if self.timeout_s else None
         status = RunStatus.SUCCESS
         message = ""
         exit_code: int | None = None
@@ -239,11 +262,14 @@ class JobRunner:
         shown = self.shown(step)
         log.add(f"$ {shown}" + (f" > {step.stdout_path}" if step.stdout_path else ""))
         self.watcher.step_started(step, shown)
-        self.recorder.phase(self.run_id, step.phase, "start", self.clock())
+        started = self._adopt(step)
+        self.recorder.phase(
+            self.run_id, step.phase, "start", started.at if started else self.clock()
+        )
         remaining = None
         if deadline is not None:
             remaining = max(0.01, deadline - time.monotonic())
-        finished = self._execute(step, remaining)
+        finished = self._execute(step, remaining, started)
         if finished.output:
             log.add(finished.output)
         if finished.timed_out:
@@ -260,6 +286,16 @@ class JobRunner:
         self.watcher.step_finished(step, outcome, finished.duration_s)
         return finished, outcome
 
+    def _adopt(self, step: Step) -> Started | None:
+        """The step's command, when the quick start runs it already (the first step only;
+        any other command the quick start runs is stopped before this step starts)."""
+        if self.quick is None:
+            return None
+        if step.stdout_path is not None:  # a dump writes into a file: never started early
+            self.quick.discard()
+            return None
+        return self.quick.adopt(step.argv, {**self.env, **step.env})
+
     def _while_running(self, step: Step) -> None:
         """Work that should delay neither the command's start nor its end."""
         self.recorder.begin()
@@ -267,7 +303,7 @@ class JobRunner:
             _load_parsers()
         self.watcher.prepare()
 
-    def _execute(self, step: Step, timeout_s: float | None) -> Finished:
+    def _execute(self, step: Step, timeout_s: float | None, started: Started | None) -> Finished:
         reader = READERS.get(step.progress or "")
         counts = self._file_counts = {"A": 0, "M": 0, "E": 0}
 
@@ -294,6 +330,7 @@ class JobRunner:
                 mask=self.mask,
                 cancel=self.cancel,
                 while_running=lambda: self._while_running(step),
+                started=started,
             )
         path = step.stdout_path
         path.parent.mkdir(parents=True, exist_ok=True)

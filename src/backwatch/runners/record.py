@@ -140,6 +140,10 @@ class HubRecorder:
             trigger=trigger,
         )
         self._write(runs.start_run(report, at, actor=self.actor))
+        if self.owns_hub:
+            # the CLI reads the run back once it has ended, and SQLAlchemy compiles a
+            # statement the first time it runs: read it now, while the tool works
+            self._stored(run_id)
 
     def status(
         self, run_id: str, status: RunStatus | None, message: str | None, *, at: float
@@ -391,7 +395,7 @@ class BackgroundRecorder:
         if call is None:  # closed before anything was recorded (a refused run)
             return
         self._go.wait(self.HOLD_S)
-        _yield_cpu()
+        yield_cpu()
         try:
             self._recorder = open_recorder()
         except BackwatchError as exc:
@@ -466,7 +470,7 @@ class BackgroundRecorder:
         self._recorder.close()
 
 
-def _yield_cpu() -> None:
+def yield_cpu() -> None:
     """Lowest CPU priority for the calling thread (Linux: each thread has its own): the
     recording may wait for the tool, which needs the cores more (restic hashes and
     compresses on all of them). It gets the idle time, and the whole machine once the
