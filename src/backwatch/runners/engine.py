@@ -100,6 +100,8 @@ class JobRunner:
         self.trigger = trigger
         self.clock = clock
         self.quick = quick
+        #: when a quick start whose locks this run claimed started (its timeout counts from it)
+        self._began_monotonic: float | None = None
         self.run_id = run_id or new_run_id(clock())
         self.cancel = cancel or threading.Event()
         self.steps, self.after_steps, self.failure_steps = build_plan(ctx)
@@ -170,7 +172,7 @@ class JobRunner:
         held = quick.claim(names) if quick is not None else None
         began: float | None = None  # a quick start's locks were taken when it started
         if held is not None and quick is not None:
-            began = quick.at
+            began, self._began_monotonic = quick.at, quick.monotonic
             for holder in quick.stale:
                 self.recorder.stale_lock(holder)
         else:
@@ -203,7 +205,7 @@ class JobRunner:
 
     def _run_steps(self) -> RunResult:
         log = Tail()
-        began = self.quick.monotonic if self.quick is not None else time.monotonic()
+        began = self._began_monotonic or time.monotonic()
         deadline = began + self.timeout_s if self.timeout_s else None
         status = RunStatus.SUCCESS
         message = ""
