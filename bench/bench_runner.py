@@ -18,7 +18,7 @@ Besides wall time (noisy on a shared machine), each side's CPU time (user + sys,
 included) and the runner's *own* time (its wall time less the backup phase it recorded,
 which is restic's life) are given: they move far less with the load.
 
-    .venv/bin/python bench/bench_runner.py [--quick] [--rounds 3] [--mb 200]
+    .venv/bin/python bench/bench_runner.py [--quick] [--rounds 5] [--mb 200]
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def medians(samples: list[Sample]) -> Sample:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="50 MB, 2 rounds")
     args = parser.parse_args()
@@ -211,6 +211,10 @@ def main() -> None:
                 for side, sample in zip(sides.values(), (direct_s, cli_s, served_s), strict=True):
                     side.append(sample)
     plain, wrapped, by_serve = (medians(samples) for samples in sides.values())
+    # the same overhead paired by round (each round's runner against that round's restic):
+    # less moved by the machine's drift from one round to the next
+    pairs = zip(sides["restic"], sides["cli"], strict=True)
+    paired = median([(w.wall_s - p.wall_s) / p.wall_s * 100 for p, w in pairs])
     overhead = (wrapped.wall_s - plain.wall_s) / plain.wall_s * 100
     served_overhead = (by_serve.wall_s - plain.wall_s) / plain.wall_s * 100
     # the runners' own time over restic's: the same overhead, far less moved by the load
@@ -220,7 +224,8 @@ def main() -> None:
     print(
         f"restic backup of {args.mb} MB: {plain.wall_s:.2f} s direct, {wrapped.wall_s:.2f} s "
         f"through `backwatch run`: overhead {overhead:+.1f} % (target ≤ {TARGET_PERCENT} %) "
-        f"{verdict}; its own time {wrapped.own_s:.3f} s ({own:.1f} %); CPU "
+        f"{verdict}; paired by round {paired:+.1f} %; its own time {wrapped.own_s:.3f} s "
+        f"({own:.1f} %); CPU "
         f"{wrapped.cpu_s:.2f} s vs {plain.cpu_s:.2f} s"
     )
     first_own = (first.own_s or 0.0) / plain.wall_s * 100
@@ -242,6 +247,7 @@ def main() -> None:
         backwatch_run_cpu_s=round(wrapped.cpu_s, 3),
         backwatch_run_own_s=round(wrapped.own_s or 0.0, 3),
         overhead_percent=round(overhead, 2),
+        paired_overhead_percent=round(paired, 2),
         own_percent=round(own, 2),
         first_run_own_s=round(first.own_s or 0.0, 3),
         first_run_own_percent=round(first_own, 2),

@@ -223,8 +223,10 @@ def summary_rows(res: dict[str, Any]) -> list[str]:
         rows.append(
             f"| `backwatch run` vs restic alone, {runner['megabytes']} MB | "
             f"≤ {runner['target_percent']:.0f} % wall time | {runner['overhead_percent']:.1f} % "
-            f"({runner['backwatch_run_s']} s vs {runner['restic_s']} s; own time "
-            f"{runner.get('own_percent', float('nan')):.1f} %) | "
+            f"({runner['backwatch_run_s']} s vs {runner['restic_s']} s; paired by round "
+            f"{runner.get('paired_overhead_percent', float('nan')):.1f} %; own time "
+            f"{runner.get('own_percent', float('nan')):.1f} %, a job's first run "
+            f"{runner.get('first_run_own_percent', float('nan')):.1f} %) | "
             f"{status(runner['overhead_percent'] <= runner['target_percent'])} |"
         )
         if "served_overhead_percent" in runner:
