@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -283,3 +284,21 @@ def test_it_can_be_turned_off(job, tool_ran_first, monkeypatch) -> None:
     assert entries(job) == []
     assert tool_ran_first == [False, False]
     assert len(tool_starts(job)) == 2
+
+
+def test_a_run_that_waits_after_a_stopped_quick_start_gets_its_whole_timeout(job) -> None:
+    """The entry's locks are not the run's (as after a change the key missed): the early
+    command is stopped, the run waits for its repository's lock, and its timeout counts
+    from when it got it, not from the quick start."""
+    text = job["config"].read_text()
+    job["config"].write_text(text.replace('tool = "restic"', 'tool = "restic"\ntimeout = "10s"'))
+    path, entry = replace_command(job, "exec sleep 60")
+    entry["locks"] = ["job:photos"]  # the repository's lock left out
+    path.write_text(json.dumps(entry))
+    repo_lock = f"repo:restic:{job['root'] / 'repo'}"
+    held = Locks(job["data"]).try_once([repo_lock], note={"job": "other", "run_id": "x"})
+    assert held is not None
+    threading.Timer(11, held.release).start()  # longer than the run's timeout
+    proc, run = run_job(job["config"], "photos")
+    assert proc.returncode == 0, proc.stderr
+    assert run is not None and run["status"] == "success", run

@@ -45,14 +45,14 @@ if TYPE_CHECKING:
     from backwatch.runners.spawn import Started
     from backwatch.services.locks import Held, Holder
 
+    T = TypeVar("T")
+
 #: bump when the entry's meaning changes: older entries are then never used
 FORMAT = 1
 #: tools whose backup may be started early: stopped, they leave the repository consistent
 TOOLS = ("restic", "borg", "rsync", "builtin")
 #: variables besides BACKWATCH_* that settings or steps read: a change misses the entry
 ENVIRONMENT = ("HOME", "RETENTION_DAYS")
-if TYPE_CHECKING:
-    T = TypeVar("T")
 
 
 def quick_start_enabled() -> bool:

@@ -27,7 +27,7 @@ from backwatch.errors import Conflict
 # A run's quick start (runners.quickstart) takes its locks before anything else is loaded:
 # this module keeps to the lightest of the standard library (no logging, pathlib or
 # dataclasses, not even typing), and SQLAlchemy loads only for PostgreSQL's advisory locks.
-TYPE_CHECKING = False  # not typing's: `backwatch run` starts its tool before typing loads
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from logging import Logger
     from typing import Any
