@@ -14,11 +14,14 @@ priority: the tool comes first.
 
 The run itself does not change: the runner builds its steps from the settings as always and
 adopts the running command only when its first step is that command, with the same
-arguments and environment (``QuickStart.adopt``). Otherwise (a change the key did not
-catch) it stops the command, its whole process group, before it runs its own, and an error
-in the settings stops it the same way. Only the backup of restic, borg, rsync and the
-built-in engine starts early: tools that leave their repository consistent when stopped. A
-job whose first step is a hook or a dump, or whose locks live in PostgreSQL, never does.
+arguments and environment (``QuickStart.adopt``); what the command printed meanwhile waits
+in its pipes (64 KB each: restic's status lines fill them in minutes, borg's file list may
+make borg wait until the settings are read, as it would have waited to start). Otherwise
+(a change the key did not catch) it stops the command, its whole process group, before it
+runs its own, and an error in the settings stops it the same way. Only the backup of
+restic, borg, rsync and the built-in engine starts early: tools that leave their repository
+consistent when stopped. A job whose first step is a hook or a dump, or whose locks live in
+PostgreSQL, never does.
 
 The entries live in ``$XDG_CACHE_HOME/backwatch/quickstart/`` (``~/.cache/…``), readable by
 their owner only, as a job's ``env`` may hold secrets. Deleting them costs the next run its
