@@ -302,3 +302,58 @@ def test_a_run_that_waits_after_a_stopped_quick_start_gets_its_whole_timeout(job
     proc, run = run_job(job["config"], "photos")
     assert proc.returncode == 0, proc.stderr
     assert run is not None and run["status"] == "success", run
+
+
+def _leave_dead_note(data: Path, name: str, run_id: str) -> int:
+    """What a `backwatch run` killed with -9 leaves in a lock file: its note, no lock."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    locks = Locks(data)
+    held = locks.try_once([name], note={})
+    assert held is not None
+    lock = held.files[0]
+    lock.write_note({"pid": dead.pid, "host": locks.host, "job": "photos", "run_id": run_id})
+    os.close(lock.fd)  # type: ignore[arg-type]
+    lock.fd = None  # closed without truncating: the note stays
+    held.release()
+    return dead.pid
+
+
+def test_a_stale_lock_taken_over_by_a_quick_start_is_reported(job, tool_ran_first) -> None:
+    proc, first = run_job(job["config"], "photos")
+    assert proc.returncode == 0 and first is not None
+    # a run that died with -9: still "running" in the database, its note in the job's lock
+    dead_run = first["id"][:-4] + "dead"
+    from backwatch.domain.lifecycle import RunStatus
+    from backwatch.runners.record import HubRecorder
+    from backwatch.services.hub import Hub
+    from backwatch.settings import load_settings
+
+    with Hub(load_settings(job["config"])) as hub:
+        HubRecorder(hub).start(
+            dead_run, "photos", "restic", RunStatus.RUNNING, "manual", None, at=hub.now()
+        )
+    pid = _leave_dead_note(job["data"], "job:photos", dead_run)
+    proc, _ = run_job(job["config"], "photos")
+    assert proc.returncode == 0, proc.stderr
+    assert tool_ran_first == [False, True]
+    runs = {r["id"]: r for r in stored_runs(job["data"], "photos")}
+    assert runs[dead_run]["status"] == "failed"
+    assert f"pid {pid}" in runs[dead_run]["message"]
+
+
+def test_a_stale_note_is_reported_even_when_another_lock_is_busy(tmp_path: Path) -> None:
+    """Taking over a dead process's lock overwrites its note: it is reported at once, not
+    only when every other lock of the run was free too."""
+    pid = _leave_dead_note(tmp_path, "job:photos", "deadrun")
+    busy = Locks(tmp_path).try_once(["repo:x"], note={"job": "other"})
+    assert busy is not None
+    reported: list[object] = []
+    try:
+        got = Locks(tmp_path, on_stale=reported.append).try_once(
+            ["job:photos", "repo:x"], note={"job": "photos"}
+        )
+    finally:
+        busy.release()
+    assert got is None
+    assert [(h.pid, h.run_id) for h in reported] == [(pid, "deadrun")]  # type: ignore[attr-defined]

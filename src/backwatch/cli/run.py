@@ -154,6 +154,8 @@ def _run(
 
     ctx = RunContext(settings, configured)
     recorder, engine = _recorder(settings, url=url, token=token, db=db)
+    for holder in plan.stale:  # taken over by the quick start, whether it started or not
+        recorder.stale_lock(holder)
     max_concurrent = settings.runner.max_concurrent
     locks = Locks(settings.data_dir, max_concurrent=max_concurrent, engine=engine)
     from backwatch.cli.run_progress import ProgressWatcher

@@ -173,8 +173,6 @@ class JobRunner:
         began: float | None = None  # a quick start's locks were taken when it started
         if held is not None and quick is not None:
             began, self._began_monotonic = quick.at, quick.monotonic
-            for holder in quick.stale:
-                self.recorder.stale_lock(holder)
         else:
             held = self.locks.acquire(
                 names, note=note, refuse=refuse, on_wait=on_wait, cancel=self.cancel

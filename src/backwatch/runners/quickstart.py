@@ -101,6 +101,9 @@ class Plan:
         self.key: str | None = None
         self.path: str | None = None
         self.loaded: dict[str, Any] | None = None
+        #: locks left by dead processes that the quick start took over (their notes are
+        #: gone): the run reports them, whether or not it starts early
+        self.stale: list[Holder] = []
         path = config_file(config)
         if path is None:
             return
@@ -152,11 +155,10 @@ class Plan:
         from backwatch.runners.spawn import spawn
         from backwatch.services.locks import Locks
 
-        stale: list[Holder] = []
         locks = Locks(
             entry["data_dir"],
             max_concurrent=entry["max_concurrent"],
-            on_stale=stale.append,
+            on_stale=self.stale.append,
         )
         try:
             held = locks.try_once(entry["locks"], note={"job": self.job, "run_id": run_id})
@@ -170,7 +172,7 @@ class Plan:
         except OSError:
             held.release()
             return None
-        return QuickStart(entry, env, held, stale, started)
+        return QuickStart(entry, env, held, started)
 
     def remember(self, entry: dict[str, Any] | None) -> None:
         """Keep ``entry`` (see ``entry_for``) for the next run with this key; None forgets
@@ -254,14 +256,11 @@ class QuickStart:
         entry: dict[str, Any],
         env: dict[str, str],
         held: Held,
-        stale: list[Holder],
         started: Started,
     ) -> None:
         self.entry = entry
         self.env = env
         self.held: Held | None = held
-        #: locks left by dead processes, cleared when they were taken: the run reports them
-        self.stale = stale
         self.started: Started | None = started
         self.monotonic = started.monotonic
         self.at = started.at

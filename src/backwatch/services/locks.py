@@ -294,8 +294,24 @@ class Locks:
         return {"pid": os.getpid(), "host": self.host, "since": time.time(), **note}
 
     def _try_all(self, names: list[str], note: dict[str, Any]) -> tuple[Held | None, Holder | None]:
-        held = Held()
         stale: list[Holder] = []
+        try:
+            return self._take_all(names, note, stale)
+        finally:
+            # a lock left by a dead process is taken over, and its note overwritten, whether
+            # or not the others are free: reported now, or never
+            for holder in stale:
+                _log().warning("cleared a stale lock: %s", holder.describe())
+                if self.on_stale is not None:
+                    try:
+                        self.on_stale(holder)
+                    except Exception:  # reporting it must not stop the run
+                        _log().exception("recording a stale lock failed")
+
+    def _take_all(
+        self, names: list[str], note: dict[str, Any], stale: list[Holder]
+    ) -> tuple[Held | None, Holder | None]:
+        held = Held()
         for name in names:
             lock = _FileLock(self.directory, name)
             if not lock.try_acquire():
@@ -320,13 +336,6 @@ class Locks:
                 held.release()
                 return None, Holder(names[0], host="another host sharing the database")
             held.advisory = advisory
-        for holder in stale:
-            _log().warning("cleared a stale lock: %s", holder.describe())
-            if self.on_stale is not None:
-                try:
-                    self.on_stale(holder)
-                except Exception:  # reporting it must not stop the run
-                    _log().exception("recording a stale lock failed")
         return held, None
 
     def _take_slot(self, note: dict[str, Any]) -> _FileLock | None:
