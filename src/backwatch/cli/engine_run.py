@@ -128,7 +128,9 @@ def recorded_backup(
     from backwatch.errors import BackwatchError
     from backwatch.ids import new_run_id
 
-    recorder = _recorder(settings, url=url, token=token, db=db)[0] if record else None
+    recorder = None
+    if record:  # the run as stored is not printed: not read back
+        recorder = _recorder(settings, url=url, token=token, db=db, read_back=False)[0]
     run_id = new_run_id(time.time())
     job = request.job or "builtin"
     if recorder is not None:

@@ -153,7 +153,8 @@ def _run(
     from backwatch.services.locks import Busy, Locks
 
     ctx = RunContext(settings, configured)
-    recorder, engine = _recorder(settings, url=url, token=token, db=db)
+    # the run as stored is read back only to be printed (--json)
+    recorder, engine = _recorder(settings, url=url, token=token, db=db, read_back=as_json)
     for holder in plan.stale:  # taken over by the quick start, whether it started or not
         recorder.stale_lock(holder)
     max_concurrent = settings.runner.max_concurrent
@@ -216,7 +217,9 @@ def _cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _recorder(settings: Any, *, url: str | None, token: str | None, db: str | None) -> Any:
+def _recorder(
+    settings: Any, *, url: str | None, token: str | None, db: str | None, read_back: bool
+) -> Any:
     """(recorder, the engine PostgreSQL's advisory locks need or None).
 
     The server when BACKWATCH_URL is set, else the database. A SQLite database is opened on
@@ -234,16 +237,18 @@ def _recorder(settings: Any, *, url: str | None, token: str | None, db: str | No
         target = resolve(
             url=url, token=token, db=None, config=None, data_dir=str(settings.data_dir)
         )
-        return BackgroundRecorder(lambda: HttpRecorder(target)), None
+        return BackgroundRecorder(lambda: HttpRecorder(target, read_back=read_back)), None
     if settings.db_url.startswith("sqlite"):
-        return BackgroundRecorder(lambda: _hub_recorder(settings)), None
-    recorder = _hub_recorder(settings)
+        return BackgroundRecorder(lambda: _hub_recorder(settings, read_back)), None
+    recorder = _hub_recorder(settings, read_back)
     return BackgroundRecorder(lambda: recorder), recorder.hub.read_engine
 
 
-def _hub_recorder(settings: Any) -> Any:
+def _hub_recorder(settings: Any, read_back: bool) -> Any:
     """Records in the database of ``settings``, closing it when the run is done."""
     from backwatch.runners.record import HubRecorder
     from backwatch.services.hub import Hub
 
-    return HubRecorder(Hub(settings), actor="cli", owns_hub=True, sync_config=True)
+    return HubRecorder(
+        Hub(settings), actor="cli", owns_hub=True, sync_config=True, read_back=read_back
+    )

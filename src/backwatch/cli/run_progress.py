@@ -147,7 +147,7 @@ class ProgressWatcher(Watcher):
 
     def summary(self, job: str, result: RunResult, record: dict[str, Any] | None) -> None:
         colour = {"success": "green", "warning": "yellow"}.get(result.status.value, "red")
-        rec = record or {}
+        rec = record or {**result.fields, "duration_s": result.duration_s}
         figures = []
         if rec.get("files") is not None:
             figures.append(f"{rec['files']} files")

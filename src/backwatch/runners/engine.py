@@ -68,7 +68,10 @@ class RunResult:
     message: str
     exit_code: int | None
     fields: dict[str, Any] = field(default_factory=dict)
+    #: the run as stored (with phases and events), when the recorder read it back
     record: dict[str, Any] | None = None
+    #: from the run's start (queued or running) to its end
+    duration_s: float | None = None
 
     @property
     def process_exit(self) -> int:
@@ -102,6 +105,8 @@ class JobRunner:
         self.quick = quick
         #: when a quick start whose locks this run claimed started (its timeout counts from it)
         self._began_monotonic: float | None = None
+        #: when the run was recorded as started (queued or running)
+        self._started_at: float | None = None
         self.run_id = run_id or new_run_id(clock())
         self.cancel = cancel or threading.Event()
         self.steps, self.after_steps, self.failure_steps = build_plan(ctx)
@@ -157,6 +162,7 @@ class JobRunner:
         def on_wait(reason: str) -> None:
             nonlocal started
             self.watcher.waiting(reason)
+            self._started_at = self.clock()
             self.recorder.start(
                 self.run_id,
                 self.job.id,
@@ -164,7 +170,7 @@ class JobRunner:
                 RunStatus.QUEUED,
                 self.trigger,
                 f"waiting: {reason}",
-                at=self.clock(),
+                at=self._started_at,
             )
             started = True
 
@@ -190,6 +196,7 @@ class JobRunner:
             if started:
                 self.recorder.status(self.run_id, RunStatus.RUNNING, "running", at=self.clock())
             else:
+                self._started_at = began or self.clock()
                 self.recorder.start(
                     self.run_id,
                     self.job.id,
@@ -197,7 +204,7 @@ class JobRunner:
                     RunStatus.RUNNING,
                     self.trigger,
                     None,
-                    at=began or self.clock(),
+                    at=self._started_at,
                 )
             return self._run_steps()
 
@@ -412,10 +419,12 @@ class JobRunner:
         fields = {**fields, "message": message[:4096]}
         if exit_code is not None:
             fields["exit_code"] = max(-255, min(255, exit_code))
+        at = self.clock()
         record = self.recorder.finish(
-            self.run_id, status, fields, log.text() or None, self.trigger, at=self.clock()
+            self.run_id, status, fields, log.text() or None, self.trigger, at=at
         )
-        return RunResult(self.run_id, status, message, exit_code, fields, record)
+        took = None if self._started_at is None else max(0.0, at - self._started_at)
+        return RunResult(self.run_id, status, message, exit_code, fields, record, took)
 
 
 def _load_parsers() -> None:

@@ -75,6 +75,7 @@ class HubRecorder:
     """Records through ``hub.write`` (one transaction per call; the server batches them).
 
     ``owns_hub``: ``close()`` closes the hub too (the CLI's, opened for this one run).
+    ``read_back``: ``finish`` answers the run as stored (else None: nobody prints it).
     ``sync_config``: a run's job, when the config file declares it, is written with its
     configured schedule, grace and the rest first (as ``serve`` does for every job at
     start), so ``backwatch status`` knows them for jobs that only cron runs.
@@ -87,6 +88,7 @@ class HubRecorder:
         actor: str = "runner",
         owns_hub: bool = False,
         sync_config: bool = False,
+        read_back: bool = True,
     ) -> None:
         # what the calls need, loaded now (on the recorder's thread, while the tool runs)
         # rather than when the tool has ended and the run waits for its last writes
@@ -98,6 +100,7 @@ class HubRecorder:
         self.actor = actor
         self.owns_hub = owns_hub
         self.sync_config = sync_config
+        self.read_back = read_back
 
     def _write(self, op: Any) -> Any:
         try:
@@ -140,7 +143,7 @@ class HubRecorder:
             trigger=trigger,
         )
         self._write(runs.start_run(report, at, actor=self.actor))
-        if self.owns_hub:
+        if self.owns_hub and self.read_back:
             # the CLI reads the run back once it has ended, and SQLAlchemy compiles a
             # statement the first time it runs: read it now, while the tool works
             self._stored(run_id)
@@ -178,7 +181,7 @@ class HubRecorder:
         op = runs.finish_run(
             run_id, status, at, fields=fields, log=log, trigger=trigger, actor=self.actor
         )
-        if self._write(op) is None:
+        if self._write(op) is None or not self.read_back:
             return None
         run = self._stored(run_id)
         return run_out(run) if run is not None else None
@@ -253,8 +256,10 @@ def _iso(ts: float) -> str:
 class HttpRecorder:
     """Records on a server through the API (``cli.target.HttpTarget``; spools when down)."""
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Any, *, read_back: bool = True) -> None:
+        """``read_back``: ``finish`` fetches the run as stored (else None: nobody prints it)."""
         self.target = target
+        self.read_back = read_back
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
@@ -317,7 +322,7 @@ class HttpRecorder:
         if log:
             body["log"] = tail_text(log)
         self._call(self.target.run_call, run_id, "finish", body)
-        return self._call(self.target.get_run, run_id)
+        return self._call(self.target.get_run, run_id) if self.read_back else None
 
     def stale_lock(self, holder: Holder) -> None:
         if holder.run_id:
