@@ -74,7 +74,9 @@ class Recorder(Protocol):
 class HubRecorder:
     """Records through ``hub.write`` (one transaction per call; the server batches them).
 
-    ``owns_hub``: ``close()`` closes the hub too (the CLI's, opened for this one run).
+    ``owns_hub``: ``close()`` closes the hub too (the CLI's, opened for this one run), and
+    a phase's end is written with the call after it (the next phase's start, the run's end),
+    in its transaction: one durable commit fewer between the tool's end and the exit.
     ``read_back``: ``finish`` answers the run as stored (else None: nobody prints it).
     ``sync_config``: a run's job, when the config file declares it, is written with its
     configured schedule, grace and the rest first (as ``serve`` does for every job at
@@ -101,8 +103,12 @@ class HubRecorder:
         self.owns_hub = owns_hub
         self.sync_config = sync_config
         self.read_back = read_back
+        self._pending: Any = None  # a phase's end, written with the next call
 
     def _write(self, op: Any) -> Any:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            op = _in_one_transaction(pending, op)
         try:
             return self.hub.write(op)
         except BackwatchError as exc:
@@ -163,6 +169,9 @@ class HubRecorder:
         from backwatch.services import runs
 
         op = runs.record_phase(run_id, name, event, self.hub.now(), at=at, status=status)
+        if event == "end" and self.owns_hub:
+            self._pending = op
+            return
         self._write(op)
 
     def finish(
@@ -245,8 +254,24 @@ class HubRecorder:
         pass
 
     def close(self) -> None:
+        if self._pending is not None:
+            self._write(lambda conn, unit: None)
         if self.owns_hub:
             self.hub.close()
+
+
+def _in_one_transaction(first: Any, then: Any) -> Any:
+    """``first`` then ``then``, one transaction. A ``first`` that is refused (a phase's end
+    checks the run before it writes anything) is logged and does not stop ``then``."""
+
+    def op(conn: Any, unit: Any) -> Any:
+        try:
+            first(conn, unit)
+        except BackwatchError as exc:
+            log.warning("could not record: %s", exc.message)
+        return then(conn, unit)
+
+    return op
 
 
 def _iso(ts: float) -> str:
