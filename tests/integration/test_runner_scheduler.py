@@ -224,3 +224,7 @@ phases = [{name = "archive", command = "echo archiving"}, {name = "upload", comm
     assert run["status"] == "success" and run["source"] == "api"
     assert [p["name"] for p in run["phases"]] == ["archive", "upload"]
     assert not (tmp_path / "local" / "backwatch.db").exists()  # nothing went to a local db
+    # without --json the run is not fetched back: the summary is the run's own
+    plain = run_cli("run", "remote", "--config", str(config), env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert "remote: success in " in plain.stderr
