@@ -93,17 +93,20 @@ def tool_starts(job: dict[str, Path]) -> list[tuple[float, int]]:
     return [(float(t), int(pid)) for t, pid in (line.split() for line in lines if line)]
 
 
+def entry_dir(job: dict[str, Path]) -> Path:
+    """Where the quick start keeps its entries (the fixture's XDG_CACHE_HOME)."""
+    return job["root"] / "xdg-cache" / "backwatch" / "quickstart"
+
+
 def entries(job: dict[str, Path]) -> list[dict[str, object]]:
-    folder = job["root"] / "xdg-cache" / "backwatch" / "quickstart"
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    return [json.loads(p.read_text()) for p in sorted(entry_dir(job).glob("*.json"))]
 
 
 def replace_command(job: dict[str, Path], script: str) -> tuple[Path, dict[str, object]]:
     """After a run: its entry's command replaced by ``sh -c script`` (as if the key had
     missed a change); the entry's file and what it now holds."""
     assert run_job(job["config"], "photos")[0].returncode == 0
-    folder = job["root"] / "xdg-cache" / "backwatch" / "quickstart"
-    path = next(folder.glob("*.json"))
+    path = next(entry_dir(job).glob("*.json"))
     entry = json.loads(path.read_text())
     entry["argv"] = ["/bin/sh", "-c", script]
     path.write_text(json.dumps(entry))
@@ -127,8 +130,7 @@ def test_an_unchanged_job_starts_restic_before_reading_its_settings(job, tool_ra
     (entry,) = entries(job)
     assert entry["argv"][0] == str(job["root"] / "restic-wrapper")
     assert entry["locks"] == ["job:photos", f"repo:restic:{job['root'] / 'repo'}"]
-    folder = job["root"] / "xdg-cache" / "backwatch" / "quickstart"
-    assert oct(next(folder.glob("*.json")).stat().st_mode & 0o777) == "0o600"
+    assert oct(next(entry_dir(job).glob("*.json")).stat().st_mode & 0o777) == "0o600"
 
     proc, second = run_job(job["config"], "photos")
     assert proc.returncode == 0, proc.stderr

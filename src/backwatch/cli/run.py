@@ -78,14 +78,14 @@ def run(
     import time
 
     from backwatch.ids import new_run_id
-    from backwatch.runners.quickstart import Plan, quick_start_enabled
+    from backwatch.runners.quickstart import Plan
 
     run_id = new_run_id(time.time())
     cancel = threading.Event()
     # from here on Ctrl-C and SIGTERM cancel the run: a command started early is stopped
     with _cancel_on_signals(cancel):
         plan = Plan(job, config, {"data_dir": data_dir, "db": db, "url": url, "token": token})
-        quick = plan.start(run_id) if quick_start_enabled() else None
+        quick = plan.start(run_id)
         try:
             return _run(
                 job, run_id, cancel, plan, quick,
@@ -136,7 +136,7 @@ def _run(
 ) -> int:
     from backwatch.cli.target import local_settings
     from backwatch.errors import BackwatchError
-    from backwatch.runners.quickstart import at_low_priority, entry_for, quick_start_enabled
+    from backwatch.runners.quickstart import at_low_priority, entry_for
 
     def read() -> Any:
         settings = local_settings(config=config, db=db, data_dir=data_dir)
@@ -169,7 +169,7 @@ def _run(
     entry = None
     if engine is None:  # PostgreSQL's advisory locks are not taken before the settings
         entry = entry_for(runner, data_dir=str(settings.data_dir), max_concurrent=max_concurrent)
-    plan.remember(entry if quick_start_enabled() else None)
+    plan.remember(entry)
     try:
         with watcher:
             result = runner.run()

@@ -148,8 +148,8 @@ class Plan:
     def start(self, run_id: str) -> QuickStart | None:
         """Take the run's locks and start its first command, when a run with this key left
         them and the locks are free now; None otherwise (the run then waits for its locks,
-        or refuses, as it always does)."""
-        entry = self._load()
+        or refuses, as it always does). None when quick starts are turned off."""
+        entry = self._load() if quick_start_enabled() else None
         if entry is None:
             return None
         from backwatch.runners.spawn import spawn
@@ -175,11 +175,12 @@ class Plan:
         return QuickStart(entry, env, held, started)
 
     def remember(self, entry: dict[str, Any] | None) -> None:
-        """Keep ``entry`` (see ``entry_for``) for the next run with this key; None forgets
-        the one kept. A cache: what cannot be written is left unwritten."""
+        """Keep ``entry`` (see ``entry_for``) for the next run with this key; None, or quick
+        starts turned off, forgets the one kept. A cache: what cannot be written is left
+        unwritten."""
         if self.key is None or self.path is None:
             return
-        if entry is None:
+        if entry is None or not quick_start_enabled():
             self.forget()
             return
         entry = {"key": self.key, **entry}
@@ -236,7 +237,6 @@ def entry_for(runner: JobRunner, *, data_dir: str, max_concurrent: int) -> dict[
     if first.stdout_path is not None:
         return None
     return {
-        "format": FORMAT,
         "job": job.id,
         "argv": list(first.argv),
         "env": {**job.env, **first.env},
