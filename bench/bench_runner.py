@@ -18,7 +18,7 @@ Besides wall time (noisy on a shared machine), each side's CPU time (user + sys,
 included) and the runner's *own* time (its wall time less the backup phase it recorded,
 which is restic's life) are given: they move far less with the load.
 
-    .venv/bin/python bench/bench_runner.py [--quick] [--rounds 5] [--mb 200]
+    .venv/bin/python bench/bench_runner.py [--quick] [--rounds 9] [--mb 200]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import os
 import random
 import resource
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BACKWATCH, median, result, scratch_dir
+
+from backwatch.runners.restic import STATUS_ENV as RESTIC_ENV
 
 TARGET_PERCENT = 5.0
 #: what `serve`'s scheduler does for a due job, in a process that is already running
@@ -152,7 +155,7 @@ def medians(samples: list[Sample]) -> Sample:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="50 MB, 2 rounds")
     args = parser.parse_args()
@@ -174,10 +177,13 @@ def main() -> None:
         config, served_config = work / "bw.toml", work / "bw-served.toml"
 
         def direct() -> Sample:
-            """plain restic, as a user would run it (with --json, as the runner does)"""
+            """plain restic with the command line and environment the runner gives it
+            (``--json``, ``--host``, two status lines a second): the same work, so that
+            the difference is backwatch's alone"""
             repo = fresh_repo(work / "direct", pw, env)
             argv = ["restic", "--repo", str(repo), "--password-file", str(pw), "backup"]
-            return timed([*argv, "--json", str(tree)], env)[0]
+            argv += ["--json", "--host", socket.gethostname(), "--", str(tree)]
+            return timed(argv, {**env, **RESTIC_ENV})[0]
 
         def cli() -> Sample:
             """the same backup through `backwatch run`: one config, as cron runs it every
