@@ -1,12 +1,13 @@
 """Runner overhead: ``backwatch run`` of a restic job against ``restic backup`` run directly.
 
 A 200 MB tree (2,000 files of random data) is backed up into a fresh repository by each
-side in turn, ``--rounds`` times after one warm-up round (the sides take turns at going
-first, and the previous backup's writes are flushed before each); the figure is the median
-wall time of the runner over the median of plain restic. The runner's extra work:
-interpreter start, settings, the locks, the database (opened while restic already runs),
-reading restic's status lines for the progress bar, the run's last writes, the exit.
-Target: ≤ 5 % more wall time.
+side in turn, ``--rounds`` times after one warm-up round (in an order that gives no side
+the first place or the same predecessor more often, and the previous backup's writes are
+flushed before each). The figure is the median, over the rounds, of the runner's wall time
+against that round's plain restic (the median of each side is given too). The runner's
+extra work: interpreter start, settings, the locks, the database (opened while restic
+already runs), reading restic's status lines for the progress bar, the run's last writes,
+the exit. Target: ≤ 5 % more wall time.
 
 The runner runs one config every round, as cron runs a job's every day (each round backs
 up into a new, empty repository at the same place). Its warm-up round is therefore the
@@ -16,9 +17,11 @@ is printed too.
 
 Besides wall time (noisy on a shared machine), each side's CPU time (user + sys, restic
 included) and the runner's *own* time (its wall time less the backup phase it recorded,
-which is restic's life) are given: they move far less with the load.
+which is restic's life) are given: they move far less with the load. Plain restic also
+runs a second time every round ("restic against itself"): how far it lands from the first,
+paired and by medians, is the noise the wall figures carry on this machine at this time.
 
-    .venv/bin/python bench/bench_runner.py [--quick] [--rounds 9] [--mb 200]
+    .venv/bin/python bench/bench_runner.py [--quick] [--rounds 16] [--mb 200]
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ from common import BACKWATCH, median, result, scratch_dir
 from backwatch.runners.restic import STATUS_ENV as RESTIC_ENV
 
 TARGET_PERCENT = 5.0
+SIDES = ("restic", "cli", "served", "control")
+#: the order of the four sides, round after round (a Williams square): each side takes each
+#: place, and follows each other side, once every four rounds, so that neither going first
+#: nor what ran just before favours one side
+WILLIAMS = ((0, 1, 3, 2), (1, 2, 0, 3), (2, 3, 1, 0), (3, 0, 2, 1))
 #: what `serve`'s scheduler does for a due job, in a process that is already running
 IN_PROCESS = """
 import sys, time
@@ -84,10 +92,14 @@ def make_tree(root: Path, megabytes: int) -> None:
         (folder / f"f{i:05}.bin").write_bytes(rng.randbytes(size))
 
 
-def fresh_repo(repo: Path, pw: Path, env: dict[str, str]) -> Path:
-    """An empty restic repository at ``repo`` (whatever was there removed)."""
+def fresh_repo(repo: Path, template: Path, cache: Path) -> Path:
+    """An empty restic repository at ``repo`` (whatever was there removed): a copy of one
+    made once, so that every side opens a repository with the same key (restic tunes its
+    key's cost to the machine's speed when it makes one), and no side finds another's
+    files in restic's cache (the copies share the template's id)."""
     shutil.rmtree(repo, ignore_errors=True)
-    init_repo(repo, pw, env)
+    shutil.copytree(template, repo)
+    shutil.rmtree(cache, ignore_errors=True)
     return repo
 
 
@@ -155,84 +167,104 @@ def medians(samples: list[Sample]) -> Sample:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="50 MB, 2 rounds")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.mb = 2, 50
     load_before = os.getloadavg()[0]
-    sides: dict[str, list[Sample]] = {"restic": [], "cli": [], "served": []}
+    sides: dict[str, list[Sample]] = {name: [] for name in SIDES}
     with scratch_dir("runner") as work:
         tree = work / "tree"
         make_tree(tree, args.mb)
         pw = work / "pass"
         pw.write_text("bench-password\n")
-        env = {**os.environ, "RESTIC_CACHE_DIR": str(work / "cache")}
+        cache = work / "cache"
+        env = {**os.environ, "RESTIC_CACHE_DIR": str(cache)}
         env.pop("BACKWATCH_URL", None)
         # an installed backwatch has its bytecode compiled: let the warm-up round write it
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         # the quick start's entries (runners.quickstart) in the scratch directory
         env["XDG_CACHE_HOME"] = str(work / "xdg-cache")
         config, served_config = work / "bw.toml", work / "bw-served.toml"
+        template = work / "template"
+        init_repo(template, pw, env)
 
-        def direct() -> Sample:
+        def direct(place: str = "direct") -> Sample:
             """plain restic with the command line and environment the runner gives it
             (``--json``, ``--host``, two status lines a second): the same work, so that
             the difference is backwatch's alone"""
-            repo = fresh_repo(work / "direct", pw, env)
+            repo = fresh_repo(work / place, template, cache)
             argv = ["restic", "--repo", str(repo), "--password-file", str(pw), "backup"]
             argv += ["--json", "--host", socket.gethostname(), "--", str(tree)]
             return timed(argv, {**env, **RESTIC_ENV})[0]
 
+        def control() -> Sample:
+            """plain restic once more: how far two runs of the very same thing differ on
+            this machine now (the noise the other figures carry)"""
+            return direct("control")
+
         def cli() -> Sample:
             """the same backup through `backwatch run`: one config, as cron runs it every
             day (each round into a new, empty repository at the same place)"""
-            repo = fresh_repo(work / "runner", pw, env)
+            repo = fresh_repo(work / "runner", template, cache)
             write_config(config, work / "data", repo, pw, tree)
             return run_cli(config, work / "data", env)
 
         def served() -> Sample:
             """the same backup run by a server that is already up (the scheduler's path)"""
-            repo = fresh_repo(work / "served", pw, env)
+            repo = fresh_repo(work / "served", template, cache)
             write_config(served_config, work / "data-served", repo, pw, tree)
             return run_in_process(served_config, env)
 
-        order = [direct, cli, served]
+        order = [direct, cli, served, control]
         for i in range(args.rounds + 1):
             samples = {}
-            for side in order:
-                samples[side] = side()
-            order = order[1:] + order[:1]  # each side takes each place in turn
+            for place in WILLIAMS[i % len(WILLIAMS)]:
+                samples[order[place]] = order[place]()
             direct_s, cli_s, served_s = samples[direct], samples[cli], samples[served]
             label = "warm-up" if i == 0 else f"round {i}"
             print(
-                f"{label}: restic {direct_s.wall_s:.2f} s, backwatch run {cli_s.wall_s:.2f} s "
-                f"(own {cli_s.own_s:.2f} s), run by serve {served_s.wall_s:.2f} s "
-                f"(own {served_s.own_s:.3f} s)"
+                f"{label}: restic {direct_s.wall_s:.2f} s (again {samples[control].wall_s:.2f} s), "
+                f"backwatch run {cli_s.wall_s:.2f} s (own {cli_s.own_s:.2f} s), run by serve "
+                f"{served_s.wall_s:.2f} s (own {served_s.own_s:.3f} s)"
             )
             if i == 0:
                 first = cli_s
             if i > 0:
-                for side, sample in zip(sides.values(), (direct_s, cli_s, served_s), strict=True):
-                    side.append(sample)
-    plain, wrapped, by_serve = (medians(samples) for samples in sides.values())
-    # the same overhead paired by round (each round's runner against that round's restic):
-    # less moved by the machine's drift from one round to the next
-    pairs = zip(sides["restic"], sides["cli"], strict=True)
-    paired = median([(w.wall_s - p.wall_s) / p.wall_s * 100 for p, w in pairs])
+                for name, side in (
+                    ("restic", direct), ("cli", cli), ("served", served), ("control", control)
+                ):  # fmt: skip
+                    sides[name].append(samples[side])
+    plain, wrapped, by_serve, again = (medians(sides[name]) for name in SIDES)
+
+    # the overhead paired by round (each round's runner against that round's restic, run
+    # within seconds of each other), the median of those: the verdict's figure. The machine
+    # drifts from one round to the next, and the two medians of independent sides carry that
+    # drift (restic against itself lands within a few per cent either way of restic)
+    def paired_percent(name: str) -> float:
+        pairs = zip(sides["restic"], sides[name], strict=True)
+        return median([(w.wall_s - p.wall_s) / p.wall_s * 100 for p, w in pairs])
+
+    paired = paired_percent("cli")
     overhead = (wrapped.wall_s - plain.wall_s) / plain.wall_s * 100
     served_overhead = (by_serve.wall_s - plain.wall_s) / plain.wall_s * 100
+    noise = (again.wall_s - plain.wall_s) / plain.wall_s * 100
     # the runners' own time over restic's: the same overhead, far less moved by the load
     own = (wrapped.own_s or 0.0) / plain.wall_s * 100
     served_own = (by_serve.own_s or 0.0) / plain.wall_s * 100
-    verdict = "ok" if overhead <= TARGET_PERCENT else "OVER BUDGET"
+    verdict = "ok" if paired <= TARGET_PERCENT else "OVER BUDGET"
     print(
         f"restic backup of {args.mb} MB: {plain.wall_s:.2f} s direct, {wrapped.wall_s:.2f} s "
-        f"through `backwatch run`: overhead {overhead:+.1f} % (target ≤ {TARGET_PERCENT} %) "
-        f"{verdict}; paired by round {paired:+.1f} %; its own time {wrapped.own_s:.3f} s "
-        f"({own:.1f} %); CPU "
-        f"{wrapped.cpu_s:.2f} s vs {plain.cpu_s:.2f} s"
+        f"through `backwatch run`: overhead paired by round {paired:+.1f} % (target ≤ "
+        f"{TARGET_PERCENT} %) {verdict}; of the medians {overhead:+.1f} %; its own time "
+        f"{wrapped.own_s:.3f} s ({own:.1f} %); CPU {wrapped.cpu_s:.2f} s vs {plain.cpu_s:.2f} s"
+    )
+    print(
+        f"restic against itself (the same command again, each round): {again.wall_s:.2f} s, "
+        f"{noise:+.1f} %, paired by round {paired_percent('control'):+.1f} %: the noise in "
+        "these figures"
     )
     first_own = (first.own_s or 0.0) / plain.wall_s * 100
     print(
@@ -241,7 +273,8 @@ def main() -> None:
     )
     print(
         f"run by an already running server: {by_serve.wall_s:.2f} s, overhead "
-        f"{served_overhead:+.1f} %; its own time {by_serve.own_s:.3f} s ({served_own:.1f} %)"
+        f"{served_overhead:+.1f} %, paired by round {paired_percent('served'):+.1f} %; its own "
+        f"time {by_serve.own_s:.3f} s ({served_own:.1f} %)"
     )
     result(
         "runner_overhead",
@@ -260,6 +293,10 @@ def main() -> None:
         served_s=round(by_serve.wall_s, 3),
         served_own_s=round(by_serve.own_s or 0.0, 3),
         served_overhead_percent=round(served_overhead, 2),
+        control_s=round(again.wall_s, 3),
+        noise_percent=round(noise, 2),
+        paired_noise_percent=round(paired_percent("control"), 2),
+        paired_served_overhead_percent=round(paired_percent("served"), 2),
         served_own_percent=round(served_own, 2),
         target_percent=TARGET_PERCENT,
         load_before=round(load_before, 2),

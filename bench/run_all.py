@@ -219,24 +219,25 @@ def summary_rows(res: dict[str, Any]) -> list[str]:
             f"{shell['nasty_ms']}) | {status(worst <= shell['budget_ms'])} |"
         )
     runner = res.get("runner_overhead")
-    if runner and "overhead_percent" in runner:
+    if runner and "paired_overhead_percent" in runner:
+        target = runner["target_percent"]
         rows.append(
             f"| `backwatch run` vs restic alone, {runner['megabytes']} MB | "
-            f"≤ {runner['target_percent']:.0f} % wall time | {runner['overhead_percent']:.1f} % "
-            f"({runner['backwatch_run_s']} s vs {runner['restic_s']} s; paired by round "
-            f"{runner.get('paired_overhead_percent', float('nan')):.1f} %; own time "
-            f"{runner.get('own_percent', float('nan')):.1f} %, a job's first run "
-            f"{runner.get('first_run_own_percent', float('nan')):.1f} %) | "
-            f"{status(runner['overhead_percent'] <= runner['target_percent'])} |"
+            f"≤ {target:.0f} % wall time | {runner['paired_overhead_percent']:+.1f} % paired by "
+            f"round (medians {runner['backwatch_run_s']} s vs {runner['restic_s']} s, "
+            f"{runner['overhead_percent']:+.1f} %; restic against itself "
+            f"{runner['paired_noise_percent']:+.1f} % paired, {runner['noise_percent']:+.1f} % "
+            f"medians; own time {runner['own_percent']:.1f} %, a job's first run "
+            f"{runner['first_run_own_percent']:.1f} %) | "
+            f"{status(runner['paired_overhead_percent'] <= target)} |"
         )
-        if "served_overhead_percent" in runner:
-            rows.append(
-                f"| the same job run by a running `serve` | "
-                f"≤ {runner['target_percent']:.0f} % wall time | "
-                f"{runner['served_overhead_percent']:.1f} % ({runner['served_s']} s; own time "
-                f"{runner.get('served_own_percent', float('nan')):.1f} %) | "
-                f"{status(runner['served_overhead_percent'] <= runner['target_percent'])} |"
-            )
+        rows.append(
+            f"| the same job run by a running `serve` | ≤ {target:.0f} % wall time | "
+            f"{runner['paired_served_overhead_percent']:+.1f} % paired by round "
+            f"({runner['served_s']} s, {runner['served_overhead_percent']:+.1f} % medians; own "
+            f"time {runner['served_own_percent']:.1f} %) | "
+            f"{status(runner['paired_served_overhead_percent'] <= target)} |"
+        )
     engine = res.get("engine")
     if engine and "full" in engine:
         full, target = engine["full"], engine["full_target_ratio"]
@@ -316,6 +317,9 @@ def history_line(run: dict[str, Any]) -> str:
         s["shell_lib_ms"] = res["shell_lib"]["local_ms"]
     if "bytes_per_run" in res.get("size", {}):
         s["bytes_per_run"] = res["size"]["bytes_per_run"]
+    runner = res.get("runner_overhead", {})
+    if "paired_overhead_percent" in runner:  # [paired overhead, own time] in per cent
+        s["runner_percent"] = [runner["paired_overhead_percent"], runner["own_percent"]]
     return "- `" + json.dumps(s, sort_keys=True) + "`"
 
 
