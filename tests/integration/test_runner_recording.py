@@ -101,6 +101,39 @@ def test_the_store_opens_once_the_tool_has_started_not_before(tmp_path: Path) ->
     assert niceness == [19]  # it leaves the cores to the tool
 
 
+def test_the_runs_last_write_is_made_at_the_callers_priority(tmp_path: Path) -> None:
+    """The store is opened and written at the lowest priority while the tool runs; the run's
+    end waits for its last write, which a busy machine would starve at that priority: it is
+    made on the caller's thread, after every earlier call."""
+    from backwatch.runners.record import BackgroundRecorder, HubRecorder
+    from backwatch.services.hub import Hub
+    from backwatch.settings import load_settings
+
+    settings = load_settings(str(_job(tmp_path)))
+    calls: list[tuple[str, int]] = []
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    class Watched(HubRecorder):
+        def start(self, *args: Any, **kwargs: Any) -> None:
+            calls.append(("start", niceness()))
+            super().start(*args, **kwargs)
+
+        def finish(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(("finish", niceness()))
+            return super().finish(*args, **kwargs)
+
+    caller = niceness()
+    result = _run(
+        settings, BackgroundRecorder(lambda: Watched(Hub(settings), actor="test", owns_hub=True))
+    )
+    assert result.record is not None and result.record["status"] == "success"
+    assert calls == [("start", 19), ("finish", caller)]
+    (run,) = stored_runs(tmp_path / "data", "nightly")
+    assert run["status"] == "success" and run["phases"][0]["status"] == "success"
+
+
 def test_a_run_that_waits_is_recorded_while_it_waits(tmp_path: Path) -> None:
     """No command starts while a run is queued behind a lock: the store opens after
     ``HOLD_S`` all the same, so the queued run shows."""

@@ -399,9 +399,9 @@ class BackgroundRecorder:
     run`` starts the backup while the database layer is still being imported and opened,
     instead of sharing the interpreter with that import until the command starts, and a
     running server's scheduler writes a run's start and phases while its tool already
-    works. ``finish`` waits for every call before it and answers the stored run. A store
-    that cannot be opened does not stop the run: it goes on unrecorded, and ``problem``
-    says why.
+    works. ``finish`` waits for every call before it, then writes on the caller's thread
+    and answers the stored run. A store that cannot be opened does not stop the run: it
+    goes on unrecorded, and ``problem`` says why.
     """
 
     HOLD_S = 0.5
@@ -475,19 +475,19 @@ class BackgroundRecorder:
         *,
         at: float,
     ) -> dict[str, Any] | None:
-        answer: list[dict[str, Any] | None] = [None]
-        done = threading.Event()
-
-        def call() -> None:
-            try:
-                answer[0] = self._recorder.finish(run_id, status, fields, log, trigger, at=at)
-            finally:
-                done.set()
-
-        self._calls.put(call)
+        # every call before this one made first (the store opened, the start written)...
+        drained = threading.Event()
+        self._calls.put(drained.set)
         self._go.set()
-        done.wait()
-        return answer[0]
+        drained.wait()
+        # ...then the last write on the caller's thread, at its priority: the recorder's
+        # thread runs at the lowest, which a busy machine (another job's backup) could
+        # starve for as long as it is busy, while this run's caller waits to end
+        try:
+            return self._recorder.finish(run_id, status, fields, log, trigger, at=at)
+        except Exception:  # a recorder's bug must not lose the run's outcome
+            logging.getLogger("backwatch.runner").exception("could not record")
+            return None
 
     def stale_lock(self, holder: Holder) -> None:
         self._calls.put(lambda: self._recorder.stale_lock(holder))
@@ -503,8 +503,8 @@ class BackgroundRecorder:
 def yield_cpu() -> None:
     """Lowest CPU priority for the calling thread (Linux: each thread has its own): the
     recording may wait for the tool, which needs the cores more (restic hashes and
-    compresses on all of them). It gets the idle time, and the whole machine once the
-    tool has ended."""
+    compresses on all of them). It gets the idle time; the run's last write, which the
+    run's end waits for, is made on the caller's thread (``BackgroundRecorder.finish``)."""
     import os
 
     with contextlib.suppress(OSError, AttributeError):
