@@ -218,25 +218,23 @@ def main() -> None:
             write_config(served_config, work / "data-served", repo, pw, tree)
             return run_in_process(served_config, env)
 
-        order = [direct, cli, served, control]
+        run_side = dict(zip(SIDES, (direct, cli, served, control), strict=True))
         for i in range(args.rounds + 1):
             samples = {}
             for place in WILLIAMS[i % len(WILLIAMS)]:
-                samples[order[place]] = order[place]()
-            direct_s, cli_s, served_s = samples[direct], samples[cli], samples[served]
+                samples[SIDES[place]] = run_side[SIDES[place]]()
+            direct_s, cli_s, served_s = samples["restic"], samples["cli"], samples["served"]
             label = "warm-up" if i == 0 else f"round {i}"
             print(
-                f"{label}: restic {direct_s.wall_s:.2f} s (again {samples[control].wall_s:.2f} s), "
-                f"backwatch run {cli_s.wall_s:.2f} s (own {cli_s.own_s:.2f} s), run by serve "
+                f"{label}: restic {direct_s.wall_s:.2f} s (again {samples['control'].wall_s:.2f} "
+                f"s), backwatch run {cli_s.wall_s:.2f} s (own {cli_s.own_s:.2f} s), run by serve "
                 f"{served_s.wall_s:.2f} s (own {served_s.own_s:.3f} s)"
             )
             if i == 0:
                 first = cli_s
-            if i > 0:
-                for name, side in (
-                    ("restic", direct), ("cli", cli), ("served", served), ("control", control)
-                ):  # fmt: skip
-                    sides[name].append(samples[side])
+            else:
+                for name in SIDES:
+                    sides[name].append(samples[name])
     plain, wrapped, by_serve, again = (medians(sides[name]) for name in SIDES)
 
     # the overhead paired by round (each round's runner against that round's restic, run
