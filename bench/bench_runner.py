@@ -156,6 +156,11 @@ def run_in_process(config: Path, env: dict[str, str]) -> Sample:
     raise SystemExit(f"in-process run printed no ELAPSED line: {out[-2000:]}")
 
 
+def percent_over(side: float, base: float) -> float:
+    """How much longer ``side`` took than ``base``, in per cent of ``base``."""
+    return (side - base) / base * 100
+
+
 def medians(samples: list[Sample]) -> Sample:
     owns = [s.own_s for s in samples if s.own_s is not None]
     return Sample(
@@ -243,12 +248,12 @@ def main() -> None:
     # drift (restic against itself lands within a few per cent either way of restic)
     def paired_percent(name: str) -> float:
         pairs = zip(sides["restic"], sides[name], strict=True)
-        return median([(w.wall_s - p.wall_s) / p.wall_s * 100 for p, w in pairs])
+        return median([percent_over(w.wall_s, p.wall_s) for p, w in pairs])
 
-    paired = paired_percent("cli")
-    overhead = (wrapped.wall_s - plain.wall_s) / plain.wall_s * 100
-    served_overhead = (by_serve.wall_s - plain.wall_s) / plain.wall_s * 100
-    noise = (again.wall_s - plain.wall_s) / plain.wall_s * 100
+    paired, paired_served, paired_noise = (paired_percent(n) for n in ("cli", "served", "control"))
+    overhead = percent_over(wrapped.wall_s, plain.wall_s)
+    served_overhead = percent_over(by_serve.wall_s, plain.wall_s)
+    noise = percent_over(again.wall_s, plain.wall_s)
     # the runners' own time over restic's: the same overhead, far less moved by the load
     own = (wrapped.own_s or 0.0) / plain.wall_s * 100
     served_own = (by_serve.own_s or 0.0) / plain.wall_s * 100
@@ -261,7 +266,7 @@ def main() -> None:
     )
     print(
         f"restic against itself (the same command again, each round): {again.wall_s:.2f} s, "
-        f"{noise:+.1f} %, paired by round {paired_percent('control'):+.1f} %: the noise in "
+        f"{noise:+.1f} %, paired by round {paired_noise:+.1f} %: the noise in "
         "these figures"
     )
     first_own = (first.own_s or 0.0) / plain.wall_s * 100
@@ -271,7 +276,7 @@ def main() -> None:
     )
     print(
         f"run by an already running server: {by_serve.wall_s:.2f} s, overhead "
-        f"{served_overhead:+.1f} %, paired by round {paired_percent('served'):+.1f} %; its own "
+        f"{served_overhead:+.1f} %, paired by round {paired_served:+.1f} %; its own "
         f"time {by_serve.own_s:.3f} s ({served_own:.1f} %)"
     )
     result(
@@ -293,8 +298,8 @@ def main() -> None:
         served_overhead_percent=round(served_overhead, 2),
         control_s=round(again.wall_s, 3),
         noise_percent=round(noise, 2),
-        paired_noise_percent=round(paired_percent("control"), 2),
-        paired_served_overhead_percent=round(paired_percent("served"), 2),
+        paired_noise_percent=round(paired_noise, 2),
+        paired_served_overhead_percent=round(paired_served, 2),
         served_own_percent=round(served_own, 2),
         target_percent=TARGET_PERCENT,
         load_before=round(load_before, 2),
