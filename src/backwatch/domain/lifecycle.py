@@ -1,7 +1,9 @@
 """The run lifecycle as a state machine.
 
-    (queued →) running → success | warning | failed | cancelled | timed_out
+    (queued →) running → success | warning | failed | cancelled | timed_out | unknown
     skipped: nothing changed (may be reported directly)
+    unknown: the run ended, but the tool's evidence does not show that it worked (no
+    summary, output cut short, an exit code nobody gave): never counted as a success
 
 A complete report enters a terminal state directly from "no run yet" (``None``). Every
 accepted transition becomes a ``state_change`` event; anything else is refused.
@@ -23,6 +25,7 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
     SKIPPED = "skipped"
+    UNKNOWN = "unknown"
 
 
 TERMINAL = frozenset(
@@ -33,6 +36,7 @@ TERMINAL = frozenset(
         RunStatus.CANCELLED,
         RunStatus.TIMED_OUT,
         RunStatus.SKIPPED,
+        RunStatus.UNKNOWN,
     }
 )
 ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
@@ -40,6 +44,9 @@ ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 GOOD = frozenset({RunStatus.SUCCESS, RunStatus.WARNING, RunStatus.SKIPPED})
 #: Statuses that count as a failure.
 BAD = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT})
+#: What a run does (``runs.kind``): a backup, a repository check, a restore drill. Only
+#: backups move a job's "last run" and "last success"; checks and drills prove them.
+RUN_KINDS = ("backup", "check", "drill")
 
 ALLOWED: dict[RunStatus | None, frozenset[RunStatus]] = {
     None: frozenset(RunStatus),
@@ -81,6 +88,7 @@ EXIT_CODES = {
     RunStatus.SUCCESS: 0,
     RunStatus.SKIPPED: 0,
     RunStatus.WARNING: 3,
+    RunStatus.UNKNOWN: 4,
     RunStatus.FAILED: 1,
     RunStatus.TIMED_OUT: 124,
     RunStatus.CANCELLED: 130,

@@ -43,6 +43,8 @@ class RunReport:
     backup_id: str | None = None
     source: str = "api"
     trigger: str = "api"
+    #: ``backup`` (default), ``check`` or ``drill`` (``lifecycle.RUN_KINDS``)
+    kind: str = "backup"
 
 
 def storable(text: str) -> str:

@@ -47,6 +47,8 @@ class RunFacts:
     files: int | None = None
     message: str | None = None
     verify_failed: bool = False
+    #: backup | check | drill (``lifecycle.RUN_KINDS``)
+    kind: str = "backup"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -131,7 +131,7 @@ def phase_reports(phases: Any) -> list[PhaseReport]:
 KNOWN_FIELDS = {
     "id", "job", "host", "status", "started_at", "finished_at", "duration_s", "exit_code",
     "size_bytes", "files", "files_new", "files_changed", "bytes_added", "message", "log",
-    "tool", "stats", "phases", "backup_id", "trigger", "source",
+    "tool", "stats", "phases", "backup_id", "trigger", "source", "kind",
 }  # fmt: skip
 
 
@@ -176,6 +176,7 @@ class ReportIn(BaseModel):
     phases: Phases | None = None
     backup_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     trigger: Trigger | None = None
+    kind: Literal["backup", "check", "drill"] = "backup"
 
     _job = field_validator("job")(lambda cls, v: check_job_id(v))
     _id = field_validator("id")(lambda cls, v: None if v is None else check_run_id(v))
@@ -239,6 +240,7 @@ def to_report(
         backup_id=model.backup_id,
         source=source,
         trigger=model.trigger or trigger,
+        kind=model.kind,
     )
 
 

@@ -79,6 +79,7 @@ def _run_facts(row: Any) -> RunFacts:
         files=row.files,
         message=row.message,
         verify_failed=verify_failed,
+        kind=row.kind or "backup",
     )
 
 
@@ -109,6 +110,7 @@ def job_facts(conn: Connection, job: dict[str, Any], settings: Settings, now: fl
             r.c.message,
             r.c.stats,
             r.c.trigger,
+            r.c.kind,
         )
         .where(r.c.job == job["id"])
         .order_by(r.c.started_at.desc())

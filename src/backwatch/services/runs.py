@@ -53,6 +53,7 @@ def _row_for(report: RunReport, run_id: str, now: float) -> dict[str, Any]:
         source=report.source,
         trigger=report.trigger,
         backup_id=report.backup_id,
+        kind=report.kind,
         updated_at=now,
     )
     if row["finished_at"] is None and report.status in TERMINAL:

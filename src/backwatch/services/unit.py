@@ -60,6 +60,9 @@ class WriteUnit:
         job = run["job"]
         if new:
             self.new_runs[job] = self.new_runs.get(job, 0) + 1
+        self.changes.append({"type": "run", "id": run["id"], "job": job, "status": run["status"]})
+        if run.get("kind", "backup") != "backup":
+            return  # a check or drill proves backups; it is not the job's latest backup
         seen = self.latest.get(job)
         if seen is None or run["started_at"] >= seen["started_at"]:
             self.latest[job] = run
@@ -85,7 +88,6 @@ class WriteUnit:
             if run.get("size_bytes") is not None and status in GOOD:
                 r.size_sum += run["size_bytes"]
                 r.size_count += 1
-        self.changes.append({"type": "run", "id": run["id"], "job": job, "status": run["status"]})
 
     def flush(self, conn: Connection) -> None:
         # Statements are built once with bind parameters and run with executemany: building

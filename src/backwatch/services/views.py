@@ -33,6 +33,7 @@ def run_out(row: dict[str, Any]) -> dict[str, Any]:
         "source": row.get("source"),
         "trigger": row.get("trigger"),
         "backup_id": row.get("backup_id"),
+        "kind": row.get("kind") or "backup",
     }
     if "phases" in row:
         out["phases"] = [

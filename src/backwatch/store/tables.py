@@ -87,6 +87,8 @@ runs = Table(
     Column("trigger", String(16), nullable=False),
     Column("backup_id", String(128)),
     Column("updated_at", Float, nullable=False),
+    # backup | check | drill: only backups make a job's "last run" and "last success"
+    Column("kind", String(16), nullable=False, server_default="backup"),
     Index("ix_runs_job_started", "job", "started_at"),
     Index("ix_runs_started", "started_at"),
     Index("ix_runs_job_backup_id", "job", "backup_id", unique=True),
