@@ -101,7 +101,16 @@ def make_settings(data_dir: Path, db_url: str | None = None, **env: str):
     if db_url:
         values["BACKWATCH_DATABASE_URL"] = db_url
     values.update(env)
-    return load_settings(env=values)
+    settings = load_settings(env=values)
+    allow_test_client(settings)
+    return settings
+
+
+def allow_test_client(settings):
+    """Let the in-process client in: it sends ``Host: testserver``, a name the server does
+    not answer unless configured to (``[server] allowed_hosts``, web/hosts.py)."""
+    settings.server.allowed_hosts = [*settings.server.allowed_hosts, "testserver"]
+    return settings
 
 
 class Clock:

@@ -37,6 +37,14 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted, in bytes."
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names the server answers besides IP addresses, localhost, the bound "
+            "address and base_url's host (DNS rebinding defence); '*.example.com' for "
+            "subdomains, ['*'] to switch the check off."
+        ),
+    )
 
 
 class AuthSettings(_Section):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import allow_test_client, run_cli
 from tests.integration.runner_support import stored_runs, write_config
 
 
@@ -112,7 +112,7 @@ def test_the_run_endpoint_runs_a_job_on_the_server(tmp_path: Path, db_url: str) 
     from backwatch.web.app import create_app
 
     _config(tmp_path, db_url)
-    app = create_app(load_settings(tmp_path / "bw.toml"))
+    app = create_app(allow_test_client(load_settings(tmp_path / "bw.toml")))
     with TestClient(app) as client:
         token = (tmp_path / "data" / "token").read_text().strip()
         auth = {"Authorization": f"Bearer {token}"}

@@ -18,6 +18,7 @@ from backwatch.services.hub import Hub
 from backwatch.settings import Settings
 from backwatch.web import errors, fastpath
 from backwatch.web.deps import TokenCache
+from backwatch.web.hosts import AllowedHosts, host_header, refuse
 from backwatch.web.limits import BodyLimit
 
 log = logging.getLogger("backwatch.serve")
@@ -29,8 +30,15 @@ class BackwatchAPI(FastAPI):
     hot path); ``fast_ingest = False`` sends it through the framework like every request."""
 
     fast_ingest = True
+    #: which Host headers are answered (``web/hosts.py``); set by ``create_app``
+    allowed_hosts: AllowedHosts | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.allowed_hosts is not None:
+            header = host_header(scope)
+            if not self.allowed_hosts.allows(header):  # before anything, /ping and ingest too
+                await refuse(send, header or "")
+                return
         if self.fast_ingest and fastpath.handles(scope):
             await fastpath.answer(self, scope, receive, send)
             return
@@ -98,6 +106,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
         description="Knows whether your backups work. Writes need `Authorization: Bearer`.",
         lifespan=lifespan,
     )
+    app.allowed_hosts = AllowedHosts.from_settings(settings.server)
     app.state.settings = settings
     app.state.token_cache = TokenCache()
     errors.install(app)
