@@ -74,7 +74,14 @@ def send(url: str, title: str, body: str, *, severity: str = "info") -> None:
             permanent=True,
         )
     with apprise.LogCapture(level=apprise.logging.WARNING, fmt="%(message)s") as captured:
-        ok = app.notify(title=title, body=body, notify_type=kinds.get(severity, kinds["info"]))
+        ok = app.notify(
+            title=title,
+            body=body,
+            notify_type=kinds.get(severity, kinds["info"]),
+            # the texts are plain text (a run's message is whatever a client sent): Apprise
+            # escapes them for HTML (e-mail) and Markdown channels instead of passing markup on
+            body_format=apprise.NotifyFormat.TEXT,
+        )
     if not ok:
         detail = " ".join(captured.getvalue().split())[-500:] or "the service refused it"
         raise TransportError(_scrub(detail, url))
