@@ -271,10 +271,10 @@ def test_rsync_stats_become_runs_and_a_missing_source_fails(tmp_path: Path) -> N
 def test_bad_tool_output_is_refused_with_the_line_and_stores_nothing(tmp_path: Path) -> None:
     db = tmp_path / "bw.sqlite"
     text_out = tmp_path / "restic.txt"
-    text_out.write_text("open repository\nno parent snapshot found\nFiles: 300 new\n")
+    text_out.write_text("Backup of /srv done\nall good\n")  # a script's words, not restic's
     done = import_(db, "-f", "restic", "-j", "photos", text_out)
     assert done.returncode == 1
-    assert done.stderr.startswith(f"error: {text_out}: line 1: not JSON")
+    assert done.stderr.startswith(f"error: {text_out}: line 1: 'Backup of /srv done' is not")
     assert "--json" in done.stderr and "Traceback" not in done.stderr
 
     cut_short = '{"message_type":"status"}\n{"message_type":"summary","files_new"'

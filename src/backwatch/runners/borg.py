@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 
 from backwatch.domain.lifecycle import RunStatus
+from backwatch.ingest.tools import borg as borg_output
 from backwatch.runners import register_runner
 from backwatch.runners.base import (
     BACKUP,
@@ -25,23 +26,32 @@ _PASSPHRASE_HINT = "check [jobs.borg] passphrase_file / passphrase_command"
 
 
 def explain(code: int, output: str) -> Outcome:
+    """borg's exit code (and its words) → a clear outcome, for the steps whose output is no
+    report (``prune``, ``compact``, and the backup when its output cannot be read)."""
     if code == 0:
         return Outcome(RunStatus.SUCCESS)
     last = last_line(output)
-    if code == 1 or 100 <= code <= 127:
+    if borg_output.status_for_exit(code) is RunStatus.WARNING:
         return Outcome(RunStatus.WARNING, f"borg finished with warnings (rc {code}): {last}")
     lower = output.lower()
-    if "passphrase" in lower and ("incorrect" in lower or "wrong" in lower):
+    if code == 52 or ("passphrase" in lower and ("incorrect" in lower or "wrong" in lower)):
         return Outcome(RunStatus.FAILED, f"borg: wrong passphrase (rc {code}); {_PASSPHRASE_HINT}")
-    if "does not exist" in lower and "repository" in lower:
+    if code == 13 or ("does not exist" in lower and "repository" in lower):
         return Outcome(
             RunStatus.FAILED,
             f"borg: the repository does not exist (rc {code}); check [jobs.borg] repository, "
             "or `borg init` it",
         )
-    if "failed to create/acquire the lock" in lower or "lock.exclusive" in lower:
+    if code == 73 or "failed to create/acquire the lock" in lower or "lock.exclusive" in lower:
         return Outcome(RunStatus.FAILED, f"borg: the repository is locked (rc {code}): {last}")
     return Outcome(RunStatus.FAILED, f"borg failed (rc {code}): {last or 'no output'}")
+
+
+def check(code: int, output: str) -> Outcome:
+    """``borg check``: errors found fail the verification whatever the exit code (borg 1.x
+    exits 1, its "warning", when it finds corruption; docs/tool-output.md)."""
+    verdict = borg_output.check_verdict(code, output)
+    return Outcome(verdict.status, verdict.message)
 
 
 def _env(opts: BorgOptions) -> dict[str, str]:
@@ -94,7 +104,7 @@ class BorgRunner:
             if job.verify.read_data_subset:
                 argv.append("--verify-data")
             argv += [*job.verify.extra_args, opts.repository]
-            out.append(Step("check", CHECK, argv, explain, env=env, verifies=True))
+            out.append(Step("check", CHECK, argv, check, env=env, verifies=True))
         return out
 
     def repository(self, job: JobSettings) -> str | None:

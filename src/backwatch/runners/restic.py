@@ -7,6 +7,7 @@ versions exit 1 with the same reason on stderr, so both are read.
 from __future__ import annotations
 
 from backwatch.domain.lifecycle import RunStatus
+from backwatch.ingest.tools import restic as restic_output
 from backwatch.runners import register_runner
 from backwatch.runners.base import (
     BACKUP,
@@ -20,44 +21,37 @@ from backwatch.runners.base import (
 )
 from backwatch.settings import JobSettings, ResticOptions
 
-PARTIAL = 3
 #: what every restic the runner starts gets: ``--json`` prints 60 status lines a second by
 #: default, and two are plenty for a progress bar (the benchmark gives plain restic the same)
 STATUS_ENV = {"RESTIC_PROGRESS_FPS": "2"}
-#: exit code → what it means, and the hint that fixes it
-FATAL = {
-    10: ("the repository does not exist", "check [jobs.restic] repository, or `restic init` it"),
-    11: ("the repository is locked by another process", "wait, or `restic unlock` if stale"),
-    12: ("wrong password", "check [jobs.restic] password_file / password_command"),
+#: exit code → the hint that fixes it, in the job's own settings
+HINTS = {
+    10: "check [jobs.restic] repository, or `restic init` it",
+    11: "wait, or `restic unlock` if stale",
+    12: "check [jobs.restic] password_file / password_command",
 }
-#: text restic < 0.17 prints for the same failures (exit 1)
-_TEXT = (
-    ("wrong password", 12),
-    ("no key found", 12),
-    ("unable to open config file", 10),
-    ("is there a repository at the following location", 10),
-    ("repository does not exist", 10),
-    ("unable to create lock", 11),
-    ("repository is already locked", 11),
-)
 
 
 def explain(code: int, output: str) -> Outcome:
-    """restic's exit code (and, for old versions, its stderr) → a clear outcome."""
+    """restic's exit code (and, for versions before 0.17, its ``Fatal:`` text) → a clear
+    outcome, for the steps whose output is no report (``forget``, and the backup when its
+    output cannot be read)."""
     if code == 0:
         return Outcome(RunStatus.SUCCESS)
-    if code == PARTIAL:
+    if code == restic_output.PARTIAL:
         return Outcome(RunStatus.WARNING, "snapshot saved, but some files could not be read")
-    meaning = FATAL.get(code)
-    if meaning is None:
-        lower = output.lower()
-        known = next((c for text, c in _TEXT if text in lower), None)
-        meaning = FATAL.get(known) if known is not None else None
+    known = code if code in HINTS else restic_output.code_from_text(output)
+    if known in HINTS:
+        what, _ = restic_output.meaning(known)
+        return Outcome(RunStatus.FAILED, f"restic: {what} (exit code {code}); {HINTS[known]}")
     last = last_line(output)
-    if meaning is not None:
-        what, hint = meaning
-        return Outcome(RunStatus.FAILED, f"restic: {what} (exit code {code}); {hint}")
     return Outcome(RunStatus.FAILED, f"restic exited with code {code}: {last or 'no output'}")
+
+
+def check(code: int, output: str) -> Outcome:
+    """``restic check``: any error it reports fails the verification (docs/tool-output.md)."""
+    verdict = restic_output.check_verdict(code, output)
+    return Outcome(verdict.status, verdict.message)
 
 
 def _base(opts: ResticOptions) -> list[str]:
@@ -109,7 +103,7 @@ class ResticRunner:
             if job.verify.read_data_subset:
                 argv += ["--read-data-subset", job.verify.read_data_subset]
             argv += job.verify.extra_args
-            out.append(Step("check", CHECK, argv, explain, env=env, verifies=True))
+            out.append(Step("check", CHECK, argv, check, env=env, verifies=True))
         return out
 
     def repository(self, job: JobSettings) -> str | None:

@@ -133,34 +133,51 @@ def resolve_times(
     return min(start, finish), finish, duration
 
 
-def failed_run(
+@dataclass
+class Verdict:
+    """What a tool's output means: the run's status, why, and (checks) the verification."""
+
+    status: RunStatus
+    message: str
+    verify: str | None = None  # "ok" | "failed", for a check run
+
+
+def outcome_run(
     tool: str,
     text: str,
     *,
     job: str,
-    exit_code: int,
-    message: str,
+    exit_code: int | None,
+    verdict: Verdict,
     log: str | None,
     started_at: float | None,
     finished_at: float | None,
     now: float | None,
+    kind: str = "backup",
+    stats: dict[str, Any] | None = None,
 ) -> RunReport:
-    """A backup that failed before the tool printed its figures: status, code, message."""
+    """A run whose output states no figures (a failure, a check, output cut short): its
+    status, code and message; every figure and an unmeasured duration stay null."""
     start, finish, duration = resolve_times(
         started_at=started_at, finished_at=finished_at, duration=None,
         tool_start=None, tool_end=None, now=now,
     )  # fmt: skip
+    stats = dict(stats or {})
+    if verdict.verify is not None:
+        stats["verify"] = verdict.verify
     return RunReport(
         job=job,
-        status=RunStatus.FAILED,
+        status=verdict.status,
         started_at=start,
         finished_at=finish,
         duration_s=duration,
         exit_code=exit_code,
-        message=message[:MESSAGE_LIMIT],
+        message=verdict.message[:MESSAGE_LIMIT],
         log=log,
         tool=tool,
+        stats=stats or None,
         backup_id=content_id(tool, job, text, start, finish),
+        kind=kind,
     )
 
 

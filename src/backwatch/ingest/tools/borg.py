@@ -1,19 +1,24 @@
-"""borg ``create --json``: one JSON document on stdout, after the backup.
+"""borg: ``create --json`` (one JSON document on stdout, after the backup) and ``check`` →
+one run. The outcome contract is in docs/tool-output.md.
 
 ``archive.stats`` holds ``original_size``, ``compressed_size``, ``deduplicated_size`` and
-``nfiles``; ``archive`` has ``name``, ``id``, ``start``, ``end`` (local time, no zone) and
-``duration``; ``repository``, ``cache.stats`` and ``encryption`` describe the repository.
-borg 1.x names no new or changed files there: they are counted from ``--list`` lines
-(``A path`` / ``M path``, or ``--log-json`` ``file_status`` objects) when stderr was captured
-too (``2>&1``). ``--show-rc``'s "terminating with … status, rc N" gives the exit code.
+``nfiles`` (borg 2.0: ``files_stats`` with the added/modified/unchanged/error counts);
+``archive`` has ``name``, ``id``, ``start``, ``end`` (local time, no zone) and
+``duration``. borg 1.x names no new or changed files there: they are counted from
+``--list`` lines (``A path`` / ``M path``, or ``--log-json`` ``file_status`` objects) when
+stderr was captured too (``2>&1``). ``--log-json`` log messages carry a level and, for
+errors, a ``msgid`` (``PassphraseWrong``, ``LockTimeout``, ``Repository.DoesNotExist``);
+``--show-rc``'s "terminating with … status, rc N" gives the exit code.
 
-Exit codes: 0 success; 1 warning (and 100–127 with borg 1.4's modern codes); 2, 3–99 and
-128+signal are errors.
+Exit codes: 0 success; 1 warning; 2 error; with the modern codes (borg 1.4 with
+``BORG_EXIT_CODES=modern``, borg 2.0) 3–99 are specific errors and 100–127 specific
+warnings; 128+N killed by signal N.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +29,12 @@ from backwatch.ingest.tools import register_tool
 from backwatch.ingest.tools._common import (
     Chunk,
     Place,
+    Verdict,
     check_job,
     content_id,
-    failed_run,
     log_text,
     number,
+    outcome_run,
     resolve_times,
     scan,
     seconds,
@@ -37,17 +43,166 @@ from backwatch.timeutil import human_bytes
 
 TOOL = "borg"
 WHAT = "`borg create --json` output"
-_RC_RE = re.compile(r"terminating with \w+ status, rc (\d+)")
-_LIST_RE = re.compile(r"^([AMUEdbchspfi?x-]) (.+)$")
-_PROBLEM_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
+#: modern exit codes (borg 1.4 ``BORG_EXIT_CODES=modern``, borg 2.0) → what they mean
+EXIT_MEANINGS = {
+    2: "error",
+    13: "the repository does not exist",
+    15: "not a valid repository",
+    17: "an object is missing from the repository",
+    21: "permission denied on the repository path",
+    52: "wrong passphrase",
+    70: "the repository lock failed",
+    71: "the repository lock failed",
+    72: "the repository could not be locked",
+    73: "the repository is locked by another process (lock timeout)",
+    100: "a file changed while it was backed up",
+    101: "an include pattern never matched",
+    102: "some files could not be backed up",
+    103: "a file changed while it was backed up",
+    104: "some files could not be read (OS error)",
+    105: "some files could not be read (permission denied)",
+    106: "some files could not be read (I/O error)",
+    107: "a source file or directory does not exist",
+}
+#: ``msgid`` of ``--log-json`` errors, and words of their text, → what they mean
+_FATAL_IDS = {
+    "PassphraseWrong": "wrong passphrase",
+    "Repository.DoesNotExist": "the repository does not exist",
+    "Repository.InvalidRepository": "not a valid repository",
+    "LockTimeout": "the repository is locked by another process (lock timeout)",
+    "LockFailed": "the repository could not be locked",
+}
+_FATAL_TEXT = (
+    ("passphrase supplied in", "wrong passphrase"),
+    ("passphrase is incorrect", "wrong passphrase"),
+    ("does not exist.", "the repository does not exist"),
+    ("is not a valid repository", "not a valid repository"),
+    ("failed to create/acquire the lock", "the repository is locked by another process"),
+    ("lock.exclusive", "the repository is locked by another process"),
+)
+_RC_RE = re.compile(r"terminating with (\w+) status, rc (-?\d+)")
+_LIST_RE = re.compile(r"^([AMUEdbchspfi?x-]) (/?[^\s:][^:]*)$")
+_CHECK_RE = re.compile(
+    r"(repository check|archive consistency check|Starting repository index check|"
+    r"Data integrity error|segment .* (is )?corrupt|Index object count mismatch)",
+    re.IGNORECASE,
+)
+_CHECK_ERRORS_RE = re.compile(r"errors found|integrity error|corrupt|mismatch|missing", re.I)
+_WARNING_TEXT_RE = re.compile(
+    r"\[Errno \d+\]|file changed while we backed it up|never matched|: could not be read"
+)
+_ERROR_LEVELS = {"ERROR", "CRITICAL"}
 
 
 def status_for_exit(code: int) -> RunStatus:
+    """borg's exit-code contract (legacy and modern codes)."""
     if code == 0:
         return RunStatus.SUCCESS
     if code == 1 or 100 <= code <= 127:
         return RunStatus.WARNING
     return RunStatus.FAILED
+
+
+def meaning(code: int) -> str:
+    if code >= 128:
+        return f"killed by signal {code - 128}"
+    return EXIT_MEANINGS.get(
+        code, "warning" if status_for_exit(code) is RunStatus.WARNING else "error"
+    )
+
+
+@dataclass
+class _Output:
+    """What borg printed besides its JSON document: --list lines, log messages, rc."""
+
+    listed: bool = False
+    new: int = 0
+    changed: int = 0
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    fatal: str | None = None  # what a known failure means (msgid or words)
+    log: list[str] = field(default_factory=list)
+    rc: int | None = None
+    ours: bool = False
+    checking: bool = False
+    check_errors: list[str] = field(default_factory=list)
+
+    def add(self, chunk: Chunk) -> None:
+        obj = chunk.obj
+        if obj is None:
+            self._text(chunk.text)
+            return
+        kind = obj.get("type")
+        if kind == "file_status":
+            self.ours = True
+            self._file(str(obj.get("status", "")), str(obj.get("path", "")))
+        elif kind == "log_message":
+            self.ours = True
+            message = str(obj.get("message", "")).strip()
+            self.log.append(message)
+            if self._rc(message):
+                return
+            self._check(message)
+            level = obj.get("levelname")
+            msgid = obj.get("msgid")
+            if level in _ERROR_LEVELS:
+                self.errors.append(message)
+                self.fatal = self.fatal or _FATAL_IDS.get(str(msgid)) or _fatal_words(message)
+            elif level == "WARNING":
+                self.warnings.append(message)
+        elif kind in ("archive_progress", "progress_message", "progress_percent"):
+            self.ours = True
+
+    def _text(self, line: str) -> None:
+        self.log.append(line)
+        if self._rc(line):
+            return
+        listed = _LIST_RE.match(line)
+        if listed and not line.rstrip().endswith("."):
+            self.ours = True
+            self._file(listed.group(1), listed.group(2))
+            return
+        self._check(line)
+        fatal = _fatal_words(line)
+        if fatal is not None:
+            self.ours = True
+            self.fatal = self.fatal or fatal
+            self.errors.append(line)
+        elif _WARNING_TEXT_RE.search(line):
+            self.ours = True
+            self.warnings.append(line)
+        elif line.startswith(("Error:", "Traceback", "Local Exception", "Remote: ")):
+            self.ours = True
+            self.errors.append(line)
+
+    def _check(self, message: str) -> None:
+        if _CHECK_RE.search(message):
+            self.ours = self.checking = True
+        if self.checking and _CHECK_ERRORS_RE.search(message):
+            self.check_errors.append(message)
+
+    def _file(self, status: str, path: str) -> None:
+        self.listed = True
+        if status == "A":
+            self.new += 1
+        elif status == "M":
+            self.changed += 1
+        elif status == "E":
+            self.warnings.append(f"{path}: could not be read")
+
+    def _rc(self, message: str) -> bool:
+        found = _RC_RE.search(message)
+        if found:
+            self.ours = True
+            self.rc = int(found.group(2))
+        return found is not None
+
+
+def _fatal_words(text: str) -> str | None:
+    lower = text.lower()
+    if "repository" not in lower and "passphrase" not in lower and "lock" not in lower:
+        return None
+    return next((what for words, what in _FATAL_TEXT if words in lower), None)
 
 
 def parse(
@@ -59,7 +214,8 @@ def parse(
     finished_at: float | None = None,
     now: float | None = None,
 ) -> RunReport:
-    """The run that ``borg create --json`` output (and its exit code, if known) describes."""
+    """The run that borg's output (and its exit code, if known) describes: a backup
+    (``create --json``) or a repository check (``check``)."""
     check_job(job)
     chunks = scan(text, what=WHAT)
     documents = [c for c in chunks if c.obj is not None and "archive" in c.obj]
@@ -68,28 +224,33 @@ def parse(
         raise InvalidInput(
             f"lines {lines}: more than one archive; import the output of one backup at a time"
         )
-    listing = _Listing()
+    document = documents[0] if documents else None
+    out = _Output()
     for chunk in chunks:
-        if chunk is not (documents[0] if documents else None):
-            listing.add(chunk)
-    code = exit_code if exit_code is not None else listing.rc
-    log = log_text(listing.log)
+        if chunk is not document:
+            out.add(chunk)
+    code = exit_code if exit_code is not None else out.rc
+    log = log_text(out.log)
+    times = {"started_at": started_at, "finished_at": finished_at, "now": now}
+    if document is None and out.checking:
+        return outcome_run(
+            TOOL, text, job=job, exit_code=code, log=log, kind="check",
+            verdict=check_verdict(code, out), **times,
+        )  # fmt: skip
+    if document is None:
+        if not out.ours and code is None:
+            raise InvalidInput(_not_borg_problem(chunks))
+        return outcome_run(
+            TOOL, text, job=job, exit_code=code, log=log,
+            verdict=_verdict(code, out, archive=None), **times,
+        )  # fmt: skip
 
-    if not documents:
-        if code is not None and status_for_exit(code) is RunStatus.FAILED:
-            return failed_run(
-                TOOL, text, job=job, exit_code=code, log=log,
-                message=listing.problems[0] if listing.problems else f"borg exited with {code}",
-                started_at=started_at, finished_at=finished_at, now=now,
-            )  # fmt: skip
-        raise InvalidInput(_no_archive_problem(chunks))
-
-    doc = documents[0].obj
+    doc = document.obj
     assert doc is not None
-    where = Place(documents[0].line, "archive")
+    where = Place(document.line, "archive")
     archive = doc.get("archive")
     if not isinstance(archive, dict):
-        raise Place(documents[0].line).invalid("archive", "must be a JSON object")
+        raise Place(document.line).invalid("archive", "must be a JSON object")
     figures = archive.get("stats") or {}
     if not isinstance(figures, dict):
         raise where.invalid("stats", "must be a JSON object")
@@ -98,6 +259,7 @@ def parse(
     compressed = number(figures, "compressed_size", in_stats)
     dedup = number(figures, "deduplicated_size", in_stats)
     nfiles = number(figures, "nfiles", in_stats)
+    files_new, files_changed = _file_counts(figures, in_stats, out)
     start, finish, duration = resolve_times(
         started_at=started_at,
         finished_at=finished_at,
@@ -113,36 +275,29 @@ def parse(
         stats["dedup_ratio"] = round(compressed / dedup, 3)
     stats["archive"] = {k: v for k, v in archive.items() if k != "stats"}
     stats.update({k: v for k, v in doc.items() if k != "archive"})
-    if listing.problems:
-        stats["problems"] = len(listing.problems)
-
-    if code is not None:
-        status = status_for_exit(code)
-    else:
-        status = RunStatus.WARNING if listing.problems else RunStatus.SUCCESS
-    name = archive.get("name") or "?"
-    if status is RunStatus.SUCCESS:
-        message = (
+    if out.warnings or out.errors:
+        stats["problems"] = len(out.warnings) + len(out.errors)
+    name = str(archive.get("name") or "?")
+    verdict = _verdict(code, out, archive=name, files_stats=figures.get("files_stats"))
+    if verdict.status is RunStatus.SUCCESS:
+        verdict.message = (
             f"archive {name}: {nfiles if nfiles is not None else '?'} files, "
             f"{human_bytes(original)} original, {human_bytes(dedup)} added"
         )
-    else:
-        problem = listing.problems[0] if listing.problems else f"borg exited with {code}"
-        message = f"archive {name}: {problem}"
     archive_id = archive.get("id")
     return RunReport(
         job=job,
-        status=status,
+        status=verdict.status,
         started_at=start,
         finished_at=finish,
         duration_s=duration,
         exit_code=code,
         size_bytes=original,
         files=nfiles,
-        files_new=listing.new if listing.listed else None,
-        files_changed=listing.changed if listing.listed else None,
+        files_new=files_new,
+        files_changed=files_changed,
         bytes_added=dedup,
-        message=message,
+        message=verdict.message,
         log=log,
         tool=TOOL,
         stats=stats,
@@ -152,52 +307,74 @@ def parse(
     )
 
 
-class _Listing:
-    """What borg printed on stderr: --list lines, log messages, --show-rc's exit code."""
+def _file_counts(
+    figures: dict[str, Any], where: Place, out: _Output
+) -> tuple[int | None, int | None]:
+    """New and changed files: borg 2.0's ``files_stats``, else the --list lines."""
+    counts = figures.get("files_stats")
+    if isinstance(counts, dict):
+        inside = where.at("files_stats")
+        return number(counts, "A", inside), number(counts, "M", inside)
+    if out.listed:
+        return out.new, out.changed
+    return None, None
 
-    def __init__(self) -> None:
-        self.listed = False
-        self.new = 0
-        self.changed = 0
-        self.problems: list[str] = []
-        self.log: list[str] = []
-        self.rc: int | None = None
 
-    def add(self, chunk: Chunk) -> None:
-        obj = chunk.obj
-        if obj is None:
-            self._text(chunk.text)
-        elif obj.get("type") == "file_status":
-            self._file(str(obj.get("status", "")), str(obj.get("path", "")))
-        elif obj.get("type") == "log_message":
-            message = str(obj.get("message", "")).strip()
-            self._rc(message)
-            self.log.append(message)
-            if obj.get("levelname") in _PROBLEM_LEVELS and not _RC_RE.search(message):
-                self.problems.append(message)
+def _verdict(
+    code: int | None, out: _Output, *, archive: str | None, files_stats: Any = None
+) -> Verdict:
+    """borg's exit code first, then its own messages; no archive is never a success."""
+    errored = files_stats.get("E", 0) if isinstance(files_stats, dict) else 0
+    problems = [*out.errors, *out.warnings]
+    if errored and not problems:
+        problems = [f"{errored} file(s) could not be read"]
+    first = problems[0] if problems else None
+    named = f"archive {archive}: " if archive else ""
+    if code is not None and status_for_exit(code) is RunStatus.FAILED:
+        reason = out.fatal or (out.errors[0] if out.errors else meaning(code))
+        if out.fatal and out.errors:
+            reason = f"{out.fatal}: {out.errors[0]}"
+        return Verdict(RunStatus.FAILED, f"{named}borg exited with rc {code}: {reason}")
+    if code is None and (out.fatal or out.errors):
+        reason = out.fatal or out.errors[0]
+        detail = f": {out.errors[0]}" if out.fatal and out.errors else ""
+        return Verdict(RunStatus.FAILED, f"{named}borg failed: {reason}{detail}")
+    if archive is None:
+        said = f"borg exited with rc {code}" if code is not None else "borg's output"
+        because = f" ({meaning(code)})" if code not in (None, 0) else ""
+        also = f": {first}" if first else ""
+        return Verdict(
+            RunStatus.UNKNOWN,
+            f"{said}{because} shows no archive: no backup is known to have been saved{also}",
+        )
+    if code is not None and status_for_exit(code) is RunStatus.WARNING:
+        reason = first or meaning(code)
+        return Verdict(
+            RunStatus.WARNING, f"{named}borg finished with warnings (rc {code}): {reason}"
+        )
+    if problems:
+        return Verdict(RunStatus.WARNING, f"{named}{first}")
+    return Verdict(RunStatus.SUCCESS, f"archive {archive} saved")
 
-    def _text(self, line: str) -> None:
-        self.log.append(line)
-        listed = _LIST_RE.match(line)
-        if listed:
-            self._file(listed.group(1), listed.group(2))
-        elif not self._rc(line):
-            self.problems.append(line)
 
-    def _file(self, status: str, path: str) -> None:
-        self.listed = True
-        if status == "A":
-            self.new += 1
-        elif status == "M":
-            self.changed += 1
-        elif status == "E":
-            self.problems.append(f"{path}: could not be read")
-
-    def _rc(self, message: str) -> bool:
-        found = _RC_RE.search(message)
-        if found:
-            self.rc = int(found.group(1))
-        return found is not None
+def check_verdict(code: int | None, out: _Output | str) -> Verdict:
+    """``borg check``: exit 0 and no error passes; errors found fail the verification
+    whatever the exit code (borg 1.x exits 1, a "warning", when it finds corruption)."""
+    if isinstance(out, str):
+        text, out = out, _Output()
+        for chunk in scan(text, what="`borg check` output"):
+            out.add(chunk)
+    found = out.check_errors or out.errors
+    if found or (code is not None and code != 0):
+        reason = found[0] if found else f"borg check exited with rc {code} ({meaning(code or 2)})"
+        if len(found) > 1 and found[-1] != reason:
+            reason = f"{reason} ({found[-1]})"
+        return Verdict(RunStatus.FAILED, f"check failed: {reason}", verify="failed")
+    if code == 0 or any(
+        "no problems found" in m.lower() or "complete" in m.lower() for m in out.log
+    ):
+        return Verdict(RunStatus.SUCCESS, "check passed: no problems found", verify="ok")
+    return Verdict(RunStatus.UNKNOWN, "borg check printed no result and no exit code was given")
 
 
 def _local_time(obj: dict[str, Any], key: str, where: Place) -> float | None:
@@ -211,18 +388,19 @@ def _local_time(obj: dict[str, Any], key: str, where: Place) -> float | None:
         raise where.invalid(key, f"is not an ISO 8601 time: {value!r}") from None
 
 
-def _no_archive_problem(chunks: list[Chunk]) -> str:
+def _not_borg_problem(chunks: list[Chunk]) -> str:
     if not chunks:
-        return f"empty input; expected {WHAT}"
-    if all(c.obj is None for c in chunks):
-        first = chunks[0]
+        return f"empty input; expected {WHAT} (or give borg's exit code with --exit-code)"
+    first = next((c for c in chunks if c.obj is not None), None)
+    if first is not None:
         return (
-            f"line {first.line}: not JSON ({first.text[:60]!r}); expected {WHAT} "
-            "(run borg create with --json)"
+            f"line {first.line}: a JSON object that is neither an archive nor a borg log "
+            f"message; expected {WHAT}"
         )
+    line = chunks[0]
     return (
-        f"no archive in {WHAT}: borg did not finish the backup; "
-        "give borg's exit code (--exit-code) to record it as failed"
+        f"line {line.line}: {line.text[:60]!r} is not borg's output (expected {WHAT}, "
+        "borg's log lines, or `borg check` output)"
     )
 
 

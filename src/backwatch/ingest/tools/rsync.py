@@ -17,7 +17,9 @@ other figure goes into ``stats`` under its snake_cased name. rsync prints no tim
 (``206.42K``) are rounded by rsync and read as powers of 1000.
 
 Exit codes: 0 success, 24 (source files vanished during the transfer) warning, anything
-else failed. Without a given exit code, "rsync error: … (code N)" supplies it.
+else failed. Without a given exit code, "rsync error: … (code N)" or "rsync warning: …
+(code N)" supplies it. A dry run (``-n``, "(DRY RUN)") copied nothing: it is recorded as
+``unknown``, never as a backup. The outcome contract is in docs/tool-output.md.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from backwatch.domain.report import RunReport
 from backwatch.errors import InvalidInput
 from backwatch.ingest.tools import register_tool
 from backwatch.ingest.tools._common import (
+    Verdict,
     check_job,
     content_id,
-    failed_run,
     log_text,
+    outcome_run,
     resolve_times,
 )
 from backwatch.timeutil import human_bytes
@@ -47,7 +50,26 @@ _SENT_RE = re.compile(
     rf"^sent ({_NUMBER}) bytes\s+received ({_NUMBER}) bytes\s+({_NUMBER}) bytes/sec$"
 )
 _TOTAL_RE = re.compile(rf"^total size is ({_NUMBER})\s+speedup is ([\d.,]+)(.*)$")
-_ERROR_RE = re.compile(r"^rsync error: .*\(code (\d+)\)")
+_ERROR_RE = re.compile(r"^rsync (?:error|warning): .*\(code (\d+)\)")
+#: rsync's own lines besides the statistics: it ran, whatever the outcome
+_OURS_RE = re.compile(
+    r"^(rsync(: | error: | warning: )|sending incremental file list|"
+    r"receiving incremental file list|created directory |file has vanished: )"
+)
+MEANINGS = {
+    1: "syntax or usage error",
+    2: "protocol incompatibility",
+    3: "errors selecting input/output files, dirs",
+    5: "error starting client-server protocol",
+    10: "error in socket I/O",
+    11: "error in file I/O",
+    12: "error in rsync protocol data stream",
+    20: "interrupted (SIGUSR1 or SIGINT)",
+    23: "partial transfer due to error",
+    24: "partial transfer due to vanished source files",
+    30: "timeout in data send/receive",
+    35: "timeout waiting for daemon connection",
+}
 _PART_RE = re.compile(r"(\w+):\s*([\d.,']*\d[KMGTP]?)")
 _SUFFIX_RE = re.compile(r"\d[KMGTP]$")
 _UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
@@ -115,14 +137,25 @@ def parse(
     if rounded:
         stats["rounded"] = True
     errors = [line for line in other if line.startswith(("rsync:", "rsync error:"))]
+    warnings = [line for line in other if line.startswith(("rsync warning:", "file has vanished:"))]
+    log = log_text(other)
+    times = {"started_at": started_at, "finished_at": finished_at, "now": now}
     if "number_of_files" not in stats and "total_size" not in stats:
-        if code is not None and status_for_exit(code) is RunStatus.FAILED:
-            return failed_run(
-                TOOL, text, job=job, exit_code=code, log=log_text(other),
-                message=errors[0] if errors else f"rsync exited with code {code}",
-                started_at=started_at, finished_at=finished_at, now=now,
-            )  # fmt: skip
-        raise InvalidInput(_no_stats_problem(text))
+        if code is None and not any(_OURS_RE.match(line) for line in other):
+            raise InvalidInput(_no_stats_problem(text))
+        return outcome_run(
+            TOOL, text, job=job, exit_code=code, log=log,
+            verdict=_verdict(code, errors, warnings, stated=False), **times,
+        )  # fmt: skip
+    if stats.get("dry_run"):
+        return outcome_run(
+            TOOL, text, job=job, exit_code=code, log=log, stats=stats,
+            verdict=Verdict(
+                RunStatus.UNKNOWN,
+                "a dry run (rsync -n): nothing was copied, so it is not a backup",
+            ),
+            **times,
+        )  # fmt: skip
 
     files = _regular(stats, breakdown, "number_of_files")
     created = _regular(stats, breakdown, "number_of_created_files")
@@ -132,22 +165,20 @@ def parse(
         changed = max(0, transferred - (created or 0))
     size = stats.get("total_file_size", stats.get("total_size"))
     added = stats.get("literal_data")
-    status = status_for_exit(code) if code is not None else RunStatus.SUCCESS
     start, finish, duration = resolve_times(
         started_at=started_at, finished_at=finished_at, duration=None,
         tool_start=None, tool_end=None, now=now,
     )  # fmt: skip
-    if status is RunStatus.SUCCESS:
-        message = (
+    verdict = _verdict(code, errors, warnings, stated=True)
+    if verdict.status is RunStatus.SUCCESS:
+        verdict.message = (
             f"{files if files is not None else '?'} files, "
             f"{transferred if transferred is not None else '?'} transferred "
             f"({human_bytes(added)} literal data), total {human_bytes(size)}"
         )
-    else:
-        message = errors[0] if errors else f"rsync exited with code {code}"
     return RunReport(
         job=job,
-        status=status,
+        status=verdict.status,
         started_at=start,
         finished_at=finish,
         duration_s=duration,
@@ -157,12 +188,35 @@ def parse(
         files_new=created,
         files_changed=changed,
         bytes_added=added if isinstance(added, int) else None,
-        message=message,
-        log=log_text(other),
+        message=verdict.message,
+        log=log,
         tool=TOOL,
         stats=stats,
         backup_id=content_id(TOOL, job, text, start, finish),
     )
+
+
+def _verdict(code: int | None, errors: list[str], warnings: list[str], *, stated: bool) -> Verdict:
+    """rsync's exit code first, then its own error and warning lines; output without the
+    statistics shows no finished transfer."""
+    if code is not None and status_for_exit(code) is RunStatus.FAILED:
+        reason = errors[0] if errors else MEANINGS.get(code, "failed")
+        return Verdict(RunStatus.FAILED, f"rsync exited with code {code}: {reason}")
+    if code is None and errors:
+        return Verdict(RunStatus.FAILED, errors[0])
+    if not stated:
+        said = f"rsync exited with code {code}" if code is not None else "rsync's output"
+        return Verdict(
+            RunStatus.UNKNOWN,
+            f"{said} has no transfer statistics (run rsync with --stats): the transfer is "
+            "not known to have finished",
+        )
+    if code is not None and status_for_exit(code) is RunStatus.WARNING:
+        reason = warnings[0] if warnings else MEANINGS.get(code, "warning")
+        return Verdict(RunStatus.WARNING, f"rsync exited with code {code}: {reason}")
+    if warnings:
+        return Verdict(RunStatus.WARNING, warnings[0])
+    return Verdict(RunStatus.SUCCESS, "done")
 
 
 def _key(label: str) -> str:
