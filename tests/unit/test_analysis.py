@@ -142,12 +142,13 @@ def test_forecast_without_runs_or_schedule() -> None:
 
 
 def test_forecast_of_a_filling_disk() -> None:
-    samples = tuple((T0 + i * DAY, 50.0 + 5 * i, 100.0) for i in range(3))  # 60 used, +5/day
+    # five daily samples (a forecast needs ≥ 5 over ≥ 24 h): 70 used, +5/day
+    samples = tuple((T0 + i * DAY, 50.0 + 5 * i, 100.0) for i in range(5))
     job = JobFacts(id="j", disks=(DiskFacts("/backups", samples),))
-    now = T0 + 2 * DAY
+    now = T0 + 4 * DAY
     (disk,) = forecast(job, [], [], now).disks
-    assert disk.path == "/backups" and disk.used_percent == 60.0
-    assert disk.days_until_full == pytest.approx(8.0)
+    assert disk.path == "/backups" and disk.used_percent == 70.0
+    assert disk.days_until_full == pytest.approx(6.0)
     assert disk.full_at is not None and disk.full_at.startswith("2026-06-07")
 
 

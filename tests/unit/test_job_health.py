@@ -217,3 +217,68 @@ class TestSchedule:
         exact = at(2026, 5, 3, 2, 0, tz=BERLIN)
         assert schedule.previous_at_or_before(exact) == exact
         assert parse_schedule("24h").previous_at_or_before(now) is None
+
+
+class TestNeverRanAndAlerts:
+    """Issue 13: a declared job that never reports, open critical alerts, unknown outcomes."""
+
+    DECLARED = at(2026, 5, 1, 12, 0)
+
+    def test_a_scheduled_job_that_never_ran_is_due_from_its_declaration(self):
+        s = state(schedule=DAILY_2AM, created_at=self.DECLARED)
+        first_due = at(2026, 5, 2, 2, 0)
+        verdict = job_health(s, now=self.DECLARED + HOUR)
+        assert verdict.health is Health.NEW and verdict.next_due == first_due
+        assert job_health(s, now=first_due + 30 * 60).health is Health.LATE
+        missed = job_health(s, now=first_due + HOUR + 1)
+        assert missed.health is Health.MISSED
+        assert "declared" in missed.reason
+
+    def test_a_period_schedule_counts_from_the_declaration_too(self):
+        s = state(schedule=parse_schedule("24h"), created_at=self.DECLARED)
+        assert next_due(s) == self.DECLARED + 24 * HOUR
+        assert job_health(s, now=self.DECLARED + 25 * HOUR + 1).health is Health.MISSED
+
+    def test_an_unscheduled_job_that_never_ran_stays_new(self):
+        s = state(created_at=self.DECLARED)
+        verdict = job_health(s, now=self.DECLARED + 1000 * HOUR)
+        assert verdict.health is Health.NEW and verdict.next_due is None
+
+    @pytest.mark.parametrize("alert_state", ["open", "acknowledged"])
+    def test_an_open_critical_alert_is_never_ok(self, alert_state):
+        from backwatch.domain.health import CriticalAlert
+
+        alert = CriticalAlert("empty", alert_state, "nas: the run backed up 2.0% of the usual")
+        s = state(
+            schedule=DAILY_2AM,
+            last_started_at=LAST_RUN,
+            last_status="success",
+            critical_alerts=(alert,),
+        )
+        verdict = job_health(s, now=LAST_RUN + HOUR)
+        assert verdict.health is Health.FAILING
+        assert f"{alert_state} critical alert empty" in verdict.reason
+        assert "2.0%" in verdict.reason
+        assert verdict.next_due == DUE
+
+    def test_a_critical_alert_does_not_hide_a_more_telling_state(self):
+        from backwatch.domain.health import CriticalAlert
+
+        alert = (CriticalAlert("empty", "open"),)
+        running = state(last_started_at=LAST_RUN, last_status="running", critical_alerts=alert)
+        assert job_health(running, now=LAST_RUN + 60).health is Health.RUNNING
+        paused = state(
+            paused=True, last_started_at=LAST_RUN, last_status="success", critical_alerts=alert
+        )
+        assert job_health(paused, now=LAST_RUN + 60).health is Health.PAUSED
+
+    def test_an_unknown_latest_backup_is_not_ok_and_says_why(self):
+        s = state(
+            schedule=DAILY_2AM,
+            last_started_at=LAST_RUN,
+            last_status="unknown",
+            last_message="restic printed no summary",
+        )
+        verdict = job_health(s, now=LAST_RUN + HOUR)
+        assert verdict.health is Health.UNKNOWN
+        assert verdict.reason == "the latest backup's outcome is unknown: restic printed no summary"

@@ -251,3 +251,105 @@ def test_verify_failed_until_a_later_success():
     assert finding is not None and "hash mismatch" in finding.message
     good = RunFacts("n", "success", T0 + DAY)
     assert fired(JobFacts("x", runs=(good, bad)), T0 + DAY, "verify_failed") is None
+
+
+# issue 13: outcome truth ------------------------------------------------------------------
+
+
+def test_a_forecast_needs_a_day_of_history_not_two_samples():
+    # a 10 % full disk, two samples five minutes apart with some growth: no forecast
+    burst = DiskFacts("/mnt/nas", ((T0, 100.0, 1000.0), (T0 + 300, 101.0, 1000.0)))
+    assert days_until_full(burst) is None
+    assert fired(JobFacts("x", disks=(burst,)), T0 + 300, "disk_space") is None
+    # many samples, but all within an hour: still no forecast
+    hour = DiskFacts("/mnt/nas", tuple((T0 + i * 300, 100.0 + i, 1000.0) for i in range(12)))
+    assert days_until_full(hour) is None
+    # a day and more of samples: the fit over all of them
+    days = disk([0.50, 0.55, 0.60, 0.65, 0.70])
+    assert days_until_full(days) == pytest.approx(6.0)
+
+
+def test_empty_fires_on_a_warning_run_that_saved_nothing_after_real_backups():
+    history = runs(sizes=[1_000_000] * 5)
+    zero = RunFacts("z", "warning", T0 + 10 * DAY, size_bytes=0, files=0)
+    finding = fired(JobFacts("x", runs=(zero, *history)), T0 + 10 * DAY, "empty")
+    assert finding is not None and finding.run_id == "z" and "warning" in finding.message
+    no_files = RunFacts("z", "warning", T0 + 10 * DAY, size_bytes=None, files=0)
+    assert fired(JobFacts("x", runs=(no_files, *history)), T0 + 10 * DAY, "empty") is not None
+
+
+def test_empty_fires_on_a_first_run_that_saved_nothing():
+    first = RunFacts("z", "warning", T0, size_bytes=0, files=0)
+    finding = fired(JobFacts("x", runs=(first,)), T0, "empty")
+    assert finding is not None and "first backup" in finding.message
+
+
+def test_empty_ignores_warnings_of_a_job_that_always_saves_nothing():
+    always = tuple(
+        RunFacts(f"r{i}", "warning", T0 - i * DAY, size_bytes=0, files=0) for i in range(4)
+    )
+    assert fired(JobFacts("x", runs=always), T0, "empty") is None
+
+
+def test_unmeasured_figures_are_not_empty():
+    run = RunFacts("r", "success", T0, size_bytes=None, files=None)
+    assert fired(JobFacts("x", runs=(run,)), T0, "empty") is None
+
+
+def test_check_runs_are_not_backups():
+    backups = runs(sizes=[10_000_000_000] * 20)
+    check = RunFacts("c", "success", T0 + 30 * DAY, size_bytes=0, files=0, kind="check")
+    job = JobFacts("x", runs=(check, *backups))
+    for rule_name in ("empty", "size_anomaly", "duration_regression", "failed"):
+        assert fired(job, T0 + 30 * DAY, rule_name) is None, rule_name
+    failed_check = RunFacts(
+        "c", "failed", T0 + 30 * DAY, kind="check", verify_failed=True, message="pack damaged"
+    )
+    job = JobFacts("x", runs=(failed_check, *backups))
+    assert fired(job, T0 + 30 * DAY, "failed") is None
+    finding = fired(job, T0 + 30 * DAY, "verify_failed")
+    assert finding is not None and "pack damaged" in finding.message
+
+
+def test_a_successful_backup_does_not_clear_a_failed_check():
+    failed_check = RunFacts("c", "failed", T0, kind="check", verify_failed=True)
+    backup = RunFacts("b", "success", T0 + DAY)
+    job = JobFacts("x", runs=(backup, failed_check))
+    assert fired(job, T0 + DAY, "verify_failed") is not None
+    passed = RunFacts("c2", "success", T0 + 2 * DAY, kind="check")
+    assert fired(JobFacts("x", runs=(passed, backup, failed_check)), T0, "verify_failed") is None
+
+
+def test_missed_counts_only_backups():
+    schedule = parse_schedule("24h")
+    backup = RunFacts("b", "success", T0)
+    check = RunFacts("c", "success", T0 + 20 * H, kind="check")
+    job = JobFacts("x", schedule=schedule, grace_s=H, runs=(check, backup))
+    finding = fired(job, T0 + 25 * H + 1, "missed")
+    assert finding is not None and finding.detail["last_started_at"] == T0
+
+
+def test_a_scheduled_job_that_never_ran_goes_missed_after_its_first_due_time():
+    job = JobFacts("x", schedule=parse_schedule("0 2 * * *"), grace_s=H, created_at=T0)
+    first_due = parse_schedule("0 2 * * *").next_after(T0)
+    assert fired(job, first_due + H - 1, "missed") is None
+    finding = fired(job, first_due + H + 1, "missed")
+    assert finding is not None and "declared" in finding.message
+    period = JobFacts("x", schedule=parse_schedule("24h"), grace_s=H, created_at=T0)
+    assert fired(period, T0 + 25 * H - 1, "missed") is None
+    assert fired(period, T0 + 25 * H + 1, "missed") is not None
+
+
+def test_an_unknown_latest_backup_is_a_warning_naming_the_reason():
+    history = runs(sizes=[1_000_000] * 3)
+    unknown = RunFacts("u", "unknown", T0 + 5 * DAY, message="no summary line in the output")
+    finding = fired(JobFacts("x", runs=(unknown, *history)), T0 + 5 * DAY, "failed")
+    assert finding is not None and finding.severity == "warning" and finding.run_id == "u"
+    assert "unknown" in finding.message and "no summary line" in finding.message
+
+
+def test_unknown_counts_against_the_error_rate():
+    statuses = ["success"] * 18 + ["unknown"] * 2
+    job = JobFacts("x", runs=runs(statuses=statuses, every=H))
+    finding = fired(job, job.runs[0].started_at + H, "error_rate")
+    assert finding is not None and "unknown outcome" in finding.message

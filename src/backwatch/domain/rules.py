@@ -1,5 +1,10 @@
 """Alert rules (SPEC §8) as pure functions: facts and ``now`` in, a finding or None out.
 
+Only backup runs (``kind == "backup"``) are the job's backups: ``failed``, ``missed``,
+``empty``, ``size_anomaly``, ``duration_regression`` and ``error_rate`` read those alone.
+Check and drill runs prove backups: when they fail they feed ``verify_failed``. ``stuck``
+watches any running run.
+
 A rule returns a ``Finding`` while its condition holds and ``None`` when it is clear; the
 alert service opens an alert on the first finding (one per rule and job) and resolves it
 when the rule answers None again. Messages say in plain words what is wrong, with the
@@ -34,6 +39,10 @@ class Thresholds:
     anomaly_mads: float = 5
     forecast_days: float = 14
     error_rate_min_runs: int = 5
+    #: a disk forecast needs samples spanning this long, and at least this many of them:
+    #: two samples minutes apart make any growth look like "full tomorrow"
+    forecast_min_span_s: float = 86400.0
+    forecast_min_samples: int = 5
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ class JobFacts:
     # periodic check of time rules reads no run history): used instead of ``runs``.
     learned_interval_s: float | None = None
     median_duration_s: float | None = None
+    #: when the job was declared: a scheduled job that never ran is due from here
+    created_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -107,16 +118,21 @@ def rule(name: str, kind: str) -> Callable[[Rule], Rule]:
     return register
 
 
+def _backups(job: JobFacts) -> list[RunFacts]:
+    """The job's backup runs, newest first (checks and drills are not its backups)."""
+    return [r for r in job.runs if r.kind == "backup"]
+
+
 def _finished(job: JobFacts) -> list[RunFacts]:
-    return [r for r in job.runs if r.status not in (RunStatus.RUNNING, RunStatus.QUEUED)]
+    return [r for r in _backups(job) if r.status not in (RunStatus.RUNNING, RunStatus.QUEUED)]
 
 
 def _successes(job: JobFacts) -> list[RunFacts]:
-    return [r for r in job.runs if r.status == RunStatus.SUCCESS]
+    return [r for r in _backups(job) if r.status == RunStatus.SUCCESS]
 
 
 def _last_good(job: JobFacts) -> str:
-    for r in job.runs:
+    for r in _backups(job):
         if r.status == RunStatus.SUCCESS:
             return f"last good run {iso(r.started_at)}"
     return "no good run on record"
@@ -124,7 +140,8 @@ def _last_good(job: JobFacts) -> str:
 
 @rule("failed", "run")
 def failed(job: JobFacts, now: float) -> Finding | None:
-    """The latest finished run failed or timed out (after N in a row, if so configured)."""
+    """The latest finished backup failed or timed out (after N in a row, if so configured):
+    critical; or its outcome is ``unknown`` (its evidence does not show it worked): warning."""
     finished = _finished(job)
     need = max(1, job.thresholds.alert_after_failures)
     streak = 0
@@ -133,12 +150,23 @@ def failed(job: JobFacts, now: float) -> Finding | None:
             streak += 1
         else:
             break
+    reason = f": {finished[0].message}" if finished and finished[0].message else ""
     if streak < need:
+        if finished and finished[0].status == RunStatus.UNKNOWN:
+            last = finished[0]
+            return Finding(
+                "failed",
+                "warning",
+                f"{job.id}: the outcome of the run of {iso(last.started_at)} is unknown"
+                f"{reason or ' (the tool reported no evidence that it worked)'}; "
+                f"{_last_good(job)}",
+                run_id=last.id,
+                detail={"status": "unknown"},
+            )
         return None
     last = finished[0]
     what = "timed out" if last.status == RunStatus.TIMED_OUT else "failed"
     count = f" ({streak} in a row)" if streak > 1 else ""
-    reason = f": {last.message}" if last.message else ""
     return Finding(
         "failed",
         "critical",
@@ -149,8 +177,8 @@ def failed(job: JobFacts, now: float) -> Finding | None:
 
 
 def learned_interval(job: JobFacts) -> float | None:
-    """Median interval between run starts, for unscheduled jobs with at least 5 runs."""
-    starts = sorted(r.started_at for r in job.runs)
+    """Median interval between backup starts, for unscheduled jobs with at least 5 backups."""
+    starts = sorted(r.started_at for r in _backups(job))
     if len(starts) < 5:
         return None
     gaps = [b - a for a, b in pairwise(starts) if b > a]
@@ -159,10 +187,12 @@ def learned_interval(job: JobFacts) -> float | None:
 
 @rule("missed", "time")
 def missed(job: JobFacts, now: float) -> Finding | None:
-    """No run started by the due time + grace (schedule, or the learned interval)."""
-    if job.paused or not job.runs:
+    """No backup started by the due time + grace (schedule, or the learned interval). A
+    scheduled job that never ran is due one schedule step after it was declared."""
+    if job.paused:
         return None
-    latest = job.runs[0]
+    backups = _backups(job)
+    latest = backups[0] if backups else None
     interval = None
     if job.schedule is None:
         interval = job.learned_interval_s or learned_interval(job)
@@ -173,9 +203,10 @@ def missed(job: JobFacts, now: float) -> Finding | None:
         schedule=job.schedule,
         grace_s=job.grace_s,
         timeout_s=job.timeout_s,
-        last_started_at=latest.started_at,
-        last_status=latest.status,
+        last_started_at=latest.started_at if latest else None,
+        last_status=latest.status if latest else None,
         learned_interval_s=interval,
+        created_at=job.created_at,
     )
     due = next_due(state)
     if due is None or now <= due + job.grace_s:
@@ -185,12 +216,17 @@ def missed(job: JobFacts, now: float) -> Finding | None:
         if job.schedule
         else f"learned interval {human_duration(interval)}"
     )
+    since = (
+        f"no run since {iso(latest.started_at)}"
+        if latest
+        else f"no run reported since the job was declared {iso(job.created_at)}"
+    )
     return Finding(
         "missed",
         "critical",
-        f"{job.id}: no run since {iso(latest.started_at)}; one was due {iso(due)} "
+        f"{job.id}: {since}; one was due {iso(due)} "
         f"({basis}, grace {human_duration(job.grace_s)}); {_last_good(job)}",
-        detail={"due": due, "last_started_at": latest.started_at},
+        detail={"due": due, "last_started_at": latest.started_at if latest else None},
     )
 
 
@@ -201,7 +237,9 @@ def stuck(job: JobFacts, now: float) -> Finding | None:
     if not running:
         return None
     run = running[0]
-    durations = [r.duration_s for r in _successes(job)[:20] if r.duration_s is not None]
+    # typical: the durations of successful runs of the same kind (a check is not a backup)
+    same = [r for r in job.runs if r.kind == run.kind and r.status == RunStatus.SUCCESS]
+    durations = [r.duration_s for r in same[:20] if r.duration_s is not None]
     typical = median(durations) if durations else job.median_duration_s
     state = JobState(
         paused=job.paused,
@@ -226,22 +264,39 @@ def stuck(job: JobFacts, now: float) -> Finding | None:
     )
 
 
+def _saved_nothing(run: RunFacts) -> str | None:
+    """'0 bytes' or '0 files' when the run measured that it saved nothing (null = unmeasured)."""
+    if run.size_bytes == 0:
+        return "0 bytes"
+    if run.files == 0:
+        return "0 files"
+    return None
+
+
 @rule("empty", "run")
 def empty(job: JobFacts, now: float) -> Finding | None:
-    """A successful run with size 0 or 0 files, or below 10 % of the recent median size."""
-    successes = _successes(job)
-    if not successes:
+    """The latest good backup (success or warning) saved nothing (0 bytes or 0 files): a
+    successful one always; one that ended with a warning when it is the first backup or
+    earlier ones were not empty. Or it is below 10 % of the median size of the good backups
+    before it."""
+    good = [r for r in _backups(job) if r.status in (RunStatus.SUCCESS, RunStatus.WARNING)]
+    if not good:
         return None
-    last = successes[0]
-    if last.size_bytes == 0 or last.files == 0:
-        what = "0 bytes" if last.size_bytes == 0 else "0 files"
-        return Finding(
-            "empty",
-            "critical",
-            f"{job.id}: the run of {iso(last.started_at)} succeeded but backed up {what}",
-            run_id=last.id,
-        )
-    sizes = [r.size_bytes for r in successes[1:21] if r.size_bytes is not None]
+    last, before = good[0], good[1:]
+    nothing = _saved_nothing(last)
+    if nothing is not None:
+        history = not before or any(_saved_nothing(r) is None for r in before)
+        if last.status == RunStatus.SUCCESS or history:
+            how = "succeeded" if last.status == RunStatus.SUCCESS else "ended with a warning"
+            first = " (the job's first backup)" if not before else ""
+            return Finding(
+                "empty",
+                "critical",
+                f"{job.id}: the run of {iso(last.started_at)}{first} {how} but backed up {nothing}",
+                run_id=last.id,
+            )
+        return None
+    sizes = [r.size_bytes for r in before[:20] if r.size_bytes is not None]
     if last.size_bytes is None or len(sizes) < 3:
         return None
     base = median(sizes)
@@ -307,41 +362,59 @@ def duration_regression(job: JobFacts, now: float) -> Finding | None:
         f"{job.id}: the last 3 runs took {human_duration(recent)} (median), "
         f"{(recent / before - 1) * 100:.0f}% longer than the {human_duration(before)} "
         f"of the {len(durations[3:23])} runs before",
-        run_id=job.runs[0].id,
+        run_id=_successes(job)[0].id,
         detail={"recent_s": recent, "before_s": before},
     )
 
 
+#: outcomes error_rate counts against a job: failures, and backups nobody can vouch for
+NOT_SUCCEEDED = BAD | {RunStatus.UNKNOWN}
+
+
 @rule("error_rate", "run")
 def error_rate(job: JobFacts, now: float) -> Finding | None:
-    """Failures over the last 7 days above error_rate_percent (with at least 5 runs)."""
+    """Backups over the last 7 days that failed or ended ``unknown``, above
+    error_rate_percent (with at least 5 backups)."""
     week = [r for r in _finished(job) if r.started_at >= now - 7 * DAY]
     if len(week) < job.thresholds.error_rate_min_runs:
         return None
-    bad = sum(1 for r in week if r.status in BAD)
+    bad = sum(1 for r in week if r.status in NOT_SUCCEEDED)
+    unknown = sum(1 for r in week if r.status == RunStatus.UNKNOWN)
     rate = bad / len(week) * 100
     if rate <= job.thresholds.error_rate_percent:
         return None
+    of_which = f", {unknown} of them with an unknown outcome" if unknown else ""
     return Finding(
         "error_rate",
         "warning",
-        f"{job.id}: {bad} of {len(week)} runs failed in the last 7 days ({rate:.0f}%, "
-        f"threshold {job.thresholds.error_rate_percent:g}%)",
-        detail={"failed": bad, "runs": len(week), "rate_percent": rate},
+        f"{job.id}: {bad} of {len(week)} runs failed in the last 7 days{of_which} "
+        f"({rate:.0f}%, threshold {job.thresholds.error_rate_percent:g}%)",
+        detail={"failed": bad, "unknown": unknown, "runs": len(week), "rate_percent": rate},
     )
 
 
-def days_until_full(disk: DiskFacts) -> float | None:
-    """Linear forecast from the usage samples; None when usage is not growing."""
+def days_until_full(
+    disk: DiskFacts,
+    *,
+    min_span_s: float = Thresholds.forecast_min_span_s,
+    min_samples: int = Thresholds.forecast_min_samples,
+) -> float | None:
+    """Days until the disk is full by a least-squares line through all its usage samples;
+    None when usage is not growing or the history is too short to mean anything (fewer
+    than ``min_samples`` samples, or spanning less than ``min_span_s``)."""
+    if len(disk.samples) < max(2, min_samples):
+        return None
+    if disk.samples[-1][0] - disk.samples[0][0] < min_span_s:
+        return None
     points = [(ts, used) for ts, used, _total in disk.samples]
     fit = linear_fit(points)
-    if fit is None or not disk.samples:
+    if fit is None:
         return None
     slope, _intercept = fit
     if slope <= 0:
         return None
     _ts, used, total = disk.samples[-1]
-    return (total - used) / slope / DAY
+    return max(0.0, total - used) / slope / DAY
 
 
 @rule("disk_space", "time")
@@ -355,8 +428,10 @@ def disk_space(job: JobFacts, now: float) -> Finding | None:
         if total <= 0:
             continue
         percent = used / total * 100
-        left = days_until_full(disk)
         t = job.thresholds
+        left = days_until_full(
+            disk, min_span_s=t.forecast_min_span_s, min_samples=t.forecast_min_samples
+        )
         severity = None
         if percent > t.disk_critical_percent:
             severity = "critical"
@@ -364,7 +439,9 @@ def disk_space(job: JobFacts, now: float) -> Finding | None:
             severity = "warning"
         if severity is None:
             continue
-        forecast = f", full in about {left:.1f} days at the current rate" if left else ""
+        forecast = (
+            f", full in about {left:.1f} days at the current rate" if left is not None else ""
+        )
         finding = Finding(
             "disk_space",
             severity,
@@ -379,9 +456,12 @@ def disk_space(job: JobFacts, now: float) -> Finding | None:
 
 @rule("verify_failed", "run")
 def verify_failed(job: JobFacts, now: float) -> Finding | None:
-    """The latest verification or restore test failed."""
+    """The latest verification failed: a check or drill run that failed, or a backup whose
+    own verification failed. A later passing check or drill clears either; a later
+    successful backup clears only a backup's own failed verification."""
+    backup_since = False
     for r in job.runs:
-        if r.verify_failed:
+        if r.verify_failed and not (backup_since and r.kind == "backup"):
             return Finding(
                 "verify_failed",
                 "critical",
@@ -390,7 +470,9 @@ def verify_failed(job: JobFacts, now: float) -> Finding | None:
                 run_id=r.id,
             )
         if r.status == RunStatus.SUCCESS:
-            return None
+            if r.kind != "backup":
+                return None
+            backup_since = True
     return None
 
 
