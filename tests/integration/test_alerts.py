@@ -157,7 +157,8 @@ def test_a_backup_that_shrinks_to_two_percent(world):
         world.report("photos", size=10_000_000_000)
         world.clock.advance(24 * H)
     world.settle()
-    assert world.receiver.messages == []
+    # (the declared "nightly" job never reports: it goes missed meanwhile, issue 13)
+    assert [m for m in world.receiver.messages if "photos" in m["title"]] == []
     world.report("photos", size=200_000_000)
     world.settle()
     titles = world.receiver.titles()

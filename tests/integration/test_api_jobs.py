@@ -73,9 +73,11 @@ def test_put_creates_a_job(api):
     response = api.put("/api/v1/jobs/offsite", json={"schedule": "24h"}, headers=api.auth_headers)
     assert response.status_code == 200, response.text
     job = response.json()
-    assert (job["id"], job["health"], job["next_due"], job["last_run"]) == (
-        "offsite", "new", None, None,
-    )  # fmt: skip
+    assert (job["id"], job["health"], job["last_run"]) == ("offsite", "new", None)
+    # never ran: the first run is due one period after the job was declared (issue 13)
+    created = datetime.fromisoformat(job["created_at"].replace("Z", "+00:00"))
+    due = datetime.fromisoformat(job["next_due"].replace("Z", "+00:00"))
+    assert (due - created).total_seconds() == 24 * 3600
     assert [j["id"] for j in api.get("/api/v1/jobs").json()["items"]] == ["offsite"]
     assert job["origin"] == "api"
 

@@ -17,7 +17,7 @@ from backwatch.ingest.lifecycle import (
 from backwatch.services import retention
 from backwatch.services import runs as run_service
 from backwatch.services.hub import Hub
-from backwatch.services.views import job_out, run_out
+from backwatch.services.views import job_out, read_job, read_jobs, run_out
 from backwatch.settings import Settings
 from backwatch.store import queries
 from backwatch.timeutil import parse_time
@@ -106,11 +106,11 @@ class LocalTarget:
 
     def list_jobs(self) -> list[dict[str, Any]]:
         with self.hub.read_engine.connect() as conn:
-            return [self._job_out(r) for r in queries.list_jobs(conn)]
+            return [self._job_out(r) for r in read_jobs(conn)]
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         with self.hub.read_engine.connect() as conn:
-            return self._job_out(queries.get_job(conn, job_id))
+            return self._job_out(read_job(conn, job_id))
 
     def summary(self, days: int, job: str | None = None) -> dict[str, Any]:
         with self.hub.read_engine.connect() as conn:

@@ -17,6 +17,7 @@ HEALTH_STYLE = {
     "missed": "bold red",
     "failing": "bold red",
     "stuck": "yellow",
+    "unknown": "yellow",
     "paused": "dim",
     "new": "blue",
 }
@@ -29,6 +30,7 @@ STATUS_STYLE = {
     "running": "cyan",
     "queued": "cyan",
     "skipped": "dim",
+    "unknown": "yellow",
 }
 
 
@@ -81,7 +83,7 @@ def _jobs_table(jobs: list[dict[str, Any]], title: str | None = None) -> Any:
         table.add_row(
             job["id"],
             _health(job["health"]),
-            _ago(last.get("started_at")) if last else "never",
+            _ago(job.get("last_run_at") or last.get("started_at")) if last else "never",
             _status(last.get("status")),
             human_duration(last.get("duration_s")),
             human_bytes(last.get("size_bytes")),
@@ -186,7 +188,8 @@ def status(
     facts = [
         ("health", f"{detail['health']} ({detail.get('health_reason', '')})"),
         ("schedule", _schedule_text(detail)),
-        ("last success", detail.get("last_success_at") or "never"),
+        ("last run", _ended(detail.get("last_run_at"))),
+        ("last success", _ended(detail.get("last_success_at"))),
         ("runs", str(detail.get("runs_total", 0))),
     ]
     if detail.get("ping_url"):
@@ -195,6 +198,11 @@ def status(
         out.print(f"[bold]{key}:[/] {value}")
     if runs:
         out.print(_runs_table(runs, title="recent runs"))
+
+
+def _ended(value: str | None) -> str:
+    """An end time as '2026-12-07 14:02 (3 h ago)', or 'never'."""
+    return f"{_local(value)} ({_ago(value)})" if value else "never"
 
 
 def _schedule_text(job: dict[str, Any]) -> str:

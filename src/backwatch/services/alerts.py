@@ -66,8 +66,10 @@ def _configured(settings: Settings) -> dict[str, JobSettings]:
 
 def _run_facts(row: Any) -> RunFacts:
     stats = row.stats if isinstance(row.stats, dict) else {}
+    kind = row.kind or "backup"
+    # a failed check or drill is a failed verification (never a failed backup)
     verify_failed = stats.get("verify") == "failed" or (
-        row.trigger == "verify" and row.status in BAD
+        (row.trigger == "verify" or kind != "backup") and row.status in BAD
     )
     return RunFacts(
         id=row.id,
@@ -79,7 +81,7 @@ def _run_facts(row: Any) -> RunFacts:
         files=row.files,
         message=row.message,
         verify_failed=verify_failed,
-        kind=row.kind or "backup",
+        kind=kind,
     )
 
 
@@ -174,6 +176,7 @@ def _facts(
         disks=disk_facts(conn, destinations, now) if destinations else (),
         learned_interval_s=learned_interval_s,
         median_duration_s=median_duration_s,
+        created_at=job.get("created_at"),
     )
 
 
@@ -404,8 +407,9 @@ MEDIAN_OF_LAST = 20
 
 
 def snapshot_median(facts: JobFacts) -> float | None:
-    """The job row's median duration: of its last 20 successful runs, sorted[n // 2]."""
-    good = [r.duration_s for r in facts.runs if r.status == "success"][:MEDIAN_OF_LAST]
+    """The job row's median duration: of its last 20 successful backups, sorted[n // 2]."""
+    backups = [r for r in facts.runs if r.kind == "backup"]
+    good = [r.duration_s for r in backups if r.status == "success"][:MEDIAN_OF_LAST]
     durations = sorted(d for d in good if d is not None)
     return durations[len(durations) // 2] if durations else None
 

@@ -25,8 +25,7 @@ from backwatch.domain.rules import RULES, DiskFacts, JobFacts
 from backwatch.errors import InvalidInput, StoreUnavailable
 from backwatch.services.hub import Hub
 from backwatch.services.locks import Holder, Locks
-from backwatch.services.views import job_verdict
-from backwatch.store import queries
+from backwatch.services.views import job_verdict, read_jobs
 from backwatch.store import tables as t
 from backwatch.timeutil import human_bytes
 
@@ -198,7 +197,7 @@ def notifications(hub: Hub, now: float) -> Check:
 def _jobs_by_health(hub: Hub, now: float) -> dict[Health, list[str]]:
     out: dict[Health, list[str]] = {}
     with hub.read_engine.connect() as conn:
-        rows = queries.list_jobs(conn)
+        rows = read_jobs(conn)
     for row in rows:
         verdict = job_verdict(row, now, stuck_minutes=hub.settings.alerts.stuck_minutes)
         out.setdefault(verdict.health, []).append(row["id"])

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from backwatch.domain.health import Health
 from backwatch.services.alerts import open_counts
 from backwatch.services.hub import Hub
-from backwatch.services.views import job_verdict
+from backwatch.services.views import job_verdict, last_run_at, with_health_facts
 from backwatch.store import tables as t
 
 OVERDUE = {Health.LATE, Health.MISSED}
@@ -36,16 +36,27 @@ class StoreCollector:
         g = {
             name: GaugeMetricFamily(f"backwatch_job_{name}", doc, labels=labels)
             for name, doc in (
-                ("last_run_timestamp_seconds", "Start time of the job's latest run."),
-                ("last_success_timestamp_seconds", "End time of the job's latest good run."),
-                ("last_run_success", "1 if the latest finished run succeeded, else 0."),
+                (
+                    "last_run_timestamp_seconds",
+                    "When the job's latest backup run ended (its start while it runs).",
+                ),
+                (
+                    "last_success_timestamp_seconds",
+                    "When the job's latest good backup run (success, warning, skipped) ended.",
+                ),
+                (
+                    "last_run_success",
+                    "1 if the latest finished backup run succeeded, else 0 (unknown is 0).",
+                ),
                 ("last_duration_seconds", "Duration of the latest run."),
                 ("last_size_bytes", "Size of the latest run."),
                 ("overdue", "1 if the job is late or missed its schedule."),
             )
         }
         health = GaugeMetricFamily(
-            "backwatch_job_health", "1 for the job's current health.", labels=[*labels, "health"]
+            "backwatch_job_health",
+            "1 for the job's current health (an open critical alert makes it failing).",
+            labels=[*labels, "health"],
         )
         runs_total = CounterMetricFamily(
             "backwatch_job_runs", "Finished runs by status.", labels=[*labels, "status"]
@@ -61,7 +72,9 @@ class StoreCollector:
         now = self.hub.now()
         stuck = self.hub.settings.alerts.stuck_minutes
         with self.hub.read_engine.connect() as conn:
-            jobs = [dict(r) for r in conn.execute(select(t.jobs)).mappings()]
+            jobs = with_health_facts(
+                conn, [dict(r) for r in conn.execute(select(t.jobs)).mappings()]
+            )
             d = t.daily_rollups
             totals = conn.execute(
                 select(
@@ -91,8 +104,9 @@ class StoreCollector:
             verdict = job_verdict(job, now, stuck_minutes=stuck)
             health.add_metric([*key, verdict.health.value], 1)
             g["overdue"].add_metric(key, 1 if verdict.health in OVERDUE else 0)
-            if job["last_started_at"] is not None:
-                g["last_run_timestamp_seconds"].add_metric(key, job["last_started_at"])
+            last_run = last_run_at(job)
+            if last_run is not None:
+                g["last_run_timestamp_seconds"].add_metric(key, last_run)
             if job["last_success_at"] is not None:
                 g["last_success_timestamp_seconds"].add_metric(key, job["last_success_at"])
             if job["last_status"] not in (None, "running", "queued"):

@@ -1,13 +1,31 @@
 """Stored rows → the shapes the API, the CLI and the pages show. Health is computed here,
-when read, from the job row and ``now``."""
+when read, from the job row, what ``with_health_facts`` adds to it and ``now``.
+
+Two times of a job, one definition each (docs/api.md): ``last_run_at`` is when its latest
+backup run ended (its start while it still runs); ``last_success_at`` when its latest good
+backup (success, warning, skipped) ended. Both are end times, so a job that just succeeded
+shows the same time for both.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from backwatch.domain.health import HealthVerdict, JobState, job_health
+from sqlalchemy import Connection, select
+
+from backwatch.domain.health import CriticalAlert, HealthVerdict, JobState, job_health
+from backwatch.domain.lifecycle import RunStatus
 from backwatch.domain.schedule import Schedule, parse_schedule
+from backwatch.store import queries
+from backwatch.store import tables as t
 from backwatch.timeutil import iso
+
+#: keys ``with_health_facts`` adds to a job row (never stored): what health reads beyond it
+ALERTS_KEY = "_critical_alerts"
+MESSAGE_KEY = "_last_message"
+_ACTIVE_ALERTS = ("open", "acknowledged")
+_IN_CHUNK = 500
 
 RUN_TIME_FIELDS = ("started_at", "finished_at")
 
@@ -64,7 +82,61 @@ def _schedule(row: dict[str, Any]) -> Schedule | None:
         return None
 
 
+def with_health_facts(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add to each job row what its health needs beyond the row: its open or acknowledged
+    critical alerts (a job with one is never ok) and, when its latest backup ended
+    ``unknown``, that run's message (the reason). Two small queries for any number of jobs:
+    open critical alerts are few, and only unknown latest runs are read."""
+    if not rows:
+        return rows
+    a = t.alerts
+    query = select(a.c.job, a.c.rule, a.c.state, a.c.message).where(
+        a.c.state.in_(_ACTIVE_ALERTS), a.c.severity == "critical"
+    )
+    if len(rows) <= _IN_CHUNK:
+        query = query.where(a.c.job.in_([row["id"] for row in rows]))
+    alerts: dict[str, list[CriticalAlert]] = {}
+    for job, rule, state, message in conn.execute(query.order_by(a.c.id)):
+        alerts.setdefault(job, []).append(CriticalAlert(rule, state, message or ""))
+    unknown = [
+        row["last_run_id"]
+        for row in rows
+        if row.get("last_status") == RunStatus.UNKNOWN and row.get("last_run_id")
+    ]
+    messages: dict[str, str | None] = {}
+    for chunk in _chunks(unknown):
+        found = conn.execute(select(t.runs.c.id, t.runs.c.message).where(t.runs.c.id.in_(chunk)))
+        messages.update({run_id: message for run_id, message in found})
+    for row in rows:
+        row[ALERTS_KEY] = tuple(alerts.get(row["id"], ()))
+        row[MESSAGE_KEY] = messages.get(row.get("last_run_id") or "")
+    return rows
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+def read_jobs(conn: Connection) -> list[dict[str, Any]]:
+    """Every job row, ordered by id, with its health facts (``with_health_facts``)."""
+    return with_health_facts(conn, queries.list_jobs(conn))
+
+
+def read_job(conn: Connection, job_id: str) -> dict[str, Any]:
+    """One job row with its health facts; NotFound when there is no such job."""
+    return with_health_facts(conn, [queries.get_job(conn, job_id)])[0]
+
+
+def last_run_at(row: dict[str, Any]) -> float | None:
+    """When the latest backup run ended; its start while it has not ended."""
+    finished = row.get("last_finished_at")
+    return finished if finished is not None else row.get("last_started_at")
+
+
 def job_verdict(row: dict[str, Any], now: float, *, stuck_minutes: float = 15) -> HealthVerdict:
+    """The job's health from its row (with ``with_health_facts`` for alerts and the reason
+    of an unknown outcome: without them, health sees the latest run and schedule only)."""
     state = JobState(
         paused=bool(row["paused"]),
         schedule=_schedule(row),
@@ -74,6 +146,9 @@ def job_verdict(row: dict[str, Any], now: float, *, stuck_minutes: float = 15) -
         last_status=row.get("last_status"),
         median_duration_s=row.get("median_duration_s"),
         learned_interval_s=None if row.get("schedule") else row.get("learned_interval_s"),
+        created_at=row.get("created_at"),
+        last_message=row.get(MESSAGE_KEY),
+        critical_alerts=row.get(ALERTS_KEY, ()),
     )
     return job_health(state, now, stuck_minutes=stuck_minutes)
 
@@ -112,6 +187,7 @@ def job_out(
         "health_reason": verdict.reason,
         "next_due": iso(verdict.next_due),
         "last_run": last_run,
+        "last_run_at": iso(last_run_at(row)),
         "last_success_at": iso(row.get("last_success_at")),
         "runs_total": row.get("runs_total") or 0,
         "ping_url": f"{ping_base}/ping/{row['ping_key']}",

@@ -6,14 +6,17 @@ from typing import Any
 
 from fastapi import Request
 
-from backwatch.services.views import job_out
+from backwatch.services.views import job_out, last_run_at
 
 #: most urgent first: the overview lists jobs in this order
-HEALTH_ORDER = ("failing", "missed", "stuck", "late", "running", "ok", "new", "paused")
+HEALTH_ORDER = (
+    "failing", "missed", "stuck", "unknown", "late", "running", "ok", "new", "paused",
+)  # fmt: skip
 HEALTH_LABELS = {
     "failing": "Failing",
     "missed": "Missed",
     "stuck": "Stuck",
+    "unknown": "Unknown",
     "late": "Late",
     "running": "Running",
     "ok": "OK",
@@ -27,6 +30,7 @@ RUN_STATUSES = (
     "timed_out",
     "cancelled",
     "skipped",
+    "unknown",
     "running",
     "queued",
 )
@@ -45,7 +49,7 @@ def page_job(request: Request, row: dict[str, Any], now: float, *, secrets: bool
     )
     if not secrets:
         out.pop("ping_url", None)
-    out["_last_started"] = row.get("last_started_at")
+    out["_last_run"] = last_run_at(row)  # when the latest backup ended (its start if running)
     out["_last_success"] = row.get("last_success_at")
     return out
 

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from backwatch.domain.lifecycle import parse_status
 from backwatch.errors import Forbidden, InvalidInput
 from backwatch.services import jobs as job_service
-from backwatch.services.views import run_out
+from backwatch.services.views import read_job, run_out
 from backwatch.store import queries
 from backwatch.timeutil import parse_time
 from backwatch.web.pages.alerts import SNOOZE_CHOICES, active_alerts
@@ -76,7 +76,7 @@ async def job_page(
         except ValueError as exc:
             raise InvalidInput.field("status", str(exc)) from None
     with hub.read_engine.connect() as conn:
-        row = queries.get_job(conn, job_id)
+        row = read_job(conn, job_id)
         recent, _ = queries.list_runs(conn, job=job_id, limit=CHART_RUNS)
         phases = queries.phases_for(conn, [r["id"] for r in recent])
         history, next_cursor = queries.list_runs(

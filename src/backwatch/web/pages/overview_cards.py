@@ -21,8 +21,8 @@ from fastapi import Request
 from markupsafe import Markup
 from sqlalchemy import Connection
 
-from backwatch.services.views import job_verdict
-from backwatch.store import page_queries, queries
+from backwatch.services.views import job_verdict, last_run_at, read_jobs
+from backwatch.store import page_queries
 from backwatch.web.pages.common import HEALTH_ORDER, health_rank, page_job
 from backwatch.web.pages.render import environment, relative
 
@@ -73,7 +73,7 @@ class CardCache:
 
     def deck(self, request: Request, conn: Connection, now: float) -> Deck:
         """Every job's card as of ``now``, rendering only those whose inputs changed."""
-        rows = queries.list_jobs(conn)
+        rows = read_jobs(conn)
         self._refresh_sparks(conn, rows)
         stuck_minutes = request.app.state.hub.settings.alerts.stuck_minutes
         cards = []
@@ -82,7 +82,7 @@ class CardCache:
             inputs = (
                 self.sparks.get(row["id"], ""),
                 verdict.health.value,
-                relative(row["last_started_at"], now),
+                relative(last_run_at(row), now),
                 relative(verdict.next_due, now) if verdict.next_due is not None else "",
             )
             card = self.cards.get(row["id"])

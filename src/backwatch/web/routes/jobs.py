@@ -10,9 +10,8 @@ from fastapi.responses import Response
 from backwatch.errors import InvalidInput
 from backwatch.ingest.native import check_job_id
 from backwatch.services import jobs as job_service
-from backwatch.services.views import job_out
+from backwatch.services.views import job_out, read_job, read_jobs
 from backwatch.settings import JobSettings
-from backwatch.store import queries
 from backwatch.timeutil import parse_duration
 from backwatch.web.deps import authorize, authorize_read, hub, json_body, json_response
 
@@ -49,7 +48,7 @@ async def list_jobs(request: Request) -> Response:
     def build() -> Response:
         now = h.now()
         with h.read_engine.connect() as conn:
-            rows = queries.list_jobs(conn)
+            rows = read_jobs(conn)
         return json_response({"items": [_out(request, r, now, secrets) for r in rows]})
 
     # Rebuilt after every write; otherwise reused for up to 2 s (health moves with the
@@ -63,7 +62,7 @@ async def get_job(job_id: str, request: Request) -> Response:
     authorize_read(request)
     h = hub(request)
     with h.read_engine.connect() as conn:
-        row = queries.get_job(conn, job_id)
+        row = read_job(conn, job_id)
     return json_response(_out(request, row, h.now()))
 
 
@@ -127,7 +126,7 @@ async def put_job(job_id: str, request: Request) -> Response:
 
     await h.submit(op)
     with h.read_engine.connect() as conn:
-        row = queries.get_job(conn, job_id)
+        row = read_job(conn, job_id)
     return json_response(_out(request, row, now))
 
 
@@ -139,7 +138,7 @@ async def _set_paused(request: Request, job_id: str, paused: bool) -> Response:
         lambda conn, unit: job_service.set_paused(conn, unit, job_id, paused, now, actor)
     )
     with h.read_engine.connect() as conn:
-        row = queries.get_job(conn, job_id)
+        row = read_job(conn, job_id)
     return json_response(_out(request, row, now))
 
 
