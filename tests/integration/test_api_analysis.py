@@ -53,6 +53,20 @@ def test_analysis_period_limits_the_runs(api: Any) -> None:
     assert body["runs"] == 3 and body["bottleneck"]["runs"] == 3
 
 
+def test_analysis_counts_backups_not_checks(api: Any) -> None:
+    report_runs(api)
+    now = time.time()
+    for i in range(3):  # a long repository check every night: not a backup (issue 13)
+        check = {"job": "nightly", "status": "failed", "kind": "check",
+                 "started_at": now - DAY * i - 3600, "duration_s": 5000,
+                 "phases": [{"name": "check", "duration_s": 5000}]}  # fmt: skip
+        assert api.post("/api/v1/runs", json=check, headers=api.auth_headers).status_code == 201
+    body = api.get("/api/v1/jobs/nightly/analysis?period=30d").json()
+    assert body["runs"] == 12 and body["failed"] == 0
+    assert body["bottleneck"]["phase"] == "upload"
+    assert body["duration_trend"]["slope_per_day"] == pytest.approx(10, rel=0.01)
+
+
 def test_analysis_of_an_unknown_job_is_404(api: Any) -> None:
     resp = api.get("/api/v1/jobs/nope/analysis")
     assert resp.status_code == 404

@@ -144,7 +144,8 @@ def forecast(
     now: float,
 ) -> Forecast:
     """Next run's time (schedule or learned interval), duration and size; disks' fill date."""
-    latest = job.runs[0] if job.runs else None
+    backups = [r for r in job.runs if r.kind == "backup"]
+    latest = backups[0] if backups else None
     state = JobState(
         paused=False,
         schedule=job.schedule,
@@ -155,6 +156,7 @@ def forecast(
         learned_interval_s=None
         if job.schedule
         else job.learned_interval_s or learned_interval(job),
+        created_at=job.created_at,
     )
     due = next_due(state)
     next_at = None if due is None else max(due, now)  # an overdue run is expected now

@@ -32,7 +32,8 @@ def _period_runs(conn: Connection, job_id: str, since: float) -> list[RunFacts]:
     r = t.runs
     rows = conn.execute(
         select(r.c.id, r.c.status, r.c.started_at, r.c.duration_s, r.c.size_bytes)
-        .where(r.c.job == job_id, r.c.started_at >= since)
+        # a job's backups: its checks and drills are not what its trends are about
+        .where(r.c.job == job_id, r.c.started_at >= since, r.c.kind == "backup")
         .order_by(r.c.started_at.desc())
         .limit(PERIOD_RUNS)
     ).all()
@@ -44,10 +45,13 @@ def _period_runs(conn: Connection, job_id: str, since: float) -> list[RunFacts]:
 
 
 def _phase_totals(conn: Connection, job_id: str, since: float) -> dict[str, tuple[float, int]]:
-    """Phase name → (seconds, runs) over the period's successful runs."""
+    """Phase name → (seconds, runs) over the period's successful backups."""
     r, p = t.runs, t.phases
     good = select(r.c.id).where(
-        r.c.job == job_id, r.c.started_at >= since, r.c.status == RunStatus.SUCCESS.value
+        r.c.job == job_id,
+        r.c.started_at >= since,
+        r.c.status == RunStatus.SUCCESS.value,
+        r.c.kind == "backup",
     )
     rows = conn.execute(
         select(p.c.name, func.sum(p.c.duration_s), func.count(func.distinct(p.c.run_id)))
