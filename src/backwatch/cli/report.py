@@ -241,6 +241,13 @@ def import_(
     host: Annotated[
         str | None, typer.Option(help="Tool output: host name (default: this host).")
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="Tool output: backup or check (default: what the output shows; a passing "
+            "`borg check` prints nothing, so give --kind check --exit-code 0)."
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
@@ -263,14 +270,16 @@ def import_(
     from backwatch.ingest.tools import tool_names
 
     tools = tool_names()
-    tool_opts = (exit_code, started_at, finished_at, host)
+    tool_opts = (exit_code, started_at, finished_at, host, kind)
+    if kind is not None and kind not in ("backup", "check"):
+        raise fail(f"--kind must be backup or check, not {kind!r}", 2)
     if fmt in tools:
-        _import_tool(file, fmt, job, exit_code, started_at, finished_at, host, json_out,
+        _import_tool(file, fmt, job, exit_code, started_at, finished_at, host, kind, json_out,
                      lambda: target(url, token, db, config, data_dir))  # fmt: skip
         return
     if any(opt is not None for opt in tool_opts):
         raise fail(
-            "--exit-code, --started-at, --finished-at and --host go with "
+            "--exit-code, --started-at, --finished-at, --host and --kind go with "
             f"--format {', '.join(tools)}",
             2,
         )
@@ -302,6 +311,7 @@ def _import_tool(
     started_at: str | None,
     finished_at: str | None,
     host: str | None,
+    kind: str | None,
     json_out: bool,
     target_factory: Any,
 ) -> None:
@@ -324,6 +334,7 @@ def _import_tool(
         started_at=times["--started-at"],
         finished_at=times["--finished-at"],
         host=host,
+        kind=kind,
         target_factory=target_factory,
     )
     if json_out:

@@ -37,6 +37,7 @@ class Recorder(Protocol):
         message: str | None,
         *,
         at: float,
+        kind: str = "backup",
     ) -> None: ...
 
     def status(
@@ -127,6 +128,7 @@ class HubRecorder:
         message: str | None,
         *,
         at: float,
+        kind: str = "backup",
     ) -> None:
         from backwatch.services import runs
 
@@ -147,6 +149,7 @@ class HubRecorder:
             message=message,
             source="runner",
             trigger=trigger,
+            kind=kind,
         )
         self._write(runs.start_run(report, at, actor=self.actor))
         if self.owns_hub and self.read_back:
@@ -303,6 +306,7 @@ class HttpRecorder:
         message: str | None,
         *,
         at: float,
+        kind: str = "backup",
     ) -> None:
         body = {
             "id": run_id,
@@ -313,6 +317,7 @@ class HttpRecorder:
             "trigger": trigger,
             "message": message,
             "started_at": _iso(at),
+            "kind": kind if kind != "backup" else None,
         }
         self._call(self.target.start, {k: v for k, v in body.items() if v is not None})
 
@@ -450,9 +455,12 @@ class BackgroundRecorder:
         message: str | None,
         *,
         at: float,
+        kind: str = "backup",
     ) -> None:
         self._calls.put(
-            lambda: self._recorder.start(run_id, job, tool, status, trigger, message, at=at)
+            lambda: self._recorder.start(
+                run_id, job, tool, status, trigger, message, at=at, kind=kind
+            )
         )
 
     def status(

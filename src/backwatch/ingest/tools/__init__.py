@@ -2,12 +2,17 @@
 
 Every parser has the same signature::
 
-    parse(text, *, job, exit_code=None, started_at=None, finished_at=None, now=None)
+    parse(text, *, job, exit_code=None, started_at=None, finished_at=None, now=None,
+          kind=None)
 
 ``text`` is what the tool printed (stdout, or stdout and stderr together), ``exit_code`` is
 the tool's exit code when the caller knows it, ``started_at``/``finished_at`` are epoch
 seconds measured by the caller (they win over the tool's own times), and ``now`` is the
-time assumed for the finish when nothing else says (default: the clock). A parser raises
+time assumed for the finish when nothing else says (default: the clock), and ``kind``
+says what the output is (``backup`` or ``check``) when the output cannot show it itself
+(a passing ``borg check`` prints nothing). Each tool's parser implements its outcome
+contract (docs/tool-output.md): the exit code first, then the tool's own words, and no
+evidence of success is never a success (``unknown``). A parser raises
 ``InvalidInput`` naming the problem, and the line where there is one, when the text is not
 that tool's output. ``backwatch import --format TOOL`` and the runner both use these.
 """
@@ -29,6 +34,7 @@ class ToolParser(Protocol):
         started_at: float | None = None,
         finished_at: float | None = None,
         now: float | None = None,
+        kind: str | None = None,
     ) -> RunReport: ...
 
 
@@ -73,6 +79,7 @@ def parse_tool_output(
     started_at: float | None = None,
     finished_at: float | None = None,
     now: float | None = None,
+    kind: str | None = None,
 ) -> RunReport:
     """Parse ``text`` printed by tool ``name`` into a run of ``job``."""
     return parser_for(name)(
@@ -82,4 +89,5 @@ def parse_tool_output(
         started_at=started_at,
         finished_at=finished_at,
         now=now,
+        kind=kind,
     )

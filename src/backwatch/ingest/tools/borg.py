@@ -84,14 +84,20 @@ _RC_RE = re.compile(r"terminating with (\w+) status, rc (-?\d+)")
 _LIST_RE = re.compile(r"^([AMUEdbchspfi?x-]) (/?[^\s:][^:]*)$")
 _CHECK_RE = re.compile(
     r"(repository check|archive consistency check|Starting repository index check|"
+    r"data integrity verification|"
     r"Data integrity error|segment .* (is )?corrupt|Index object count mismatch)",
     re.IGNORECASE,
 )
-_CHECK_ERRORS_RE = re.compile(r"errors found|integrity error|corrupt|mismatch|missing", re.I)
+_CHECK_ERRORS_RE = re.compile(
+    r"errors found|problems found|integrity error|corrupt|mismatch|missing|defect", re.I
+)
+#: borg check's closing verdict ("…, errors found.", "…, problems found.")
+_CHECK_SAID_RE = re.compile(r"(errors|problems) found", re.I)
 _WARNING_TEXT_RE = re.compile(
     r"\[Errno \d+\]|file changed while we backed it up|never matched|: could not be read"
 )
 _ERROR_LEVELS = {"ERROR", "CRITICAL"}
+_INTERRUPT_RE = re.compile(r"Ctrl-C|SIGINT|SIGTERM|SIGHUP|KeyboardInterrupt")
 
 
 def status_for_exit(code: int) -> RunStatus:
@@ -126,6 +132,10 @@ class _Output:
     ours: bool = False
     checking: bool = False
     check_errors: list[str] = field(default_factory=list)
+
+    @property
+    def interrupted(self) -> bool:
+        return any(_INTERRUPT_RE.search(line) for line in self.errors)
 
     def add(self, chunk: Chunk) -> None:
         obj = chunk.obj
@@ -171,14 +181,16 @@ class _Output:
         elif _WARNING_TEXT_RE.search(line):
             self.ours = True
             self.warnings.append(line)
-        elif line.startswith(("Error:", "Traceback", "Local Exception", "Remote: ")):
+        elif line.startswith(("Error:", "Traceback", "Local Exception", "Remote: ")) or (
+            _INTERRUPT_RE.search(line)
+        ):
             self.ours = True
             self.errors.append(line)
 
     def _check(self, message: str) -> None:
         if _CHECK_RE.search(message):
             self.ours = self.checking = True
-        if self.checking and _CHECK_ERRORS_RE.search(message):
+        if _CHECK_ERRORS_RE.search(message):  # counted only if this is a check's output
             self.check_errors.append(message)
 
     def _file(self, status: str, path: str) -> None:
@@ -213,10 +225,18 @@ def parse(
     started_at: float | None = None,
     finished_at: float | None = None,
     now: float | None = None,
+    kind: str | None = None,
 ) -> RunReport:
     """The run that borg's output (and its exit code, if known) describes: a backup
     (``create --json``) or a repository check (``check``)."""
     check_job(job)
+    if kind == "check" and not text.strip() and exit_code is not None:
+        # a passing `borg check` prints nothing: its exit code is the whole answer
+        verdict = check_verdict(exit_code, "")
+        return outcome_run(
+            TOOL, text, job=job, exit_code=exit_code, verdict=verdict, log=None, kind="check",
+            started_at=started_at, finished_at=finished_at, now=now,
+        )  # fmt: skip
     chunks = scan(text, what=WHAT)
     documents = [c for c in chunks if c.obj is not None and "archive" in c.obj]
     if len(documents) > 1:
@@ -232,7 +252,7 @@ def parse(
     code = exit_code if exit_code is not None else out.rc
     log = log_text(out.log)
     times = {"started_at": started_at, "finished_at": finished_at, "now": now}
-    if document is None and out.checking:
+    if document is None and (out.checking or kind == "check"):
         return outcome_run(
             TOOL, text, job=job, exit_code=code, log=log, kind="check",
             verdict=check_verdict(code, out), **times,
@@ -259,7 +279,9 @@ def parse(
     compressed = number(figures, "compressed_size", in_stats)
     dedup = number(figures, "deduplicated_size", in_stats)
     nfiles = number(figures, "nfiles", in_stats)
-    files_new, files_changed = _file_counts(figures, in_stats, out)
+    command = archive.get("command_line")
+    words = command if isinstance(command, list) else str(command or "").split()
+    files_new, files_changed = _file_counts(figures, in_stats, out, listed="--list" in words)
     start, finish, duration = resolve_times(
         started_at=started_at,
         finished_at=finished_at,
@@ -308,14 +330,15 @@ def parse(
 
 
 def _file_counts(
-    figures: dict[str, Any], where: Place, out: _Output
+    figures: dict[str, Any], where: Place, out: _Output, *, listed: bool
 ) -> tuple[int | None, int | None]:
-    """New and changed files: borg 2.0's ``files_stats``, else the --list lines."""
+    """New and changed files: borg 2.0's ``files_stats``, else the --list lines (none at
+    all when ``listed``, borg ran with --list, is a count of 0)."""
     counts = figures.get("files_stats")
-    if isinstance(counts, dict):
+    if isinstance(counts, dict):  # a status borg saw no file of is left out
         inside = where.at("files_stats")
-        return number(counts, "A", inside), number(counts, "M", inside)
-    if out.listed:
+        return number(counts, "A", inside) or 0, number(counts, "M", inside) or 0
+    if out.listed or listed:
         return out.new, out.changed
     return None, None
 
@@ -330,6 +353,9 @@ def _verdict(
         problems = [f"{errored} file(s) could not be read"]
     first = problems[0] if problems else None
     named = f"archive {archive}: " if archive else ""
+    if (code is not None and code >= 128) or (archive is None and out.interrupted):
+        said = next((e for e in out.errors if _INTERRUPT_RE.search(e)), f"rc {code}")
+        return Verdict(RunStatus.CANCELLED, f"borg was interrupted ({said}), no archive saved")
     if code is not None and status_for_exit(code) is RunStatus.FAILED:
         reason = out.fatal or (out.errors[0] if out.errors else meaning(code))
         if out.fatal and out.errors:
@@ -367,8 +393,9 @@ def check_verdict(code: int | None, out: _Output | str) -> Verdict:
     found = out.check_errors or out.errors
     if found or (code is not None and code != 0):
         reason = found[0] if found else f"borg check exited with rc {code} ({meaning(code or 2)})"
-        if len(found) > 1 and found[-1] != reason:
-            reason = f"{reason} ({found[-1]})"
+        verdicts = [m for m in found if _CHECK_SAID_RE.search(m)] or found[-1:]
+        if verdicts and verdicts[0] != reason:
+            reason = f"{reason} ({verdicts[0]})"
         return Verdict(RunStatus.FAILED, f"check failed: {reason}", verify="failed")
     if code == 0 or any(
         "no problems found" in m.lower() or "complete" in m.lower() for m in out.log

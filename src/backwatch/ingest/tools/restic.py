@@ -48,6 +48,7 @@ from backwatch.timeutil import human_bytes, parse_time
 TOOL = "restic"
 WHAT = "`restic backup --json` output"
 PARTIAL = 3
+INTERRUPTED = 130
 #: exit code → what it means, and the hint that fixes it
 EXIT_MEANINGS: dict[int, tuple[str, str]] = {
     1: ("fatal error, no snapshot was made", ""),
@@ -67,6 +68,8 @@ _FATAL_TEXT = (
     ("unable to create lock", 11),
     ("repository is already locked", 11),
 )
+#: fatal messages restic 0.14 prints without "Fatal: "
+_FATAL_PLAIN = ("unable to create lock in backend", "repository is already locked")
 #: plain lines restic prints about a source it could not (fully) read
 _PROBLEM_RE = re.compile(
     r"does not exist, skipping|^error[: ]|^can ?not read|input/output error", re.IGNORECASE
@@ -77,7 +80,8 @@ _TEXT_RE = re.compile(
     r"^(Fatal: |repository [0-9a-f]+ opened|using parent snapshot|Files:\s|Dirs:\s|"
     r"Added to the repo|processed \d+ files|snapshot [0-9a-f]+ saved|no parent snapshot|"
     r"open repository|lock repository|load index|create exclusive lock|check all packs|"
-    r"check snapshots|no errors were found|read all data|Is there a repository)"
+    r"check snapshots|no errors were found|read all data|Is there a repository|"
+    r"unable to create lock in backend|the `unlock` command)"
 )
 #: ``restic check`` lines that report progress, or what restic itself calls non-critical
 _CHECK_NOISE_RE = re.compile(
@@ -139,6 +143,8 @@ def _read(chunks: list[Chunk]) -> _Output:
             out.texts.append(text)
             if text.startswith("Fatal: "):
                 out.fatal.append(text[len("Fatal: ") :].strip())
+            elif text.startswith(_FATAL_PLAIN):  # restic < 0.17 says some without "Fatal:"
+                out.fatal.append(text)
             if _TEXT_RE.match(text) or (_PROBLEM_RE.search(text) and "skipping" in text):
                 out.ours = True
             continue
@@ -171,6 +177,7 @@ def parse(
     started_at: float | None = None,
     finished_at: float | None = None,
     now: float | None = None,
+    kind: str | None = None,
 ) -> RunReport:
     """The run that restic's output (and its exit code, if known) describes: a backup
     (``backup``, with or without ``--json``) or a repository check (``check``)."""
@@ -185,7 +192,7 @@ def parse(
     code = exit_code if exit_code is not None else (out.exit_codes or [None])[-1]
     log = log_text([*out.errors, *(f"Fatal: {f}" for f in out.fatal), *out.texts])
     times = {"started_at": started_at, "finished_at": finished_at, "now": now}
-    if out.checking:
+    if out.checking or kind == "check":
         return outcome_run(
             TOOL, text, job=job, exit_code=code, log=log, kind="check",
             verdict=_check_verdict(code, out), **times,
@@ -259,6 +266,11 @@ def _backup_verdict(code: int | None, out: _Output, *, saved: str | None) -> Ver
     fatal = next((f for f in out.fatal if f), None)
     problems = out.problems
     unreadable = len(problems) or out.error_count
+    interrupted = any(t.endswith("signal interrupt received, cleaning up") for t in out.texts)
+    if code == INTERRUPTED or (code is None and interrupted):
+        return Verdict(
+            RunStatus.CANCELLED, "restic was interrupted: signal interrupt received, no snapshot"
+        )
     if code is None and fatal is not None:
         code_meant = code_from_text(fatal)
         what = f" ({meaning(code_meant)[0]})" if code_meant else ""
@@ -298,7 +310,7 @@ def _check_verdict(code: int | None, out: _Output) -> Verdict:
     found = [
         t
         for t in out.texts
-        if _DAMAGE_RE.search(t) and not _CHECK_NOISE_RE.match(t) and not t.startswith("Fatal: ")
+        if _DAMAGE_RE.search(t) and not _CHECK_NOISE_RE.match(t) and not _TEXT_RE.match(t)
     ]
     fatal = next((f for f in out.fatal if f), None)
     if fatal is not None or found or (code is not None and code != 0):

@@ -44,6 +44,7 @@ from backwatch.timeutil import human_bytes
 TOOL = "rsync"
 WHAT = "`rsync --stats` output"
 VANISHED = 24
+INTERRUPTED = 20
 _NUMBER = r"[\d.,']+[KMGTP]?"
 _FIGURE_RE = re.compile(rf"^([A-Z][A-Za-z ]+): ({_NUMBER})(?: bytes| seconds)?(?: \((.*)\))?$")
 _SENT_RE = re.compile(
@@ -89,9 +90,12 @@ def parse(
     started_at: float | None = None,
     finished_at: float | None = None,
     now: float | None = None,
+    kind: str | None = None,
 ) -> RunReport:
     """The run that ``rsync --stats`` output (and its exit code, if known) describes."""
     check_job(job)
+    if kind == "check":
+        raise InvalidInput.field("kind", "rsync has no check: its output is a transfer")
     stats: dict[str, Any] = {}
     breakdown: dict[str, dict[str, int]] = {}
     seen: dict[str, int] = {}
@@ -130,7 +134,7 @@ def parse(
         else:
             other.append(line)
             error = _ERROR_RE.match(line)
-            if error and exit_code is None:
+            if error and code is None:  # the first is the cause; the others follow from it
                 code = int(error.group(1))
     for key, parts in breakdown.items():
         stats[f"{key}_by_type"] = parts
@@ -199,11 +203,18 @@ def parse(
 def _verdict(code: int | None, errors: list[str], warnings: list[str], *, stated: bool) -> Verdict:
     """rsync's exit code first, then its own error and warning lines; output without the
     statistics shows no finished transfer."""
+    said = "; ".join(dict.fromkeys(errors[:2])) + (
+        f" (+{len(errors) - 2} more)" if len(errors) > 2 else ""
+    )
+    if code == INTERRUPTED:
+        return Verdict(RunStatus.CANCELLED, f"rsync was interrupted: {said or 'code 20'}")
     if code is not None and status_for_exit(code) is RunStatus.FAILED:
-        reason = errors[0] if errors else MEANINGS.get(code, "failed")
-        return Verdict(RunStatus.FAILED, f"rsync exited with code {code}: {reason}")
+        return Verdict(
+            RunStatus.FAILED,
+            f"rsync exited with code {code}: {said or MEANINGS.get(code, 'failed')}",
+        )
     if code is None and errors:
-        return Verdict(RunStatus.FAILED, errors[0])
+        return Verdict(RunStatus.FAILED, said)
     if not stated:
         said = f"rsync exited with code {code}" if code is not None else "rsync's output"
         return Verdict(
