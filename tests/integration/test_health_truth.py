@@ -231,6 +231,8 @@ def test_last_run_and_last_success_are_the_same_end_time(world: World) -> None:
     assert detail["last_run_at"] == detail["last_success_at"] == ended
     text = world.cli("status", "photos")
     assert re.search(r"last run: .*\d", text) and re.search(r"last success: .*\d", text)
+    report = world.cli("report", "--period", "7d", "--format", "text")
+    assert f"last run {ended} success, last success {ended}" in report
 
 
 def test_an_unknown_latest_backup_is_not_ok(world: World) -> None:

@@ -61,7 +61,10 @@ def _checks(checks: list[dict[str, Any]]) -> list[str]:
 
 def _job(j: dict[str, Any]) -> str:
     last = j.get("last_run") or {}
-    when = f"last run {last['started_at']} {last['status']}" if last else "never ran"
+    # when the runs ended (docs/alerts.md#job-health), as the API, pages and status say
+    ended = j.get("last_run_at") or last.get("started_at")
+    success = f", last success {j.get('last_success_at') or 'never'}"
+    when = f"last run {ended} {last['status']}{success}" if last else "never ran"
     return f"{j['id']}: {j['health']} ({j.get('health_reason') or ''}), {when}"
 
 
