@@ -7,6 +7,7 @@ the plain forms of the same line before Typer is imported (``cli.main``).
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import time
@@ -171,9 +172,13 @@ def read_log(path: str | None) -> str | None:
             fh.seek(0, 2)
             size = fh.tell()
             fh.seek(max(0, size - LOG_TAIL_BYTES))
-            return fh.read().decode("utf-8", "replace")
+            text = fh.read().decode("utf-8", "replace")
     except OSError as exc:
         raise fail(f"cannot read log file {path}: {exc.strerror or exc}") from None
+    # a script's log often echoes its own environment's secrets (RESTIC_PASSWORD …)
+    from backwatch.masking import Masker
+
+    return Masker.for_env(dict(os.environ))(text)
 
 
 def _phases(values: list[str] | None) -> dict[str, float] | None:

@@ -16,37 +16,14 @@ from pathlib import Path
 from typing import IO
 
 from backwatch.domain.report import LOG_LIMIT
+from backwatch.masking import Masker  # masking lives in one place; the runner's name for it
 from backwatch.runners.spawn import Started, spawn
 
 KILL_GRACE_S = 10.0
 #: how soon a running command notices that its run was cancelled
 CANCEL_CHECK_S = 0.1
-_SECRET_ENV = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)([^@\s]+)@")
-_INLINE_PASSWORD = re.compile(r"((?:password|passwd|pwd)=)([^\s&;]+)", re.IGNORECASE)
 
-
-class Masker:
-    """Replaces secrets with ``***`` in command lines and output before they are logged."""
-
-    def __init__(self, secrets: list[str] | None = None) -> None:
-        self.secrets = sorted({s for s in secrets or [] if len(s) >= 3}, key=len, reverse=True)
-
-    @classmethod
-    def for_env(cls, env: dict[str, str], extra: list[str] | None = None) -> Masker:
-        """Values of variables named like secrets (``*PASSWORD*``, ``*TOKEN*`` …)."""
-        found = [v for k, v in env.items() if _SECRET_ENV.search(k) and v]
-        return cls([*found, *(extra or [])])
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        if "://" in text:
-            text = _URL_PASSWORD.sub(r"\1***@", text)
-        if "=" in text:
-            text = _INLINE_PASSWORD.sub(r"\1***", text)
-        return text
+__all__ = ["Finished", "Masker", "Tail", "group_alive", "kill_group", "run_process"]
 
 
 class Tail:

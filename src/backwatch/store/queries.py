@@ -9,6 +9,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from backwatch.errors import InvalidInput, NotFound
 from backwatch.store import tables as t
+from backwatch.store.redact import redact_events, redact_texts
 from backwatch.timeutil import iso
 
 DAY = 86400
@@ -115,9 +116,9 @@ def get_run(conn: Connection, run_id: str) -> dict[str, Any]:
             .limit(1000)
         ).mappings()
     ]
-    run["log"] = conn.execute(
-        select(t.run_logs.c.log).where(t.run_logs.c.run_id == run_id)
-    ).scalar()
+    log = conn.execute(select(t.run_logs.c.log).where(t.run_logs.c.run_id == run_id)).scalar()
+    # masked again when shown: runs stored before a key existed, or by older versions
+    run["message"], run["log"] = redact_texts(conn, [run.get("message"), log])
     return run
 
 
@@ -215,7 +216,7 @@ def list_events(
     if job is not None:
         query = query.where(e.c.job == job)
     query = query.order_by(e.c.id.desc()).limit(max(1, min(limit, 5000)))
-    return [dict(r) for r in conn.execute(query).mappings()]
+    return redact_events(conn, [dict(r) for r in conn.execute(query).mappings()])
 
 
 def newest_runs(conn: Connection, limit: int = 30) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from backwatch.errors import BackwatchError, InvalidInput
 from backwatch.services import pings
+from backwatch.store.redact import redact_text
 from backwatch.web.deps import authorize, hub, json_response
 
 router = APIRouter(tags=["pings"])
@@ -50,6 +51,9 @@ async def _ping(
     signal, exit_code = parsed
     h = hub(request)
     body = pings.body_text(await request.body(), hide=(key,))
+    if body:  # any job's ping key or the project key, not just this one (issue 14.4)
+        with h.read_engine.connect() as conn:
+            body = redact_text(conn, body) or ""
     ping = pings.Ping(signal, exit_code=exit_code, rid=rid, body=body)
     try:
         outcome = await h.submit(pings.record_ping(job, ping, h.now(), create=create))
