@@ -42,7 +42,9 @@ def serve(
         settings.server.host = host
     if port:
         settings.server.port = port
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from backwatch.private_files import make_private_dir
+
+    make_private_dir(settings.data_dir)  # 0700: it holds the ping keys and the token
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
+from backwatch.private_files import secure_data_dir
 from backwatch.services.unit import Listener, WriteUnit
 from backwatch.settings import Settings
 from backwatch.store.engine import check_connection, make_engine, sqlite_path
@@ -38,6 +39,8 @@ class Hub:
         self.generation = 0
         self._read_cache: dict[Any, tuple[int, float, Any]] = {}
         url = settings.db_url
+        # the database holds every ping key in clear: the data dir is the owner's alone
+        secure_data_dir(settings.data_dir, sqlite_path(url) if url.startswith("sqlite") else None)
         self.read_engine: Engine = make_engine(url)
         self.write_engine: Engine = make_engine(url, writer=True)
         check_connection(self.read_engine)

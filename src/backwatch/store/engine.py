@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from backwatch.errors import StoreUnavailable
+from backwatch.private_files import create_private_file, make_private_dir
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -52,11 +53,15 @@ def _check_sqlite_file(path: Path) -> None:
             raise StoreUnavailable(f"{path} is not a SQLite database (wrong file header)")
     else:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)
         except OSError as exc:
             raise StoreUnavailable(
                 f"cannot create database directory {path.parent}: {exc}"
             ) from None
+        try:  # 0600 from the start: it will hold every ping key
+            create_private_file(path)
+        except OSError:
+            pass  # SQLite says why it cannot open it
 
 
 def make_engine(url: str, *, writer: bool = False, pool_size: int = 4) -> Engine:
