@@ -123,10 +123,14 @@ class Client:
                 message = json.loads(exc.read())["error"]["message"]
             except (ValueError, KeyError, TypeError, OSError):
                 message = f"server answered {exc.code}"
+            if exc.code in spool.TOKEN_REFUSED:
+                message = spool.token_refused(message)
             raise DeliveryError(exc.code, message) from None
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DeliveryError(0, f"cannot reach {self.url}: {reason}") from None
+            from backwatch.masking import display_url
+
+            reason = display_url(str(getattr(exc, "reason", exc)))
+            raise DeliveryError(0, f"cannot reach {display_url(self.url)}: {reason}") from None
         return json.loads(raw) if raw else None
 
     def deliver(self, method: str, path: str, body: Any = None) -> Any:
@@ -138,11 +142,15 @@ class Client:
         with self._lock:
             if spool.enabled() and spool.pending(self.spool_dir):
                 waiting = spool.flush(self.spool_dir, self.send)
+                if waiting.refused:
+                    return self._refused(method, path, waiting.refused)
                 if waiting.remaining:  # keep the order: queue behind what still waits
                     return self._spool(method, path, body, "; ".join(waiting.errors))
             try:
                 return self.send(method, path, body)
             except DeliveryError as exc:
+                if exc.status in spool.TOKEN_REFUSED:
+                    return self._refused(method, path, exc.message)
                 if exc.status == 0 or exc.status in spool.RETRY_LATER:
                     return self._spool(method, path, body, exc.message)
                 if exc.status not in spool.ALREADY_DONE:
@@ -153,6 +161,12 @@ class Client:
         """Deliver everything waiting in the spool, in order (one process at a time)."""
         with self._lock:
             return spool.flush(self.spool_dir, self.send)
+
+    def _refused(self, method: str, path: str, message: str) -> None:
+        """A refused token: the user's to fix, so an error in the log, not a spooled report
+        that would wait for ever as if the server were down."""
+        log.error("backwatch: %s; %s %s was not delivered", message, method, path)
+        return None
 
     def _spool(self, method: str, path: str, body: Any, reason: str) -> None:
         if not spool.enabled():

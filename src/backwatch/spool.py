@@ -10,8 +10,10 @@ Entries are delivered in name order (the order they were written). Delivery is s
 repeat: run reports carry client-made ids, a re-sent start or report answers with the
 stored run, and a re-sent finish of a finished run (409) counts as delivered. An entry the
 server rejects as invalid (other 4xx) is moved to ``rejected/`` with the reason, never
-retried forever and never silently dropped. A refused token (401/403) is a setup problem
-the user can fix, so those entries wait like an unreachable server. Standard library only:
+retried forever and never silently dropped. A refused token (401/403) stops the flush with
+a clear error ("the server refused the token: …", ``FlushResult.refused``): the entries are
+fine and stay for a corrected token, but clients do not spool new reports behind them as if
+the server were down — that would hide the problem for ever. Standard library only:
 clients start fast.
 
 The entry layout is exactly ``json.dumps({"method", "path", "body"})`` with the default
@@ -33,11 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from backwatch.ids import new_run_id as new_run_id  # where clients have found it
+from backwatch.private_files import FILE_MODE, make_private_dir
 
 #: answers that mean "the server has this already" when replaying
 ALREADY_DONE = {409}
 #: answers worth retrying later (besides an unreachable server)
-RETRY_LATER = {401, 403, 408, 425, 429, 500, 502, 503, 504}
+RETRY_LATER = {408, 425, 429, 500, 502, 503, 504}
+#: answers that refuse the token: an error for the user, never a reason to spool
+TOKEN_REFUSED = {401, 403}
 LOCK_NAME = ".flush.lock"
 STALE_LOCK_S = 600
 _last_ns = 0
@@ -68,11 +73,12 @@ def new_entry_name() -> str:
 
 def write_entry(spool_dir: Path, method: str, path: str, body: Any) -> Path:
     """Atomically add one request to the spool; returns its file."""
-    spool_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(spool_dir)  # entries are whole reports, logs included: 0700 / 0600
     final = spool_dir / new_entry_name()
     tmp = spool_dir / ("." + final.name + ".tmp")
     data = json.dumps({"method": method, "path": path, "body": body}, ensure_ascii=False)
-    with open(tmp, "w", encoding="utf-8") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with open(fd, "w", encoding="utf-8") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
@@ -106,7 +112,7 @@ def try_lock(spool_dir: Path) -> bool:
     lock = spool_dir / LOCK_NAME
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         except FileExistsError:
             if not _stale(lock):
                 return False
@@ -154,6 +160,8 @@ class FlushResult:
         self.remaining = remaining
         self.busy = busy
         self.errors: list[str] = []
+        #: the error when the server refused the token (the entries stay in the spool)
+        self.refused: str | None = None
 
 
 def flush(spool_dir: Path, send: Any, *, wait_s: float = 10.0) -> FlushResult:
@@ -200,6 +208,11 @@ def _flush_locked(spool_dir: Path, send: Any) -> FlushResult:
                 entry.unlink(missing_ok=True)
                 result.delivered += 1
                 continue
+            if status in TOKEN_REFUSED:
+                result.remaining = len(entries) - index
+                result.refused = token_refused(str(getattr(exc, "message", exc)))
+                result.errors.append(result.refused)
+                return result
             if status == 0 or status in RETRY_LATER or _wrong_place(status, exc):
                 result.remaining = len(entries) - index
                 result.errors.append(str(getattr(exc, "message", exc)))
@@ -213,6 +226,16 @@ def _flush_locked(spool_dir: Path, send: Any) -> FlushResult:
     return result
 
 
+def token_refused(message: str) -> str:
+    """The error for a 401/403 answer, the same from every client."""
+    if message.startswith("the server refused the token"):
+        return message
+    return (
+        f"the server refused the token: {message} (check BACKWATCH_TOKEN or --token: it "
+        "needs the ingest scope)"
+    )
+
+
 def _wrong_place(status: int, exc: Exception) -> bool:
     """A 404 that is not backwatch's "no such run": the URL is not the server's base URL.
     The entries wait for a corrected URL instead of being set aside."""
@@ -224,7 +247,7 @@ def _wrong_place(status: int, exc: Exception) -> bool:
 
 def _reject(spool_dir: Path, entry: Path, reason: str) -> None:
     target = spool_dir / "rejected"
-    target.mkdir(exist_ok=True)
+    make_private_dir(target)
     try:
         os.replace(entry, target / entry.name)
         (target / (entry.name + ".reason")).write_text(reason + "\n", encoding="utf-8")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from backwatch.errors import BackwatchError, InvalidInput, StoreUnavailable
+from backwatch.masking import display_url
 
 HTTP_TIMEOUT_S = 30
 
@@ -40,10 +41,12 @@ class HttpTarget:
         parts = urllib.parse.urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput(
-                f"--url {url!r} is not a server URL; use http://HOST:PORT, "
+                f"--url {display_url(url)!r} is not a server URL; use http://HOST:PORT, "
                 "e.g. http://127.0.0.1:5001"
             )
         self.url = url.strip().rstrip("/")
+        #: the URL as messages show it: a password in it is masked
+        self.shown_url = display_url(self.url)
         self.token = token
 
     def request(self, method: str, path: str, body: Any = None, query: dict | None = None) -> Any:
@@ -70,12 +73,13 @@ class HttpTarget:
             raise self._remote_error(exc.code, exc.read(), path) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise Unreachable(f"cannot reach the server at {self.url}: {reason}") from None
+            reason = display_url(str(reason))
+            raise Unreachable(f"cannot reach the server at {self.shown_url}: {reason}") from None
         try:
             return json.loads(raw) if raw else None
         except ValueError:
             raise Unreachable(
-                f"{self.url} answered {path} with something that is not JSON; "
+                f"{self.shown_url} answered {path} with something that is not JSON; "
                 "is --url the address of a backwatch server?"
             ) from None
 
@@ -85,13 +89,17 @@ class HttpTarget:
             message = err["message"]
             if status == 404 and err.get("code") == "not_found" and "no such URL" in message:
                 message = (
-                    f"{self.url}{path}: {message} (is --url the server's base URL, "
+                    f"{self.shown_url}{path}: {message} (is --url the server's base URL, "
                     "e.g. http://127.0.0.1:5001?)"
                 )
+            if status in (401, 403):
+                from backwatch.spool import token_refused
+
+                message = token_refused(message)
             return RemoteError(status, err.get("code", "error"), message, err.get("details"))
         except (ValueError, KeyError, TypeError):
             return RemoteError(
-                status, "http_error", f"{self.url}{path}: the server answered HTTP {status}"
+                status, "http_error", f"{self.shown_url}{path}: the server answered HTTP {status}"
             )
 
     def write(self, path: str, body: Any, spooled: Any) -> Any:
@@ -106,6 +114,8 @@ class HttpTarget:
         problem = None
         if spool.pending(spool_dir):
             done = spool.flush(spool_dir, self.request, wait_s=2.0)
+            if done.refused:  # not "unreachable": spooling would hide it for ever
+                raise RemoteError(401, "unauthorized", done.refused)
             if done.remaining:
                 problem = done.errors[-1] if done.errors else "earlier reports are waiting"
         if problem is None:
@@ -114,9 +124,8 @@ class HttpTarget:
             except Unreachable as exc:
                 problem = exc.message
             except RemoteError as exc:
-                # A refused token is the user's to fix now: at a terminal it is an error,
-                # not something to keep for later (unattended clients do spool it).
-                if exc.status not in spool.RETRY_LATER or exc.status in (401, 403):
+                # a refused token (401/403) is the user's to fix now: an error, not spooled
+                if exc.status not in spool.RETRY_LATER:
                     raise
                 problem = f"the server answered {exc.status}: {exc.message}"
         try:

@@ -1,0 +1,66 @@
+"""Clients and secrets (issue 14.9): a password in ``BACKWATCH_URL`` is never printed, and a
+refused token (401/403) is a clear error — not spooled as "server unreachable" and retried
+for ever. Real ``backwatch`` commands against a real server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from backwatch import spool
+from tests.conftest import Server, free_port, run_cli
+
+PASSWORD = "hunter2-in-the-url"
+
+
+def _env(tmp_path: Path, **more: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKWATCH_")}
+    env["BACKWATCH_SPOOL_DIR"] = str(tmp_path / "spool")
+    env["BACKWATCH_DATA_DIR"] = str(tmp_path / "client-data")
+    env.update(more)
+    return env
+
+
+def test_a_url_password_is_never_printed(tmp_path: Path) -> None:
+    url = f"http://backwatch:{PASSWORD}@127.0.0.1:{free_port()}"
+    env = _env(tmp_path, BACKWATCH_URL=url, BACKWATCH_TOKEN="bw_x")
+    push = run_cli("push", "--job", "docs", "--status", "success", env=env)
+    assert push.returncode == 0, push.stderr  # spooled: the server is down
+    listing = run_cli("history", "docs", env=env)
+    assert listing.returncode == 1
+    bad = run_cli("push", "--job", "docs", "--url", f"ftp://u:{PASSWORD}@h", env=env)
+    for proc in (push, listing, bad):
+        assert PASSWORD not in proc.stdout + proc.stderr
+    assert "backwatch:***@127.0.0.1" in push.stderr + listing.stderr
+
+
+def test_a_refused_token_is_an_error_not_a_spooled_report(server: Server, tmp_path: Path) -> None:
+    env = _env(tmp_path, BACKWATCH_URL=server.url, BACKWATCH_TOKEN="bw_not-a-real-token")
+    proc = run_cli("push", "--job", "docs", "--status", "success", env=env)
+    assert proc.returncode == 1
+    assert "the server refused the token" in proc.stderr
+    assert "spooled" not in proc.stdout + proc.stderr
+    assert spool.pending(tmp_path / "spool") == []
+
+
+def test_reports_spooled_while_down_wait_for_a_good_token(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data")
+    env = _env(tmp_path, BACKWATCH_URL=srv.url, BACKWATCH_TOKEN="bw_not-a-real-token")
+    down = run_cli("push", "--job", "docs", "--status", "success", env=env)
+    assert down.returncode == 0 and "spooled" in down.stdout  # the server is down
+    srv.start()
+    try:
+        # up again, but the token is wrong: an error, the waiting report kept, none added
+        proc = run_cli("push", "--job", "docs", "--status", "failed", env=env)
+        assert proc.returncode == 1 and "the server refused the token" in proc.stderr
+        assert len(spool.pending(tmp_path / "spool")) == 1
+        flushed = run_cli("spool", "flush", env=env)
+        assert flushed.returncode == 1 and "the server refused the token" in flushed.stderr
+        assert len(spool.pending(tmp_path / "spool")) == 1
+        assert spool.rejected(tmp_path / "spool") == []
+        # with the right token it is delivered
+        env["BACKWATCH_TOKEN"] = srv.token
+        assert run_cli("spool", "flush", env=env).returncode == 0
+        assert spool.pending(tmp_path / "spool") == []
+    finally:
+        srv.stop()
