@@ -152,6 +152,23 @@ def test_a_failed_run_and_its_fix(world):
     assert len(events) == 1
 
 
+def test_an_unknown_outcome_warns_and_a_failure_after_it_escalates(world):
+    world.report("db", message="pg_dump exited 0")
+    world.clock.advance(H)
+    run = world.report("db", status="unknown", message="no dump file was written")
+    world.settle()
+    [msg] = world.receiver.messages
+    assert msg["title"] == "[WARNING] db: backup outcome unknown"
+    assert "no dump file was written" in msg["message"] and run["id"] in msg["message"]
+    world.clock.advance(H)
+    world.report("db", status="failed", message="pg_dump: connection refused")
+    world.settle()
+    assert world.receiver.titles()[-1] == "[CRITICAL] db: backup failed"
+    [alert] = world.alerts("open")
+    assert (alert["rule"], alert["severity"]) == ("failed", "critical")
+    assert alert["detail"] == {"streak": 1}
+
+
 def test_a_backup_that_shrinks_to_two_percent(world):
     for _ in range(20):
         world.report("photos", size=10_000_000_000)

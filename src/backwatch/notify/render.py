@@ -15,6 +15,8 @@ RULE_TITLES = {
     "disk_space": "disk filling up",
     "verify_failed": "verification failed",
 }
+#: a rule whose findings differ by severity: ``failed`` warns for an ``unknown`` outcome
+SEVERITY_TITLES = {("failed", "warning"): "backup outcome unknown"}
 
 
 def link(base_url: str | None, alert: dict[str, Any]) -> str | None:
@@ -30,7 +32,9 @@ def render(
     alert: dict[str, Any], event: str, base_url: str | None, also: list[str] | None = None
 ) -> tuple[str, str]:
     """(title, body) for an alert event: open, renotify or resolve."""
-    what = RULE_TITLES.get(alert["rule"], alert["rule"])
+    what = SEVERITY_TITLES.get(
+        (alert["rule"], alert["severity"]), RULE_TITLES.get(alert["rule"], alert["rule"])
+    )
     if event == "resolve":
         title = f"[RESOLVED] {alert['job']}: {what}"
         body = f"Resolved: {alert['message']}"

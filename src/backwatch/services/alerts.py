@@ -293,6 +293,8 @@ class Evaluator:
             changes["message"] = finding.message
         if finding.run_id != current["run_id"]:
             changes["run_id"] = finding.run_id
+        if (finding.detail or None) != current.get("detail"):
+            changes["detail"] = finding.detail or None
         escalated = current["severity"] == "warning" and finding.severity == "critical"
         if finding.severity != current["severity"]:
             changes["severity"] = finding.severity
