@@ -17,21 +17,29 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 MAX_EPOCH = 253_402_300_799.0
 #: a hundred years: longer durations are typos, and would overflow dates computed from them
 MAX_DURATION = 100 * 365.25 * 86400
+#: the range of times a report may carry (domain/bounds.py): 1970-01-01T00:00:00Z …
+#: 9799-12-31T23:59:59Z. The 200 years short of 9999 leave room for what is computed from a
+#: stored time (a run's end is at most 100 years of duration later, its next due time at most
+#: a 100-year period and grace later), so every one of them can still be printed.
+EARLIEST_TIME = 0.0
+LATEST_TIME = 247_090_953_599.0
+TIME_RANGE = "between 1970-01-01T00:00:00Z and 9799-12-31T23:59:59Z"
 
 
 def now() -> float:
     return time.time()
 
 
-def parse_time(value: object, *, field: str = "time") -> float:
+def parse_time(value: object, *, field: str = "time", report: bool = False) -> float:
     """ISO 8601 text (naive means UTC) or epoch seconds → epoch seconds.
 
-    Raises ValueError with a message naming the problem.
+    ``report``: a time a run report brings, held to ``TIME_RANGE`` (else any time up to
+    the end of 9999). Raises ValueError with a message naming the problem.
     """
     if isinstance(value, bool):
         raise ValueError(f"{field} must be an ISO 8601 time or epoch seconds, not a boolean")
     if isinstance(value, int | float):
-        return _epoch(float(value), field)
+        return _epoch(float(value), field, report)
     if not isinstance(value, str):
         raise ValueError(f"{field} must be an ISO 8601 time or epoch seconds")
     text = value.strip()
@@ -46,15 +54,17 @@ def parse_time(value: object, *, field: str = "time") -> float:
             number = float(text)
         except ValueError:
             raise ValueError(f"{field} is not an ISO 8601 time: {value!r}") from None
-        return _epoch(number, field)
+        return _epoch(number, field, report)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return _epoch(parsed.timestamp(), field)
+    return _epoch(parsed.timestamp(), field, report)
 
 
-def _epoch(value: float, field: str) -> float:
+def _epoch(value: float, field: str, report: bool = False) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{field} must be a finite time, not {value!r}")
+    if report and not EARLIEST_TIME <= value <= LATEST_TIME:
+        raise ValueError(f"{field} is out of range: must be {TIME_RANGE}")
     if value < 0:
         raise ValueError(f"{field} must not be negative")
     if value > MAX_EPOCH:
@@ -63,10 +73,14 @@ def _epoch(value: float, field: str) -> float:
 
 
 def iso(ts: float | None) -> str | None:
-    """Epoch seconds → ISO 8601 in UTC with a 'Z', to the millisecond when not whole."""
-    if ts is None:
+    """Epoch seconds → ISO 8601 in UTC with a 'Z', to the millisecond when not whole.
+
+    Total, so a row stored before times were bounded cannot take a view down: a time
+    outside 1970 … 9999-12-31T23:59:59Z is clipped to that range (1e308 prints as the
+    last second of 9999, and reads back with ``parse_time``); NaN is None, unknown."""
+    if ts is None or ts != ts:
         return None
-    dt = datetime.fromtimestamp(ts, UTC)
+    dt = datetime.fromtimestamp(min(max(ts, 0.0), MAX_EPOCH), UTC)
     if dt.microsecond:
         text = dt.isoformat(timespec="milliseconds")
     else:
@@ -108,9 +122,11 @@ def parse_duration(value: object, *, field: str = "duration") -> float:
 
 
 def human_duration(seconds: float | None) -> str:
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         return "-"
     seconds = float(seconds)
+    if abs(seconds) > MAX_DURATION:  # a stored figure from before durations were bounded
+        return "> 100 years"
     if seconds < 60:
         return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
     minutes, sec = divmod(int(seconds), 60)
@@ -124,7 +140,7 @@ def human_duration(seconds: float | None) -> str:
 
 
 def human_bytes(n: float | None) -> str:
-    if n is None:
+    if n is None or not math.isfinite(n):
         return "-"
     value = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB"):
@@ -137,6 +153,8 @@ def human_bytes(n: float | None) -> str:
 def human_ago(ts: float | None, now_ts: float) -> str:
     if ts is None:
         return "never"
+    if not math.isfinite(ts):
+        return "unknown"
     delta = now_ts - ts
     if delta < 0:
         return "in " + human_duration(-delta)

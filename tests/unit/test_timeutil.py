@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from backwatch.timeutil import human_bytes, human_duration, iso, parse_duration, parse_time
+from backwatch.timeutil import (
+    human_ago,
+    human_bytes,
+    human_duration,
+    iso,
+    parse_duration,
+    parse_time,
+)
 
 MAY_1 = datetime(2026, 5, 1, 2, 0, tzinfo=UTC).timestamp()
 
@@ -111,6 +118,33 @@ def test_iso_output():
     assert iso(MAY_1 + 0.25) == "2026-05-01T02:00:00.250Z"
     assert iso(None) is None
     assert parse_time(iso(MAY_1 + 0.5)) == MAY_1 + 0.5
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        (1e308, "9999-12-31T23:59:59Z"),
+        (float("inf"), "9999-12-31T23:59:59Z"),
+        (9.9e15, "9999-12-31T23:59:59Z"),
+        (-1e308, "1970-01-01T00:00:00Z"),
+        (-5.0, "1970-01-01T00:00:00Z"),
+        (float("nan"), None),
+    ],
+)
+def test_iso_of_a_stored_time_out_of_range_is_clipped(stored, shown):
+    # a row stored before times were bounded must not take a page down (issue 14), and
+    # what is shown reads back
+    assert iso(stored) == shown
+    if shown is not None:
+        parse_time(shown)
+
+
+def test_human_formats_of_stored_figures_out_of_bounds():
+    assert human_duration(float("inf")) == "-"
+    assert human_duration(float("nan")) == "-"
+    assert human_duration(1e308) == "> 100 years"
+    assert human_bytes(float("nan")) == "-"
+    assert human_ago(float("nan"), 0.0) == "unknown"
 
 
 def test_human_formats():

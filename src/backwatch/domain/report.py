@@ -59,14 +59,37 @@ def storable(text: str) -> str:
     return text
 
 
+def storable_json(value: Any) -> Any:
+    """``value`` (decoded JSON: ``stats``) with every key and string ``storable``; the very
+    same object when nothing needed cleaning (the rule), so a clean report costs no copy."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        items = [(storable(str(k)), storable_json(v)) for k, v in value.items()]
+        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True)):
+            return value
+        return dict(items)
+    if isinstance(value, list):
+        cleaned = [storable_json(v) for v in value]
+        if all(c is v for c, v in zip(cleaned, value, strict=True)):
+            return value
+        return cleaned
+    return value
+
+
 def storable_report(report: RunReport) -> RunReport:
-    """A copy of ``report`` whose every text field is ``storable``."""
+    """A copy of ``report`` whose every text field, phase name and ``stats`` key and string
+    is ``storable``."""
     changes: dict[str, Any] = {
         f.name: storable(value)
         for f in fields(report)
         if isinstance(value := getattr(report, f.name), str)
     }
-    changes["phases"] = [replace(p, name=storable(p.name)) for p in report.phases]
+    changes["phases"] = [
+        replace(p, name=storable(p.name), status=p.status and storable(p.status))
+        for p in report.phases
+    ]
+    changes["stats"] = storable_json(report.stats)
     return replace(report, **changes)
 
 

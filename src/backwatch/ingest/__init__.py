@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from backwatch.domain.report import RunReport
+from backwatch.domain.report import RunReport, storable_json
 from backwatch.errors import InvalidInput
 
 #: format name → (detector, parser). Parsers raise InvalidInput naming the field.
@@ -43,6 +43,9 @@ def parse_record(obj: Any, *, default_job: str = "backup", fmt: str | None = Non
             "a run report must be a JSON object",
             details=[{"field": "body", "problem": "must be a JSON object"}],
         )
+    # NUL and lone surrogates (JSON escapes no database stores) become replacement
+    # characters before the formats read names and values, in field names too
+    obj = storable_json(obj)
     if fmt is not None:
         if fmt not in _RECORD_FORMATS:
             raise InvalidInput.field("format", f"unknown format {fmt!r}")

@@ -6,6 +6,7 @@ import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -15,6 +16,7 @@ from pydantic import (
     field_validator,
 )
 
+from backwatch.domain.bounds import DURATION_PROBLEM, duration_ok
 from backwatch.domain.lifecycle import parse_status
 from backwatch.domain.report import MESSAGE_LIMIT, PhaseReport, RunReport, tail_text
 from backwatch.errors import InvalidInput
@@ -26,7 +28,16 @@ from backwatch.timeutil import parse_time
 #: the largest integer the database columns hold (BIGINT)
 MAX_INT = 2**63 - 1
 NonNegInt = Annotated[int, Field(ge=0, le=MAX_INT)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+def _seconds(value: float) -> float:
+    if not duration_ok(value):
+        raise ValueError(DURATION_PROBLEM)
+    return value
+
+
+#: a duration in seconds: 0 to 100 years (domain/bounds.py)
+NonNegFloat = Annotated[float, Field(ge=0), AfterValidator(_seconds)]
 RUN_ID_MAX = 64
 PHASE_NAME_MAX = 64
 #: what started a run (SPEC §2)
@@ -44,7 +55,7 @@ def _check_required_time(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError("must be an ISO 8601 time (text) or epoch seconds (a number)")
     try:
-        parse_time(value, field="time")
+        parse_time(value, field="time", report=True)
     except ValueError as exc:
         raise ValueError(str(exc).removeprefix("time ")) from None
     return value

@@ -13,12 +13,20 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from backwatch.domain.bounds import DURATION_PROBLEM, duration_ok
 from backwatch.domain.lifecycle import RunStatus
 from backwatch.domain.report import MESSAGE_LIMIT, PhaseReport, RunReport, tail_text
 from backwatch.errors import InvalidInput
 from backwatch.ingest import register_record_format
 from backwatch.ingest._validation import validate
-from backwatch.ingest.native import PHASE_NAME_MAX, NonNegInt, Time, check_finite, check_job_id
+from backwatch.ingest.native import (
+    PHASE_NAME_MAX,
+    NonNegFloat,
+    NonNegInt,
+    Time,
+    check_finite,
+    check_job_id,
+)
 from backwatch.timeutil import parse_time
 
 PHASE_PREFIX = "duration_"
@@ -32,7 +40,7 @@ class Seed001In(BaseModel):
     timestamp: Time
     backup_id: Annotated[str, Field(min_length=1, max_length=128)]
     success: bool
-    duration_total: Annotated[float, Field(ge=0)] | None = None
+    duration_total: NonNegFloat | None = None
     size_bytes: NonNegInt | None = None
     job: str | None = None
     host: Annotated[str, Field(max_length=255)] | None = None
@@ -58,12 +66,10 @@ def parse_seed001(
         name = key[len(PHASE_PREFIX) :]
         if not 1 <= len(name) <= PHASE_NAME_MAX:
             raise InvalidInput.field(key, f"the phase name must be 1–{PHASE_NAME_MAX} characters")
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not 0 <= value < float("inf")
-        ):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidInput.field(key, "must be a non-negative number of seconds")
+        if not duration_ok(value):
+            raise InvalidInput.field(key, DURATION_PROBLEM)
         phases.append(PhaseReport(name=name, duration_s=float(value)))
     if extra:
         check_finite(extra, "body")

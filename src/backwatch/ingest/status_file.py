@@ -22,8 +22,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from backwatch.domain.bounds import (
+    COUNT_PROBLEM,
+    DURATION_PROBLEM,
+    count_ok,
+    duration_ok,
+)
 from backwatch.domain.lifecycle import RunStatus
-from backwatch.domain.report import MESSAGE_LIMIT, RunReport, tail_text
+from backwatch.domain.report import MESSAGE_LIMIT, RunReport, storable_json, tail_text
 from backwatch.errors import InvalidInput
 from backwatch.settings import JOB_ID_RE
 from backwatch.timeutil import parse_time
@@ -119,7 +125,13 @@ def _count(obj: dict[str, Any], key: str, *, whole: bool = True) -> Any:
         raise InvalidInput.field(key, "must be a number")
     if value < 0:
         raise InvalidInput.field(key, "must not be negative")
-    return int(value) if whole else float(value)
+    if not whole:
+        if not duration_ok(value):
+            raise InvalidInput.field(key, DURATION_PROBLEM)
+        return float(value)
+    if not (value < float(2**63) and count_ok(int(value))):  # int(inf) would raise
+        raise InvalidInput.field(key, COUNT_PROBLEM)
+    return int(value)
 
 
 def _time(obj: dict[str, Any], key: str) -> float | None:
@@ -127,7 +139,7 @@ def _time(obj: dict[str, Any], key: str) -> float | None:
     if value in _EMPTY:
         return None
     try:
-        return parse_time(value, field=key)
+        return parse_time(value, field=key, report=True)
     except ValueError as exc:
         raise InvalidInput.field(key, str(exc)) from None
 
@@ -152,6 +164,7 @@ def parse_status_file(
     """
     if not isinstance(obj, dict):
         raise InvalidInput("a status file must hold a JSON object")
+    obj = storable_json(obj)  # the description and path reach the job's row too
     service = _text(obj, "service")
     if service is None and file_name and file_name.endswith(SUFFIX):
         service = file_name[: -len(SUFFIX)]

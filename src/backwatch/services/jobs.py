@@ -8,6 +8,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, select, update
 
+from backwatch.domain.report import storable_json
 from backwatch.errors import InvalidInput, NotFound
 from backwatch.services.unit import WriteUnit
 from backwatch.store import tables as t
@@ -184,6 +185,7 @@ def update_job(
         raise NotFound(f"job {job_id!r} not found")
     if not patch:
         return
+    patch = storable_json(patch)  # a description or tags with NUL or lone surrogates
     conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(updated_at=now, **patch))
     _config_changed(unit, job_id, "updated", patch, now, actor)
 

@@ -11,12 +11,14 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, select, update
 
+from backwatch.domain import bounds
 from backwatch.domain.lifecycle import TERMINAL, RunStatus, check_transition
 from backwatch.domain.report import (
     PhaseReport,
     RunReport,
     lay_out_phases,
     storable,
+    storable_json,
     storable_report,
     tail_text,
 )
@@ -26,7 +28,9 @@ from backwatch.services.jobs import ensure_jobs, job_created
 from backwatch.services.unit import WriteUnit
 from backwatch.store import tables as t
 from backwatch.store.dialect import insert_for, insert_rows, present
+from backwatch.store.redact import redact_reports, redact_text, redact_texts
 from backwatch.store.writer import Failed, Op, RetryAlone
+from backwatch.timeutil import LATEST_TIME
 
 FILE_RECORDS_PER_RUN = 1000
 _RUN_FIELDS = (
@@ -98,7 +102,9 @@ def record_report(report: RunReport, now: float, *, actor: str = "api") -> Op[Re
     """Store a complete (or running) report. Re-sending it returns the stored run.
 
     The operation has a bulk form: the group-commit writer stores many reports with a few
-    statements (see ``_record_reports``), with the same results as one after another."""
+    statements (see ``_record_reports``), with the same results as one after another.
+    A figure out of bounds (``domain/bounds.py``) raises InvalidInput here, before any write."""
+    bounds.check_report(report)
     return _RecordReport(_storable(report), now, actor)
 
 
@@ -128,6 +134,9 @@ def _record_reports(conn: Connection, unit: WriteUnit, ops: list[_RecordReport])
     the stored ids and (job, backup_id) pairs, duplicates within the batch are resolved here,
     then one INSERT stores the new runs. A report whose id belongs to another job fails alone
     (``Failed``), before anything is written for it."""
+    # secrets out of messages and logs before they are stored (store/redact.py)
+    for op, report in zip(ops, redact_reports(conn, [op.report for op in ops]), strict=True):
+        op.report = report
     ids = [op.report.id or new_run_id(op.now) for op in ops]
     stored = present(conn, t.runs, "id", ids)  # usually none: then no rows to read
     by_id: dict[str, dict[str, Any]] = (
@@ -235,6 +244,8 @@ def _storable(report: RunReport) -> RunReport:
     for phase in report.phases:
         if storable(phase.name) is not phase.name:
             return storable_report(report)
+    if report.stats is not None and storable_json(report.stats) is not report.stats:
+        return storable_report(report)
     return report
 
 
@@ -306,7 +317,7 @@ def update_status(
         run = _load_run(conn, run_id)
         changes: dict[str, Any] = {}
         if message is not None:
-            changes["message"] = tail_text(message, 4096)
+            changes["message"] = redact_text(conn, tail_text(message, 4096))
         if status is not None and status.value != run["status"]:
             return _transition(conn, unit, run, status, changes, now, trigger="api", actor=actor)
         if RunStatus(run["status"]) in TERMINAL:
@@ -334,6 +345,9 @@ def record_phase(
     stores a finished phase with its duration."""
     if event not in ("start", "end", "record"):
         raise InvalidInput.field("event", "must be 'start', 'end' or 'record'")
+    bounds.check_phase_event(at, duration_s, now)
+    name = storable(name)
+    status = None if status is None else storable(status)
 
     def op(conn: Connection, unit: WriteUnit) -> dict[str, Any]:
         run = _load_run(conn, run_id)
@@ -399,7 +413,7 @@ def record_files(run_id: str, files: list[dict[str, Any]], now: float) -> Op[dic
                         "run_id": run_id,
                         "path": storable(f["path"]),
                         "size_bytes": f.get("size"),
-                        "status": f.get("status", "success"),
+                        "status": storable(f.get("status") or "success"),
                         "at": now,
                     }
                     for f in files[:room]
@@ -411,6 +425,10 @@ def record_files(run_id: str, files: list[dict[str, Any]], now: float) -> Op[dic
             "size_bytes": (run["size_bytes"] or 0) + added_size,
             "updated_at": now,
         }
+        if changes["size_bytes"] > bounds.MAX_COUNT:
+            raise InvalidInput.field(
+                "files", f"the run's total size would be more than {bounds.MAX_COUNT} bytes"
+            )
         conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**changes))
         unit.changes.append({"type": "run", "id": run_id, "job": run["job"]})
         return {**run, **changes}
@@ -432,16 +450,24 @@ def finish_run(
     """Close a running run. ``fields`` may set any measured field; finishing twice is refused."""
     if status not in TERMINAL:
         raise InvalidInput.field("status", "a finished run needs a final status")
+    bounds.check_figures(fields)
+    if isinstance(fields.get("stats"), dict):
+        fields = {**fields, "stats": storable_json(fields["stats"])}
 
     def op(conn: Connection, unit: WriteUnit) -> dict[str, Any]:
         run = _load_run(conn, run_id)
         check_transition(run_id, RunStatus(run["status"]), status)
         changes = {k: v for k, v in fields.items() if v is not None}
+        message, kept_log = redact_texts(conn, [changes.get("message"), log])
+        if message is not None:
+            changes["message"] = message
         finished = changes.get("finished_at")
         if finished is None:
             finished = now
             if changes.get("duration_s") is not None:
                 finished = run["started_at"] + changes["duration_s"]
+                if finished > LATEST_TIME:
+                    raise InvalidInput.field("finished_at", bounds.END_PROBLEM)
             changes["finished_at"] = finished
         if finished < run["started_at"]:
             raise InvalidInput.field("finished_at", "is before the run's started_at")
@@ -465,8 +491,8 @@ def finish_run(
             for row in _phase_rows(run_id, phases, run["started_at"]):
                 row["seq"] += base
                 unit.phases.append(row)
-        if log:
-            stmt = insert_for(conn, t.run_logs).values(run_id=run_id, log=tail_text(log))
+        if kept_log:
+            stmt = insert_for(conn, t.run_logs).values(run_id=run_id, log=tail_text(kept_log))
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[t.run_logs.c.run_id], set_={"log": stmt.excluded.log}

@@ -250,11 +250,28 @@ def parse_restore(body: Any) -> RestoreBody:
         raise InvalidInput.field("as_of", "give snapshot or as_of, not both")
     if req.conflict not in CONFLICTS:
         raise InvalidInput.field("conflict", f"must be one of: {', '.join(CONFLICTS)}")
+    for field, path in [("target", req.target)] + [
+        (f"paths[{i}]", p) for i, p in enumerate(req.paths)
+    ]:
+        if not _is_path(path):
+            raise InvalidInput.field(field, "must not contain NUL or unpaired surrogates")
     if not os.path.isabs(req.target):
         raise InvalidInput.field(
             "target", f"must be an absolute directory on the server, not {req.target!r}"
         )
     return req
+
+
+def _is_path(text: str) -> bool:
+    """A path the file system can take: no NUL, and encodable as the OS encodes names
+    (a file name that is not UTF-8 arrives as surrogate escapes, and is one)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_verify(body: Any) -> VerifyBody:
