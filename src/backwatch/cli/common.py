@@ -37,7 +37,12 @@ def echo(line: str) -> None:
 
 
 def print_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate stored before text was cleaned
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    sys.stdout.write(text)
 
 
 def console() -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -43,12 +44,17 @@ class Schedule:
         return minute.startswith("*") or hour.startswith("*")
 
     def next_after(self, ts: float) -> float:
-        """The first due time strictly after ``ts`` (epoch seconds)."""
+        """The first due time strictly after ``ts`` (epoch seconds); ``math.inf`` ("never")
+        when the calendar has none: ``ts`` near the year 9999, a time stored before times
+        were bounded, must not fail every view that shows the job."""
         if self.period_s is not None:
             return ts + self.period_s
         # Listing 500 jobs asks this for every job on every read; a job's last start
         # changes rarely, so the cron walk (the costly part) is remembered.
-        return _cron_next(self, ts)
+        try:
+            return _cron_next(self, ts)
+        except (OverflowError, ValueError, OSError):
+            return math.inf
 
     def _cron_next(self, ts: float) -> float:
         zone = ZoneInfo(self.timezone)

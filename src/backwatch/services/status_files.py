@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 from datetime import datetime
@@ -37,7 +38,10 @@ def local_iso(ts: float | None) -> str | None:
     """Epoch seconds → ISO 8601 in the server's time zone, as seed 000 writes it."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):  # a time stored before times were bounded
+        return None
 
 
 def status_document(job: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +54,9 @@ def status_document(job: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         "status": run["status"],
         "start_time": local_iso(run["started_at"]),
         "end_time": local_iso(run.get("finished_at")),
-        "duration_seconds": round(duration) if duration is not None else 0,
+        "duration_seconds": round(duration)
+        if duration is not None and math.isfinite(duration)
+        else 0,
         "files_processed": run.get("files") or 0,
         "total_size_bytes": run.get("size_bytes") or 0,
         "message": run.get("message") or "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -22,11 +23,31 @@ def hub(request: Request) -> Hub:
 
 
 def json_bytes(data: Any) -> bytes:
-    """The API's JSON encoding: compact, UTF-8, anything unusual as its ``str``."""
-    return _ENCODER.encode(data).encode()
+    """The API's JSON encoding: compact, UTF-8, anything unusual as its ``str``.
+
+    Total, so a row stored before input was bounded and cleaned never fails a read: a
+    lone surrogate is sent as '?', a non-finite number (NaN, Infinity: not JSON) as null."""
+    try:
+        text = _ENCODER.encode(data)
+    except ValueError:  # NaN or Infinity somewhere (e.g. a sum of huge stored figures)
+        text = _ENCODER.encode(_finite(data))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
 
 
 def json_response(data: Any, status: int = 200) -> Response:

@@ -1,11 +1,14 @@
-"""Request body size limit, as plain ASGI middleware (cheap on the ingest hot path)."""
+"""Request limits, as plain ASGI middleware (cheap on the ingest hot path): the body's size,
+and no NUL in the path or the query (PostgreSQL refuses NUL in text, so a ``%00`` would
+otherwise reach a query as a server error; no id or parameter holds one)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
-from backwatch.errors import PayloadTooLarge
+from backwatch.errors import BackwatchError, InvalidInput, NotFound, PayloadTooLarge
 
 
 class BodyLimit:
@@ -16,6 +19,10 @@ class BodyLimit:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        refused = nul_in_request(scope)
+        if refused is not None:
+            await answer(send, refused)
             return
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
@@ -42,14 +49,33 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
+def nul_in_request(scope: dict) -> BackwatchError | None:
+    """404 for a path with a NUL in it (no URL has one), 422 naming a query parameter with
+    one; None for every ordinary request."""
+    if "\x00" in scope.get("path", ""):
+        return NotFound("no such URL: a path never holds NUL (%00)")
+    query = scope.get("query_string") or b""
+    if b"%00" not in query and b"\x00" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            field = name.replace("\x00", "") or "query"
+            return InvalidInput.field(field, "must not contain NUL (%00)")
+    return None
+
+
 async def reject_too_large(send: Any, max_bytes: int) -> None:
     """Answer 413 before reading a body whose Content-Length is over the limit, and close."""
-    err = PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    await answer(send, PayloadTooLarge(f"request body is larger than {max_bytes} bytes"))
+
+
+async def answer(send: Any, err: BackwatchError) -> None:
+    """Answer ``err`` in the error envelope before reading the body, and close."""
     body = json.dumps(err.envelope()).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": err.status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -21,6 +21,7 @@ from backwatch.web.pages.render import (
     render,
 )
 from backwatch.web.pages.viewer import viewer_for
+from backwatch.web.routes.alerts import check_alert_id
 
 router = APIRouter(include_in_schema=False)
 STATES = ("open", "acknowledged", "resolved")
@@ -87,6 +88,7 @@ async def _checked_form(request: Request) -> dict[str, str]:
 
 async def _act(request: Request, alert_id: int, action: str) -> Response:
     form = await _checked_form(request)
+    check_alert_id(alert_id)
     hub = request.app.state.hub
     actor = viewer_for(request).actor
     await hub.submit(

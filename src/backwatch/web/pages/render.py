@@ -8,6 +8,7 @@ import gzip
 import hmac
 import inspect
 import json
+import math
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -55,6 +56,8 @@ def relative(ts: float | None, now: float) -> str:
     if ts is None:
         return "never"
     delta = now - ts
+    if not math.isfinite(delta):  # a time stored before times were bounded
+        return "unknown"
     ahead = delta < 0
     delta = abs(delta)
     if delta < 45:
@@ -160,7 +163,7 @@ def render(
             read_protected=hub.settings.auth.read == "token",
             **context,
         )
-        .encode()
+        .encode("utf-8", "replace")  # a lone surrogate stored before text was cleaned: '?'
     )
     headers = {"Vary": "Accept-Encoding, Cookie"}
     if len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):

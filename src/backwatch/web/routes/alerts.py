@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from backwatch.errors import InvalidInput
+from backwatch.domain.bounds import MAX_INT32
+from backwatch.errors import InvalidInput, NotFound
 from backwatch.services import alerts as alert_service
 from backwatch.services import notifier
 from backwatch.timeutil import iso, parse_duration
@@ -13,6 +14,14 @@ from backwatch.web.deps import authorize, authorize_read, hub, json_body, json_r
 
 router = APIRouter(tags=["alerts"])
 STATES = ("open", "acknowledged", "resolved")
+MAX_LIMIT = 10_000
+
+
+def check_alert_id(alert_id: int) -> None:
+    """Alert ids are positive INTEGERs: any other number names no alert (404), rather
+    than an overflow in the database driver (500 on SQLite, 503 on PostgreSQL)."""
+    if not 1 <= alert_id <= MAX_INT32:
+        raise NotFound(f"alert {alert_id} not found")
 
 
 @router.get("/api/v1/alerts", summary="Alerts, newest first")
@@ -22,6 +31,8 @@ async def list_alerts(
     authorize_read(request)
     if state is not None and state not in STATES:
         raise InvalidInput.field("state", f"must be one of: {', '.join(STATES)}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput.field("limit", f"must be between 1 and {MAX_LIMIT}")
     with hub(request).read_engine.connect() as conn:
         rows = alert_service.list_alerts(conn, state=state, job=job, limit=limit)
     return json_response({"items": [alert_service.alert_out(r) for r in rows]})
@@ -29,6 +40,7 @@ async def list_alerts(
 
 async def _act(request: Request, alert_id: int, action: str) -> Response:
     actor = authorize(request, "ingest")
+    check_alert_id(alert_id)
     h = hub(request)
     row = await h.submit(
         alert_service.set_alert_state(h.settings, alert_id, action, h.now(), actor)
