@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from backwatch import spool
-from tests.conftest import Server, free_port, run_cli
+from tests.conftest import Server, free_port, need_tool, run_cli
 
 PASSWORD = "hunter2-in-the-url"
 
@@ -64,3 +64,35 @@ def test_reports_spooled_while_down_wait_for_a_good_token(tmp_path: Path) -> Non
         assert spool.pending(tmp_path / "spool") == []
     finally:
         srv.stop()
+
+
+# --- the shell library (backwatch.sh) ------------------------------------------------------
+
+
+def _dirs(tmp_path: Path) -> dict[str, Path]:
+    return {"metrics": tmp_path / "metrics", "spool": tmp_path / "spool"}
+
+
+def test_the_shell_library_says_the_token_was_refused(server: Server, tmp_path: Path) -> None:
+    from tests.integration.test_shell_lib import SEED000, lib_env, run_bash, spooled
+
+    need_tool("curl")
+    dirs = _dirs(tmp_path)
+    env = lib_env(dirs, url=server.url, BACKWATCH_TOKEN="bw_not-a-real-token")
+    proc = run_bash(SEED000, env)
+    assert proc.returncode == 0  # the backup script never fails because of reporting
+    assert b"the server refused the token (HTTP 401" in proc.stderr
+    assert b"spooled" not in proc.stderr and spooled(dirs) == []
+
+
+def test_the_shell_library_never_prints_a_url_password(tmp_path: Path) -> None:
+    from tests.integration.test_shell_lib import SEED000, lib_env, run_bash, spooled
+
+    need_tool("curl")
+    dirs = _dirs(tmp_path)
+    url = f"http://backwatch:{PASSWORD}@127.0.0.1:{free_port()}"
+    proc = run_bash(SEED000, lib_env(dirs, url=url, BACKWATCH_TOKEN="bw_x"))
+    assert proc.returncode == 0
+    assert b"cannot reach http://backwatch:***@127.0.0.1" in proc.stderr
+    assert PASSWORD.encode() not in proc.stderr
+    assert spooled(dirs) and oct(dirs["spool"].stat().st_mode & 0o777) == "0o700"

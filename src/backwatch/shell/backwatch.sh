@@ -38,7 +38,7 @@
 : "${_BW_SERVICE=}" "${_BW_JOB=}" "${_BW_SFILE=}" "${_BW_RUN_ID=}" "${_BW_START=}"
 : "${_BW_START_S=0}" "${_BW_START_ISO=}" "${_BW_SERVICE_J=}" "${_BW_DESC_J=}"
 : "${_BW_PATH_J=}" "${_BW_STATUS_J=}" "${_BW_MSG_J=}" "${_BW_FILES=0}" "${_BW_BYTES=0}"
-: "${_BW_TRACKED=0}" "${_BW_WARNED= }" "${_BW_LAST_NS=0}" "${_BW_J=}" "${_BW_CODE=}"
+: "${_BW_TRACKED=0}" "${_BW_WARNED= }" "${_BW_LAST_NS=0}" "${_BW_J=}" "${_BW_CODE=}" "${_BW_REFUSED=}"
 : "${_BW_NOW=}" "${_BW_NOW_S=0}" "${_BW_FRAC=000000}" "${_BW_HOST_J=}" "${_BW_ANSWER=}"
 
 _BW_TEXT_MAX=4096   # bytes kept of a message, description or path (the server's limit)
@@ -440,14 +440,17 @@ _bw_send() {
         fi
     fi
     pending=("$spool"/*.json)
+    _BW_REFUSED=
     if ((${#pending[@]})) && ! _bw_flush "$spool" "$wait"; then
-        _bw_spool "$spool" "$1" "$2" "$3"
+        # a refused token is not an unreachable server: no report spooled behind it
+        [[ -n $_BW_REFUSED ]] || _bw_spool "$spool" "$1" "$2" "$3"
         return 0
     fi
     _bw_http "$1" "$2" "$3"
     case $_BW_CODE in
         2?? | 409) ;;
-        000* | 401 | 403 | 404x | 408 | 425 | 429 | 5??)
+        401 | 403) _bw_token_refused "$1 $2 was not delivered" ;;
+        000* | 404x | 408 | 425 | 429 | 5??)
             _bw_unreachable "$spool"
             _bw_spool "$spool" "$1" "$2" "$3"
             ;;
@@ -482,6 +485,21 @@ _bw_http() {
     return 0
 }
 
+# _bw_shown_url → _BW_J: BACKWATCH_URL as messages show it, a password in it masked.
+_bw_shown_url() {
+    local re='^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)[^@]*@(.*)$'
+    _BW_J=$BACKWATCH_URL
+    [[ $_BW_J =~ $re ]] && _BW_J="${BASH_REMATCH[1]}***@${BASH_REMATCH[2]}"
+    return 0
+}
+
+# _bw_token_refused WHAT: the server answered 401/403. The user's to fix, so a warning
+# every time, and nothing spooled as if the server were down.
+_bw_token_refused() {
+    _bw_warn "the server refused the token (HTTP $_BW_CODE; check BACKWATCH_TOKEN: it needs the ingest scope); $1"
+    return 0
+}
+
 _bw_unreachable() {
     local pause=${BACKWATCH_RETRY_SECONDS:-30} why
     [[ $pause =~ ^[0-9]+$ ]] || pause=30
@@ -490,12 +508,12 @@ _bw_unreachable() {
         "000 6") why="host not found" ;;
         "000 28") why="timed out" ;;
         000*) why="curl exit ${_BW_CODE#000 }" ;;
-        401 | 403) why="token refused (HTTP $_BW_CODE; check BACKWATCH_TOKEN)" ;;
         404x) why="HTTP 404: is BACKWATCH_URL the server's base URL?" ;;
         *) why="HTTP $_BW_CODE" ;;
     esac
-    _bw_warn_once unreachable "cannot reach $BACKWATCH_URL ($why); reports are spooled in $1 and sent later"
-    { [[ -d $1 ]] || command mkdir -p -- "$1"; } 2>/dev/null
+    _bw_shown_url
+    _bw_warn_once unreachable "cannot reach $_BW_J ($why); reports are spooled in $1 and sent later"
+    { [[ -d $1 ]] || command mkdir -m 700 -p -- "$1"; } 2>/dev/null
     { printf '%s\n' "$((_BW_NOW_S + pause))" >"$1/.retry_after"; } 2>/dev/null
     return 0
 }
@@ -510,7 +528,7 @@ _bw_spool() {
             return 0
             ;;
     esac
-    if [[ ! -d $dir ]] && ! command mkdir -p -- "$dir" 2>/dev/null; then
+    if [[ ! -d $dir ]] && ! command mkdir -m 700 -p -- "$dir" 2>/dev/null; then
         _bw_warn "cannot create the spool $dir; report lost"
         return 0
     fi
@@ -535,7 +553,7 @@ _bw_reject() {
     local why=${_BW_ANSWER:0:300}
     why=${why//[$'\n\r']/ }
     _bw_warn "the server refused $3 $4 (HTTP $_BW_CODE: $why); kept in $dir"
-    { [[ -d $dir ]] || command mkdir -p -- "$dir"; } 2>/dev/null || return 0
+    { [[ -d $dir ]] || command mkdir -m 700 -p -- "$dir"; } 2>/dev/null || return 0
     if [[ -n $2 ]]; then
         name=${2##*/}
         command mv -f -- "$2" "$dir/$name" 2>/dev/null
@@ -543,7 +561,8 @@ _bw_reject() {
         printf -v name '%019d-%s-%04x.json' "$((10#$_BW_NOW_S$_BW_FRAC * 1000))" "$BASHPID" "$RANDOM"
         { printf '{"method": "%s", "path": "%s", "body": %s}' "$3" "$4" "$5" >"$dir/$name"; } 2>/dev/null
     fi
-    { printf 'HTTP %s from %s: %s\n' "$_BW_CODE" "$BACKWATCH_URL" "$why" >"$dir/$name.reason"; } 2>/dev/null
+    _bw_shown_url
+    { printf 'HTTP %s from %s: %s\n' "$_BW_CODE" "$_BW_J" "$why" >"$dir/$name.reason"; } 2>/dev/null
     return 0
 }
 
@@ -585,7 +604,13 @@ _bw_flush() {
         _bw_http "$method" "$path" "${BASH_REMATCH[3]}"
         case $_BW_CODE in
             2?? | 409) command rm -f -- "$entry" 2>/dev/null ;;
-            000* | 401 | 403 | 404x | 408 | 425 | 429 | 5??)
+            401 | 403) # the entries are fine, the token is not: they wait for a good one
+                _BW_REFUSED=1
+                _bw_token_refused "spooled reports wait in $dir"
+                command rm -f -- "$dir/.flush.lock" 2>/dev/null
+                return 1
+                ;;
+            000* | 404x | 408 | 425 | 429 | 5??)
                 _bw_unreachable "$dir"
                 command rm -f -- "$dir/.flush.lock" 2>/dev/null
                 return 1
