@@ -15,7 +15,7 @@ from backwatch.web.deps import authorize_read, hub, json_response, time_param
 router = APIRouter()
 EVENT_KINDS = (
     "state_change", "trigger", "alert", "ack", "config", "auth", "auto_resolve", "log",
-    "restore",
+    "restore", "delete",
 )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from backwatch.ingest.lifecycle import (
     parse_status_update,
 )
 from backwatch.services import runs as run_service
+from backwatch.services.deletion import delete_run
 from backwatch.services.hub import Hub
 from backwatch.services.views import run_out
 from backwatch.store import queries
@@ -210,3 +211,12 @@ async def get_run(run_id: str, request: Request) -> Response:
     with hub(request).read_engine.connect() as conn:
         run = queries.get_run(conn, run_id)
     return json_response(run_out(run))
+
+
+@router.delete(
+    "/{run_id}", summary="Delete a run (admin): a report that should never have been stored"
+)
+async def delete_one_run(run_id: str, request: Request) -> Response:
+    actor = authorize(request, "admin")
+    h = hub(request)
+    return json_response(await h.submit(delete_run(run_id, h.now(), actor=actor)))
