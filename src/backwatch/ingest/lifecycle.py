@@ -7,9 +7,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backwatch.domain.lifecycle import RunStatus, parse_status
-from backwatch.domain.report import MESSAGE_LIMIT, PhaseReport, RunReport, tail_text
+from backwatch.domain.report import (
+    MESSAGE_LIMIT,
+    PhaseReport,
+    RunReport,
+    storable_json,
+    tail_text,
+)
 from backwatch.ingest._validation import validate
 from backwatch.ingest.native import (
+    NonNegFloat,
     NonNegInt,
     PhaseName,
     Phases,
@@ -69,7 +76,7 @@ class PhaseEventIn(_Body):
     name: PhaseName
     event: str = "record"
     at: TimeValue = None
-    duration_s: Annotated[float, Field(ge=0)] | None = None
+    duration_s: NonNegFloat | None = None
     status: str | None = None
 
     @field_validator("event")
@@ -98,7 +105,7 @@ class FilesIn(_Body):
 class FinishIn(_Body):
     status: str
     finished_at: TimeValue = None
-    duration_s: Annotated[float, Field(ge=0)] | None = None
+    duration_s: NonNegFloat | None = None
     exit_code: Annotated[int, Field(ge=-255, le=255)] | None = None
     size_bytes: NonNegInt | None = None
     files: NonNegInt | None = None
@@ -173,4 +180,4 @@ def _obj(obj: Any) -> dict[str, Any]:
 
     if not isinstance(obj, dict):
         raise InvalidInput("the body must be a JSON object")
-    return obj
+    return storable_json(obj)  # phase names, file paths, messages: NUL and lone surrogates
