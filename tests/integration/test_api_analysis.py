@@ -112,6 +112,14 @@ def test_health_checks_find_failing_jobs(api: Any) -> None:
     assert body["status"] == "critical"
 
 
+def test_health_checks_name_jobs_whose_latest_backup_is_in_doubt(api: Any) -> None:
+    run = {"job": "mail", "status": "unknown", "started_at": time.time(), "message": "no log"}
+    resp = api.post("/api/v1/runs", json=run, headers=api.auth_headers)
+    assert resp.status_code in (200, 201), resp.text
+    [check] = api.get("/api/v1/health/checks?checks=jobs_failing").json()["checks"]
+    assert check["status"] == "warning" and "outcome unknown: mail" in check["detail"]
+
+
 def test_unknown_check_is_422(api: Any) -> None:
     resp = api.get("/api/v1/health/checks?checks=memory_usage")
     assert resp.status_code == 422

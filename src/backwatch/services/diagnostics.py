@@ -225,14 +225,21 @@ def jobs_overdue(hub: Hub, now: float) -> Check:
 
 @check("jobs_failing")
 def jobs_failing(hub: Hub, now: float) -> Check:
-    failing = _jobs_by_health(hub, now).get(Health.FAILING, [])
-    if not failing:
-        return Check("jobs_failing", "ok", "no job's latest run failed")
+    health = _jobs_by_health(hub, now)
+    failing, unknown = health.get(Health.FAILING, []), health.get(Health.UNKNOWN, [])
+    if not failing and not unknown:
+        return Check("jobs_failing", "ok", "no job's latest backup failed or is in doubt")
+    parts = [
+        f"failing (latest backup failed, or an open critical alert): {_named(failing)}"
+        if failing
+        else "",
+        f"latest backup's outcome unknown: {_named(unknown)}" if unknown else "",
+    ]
     return Check(
         "jobs_failing",
-        "critical",
-        f"latest run failed: {_named(failing)}",
-        "read the messages: `backwatch history JOB --status failed`",
+        "critical" if failing else "warning",
+        "; ".join(p for p in parts if p),
+        "read the reasons: `backwatch status JOB`, `backwatch alerts list`",
     )
 
 
