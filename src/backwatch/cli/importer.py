@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +33,9 @@ def import_jsonl(
         raise fail(f"--format must be one of: {known} (got {fmt!r})", 2)
     name = "standard input" if path == "-" else path
     outcome: dict[str, Any] = {"imported": 0, "duplicates": 0, "rejected": 0, "errors": []}
+    from backwatch.masking import Masker
+
+    mask = Masker.for_env(dict(os.environ))
     tgt = target_factory()
     try:
         try:
@@ -43,6 +47,8 @@ def import_jsonl(
                 except json.JSONDecodeError as exc:
                     _reject(outcome, name, number, f"not valid JSON ({exc.msg})")
                     continue
+                if isinstance(record, dict):
+                    _mask_texts(record, mask)
                 if isinstance(record, dict) and job and "job" not in record:
                     record["job"] = job
                 if isinstance(record, dict) and fmt == "seed001" and "status" in record:
@@ -69,6 +75,15 @@ def import_jsonl(
     return outcome
 
 
+def _mask_texts(record: dict[str, Any], mask: Callable[[str], str]) -> None:
+    """A record's free texts with secrets masked (a URL's password, an echoed secret of
+    this environment): what it logged is stored and shown to every reader."""
+    for name in ("message", "log"):
+        value = record.get(name)
+        if isinstance(value, str) and value:
+            record[name] = mask(value)
+
+
 def _stops_import(exc: BackwatchError) -> bool:
     """Errors about the server or the token, not the line: every other line would fail too."""
     server_side = exc.code in ("unreachable", "store_unavailable") or exc.status >= 500
@@ -91,6 +106,7 @@ def import_tool_output(
     finished_at: float | None,
     host: str | None,
     target_factory: Callable[[], Any],
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """One backup's output of ``tool`` (restic, borg, rsync) from FILE or '-' → one run.
 
@@ -98,7 +114,6 @@ def import_tool_output(
     output says when the run finished, a file's modification time (or now, for standard
     input) is taken, so importing the same file twice stores one run.
     """
-    import os
     import socket
     import time
 
@@ -124,6 +139,7 @@ def import_tool_output(
             started_at=started_at,
             finished_at=finished_at,
             now=written,
+            kind=kind,
         )
     except InvalidInput as exc:
         raise InvalidInput(f"{name}: {exc.message}", details=exc.details) from None
@@ -132,12 +148,18 @@ def import_tool_output(
         for field in (
             "job", "started_at", "finished_at", "duration_s", "exit_code", "size_bytes",
             "files", "files_new", "files_changed", "bytes_added", "message", "log", "tool",
-            "stats", "backup_id",
+            "stats", "backup_id", "kind",
         )
         if getattr(report, field) is not None
     }  # fmt: skip
+    if report.duration_s is None:
+        # nobody measured it: a finish equal to the start would be stored as 0 seconds
+        body.pop("finished_at", None)
     body["status"] = report.status.value
     body["host"] = host or socket.gethostname()
+    from backwatch.masking import Masker
+
+    _mask_texts(body, Masker.for_env(dict(os.environ)))
     tgt = target_factory()
     try:
         ack = tgt.report(body)

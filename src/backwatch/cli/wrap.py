@@ -165,10 +165,39 @@ def run_wrapped(
         outcome, message = "success", "exit code 0"
     else:
         outcome, message = "failed", f"exit code {code}"
+    figures: dict[str, Any] = {}
+    if not (timed_out or interrupted):
+        outcome, message, figures = _tool_outcome(job, command, code, tail.text(), outcome, message)
     _report_end(
-        tgt, target_factory, run_id, job, host, started, outcome, code, message, tail.text()
-    )
+        tgt, target_factory, run_id, job, host, started, outcome, code, message, tail.text(),
+        figures,
+    )  # fmt: skip
     return code
+
+
+def _tool_outcome(
+    job: str, command: list[str], code: int, output: str, status: str, message: str
+) -> tuple[str, str, dict[str, Any]]:
+    """A wrapped restic, borg or rsync is judged by its tool's outcome contract (the one
+    ``import`` and the runner use: docs/tool-output.md), with its figures; any other
+    command, or output the tool's parser cannot read, by its exit code."""
+    from backwatch.ingest.tools import parse_tool_output, tool_names
+
+    tool = os.path.basename(command[0])
+    if tool not in tool_names() or tool == "builtin":
+        return status, message, {}
+    try:
+        report = parse_tool_output(tool, output, job=job, exit_code=code)
+    except BackwatchError:
+        return status, message, {}
+    figures = {
+        name: getattr(report, name)
+        for name in (
+            "size_bytes", "files", "files_new", "files_changed", "bytes_added", "stats",
+        )
+        if getattr(report, name) is not None
+    }  # fmt: skip
+    return report.status.value, report.message or message, figures
 
 
 def _report_end(
@@ -182,15 +211,21 @@ def _report_end(
     code: int,
     message: str,
     log: str,
+    figures: dict[str, Any] | None = None,
 ) -> None:
     finished = time.time()
+    # the command's output may echo a secret of its environment, or a URL's password
+    from backwatch.masking import Masker
+
+    mask = Masker.for_env(dict(os.environ))
     fields = {
         "status": status,
         "exit_code": max(-255, min(255, code)),
-        "message": message,
-        "log": log or None,
+        "message": mask(message),
+        "log": mask(log) if log else None,
     }
     fields = {k: v for k, v in fields.items() if v is not None}
+    fields.update(figures or {})
     try:
         if tgt is None:  # the start could not be reported: try once more, as one report
             tgt = target_factory()

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from backwatch.domain.lifecycle import RunStatus, exit_code
 from backwatch.errors import BackwatchError
 from backwatch.ids import new_run_id
-from backwatch.runners.base import BACKUP, Outcome, RunContext, Step
-from backwatch.runners.plan import build_plan, lock_names
+from backwatch.runners.base import BACKUP, CHECK, Outcome, RunContext, Step
+from backwatch.runners.plan import actions_of, build_plan, lock_names
 from backwatch.runners.process import Finished, Masker, Tail, run_process
 from backwatch.runners.progress import READERS, Progress
 from backwatch.runners.record import Recorder
@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from backwatch.runners.quickstart import QuickStart
     from backwatch.runners.spawn import Started
 
-_RANK = {RunStatus.SUCCESS: 0, RunStatus.WARNING: 1, RunStatus.FAILED: 2}
+_RANK = {RunStatus.SUCCESS: 0, RunStatus.WARNING: 1, RunStatus.UNKNOWN: 2, RunStatus.FAILED: 3}
+#: a step with this outcome ends the run: nothing is pruned after a backup not known to exist
+_STOPS = (RunStatus.FAILED, RunStatus.UNKNOWN)
 EXIT_BUSY = 75
 
 
@@ -113,14 +115,18 @@ class JobRunner:
         self.env = {**os.environ, **self.job.env}
         self.mask = Masker.for_env(self.env, [*self._file_secrets()])
         self.timeout_s = parse_duration(self.job.timeout) if self.job.timeout else None
+        #: why a tool's output could not be read (its exit code decided the step then)
+        self._parse_problem: str | None = None
+        #: a run that only checks the repository is a check, not the job's latest backup
+        actions = actions_of(self.job)
+        self.kind = "check" if CHECK in actions and BACKUP not in actions else "backup"
 
     def _file_secrets(self) -> list[str]:
-        """Secrets given inline in the job's tool options never reach a log."""
-        out = []
-        for key, value in self.job.env.items():
-            if value and key.upper().endswith(("PASSWORD", "PASSPHRASE")):
-                out.append(value)
-        return out
+        """Secrets given in the job's settings (its env, its password or passphrase
+        command) never reach a log or the --dry-run listing."""
+        from backwatch.masking import job_secrets
+
+        return job_secrets(self.job)
 
     def shown(self, step: Step) -> str:
         """The command line as it may be printed or logged: secrets masked."""
@@ -171,6 +177,7 @@ class JobRunner:
                 self.trigger,
                 f"waiting: {reason}",
                 at=self._started_at,
+                kind=self.kind,
             )
             started = True
 
@@ -205,6 +212,7 @@ class JobRunner:
                     self.trigger,
                     None,
                     at=self._started_at,
+                    kind=self.kind,
                 )
             return self._run_steps()
 
@@ -220,37 +228,36 @@ class JobRunner:
         final: RunStatus | None = None
         skipped = False
         for step in self.steps:
-            finished, outcome = self._run_step(step, log, deadline)
+            finished, outcome, report = self._run_step(step, log, deadline)
             if step.kind == BACKUP or exit_code is None or outcome.status is not RunStatus.SUCCESS:
                 exit_code = finished.code
-            if step.parse_as and not (finished.timed_out or finished.cancelled):
-                report = self._figures(step, finished, fields, stats, outcome)
+            if report is not None:
+                self._figures(step, report, fields)
                 # the tool found nothing to back up (the built-in engine, unchanged trees)
-                nothing = report is not None and report.status is RunStatus.SKIPPED
-                skipped = skipped or (nothing and step.kind == BACKUP)
-            if step.verifies:
+                skipped = skipped or (report.status is RunStatus.SKIPPED and step.kind == BACKUP)
+            if step.verifies and outcome.status is not RunStatus.UNKNOWN:
                 stats["verify"] = "ok" if outcome.status is not RunStatus.FAILED else "failed"
             if finished.timed_out:
                 final = RunStatus.TIMED_OUT
                 message = f"{step.phase}: killed after the {self.job.timeout} timeout"
                 break
-            if finished.cancelled:
+            if finished.cancelled or outcome.status is RunStatus.CANCELLED:
                 final = RunStatus.CANCELLED
-                message = f"{step.phase}: cancelled"
+                message = f"{step.phase}: {outcome.message or 'cancelled'}"
                 break
             if _RANK[outcome.status] > _RANK[status]:
                 status = outcome.status
                 message = f"{step.phase}: {outcome.message}" if outcome.message else message
-            elif not message and step.kind == BACKUP and outcome.message:
+            elif not message and step.kind in (BACKUP, CHECK) and outcome.message:
                 message = outcome.message
-            if outcome.status is RunStatus.FAILED:
+            if outcome.status in _STOPS:
                 break
         result = final or status
         if result is RunStatus.SUCCESS and skipped:
             result = RunStatus.SKIPPED
         if result in (RunStatus.SUCCESS, RunStatus.WARNING, RunStatus.SKIPPED):
             for step in self.after_steps:
-                finished, outcome = self._run_step(step, log, deadline)
+                finished, outcome, _ = self._run_step(step, log, deadline)
                 if outcome.status is not RunStatus.SUCCESS:
                     good = result in (RunStatus.SUCCESS, RunStatus.SKIPPED)
                     result = RunStatus.WARNING if good else result
@@ -261,11 +268,18 @@ class JobRunner:
         if not message:
             names = ", ".join(step.phase for step in self.steps)
             message = f"done: {names}" if result is RunStatus.SUCCESS else result.value
+        if self._parse_problem:
+            stats["parse_problem"] = self._parse_problem
         if stats:
             fields["stats"] = {**fields.get("stats", {}), **stats}
         return self._finish(result, message, exit_code, fields, log)
 
-    def _run_step(self, step: Step, log: Tail, deadline: float | None) -> tuple[Finished, Outcome]:
+    def _run_step(
+        self, step: Step, log: Tail, deadline: float | None
+    ) -> tuple[Finished, Outcome, RunReport | None]:
+        """Run one step; answers how it ended, what that means and, for a step whose
+        output is a tool's report (``parse_as``), the run that output describes: the
+        tool's outcome contract (ingest/tools) decides the step's status then."""
         shown = self.shown(step)
         log.add(f"$ {shown}" + (f" > {step.stdout_path}" if step.stdout_path else ""))
         self.watcher.step_started(step, shown)
@@ -279,6 +293,7 @@ class JobRunner:
         finished = self._execute(step, remaining, started)
         if finished.output:
             log.add(finished.output)
+        report: RunReport | None = None
         if finished.timed_out:
             outcome = Outcome(RunStatus.FAILED, "timed out")
             phase_status = RunStatus.TIMED_OUT.value
@@ -286,12 +301,18 @@ class JobRunner:
             outcome = Outcome(RunStatus.FAILED, "cancelled")
             phase_status = RunStatus.CANCELLED.value
         else:
-            outcome = step.interpret(finished.code, finished.output)
+            report = self._parse(step, finished)
+            if report is not None:
+                outcome = step.interpret(finished.code, finished.output)
+                if report.status is not RunStatus.SKIPPED:
+                    outcome = Outcome(report.status, report.message or outcome.message)
+            else:
+                outcome = step.interpret(finished.code, finished.output)
             outcome = self._check_dump(step, outcome)
             phase_status = outcome.status.value
         self.recorder.phase(self.run_id, step.phase, "end", self.clock(), phase_status)
         self.watcher.step_finished(step, outcome, finished.duration_s)
-        return finished, outcome
+        return finished, outcome, report
 
     def _adopt(self, step: Step) -> Started | None:
         """The step's command, when the quick start runs it already (the first step only;
@@ -374,37 +395,35 @@ class JobRunner:
             return Outcome(RunStatus.FAILED, f"the dump file {path} is empty")
         return outcome
 
-    def _figures(
-        self,
-        step: Step,
-        finished: Finished,
-        fields: dict[str, Any],
-        stats: dict[str, Any],
-        outcome: Outcome,
-    ) -> RunReport | None:
-        """The tool's own figures (files, sizes, new/changed) from its output; answers the
-        report read from it (None when the output could not be read)."""
+    def _parse(self, step: Step, finished: Finished) -> RunReport | None:
+        """The run the step's output describes, by its tool's parser (None when the step
+        has none, or its output could not be read: the exit code decides then)."""
+        if not step.parse_as:
+            return None
         from backwatch.ingest.tools import parse_tool_output
 
         try:
-            report = parse_tool_output(
-                step.parse_as or "", finished.output, job=self.job.id, exit_code=finished.code
+            return parse_tool_output(
+                step.parse_as, finished.output, job=self.job.id, exit_code=finished.code
             )
         except BackwatchError as exc:
-            stats["parse_problem"] = exc.message[:300]
+            self._parse_problem = exc.message[:300]
             return None
+
+    def _figures(self, step: Step, report: RunReport, fields: dict[str, Any]) -> None:
+        """The tool's own figures (files, sizes, new/changed) from its output."""
         for name in ("size_bytes", "files", "files_new", "files_changed", "bytes_added"):
             value = getattr(report, name)
             if value is not None:
                 fields[name] = value
-        if step.progress == "borg" and report.files_new is None:
+        saved = report.files is not None or report.size_bytes is not None
+        counted = report.stats is not None and "files_stats" in report.stats  # borg 2.0
+        if step.progress == "borg" and saved and not counted:
+            # --log-json file_status lines were counted as they came (not kept in the log)
             fields["files_new"] = self._file_counts.get("A", 0)
             fields["files_changed"] = self._file_counts.get("M", 0)
         if report.stats:
             fields["stats"] = dict(report.stats)
-        if report.message and outcome.status in (RunStatus.SUCCESS, RunStatus.WARNING):
-            outcome.message = report.message  # the tool's own summary says more
-        return report
 
     def _finish(
         self,
