@@ -9,6 +9,7 @@ answer 404/422; and a bad run can be deleted (``DELETE /api/v1/runs/{id}``, ``ru
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -405,7 +406,12 @@ def test_deleting_a_run_brings_its_job_back_to_the_remaining_runs(api):
     assert api.delete("/api/v1/runs/r-9999", headers=api.auth_headers).status_code == 404
     job = api.get("/api/v1/jobs/nightly").json()
     assert job["last_run"]["id"] == "r-1" and job["last_run"]["status"] == "success"
-    assert job["health"] != "failing" and job["runs_total"] == 1
+    assert job["runs_total"] == 1
+    deadline = time.monotonic() + 20
+    while job["health"] == "failing" and time.monotonic() < deadline:
+        time.sleep(0.2)  # an alert the failed run opened resolves on the evaluator's next pass
+        job = api.get("/api/v1/jobs/nightly").json()
+    assert job["health"] == "ok", job
     assert job["last_success_at"] == "2026-05-01T02:01:00Z"
     events = api.get("/api/v1/events?kind=delete").json()["items"]
     assert [(e["entity_id"], e["actor"], e["job"]) for e in events] == [
