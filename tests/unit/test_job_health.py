@@ -282,3 +282,15 @@ class TestNeverRanAndAlerts:
         verdict = job_health(s, now=LAST_RUN + HOUR)
         assert verdict.health is Health.UNKNOWN
         assert verdict.reason == "the latest backup's outcome is unknown: restic printed no summary"
+
+    def test_an_unknown_backup_followed_by_silence_is_missed(self):
+        from backwatch.domain.health import CriticalAlert
+
+        s = state(
+            schedule=DAILY_2AM,
+            last_started_at=LAST_RUN,
+            last_status="unknown",
+            critical_alerts=(CriticalAlert("missed", "open"),),
+        )
+        verdict = job_health(s, now=DUE + 2 * HOUR)
+        assert verdict.health is Health.MISSED

@@ -3,11 +3,12 @@ alerts and ``now``.
 
 Nothing here is stored or kept in sync by a timer (Healthchecks' ``get_status(now)``).
 
-Precedence: ``paused``; then the latest backup run (``running``/``stuck``, ``failing``,
-``unknown``); then the schedule (``missed``, ``late``; a job that never ran is due one
-schedule step after it was declared); then ``ok`` — or ``new`` for a job with no run that is
-not due yet. An open or acknowledged *critical* alert turns any of ``ok``, ``new``, ``late``
-and ``unknown`` into ``failing`` and is named in the reason: such a backup is not fine.
+Precedence: ``paused``; then the latest backup run (``running``/``stuck``, ``failing``);
+then ``missed`` (due + grace passed; a job that never ran is due one schedule step after it
+was declared); ``unknown`` (the latest backup's outcome); ``late``; then ``ok`` — or
+``new`` for a job with no run that is not due yet. An open or acknowledged *critical*
+alert turns any of ``ok``, ``new``, ``late`` and ``unknown`` into ``failing`` and is named
+in the reason: such a backup is not fine.
 """
 
 from __future__ import annotations
@@ -133,14 +134,13 @@ def _run_health(state: JobState, now: float, stuck_minutes: float) -> HealthVerd
         return HealthVerdict(Health.RUNNING, due, f"{status.value} since {elapsed:.0f}s")
     if status in BAD:
         return HealthVerdict(Health.FAILING, due, f"last run {status.value}")
+    if due is not None and now > due + state.grace_s:
+        return HealthVerdict(Health.MISSED, due, "no run started by due time + grace")
     if status is RunStatus.UNKNOWN:
         why = f": {state.last_message}" if state.last_message else ""
         return HealthVerdict(Health.UNKNOWN, due, f"the latest backup's outcome is unknown{why}")
-    if due is not None:
-        if now > due + state.grace_s:
-            return HealthVerdict(Health.MISSED, due, "no run started by due time + grace")
-        if now > due:
-            return HealthVerdict(Health.LATE, due, "due, inside the grace period")
+    if due is not None and now > due:
+        return HealthVerdict(Health.LATE, due, "due, inside the grace period")
     return HealthVerdict(Health.OK, due, f"last run {status.value}")
 
 
