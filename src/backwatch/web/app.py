@@ -16,7 +16,7 @@ from backwatch.services import retention
 from backwatch.services.bootstrap import ensure_first_token, sync_configured_jobs
 from backwatch.services.hub import Hub
 from backwatch.settings import Settings
-from backwatch.web import errors, fastpath
+from backwatch.web import errors, fastpath, openapi
 from backwatch.web.deps import TokenCache
 from backwatch.web.hosts import AllowedHosts, host_header, refuse
 from backwatch.web.limits import BodyLimit
@@ -110,8 +110,10 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
     app.state.settings = settings
     app.state.token_cache = TokenCache()
     errors.install(app)
-    from backwatch.web.routes import analysis, jobs, overview, runs
+    openapi.install(app)
+    from backwatch.web.routes import analysis, health, jobs, overview, runs
 
+    app.include_router(health.router)  # /health, /livez, /readyz
     app.include_router(overview.router)
     app.include_router(runs.router)
     app.include_router(jobs.router)
