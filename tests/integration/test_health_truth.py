@@ -145,6 +145,12 @@ def test_a_job_with_an_open_critical_alert_is_not_ok_anywhere(world: World) -> N
 
     status = json.loads(world.cli("status", "--json"))
     assert {j["id"]: j["health"] for j in status["jobs"]}["photos"] == "failing"
+    assert status["summary"]["health"] == {"failing": 1, "missed": 1}  # offsite never ran
+    assert "jobs now: 1 failing, 1 missed" in world.cli("status")
+    summary = world.client.get("/api/v1/summary").json()
+    assert summary["health"] == {"failing": 1, "missed": 1}
+    one = world.client.get("/api/v1/summary", params={"job": "photos"}).json()
+    assert one["health"] == {"failing": 1}
     listed = json.loads(world.cli("list", "--json"))
     assert {j["id"]: j["health"] for j in listed}["photos"] == "failing"
     assert "open critical alert empty" in world.cli("status", "photos")

@@ -17,7 +17,7 @@ from backwatch.ingest.lifecycle import (
 from backwatch.services import retention
 from backwatch.services import runs as run_service
 from backwatch.services.hub import Hub
-from backwatch.services.views import job_out, read_job, read_jobs, run_out
+from backwatch.services.views import job_out, read_job, read_jobs, run_out, summary_out
 from backwatch.settings import Settings
 from backwatch.store import queries
 from backwatch.timeutil import parse_time
@@ -114,7 +114,13 @@ class LocalTarget:
 
     def summary(self, days: int, job: str | None = None) -> dict[str, Any]:
         with self.hub.read_engine.connect() as conn:
-            return queries.summary(conn, days=days, now=self.hub.now(), job=job)
+            return summary_out(
+                conn,
+                days=days,
+                now=self.hub.now(),
+                job=job,
+                stuck_minutes=self.settings.alerts.stuck_minutes,
+            )
 
     def close(self) -> None:
         self.hub.close()

@@ -171,6 +171,9 @@ def status(
                 f"avg duration {human_duration(summary.get('avg_duration_s'))}, "
                 f"avg size {human_bytes(summary.get('avg_size_bytes'))}"
             )
+            if summary.get("health"):
+                counts = ", ".join(f"{n} {_health(h)}" for h, n in summary["health"].items())
+                out.print(f"[bold]jobs now:[/] {counts}")
             if not jobs:
                 out.print("no jobs yet: report a run with `backwatch push --job NAME`")
                 return

@@ -128,6 +128,26 @@ def read_job(conn: Connection, job_id: str) -> dict[str, Any]:
     return with_health_facts(conn, [queries.get_job(conn, job_id)])[0]
 
 
+def summary_out(
+    conn: Connection, *, days: int, now: float, job: str | None = None, stuck_minutes: float = 15
+) -> dict[str, Any]:
+    """``GET /api/v1/summary``: the period's figures (``queries.summary``) and ``health``,
+    how many jobs (or whether the one ``job``) are in each health now — counted as the
+    overview counts them, open critical alerts included."""
+    out = queries.summary(conn, days=days, now=now, job=job)
+    if job is None:
+        rows = read_jobs(conn)
+    else:  # an unknown job has an empty summary, as before, not a 404
+        found = conn.execute(select(t.jobs).where(t.jobs.c.id == job)).mappings().first()
+        rows = with_health_facts(conn, [dict(found)]) if found else []
+    health: dict[str, int] = {}
+    for row in rows:
+        name = job_verdict(row, now, stuck_minutes=stuck_minutes).health.value
+        health[name] = health.get(name, 0) + 1
+    out["health"] = dict(sorted(health.items()))
+    return out
+
+
 def last_run_at(row: dict[str, Any]) -> float | None:
     """When the latest backup run ended; its start while it has not ended."""
     finished = row.get("last_finished_at")

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from backwatch import __version__
 from backwatch.errors import InvalidInput, StoreUnavailable
-from backwatch.services.views import seed001_out
+from backwatch.services.views import seed001_out, summary_out
 from backwatch.store import queries
 from backwatch.timeutil import iso
 from backwatch.web.deps import authorize_read, hub, json_response, time_param
@@ -58,8 +58,11 @@ async def summary(request: Request, days: int = 30, job: str | None = None) -> R
         raise InvalidInput.field("days", "must be between 1 and 730")
     h = hub(request)
     with h.read_engine.connect() as conn:
+        stuck = h.settings.alerts.stuck_minutes
         data = h.cached(
-            ("summary", days, job), lambda: queries.summary(conn, days=days, now=h.now(), job=job)
+            ("summary+health", days, job),  # the overview page caches the figures alone
+            lambda: summary_out(conn, days=days, now=h.now(), job=job, stuck_minutes=stuck),
+            max_age_s=5.0,  # its health counts move with the clock
         )
     return json_response(data)
 
