@@ -118,3 +118,13 @@ def test_a_real_server_refuses_a_rebound_name(real_server: Server) -> None:
     assert json.loads(body)["error"]["code"] == "misdirected"
     assert _get(real_server.url + "/api/v1/runs")[0] == 200  # Host: 127.0.0.1:PORT
     assert _get(real_server.url + "/health", host=f"localhost:{real_server.port}")[0] == 200
+
+
+def test_serve_on_every_address_says_how_to_allow_a_name() -> None:
+    from backwatch.settings import ServerSettings
+    from backwatch.web.hosts import names_hint
+
+    assert "allowed_hosts" in (names_hint(ServerSettings(host="0.0.0.0")) or "")
+    assert names_hint(ServerSettings(host="0.0.0.0", base_url="http://nas.lan:5001")) is None
+    assert names_hint(ServerSettings(host="0.0.0.0", allowed_hosts=["nas.lan"])) is None
+    assert names_hint(ServerSettings()) is None  # 127.0.0.1: only this machine anyway

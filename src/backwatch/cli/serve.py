@@ -60,6 +60,11 @@ def serve(
         f"(database {describe(settings.db_url)})",
         err=True,
     )
+    from backwatch.web.hosts import names_hint
+
+    hint = names_hint(settings.server)
+    if hint:
+        typer.echo(f"note: {hint}", err=True)
     uvicorn.run(
         app,
         host=settings.server.host,

@@ -82,6 +82,18 @@ class AllowedHosts:
         return bool(self.suffixes) and name.endswith(self.suffixes)
 
 
+def names_hint(server: Any) -> str | None:
+    """What ``serve`` tells a user who binds every address but names no host: browsers
+    that reach the server by a name get 421 until it is listed."""
+    wildcard = (server.host or "").strip() in _WILDCARD_BINDS
+    if not wildcard or server.base_url or getattr(server, "allowed_hosts", None):
+        return None
+    return (
+        "requests by IP address or localhost are answered; to reach the server by a host "
+        "name, set [server] base_url or allowed_hosts (DNS rebinding defence)"
+    )
+
+
 def host_header(scope: dict[str, Any]) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == b"host":
