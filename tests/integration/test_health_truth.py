@@ -273,3 +273,19 @@ def test_a_failed_check_is_a_failed_verification_not_a_failed_backup(world: Worl
     job = world.job("photos")
     assert job["last_run"]["status"] == "success"  # the check is not the latest backup
     assert job["health"] == "failing" and "verify_failed" in job["health_reason"]
+
+
+def test_a_stale_missed_alert_does_not_outvote_fresher_health(world: World) -> None:
+    first_due = parse_time(world.job("offsite")["next_due"])
+    world.clock.t = first_due + 2 * H
+    world.settle()
+    assert world.job("offsite")["health"] == "missed"
+    # the grace is raised: health is late at once, though the alert clears only next tick
+    response = world.client.put("/api/v1/jobs/offsite", json={"grace": "6h"}, headers=world.headers)
+    assert response.status_code == 200, response.text
+    open_rules = [a["rule"] for a in world.client.get("/api/v1/alerts?state=open").json()["items"]]
+    assert "missed" in open_rules
+    job = world.job("offsite")
+    assert job["health"] == "late", job["health_reason"]
+    world.settle()
+    assert world.client.get("/api/v1/alerts?state=open").json()["items"] == []

@@ -284,13 +284,19 @@ class TestNeverRanAndAlerts:
         assert verdict.reason == "the latest backup's outcome is unknown: restic printed no summary"
 
     def test_an_unknown_backup_followed_by_silence_is_missed(self):
+        s = state(schedule=DAILY_2AM, last_started_at=LAST_RUN, last_status="unknown")
+        verdict = job_health(s, now=DUE + 2 * HOUR)
+        assert verdict.health is Health.MISSED
+
+    @pytest.mark.parametrize("rule", ["missed", "failed"])
+    def test_alerts_of_what_health_judges_itself_do_not_override_it(self, rule):
+        # the grace was raised, or a good run came in: health knows before the alert clears
         from backwatch.domain.health import CriticalAlert
 
         s = state(
             schedule=DAILY_2AM,
             last_started_at=LAST_RUN,
-            last_status="unknown",
-            critical_alerts=(CriticalAlert("missed", "open"),),
+            last_status="success",
+            critical_alerts=(CriticalAlert(rule, "open"),),
         )
-        verdict = job_health(s, now=DUE + 2 * HOUR)
-        assert verdict.health is Health.MISSED
+        assert job_health(s, now=DUE + 30 * 60).health is Health.LATE

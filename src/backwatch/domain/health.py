@@ -8,7 +8,8 @@ then ``missed`` (due + grace passed; a job that never ran is due one schedule st
 was declared); ``unknown`` (the latest backup's outcome); ``late``; then ``ok`` — or
 ``new`` for a job with no run that is not due yet. An open or acknowledged *critical*
 alert turns any of ``ok``, ``new``, ``late`` and ``unknown`` into ``failing`` and is named
-in the reason: such a backup is not fine.
+in the reason: such a backup is not fine (alerts of rules health judges itself, such as
+``missed`` and ``failed``, are left to health, which is fresher).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class Health(StrEnum):
 #: states an open critical alert overrides: none of them would tell the user that
 #: something is wrong as loudly as the alert does
 ALERT_OVERRIDES = frozenset({Health.OK, Health.NEW, Health.LATE, Health.UNKNOWN})
+#: rules whose condition health judges first-hand from the latest run and the schedule,
+#: fresher than the alert (which clears on the next evaluation): a ``missed`` alert must
+#: not call a job failing after its grace was raised, nor ``failed`` after a good run
+SEEN_BY_HEALTH = frozenset({"missed", "failed", "stuck"})
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,9 @@ def job_health(state: JobState, now: float, *, stuck_minutes: float = 15) -> Hea
     if state.paused:
         return HealthVerdict(Health.PAUSED, None, "paused")
     verdict = _run_health(state, now, stuck_minutes)
-    if state.critical_alerts and verdict.health in ALERT_OVERRIDES:
-        return HealthVerdict(Health.FAILING, verdict.next_due, alerts_reason(state.critical_alerts))
+    alerts = tuple(a for a in state.critical_alerts if a.rule not in SEEN_BY_HEALTH)
+    if alerts and verdict.health in ALERT_OVERRIDES:
+        return HealthVerdict(Health.FAILING, verdict.next_due, alerts_reason(alerts))
     return verdict
 
 
