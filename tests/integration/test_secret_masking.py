@@ -250,3 +250,41 @@ paths = ["{tree}"]
     stored = _stored(f"sqlite:///{tmp_path / 'data' / 'backwatch.db'}")
     assert "passcommand" in stored.lower()  # borg said what failed …
     assert "home-secret" not in stored and "home-secret" not in proc.stdout  # … not the command
+
+
+def test_configured_secrets_are_masked_in_what_any_client_reports(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A job's env values and password command are known to the server: a report from a
+    host whose environment does not hold them is masked too."""
+    from fastapi.testclient import TestClient
+
+    from backwatch.web.app import create_app
+    from tests.conftest import make_settings
+
+    config = tmp_path / "backwatch.toml"
+    config.write_text(
+        '[[jobs]]\nid = "photos"\ntool = "restic"\n'
+        'env = {B2_ACCOUNT_KEY = "b2-key-0042-configured"}\n'
+        '[jobs.restic]\nrepository = "b2:bucket:photos"\n'
+        'password_command = "vault-cli get restic/photos-pw"\npaths = ["/srv/photos"]\n'
+    )
+    settings = make_settings(tmp_path / "data", db_url, BACKWATCH_CONFIG=str(config))
+    with TestClient(create_app(settings)) as client:
+        token = settings.token_file.read_text().strip()
+        report = {
+            "job": "photos",
+            "status": "failed",
+            "started_at": "2026-12-01T02:00:00Z",
+            "message": "b2: key b2-key-0042-configured refused",
+            "log": "+ restic --password-command 'vault-cli get restic/photos-pw' backup",
+        }
+        created = client.post(
+            "/api/v1/runs", json=report, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert created.status_code == 201
+        shown = client.get(f"/api/v1/runs/{created.json()['id']}").json()
+    assert shown["message"] == "b2: key *** refused"
+    stored = _stored(settings.db_url)
+    for secret in ("b2-key-0042-configured", "photos-pw"):
+        assert secret not in stored and secret not in str(shown)

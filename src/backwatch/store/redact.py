@@ -10,18 +10,37 @@ page of events), and none when no word has a ping key's shape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
-from backwatch.masking import hide_ping_keys, mask_shapes, ping_key_candidates
+from backwatch.masking import Masker, hide_ping_keys, mask_shapes, ping_key_candidates
 from backwatch.store import tables as t
 
 #: ``meta_kv`` key of the project ping key (services/pings.py creates it)
 PROJECT_KEY = "ping_key"
 _CHUNK = 500
+#: engine → a Masker that also knows the secrets of the configured jobs (``know_secrets``)
+_KNOWN: WeakKeyDictionary[Engine, Masker] = WeakKeyDictionary()
+
+
+def know_secrets(engines: Iterable[Engine], secrets: Iterable[str]) -> None:
+    """Mask ``secrets`` (the configured jobs' env values and password commands) in every
+    text stored or read through ``engines``: a report from a host whose environment does
+    not hold them, or a run stored before they were configured."""
+    masker = Masker(secrets)
+    for engine in engines:
+        if masker.secrets:
+            _KNOWN[engine] = masker
+        else:
+            _KNOWN.pop(engine, None)
+
+
+def _masker(conn: Connection) -> Callable[[str], str]:
+    return _KNOWN.get(conn.engine) or mask_shapes
 
 
 def known_ping_keys(conn: Connection, candidates: Iterable[str]) -> set[str]:
@@ -45,7 +64,8 @@ def known_ping_keys(conn: Connection, candidates: Iterable[str]) -> set[str]:
 
 def redact_texts(conn: Connection, texts: list[str | None]) -> list[str | None]:
     """``texts`` with every secret masked: shapes (``backwatch.masking``) and ping keys."""
-    shaped = [mask_shapes(x) if x else x for x in texts]
+    mask = _masker(conn)
+    shaped = [mask(x) if x else x for x in texts]
     keys = known_ping_keys(conn, ping_key_candidates(*shaped))
     if not keys:
         return shaped
@@ -84,14 +104,14 @@ def redact_reports(conn: Connection, reports: list[Any]) -> list[Any]:
     return out
 
 
-def redact_detail(detail: Any, keys: set[str]) -> Any:
+def redact_detail(detail: Any, keys: set[str], mask: Callable[[str], str] = mask_shapes) -> Any:
     """An event's detail (JSON) with its strings masked; ``keys``: the ping keys to hide."""
     if isinstance(detail, str):
-        return hide_ping_keys(mask_shapes(detail), keys)
+        return hide_ping_keys(mask(detail), keys)
     if isinstance(detail, dict):
-        return {k: redact_detail(v, keys) for k, v in detail.items()}
+        return {k: redact_detail(v, keys, mask) for k, v in detail.items()}
     if isinstance(detail, list):
-        return [redact_detail(v, keys) for v in detail]
+        return [redact_detail(v, keys, mask) for v in detail]
     return detail
 
 
@@ -112,4 +132,5 @@ def redact_events(conn: Connection, events: list[dict[str, Any]]) -> list[dict[s
     if not strings:
         return events
     keys = known_ping_keys(conn, ping_key_candidates(*strings))
-    return [{**e, "detail": redact_detail(e.get("detail"), keys)} for e in events]
+    mask = _masker(conn)
+    return [{**e, "detail": redact_detail(e.get("detail"), keys, mask)} for e in events]
