@@ -29,7 +29,9 @@ def test_a_url_password_is_never_printed(tmp_path: Path) -> None:
     listing = run_cli("history", "docs", env=env)
     assert listing.returncode == 1
     bad = run_cli("push", "--job", "docs", "--url", f"ftp://u:{PASSWORD}@h", env=env)
-    for proc in (push, listing, bad):
+    web = run_cli("dashboard", "--mode", "web", "--no-browser", env=env)
+    assert web.returncode == 0 and "dashboard: http://backwatch:***@127.0.0.1" in web.stdout
+    for proc in (push, listing, bad, web):
         assert PASSWORD not in proc.stdout + proc.stderr
     assert "backwatch:***@127.0.0.1" in push.stderr + listing.stderr
 

@@ -50,7 +50,9 @@ def open_web(url: str | None, config: str | None, browser: bool) -> None:
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
         base = server.base_url or f"http://{host}:{server.port}"
     base = base.rstrip("/") + "/"
-    echo(f"dashboard: {base}")
+    from backwatch.masking import display_url
+
+    echo(f"dashboard: {display_url(base)}")  # a password in BACKWATCH_URL is not printed
     if browser:
         import webbrowser
 
