@@ -21,11 +21,13 @@ FOREIGN = "rebind.attacker.example"
 
 def _settings(tmp_path: Path, db_url: str, config: str = "") -> Any:
     """Settings as a user has them: the test client's 'testserver' is not allowed."""
-    env = {"BACKWATCH_DATA_DIR": str(tmp_path / "data"), "BACKWATCH_DATABASE_URL": db_url}
-    if config:
-        path = tmp_path / "backwatch.toml"
-        path.write_text(config)
-        env["BACKWATCH_CONFIG"] = str(path)
+    path = tmp_path / "backwatch.toml"  # always given: never the checkout's own
+    path.write_text(config)
+    env = {
+        "BACKWATCH_DATA_DIR": str(tmp_path / "data"),
+        "BACKWATCH_DATABASE_URL": db_url,
+        "BACKWATCH_CONFIG": str(path),
+    }
     return load_settings(env=env)
 
 

@@ -14,7 +14,10 @@ PASSWORD = "hunter2-in-the-url"
 
 
 def _env(tmp_path: Path, **more: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKWATCH_")}
+    # the user's BACKWATCH_* settings blanked (run_cli adds os.environ), no ./backwatch.toml
+    env = {k: "" for k in os.environ if k.startswith("BACKWATCH_")}
+    (tmp_path / "empty.toml").touch()
+    env["BACKWATCH_CONFIG"] = str(tmp_path / "empty.toml")
     env["BACKWATCH_SPOOL_DIR"] = str(tmp_path / "spool")
     env["BACKWATCH_DATA_DIR"] = str(tmp_path / "client-data")
     env.update(more)

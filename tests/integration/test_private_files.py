@@ -62,7 +62,13 @@ def test_serve_tightens_what_it_finds_loose_and_says_so(tmp_path: Path) -> None:
 
 def test_a_command_opening_the_data_dir_tightens_it(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {"BACKWATCH_DATA_DIR": str(data), "BACKWATCH_URL": "", "BACKWATCH_SPOOL": "0"}
+    (tmp_path / "empty.toml").touch()
+    env = {k: "" for k in os.environ if k.startswith("BACKWATCH_")}  # not the user's
+    env.update(
+        BACKWATCH_DATA_DIR=str(data),
+        BACKWATCH_SPOOL="0",
+        BACKWATCH_CONFIG=str(tmp_path / "empty.toml"),
+    )
     proc = run_cli("push", "--job", "docs", "--status", "success", env=env)
     assert proc.returncode == 0, proc.stderr
     assert mode(data) == 0o700 and mode(data / "backwatch.db") == 0o600

@@ -35,7 +35,10 @@ def _stored(db_url: str) -> str:
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKWATCH_")}
+    # the user's BACKWATCH_* settings blanked (run_cli adds os.environ), no ./backwatch.toml
+    env = {k: "" for k in os.environ if k.startswith("BACKWATCH_")}
+    (tmp_path / "empty.toml").touch()
+    env["BACKWATCH_CONFIG"] = str(tmp_path / "empty.toml")
     env["BACKWATCH_DATA_DIR"] = str(tmp_path / "data")
     env["BACKWATCH_SPOOL"] = "0"
     env["MY_SERVICE_TOKEN"] = ENV_SECRET
