@@ -61,20 +61,34 @@ def storable(text: str) -> str:
 
 def storable_json(value: Any) -> Any:
     """``value`` (decoded JSON: ``stats``) with every key and string ``storable``; the very
-    same object when nothing needed cleaning (the rule), so a clean report costs no copy."""
-    if isinstance(value, str):
+    same object when nothing needed cleaning (the rule), so a clean report costs no copy.
+    Every report passes here: the loops are written for speed."""
+    kind = type(value)
+    if kind is str:
         return storable(value)
-    if isinstance(value, dict):
-        items = [(storable(str(k)), storable_json(v)) for k, v in value.items()]
-        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True)):
-            return value
-        return dict(items)
-    if isinstance(value, list):
-        cleaned = [storable_json(v) for v in value]
-        if all(c is v for c, v in zip(cleaned, value, strict=True)):
-            return value
-        return cleaned
+    if kind is dict:
+        out = None
+        for i, (key, item) in enumerate(value.items()):
+            new_key = storable(key) if type(key) is str else key
+            new_item = item if item is None or type(item) in _PLAIN else storable_json(item)
+            if out is None and (new_key is not key or new_item is not item):
+                out = dict(list(value.items())[:i])
+            if out is not None:
+                out[new_key] = new_item
+        return value if out is None else out
+    if kind is list:
+        copy = None
+        for i, item in enumerate(value):
+            new_item = item if item is None or type(item) in _PLAIN else storable_json(item)
+            if copy is None and new_item is not item:
+                copy = value[:i]
+            if copy is not None:
+                copy.append(new_item)
+        return value if copy is None else copy
     return value
+
+
+_PLAIN = (int, float, bool)
 
 
 def storable_report(report: RunReport) -> RunReport:
