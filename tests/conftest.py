@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,45 @@ def _pg_reachable() -> bool:
         return True
     except Exception:
         return False
+
+
+#: the suite's own switches, kept; every other BACKWATCH_* variable is the user's
+SUITE_VARIABLES = frozenset({"BACKWATCH_TEST_PG_URL", "BACKWATCH_REQUIRE_ALL"})
+#: variables outside the BACKWATCH_ prefix that backwatch reads as settings
+SETTING_VARIABLES = frozenset({"RETENTION_DAYS"})
+
+
+def scrub_environment(environ: MutableMapping[str, str]) -> list[str]:
+    """Remove the user's backwatch variables (``BACKWATCH_URL``, ``BACKWATCH_TOKEN``,
+    ``BACKWATCH_CONFIG`` …) from ``environ``; returns their names."""
+    found = [
+        name
+        for name in environ
+        if (name.startswith("BACKWATCH_") and name not in SUITE_VARIABLES)
+        or name in SETTING_VARIABLES
+    ]
+    for name in found:
+        del environ[name]
+    return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # before collection: a test module that reads the environment at import sees it clean
+    scrub_environment(os.environ)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_from_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test runs in an empty working directory of its own, with none of the user's
+    BACKWATCH_* variables: the ``./backwatch.toml``, ``./data`` (database, token) and
+    ``BACKWATCH_URL`` that the README's tour leaves in the checkout are never found, by
+    the tests or by the processes they start (they inherit both)."""
+    scrub_environment(os.environ)
+    before = Path.cwd()
+    cwd = tmp_path_factory.mktemp("cwd")
+    os.chdir(cwd)
+    yield cwd
+    os.chdir(before)
 
 
 @pytest.fixture(autouse=True, scope="session")

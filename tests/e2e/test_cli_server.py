@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Server, need, run_cli
+from tests.conftest import ROOT, Server, run_cli
 
 #: the sample line of seed 001's README ("Adding Sample Data")
 SEED_LINE = (
@@ -84,9 +84,8 @@ def http(server: Server, method: str, path: str, body: Any = None, token: str | 
 
 
 def test_the_sample_line_is_seed_001s() -> None:
-    seeds = sorted((ROOT.parent / "shared" / "seeds").glob("001_*.md"))
-    need(bool(seeds), "the seeds (../shared/seeds) are not beside this checkout")
-    assert SEED_LINE in seeds[0].read_text()
+    (seed,) = (ROOT / "tests" / "fixtures" / "seeds").glob("001_*.md")
+    assert SEED_LINE in seed.read_text()
 
 
 # --- Done when: the seed 001 line, three ways, exactly one run -----------------------------
