@@ -136,7 +136,7 @@ def test_a_read_token_may_look_but_neither_act_nor_see_secrets(api: TestClient) 
     assert job["ping_url"].rsplit("/", 1)[1] not in page
     resp = api.post("/jobs/photos/pause", data={"csrf": csrf_of(page)}, headers={"Origin": ORIGIN})
     assert resp.status_code == 403
-    assert "ingest or admin token" in resp.text
+    assert "operate or admin token" in resp.text
     assert api.get("/api/v1/jobs/photos").json()["paused"] is False
 
 

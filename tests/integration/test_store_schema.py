@@ -108,7 +108,7 @@ class TestTokens:
         assert secret not in stored.values()
         assert stored["hash"] == tokens.hash_token(secret)
         assert stored["prefix"] == secret[:7]
-        assert tokens.lookup(hub.read_engine, secret) == ("host1", "ingest")
+        assert tokens.lookup(hub.read_engine, secret) == tokens.Grant("host1", "ingest")
         assert tokens.lookup(hub.read_engine, secret + "x") is None
         listed = tokens.list_tokens(hub.read_engine)
         assert [(x["name"], x["scope"]) for x in listed] == [("host1", "ingest")]
@@ -124,7 +124,7 @@ class TestTokens:
         # the name is free again, with a new secret
         again, _ = hub.write(tokens.create_token("host1", "read", NOW + 3))
         assert again != secret
-        assert tokens.lookup(hub.read_engine, again) == ("host1", "read")
+        assert tokens.lookup(hub.read_engine, again) == tokens.Grant("host1", "read")
         kinds = [e["to_state"] for e in rows(hub, t.events, t.events.c.kind == "auth")]
         assert kinds == ["created", "revoked", "created"]
 
@@ -143,7 +143,8 @@ class TestTokens:
         [
             ("read", {"read"}),
             ("ingest", {"read", "ingest"}),
-            ("admin", {"read", "ingest", "admin"}),
+            ("operate", {"read", "operate"}),  # operating is not reporting runs
+            ("admin", {"read", "ingest", "operate", "admin"}),
         ],
     )
     def test_scopes(self, scope, allowed):

@@ -28,7 +28,29 @@ def _hub(config: str | None, db: str | None, data_dir: str | None, *, migrate: b
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option("--name", "-n", help="A name for the token, e.g. host1.")],
-    scope: Annotated[str, typer.Option(help="ingest (report runs), read, or admin.")] = "ingest",
+    scope: Annotated[
+        str,
+        typer.Option(
+            help="read; ingest (report runs); operate (run, pause, resume, ack, resolve, "
+            "snooze, notify test); or admin (everything)."
+        ),
+    ] = "ingest",
+    jobs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--jobs",
+            help="Ingest only: report only for jobs matching this glob ('web-*', 'db-dump'). "
+            "Repeat for more.",
+        ),
+    ] = None,
+    hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hosts",
+            help="Ingest only: report only from hosts matching this glob ('web*'). "
+            "Repeat for more.",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     data_dir: DataDirOpt = None,
@@ -36,10 +58,30 @@ def token_create(
     """Create a token and print it once. Give it to a host as BACKWATCH_TOKEN."""
     from backwatch.services import tokens
 
+    # checked before the database is opened: a typo costs nothing
+    job_patterns = tokens.check_patterns("jobs", jobs)
+    host_patterns = tokens.check_patterns("hosts", hosts)
     with _hub(config, db, data_dir) as hub:
-        secret, _row = hub.write(tokens.create_token(name, scope, hub.now()))
+        secret, _row = hub.write(
+            tokens.create_token(name, scope, hub.now(), jobs=job_patterns, hosts=host_patterns)
+        )
     typer.echo(secret)
-    typer.echo(f"token {name!r} ({scope}) created; it is shown only this once", err=True)
+    limits = _limits(job_patterns, host_patterns)
+    typer.echo(
+        f"token {name!r} ({scope}{', ' + limits if limits else ''}) created; "
+        "it is shown only this once",
+        err=True,
+    )
+
+
+def _limits(jobs: list[str], hosts: list[str]) -> str:
+    """'jobs web-*, db-dump; hosts web*', or '' for a token not limited by patterns."""
+    parts = []
+    if jobs:
+        parts.append("jobs " + ", ".join(jobs))
+    if hosts:
+        parts.append("hosts " + ", ".join(hosts))
+    return "; ".join(parts)
 
 
 @token_app.command("list")
@@ -49,7 +91,7 @@ def token_list(
     db: DbOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Tokens with their scope and prefix (never the secret)."""
+    """Tokens with their scope, job and host patterns, and prefix (never the secret)."""
     from backwatch.services import tokens
     from backwatch.timeutil import iso
 
@@ -60,6 +102,8 @@ def token_list(
             "name": r["name"],
             "prefix": r["prefix"] + "…",
             "scope": r["scope"],
+            "jobs": r["jobs"],
+            "hosts": r["hosts"],
             "created_at": iso(r["created_at"]),
             "revoked_at": iso(r["revoked_at"]),
         }
@@ -71,13 +115,17 @@ def token_list(
     from rich.table import Table
 
     table = Table(header_style="bold")
-    for col in ("name", "prefix", "scope", "created", "revoked"):
-        table.add_column(col)
+    for col in ("name", "prefix", "scope", "jobs", "hosts", "created", "revoked"):
+        # patterns wrap on a narrow terminal rather than end in '…': they are the point
+        table.add_column(col, overflow="fold" if col in ("jobs", "hosts") else "ellipsis")
     for item in items:
+        any_ = "any" if item["scope"] in ("ingest", "admin") else ""
         table.add_row(
             item["name"],
             item["prefix"],
             item["scope"],
+            ", ".join(item["jobs"]) or any_,
+            ", ".join(item["hosts"]) or any_,
             item["created_at"] or "",
             item["revoked_at"] or "",
         )

@@ -153,6 +153,9 @@ tokens = Table(
     Column("hash", String(64), nullable=False, unique=True),
     Column("prefix", String(16), nullable=False),
     Column("scope", String(16), nullable=False),
+    # glob patterns an ingest token is limited to (services/tokens.py); NULL: any
+    Column("job_patterns", JSON),
+    Column("host_patterns", JSON),
     Column("created_at", Float, nullable=False),
     Column("last_used_at", Float),
     Column("revoked_at", Float),

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from backwatch.errors import Forbidden, MalformedInput, Unauthorized
+from backwatch.errors import MalformedInput, Unauthorized
 from backwatch.services import tokens
 from backwatch.services.hub import Hub
 from backwatch.timeutil import parse_duration, parse_time
@@ -84,12 +84,12 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
 class TokenCache:
-    """Token hash → (name, scope), re-read after a few seconds so revocations take effect."""
+    """Token hash → its Grant, re-read after a few seconds so revocations take effect."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[tuple[str, str] | None, float]] = {}
+        self._entries: dict[str, tuple[tokens.Grant | None, float]] = {}
 
-    def lookup(self, h: Hub, token: str) -> tuple[str, str] | None:
+    def lookup(self, h: Hub, token: str) -> tokens.Grant | None:
         now = time.monotonic()
         hit = self._entries.get(token)
         if hit is not None and hit[1] > now:
@@ -106,12 +106,22 @@ class TokenCache:
 
 def authorize(request: Request, needed: str) -> str:
     """The calling token's name, or raise 401/403."""
+    return authorize_grant(request, needed).name
+
+
+def authorize_grant(request: Request, needed: str) -> tokens.Grant:
+    """The calling token's Grant (scope and report patterns), or raise 401/403."""
     header = request.headers.get("authorization", "")
-    return check_token(hub(request), request.app.state.token_cache, header, needed)
+    return check_grant(hub(request), request.app.state.token_cache, header, needed)
 
 
 def check_token(h: Hub, cache: TokenCache, header: str, needed: str) -> str:
     """``authorize`` from the raw ``Authorization`` header (also used off the framework)."""
+    return check_grant(h, cache, header, needed).name
+
+
+def check_grant(h: Hub, cache: TokenCache, header: str, needed: str) -> tokens.Grant:
+    """``authorize_grant`` from the raw ``Authorization`` header."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
@@ -121,10 +131,9 @@ def check_token(h: Hub, cache: TokenCache, header: str, needed: str) -> str:
     found = cache.lookup(h, token.strip())
     if found is None:
         raise Unauthorized("the token is not valid (unknown or revoked)")
-    name, scope = found
-    if not tokens.allows(scope, needed):
-        raise Forbidden(f"token {name!r} has scope {scope!r}; this call needs {needed!r}")
-    return name
+    if not found.allows(needed):
+        raise tokens.scope_refusal(found.name, found.scope, needed)
+    return found
 
 
 def authorize_read(request: Request) -> None:

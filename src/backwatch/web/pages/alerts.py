@@ -73,7 +73,7 @@ async def alerts_page(request: Request, state: str = "open", job: str | None = N
         "job": job or "",
         "limit": PAGE_LIMIT,
         "snooze_choices": SNOOZE_CHOICES,
-        "can_act": viewer_for(request).may("ingest"),
+        "can_act": viewer_for(request).may("operate"),
     }
     return render(request, "alerts.html", context, page="alerts")
 
@@ -81,8 +81,8 @@ async def alerts_page(request: Request, state: str = "open", job: str | None = N
 async def _checked_form(request: Request) -> dict[str, str]:
     form = await read_form(request)
     check_csrf(request, form)
-    if not viewer_for(request).may("ingest"):
-        raise Forbidden("sign in with an ingest or admin token to handle alerts")
+    if not viewer_for(request).may("operate"):
+        raise Forbidden("sign in with an operate or admin token to handle alerts")
     return form
 
 

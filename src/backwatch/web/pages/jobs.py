@@ -99,7 +99,7 @@ async def job_page(
         "chart": chart_data(recent, phases),
         "chart_count": len(recent),
         "snippets": snippets(base_url(request), token_file, job_id, job.get("ping_url")),
-        "can_act": viewer.may("ingest"),
+        "can_act": viewer.may("operate"),
         "token_file": token_file,
         "alerts": alerts,
         "snooze_choices": SNOOZE_CHOICES,
@@ -111,8 +111,8 @@ async def _set_paused(request: Request, job_id: str, paused: bool) -> Response:
     form = await read_form(request)
     check_csrf(request, form)
     viewer = viewer_for(request)
-    if not viewer.may("ingest"):
-        raise Forbidden("sign in with an ingest or admin token to pause or resume jobs")
+    if not viewer.may("operate"):
+        raise Forbidden("sign in with an operate or admin token to pause or resume jobs")
     hub = request.app.state.hub
     now = hub.now()
     await hub.submit(

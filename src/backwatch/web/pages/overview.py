@@ -67,6 +67,6 @@ async def overview(
         "recent": recent,
         "alerts": alerts,
         "days": SUMMARY_DAYS,
-        "can_act": viewer_for(request).may("ingest"),
+        "can_act": viewer_for(request).may("operate"),
     }
     return render(request, "overview.html", context, page="overview")

@@ -4,8 +4,9 @@ user named by a trusted reverse proxy. What they may read, do and see is decided
 Rules (documented in docs/configuration.md, "The dashboard"):
 
 * reads are open unless ``[auth] read = "token"``;
-* actions need the same scope as the API (``ingest`` for pause/resume and alerts);
-* secrets (ping URLs, the project ping key) are shown only to viewers that may ``ingest``.
+* actions need the same scope as the API (``operate`` for pause/resume and alerts);
+* secrets (ping URLs, the project ping key) are shown only to viewers that may report for
+  any job (``admin``, or ``ingest`` without job or host patterns).
   Never to anonymous viewers, not even on 127.0.0.1: behind a reverse proxy on the same
   host every request comes from 127.0.0.1.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from backwatch.services import tokens
+from backwatch.services.tokens import Grant
 
 SESSION_COOKIE = "bw_session"
 PROXY_NAME_MAX = 128
@@ -28,6 +29,7 @@ class Viewer:
     scope: str | None
     via: str  # anonymous | cookie | bearer | proxy
     read_protected: bool
+    grant: Grant | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -38,19 +40,19 @@ class Viewer:
         return not self.read_protected or self.may("read")
 
     def may(self, needed: str) -> bool:
-        return self.scope is not None and tokens.allows(self.scope, needed)
+        return self.grant is not None and self.grant.allows(needed)
 
     @property
     def sees_secrets(self) -> bool:
-        return self.may("ingest")
+        return self.grant is not None and self.grant.reports_for_any_job
 
     @property
     def actor(self) -> str:
         return f"web:{self.name}" if self.name else "web"
 
 
-def token_scope(request: Request, token: str) -> tuple[str, str] | None:
-    """(name, scope) of an active token, through the app's short-lived cache."""
+def token_scope(request: Request, token: str) -> Grant | None:
+    """The Grant of an active token, through the app's short-lived cache."""
     token = token.strip()
     if not token:
         return None
@@ -68,7 +70,7 @@ def viewer_for(request: Request) -> Viewer:
     header = settings.auth.proxy_header
     proxied = request.headers.get(header, "").strip() if header else ""
     if proxied and len(proxied) <= PROXY_NAME_MAX:
-        viewer = Viewer(proxied, "admin", "proxy", protected)
+        viewer = Viewer(proxied, "admin", "proxy", protected, Grant(proxied, "admin"))
     else:
         scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
         cookie = request.cookies.get(SESSION_COOKIE, "")
@@ -79,6 +81,6 @@ def viewer_for(request: Request) -> Viewer:
         elif cookie:
             found, via = token_scope(request, cookie), "cookie"
         if found is not None:
-            viewer = Viewer(found[0], found[1], via, protected)
+            viewer = Viewer(found.name, found.scope, via, protected, found)
     request.state.viewer = viewer
     return viewer

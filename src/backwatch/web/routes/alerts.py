@@ -39,7 +39,7 @@ async def list_alerts(
 
 
 async def _act(request: Request, alert_id: int, action: str) -> Response:
-    actor = authorize(request, "ingest")
+    actor = authorize(request, "operate")
     check_alert_id(alert_id)
     h = hub(request)
     row = await h.submit(
@@ -60,7 +60,7 @@ async def resolve_alert(alert_id: int, request: Request) -> Response:
 
 @router.post("/api/v1/jobs/{job_id}/snooze", summary="Hold back a job's notifications")
 async def snooze_job(job_id: str, request: Request) -> Response:
-    actor = authorize(request, "ingest")
+    actor = authorize(request, "operate")
     body = await json_body(request)
     if not isinstance(body, dict) or "for" not in body:
         raise InvalidInput.field("for", "is required: a duration such as '2h' (0 lifts it)")
@@ -75,7 +75,7 @@ async def snooze_job(job_id: str, request: Request) -> Response:
 
 @router.post("/api/v1/notify/test", summary="Queue a test message to every channel")
 async def notify_test(request: Request) -> Response:
-    authorize(request, "admin")
+    authorize(request, "operate")
     h = hub(request)
     urls = [url for target in h.settings.notify for url in target.urls]
     if not urls:

@@ -15,10 +15,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from backwatch.errors import BackwatchError, InvalidInput
+from backwatch.errors import BackwatchError, Forbidden, InvalidInput
 from backwatch.services import pings
 from backwatch.store.redact import redact_text
-from backwatch.web.deps import authorize, hub, json_response
+from backwatch.web.deps import authorize_grant, hub, json_response
 
 router = APIRouter(tags=["pings"])
 METHODS = ["GET", "POST", "HEAD"]
@@ -133,7 +133,12 @@ async def ping_slug_action(key: str, slug: str, action: str, request: Request) -
 
 @router.get("/api/v1/ping-key", summary="The project ping key for slug ping URLs")
 async def project_ping_key(request: Request) -> Response:
-    authorize(request, "ingest")
+    grant = authorize_grant(request, "ingest")
+    if not grant.reports_for_any_job:
+        raise Forbidden(
+            f"token {grant.name!r} may report only for some jobs or hosts; the project ping "
+            "key reports for any job, so it needs an ingest token without patterns"
+        )
     h = hub(request)
     key = await h.submit(pings.ensure_project_key())
     base = (h.settings.server.base_url or str(request.base_url)).rstrip("/")

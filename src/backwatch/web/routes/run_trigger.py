@@ -13,7 +13,7 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 @router.post("/{job_id}/run", summary="Run a configured job now (answers 202 with the run id)")
 async def run_job(job_id: str, request: Request) -> Response:
-    authorize(request, "ingest")
+    authorize(request, "operate")
     scheduler = getattr(request.app.state, "scheduler", None)
     if scheduler is None:
         raise StoreUnavailable("the scheduler is not running on this server")

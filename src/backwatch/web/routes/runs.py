@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from backwatch.domain.lifecycle import RunStatus, parse_status
 from backwatch.domain.report import RunReport
-from backwatch.errors import BackwatchError, InvalidInput
+from backwatch.errors import BackwatchError, Forbidden, InvalidInput
 from backwatch.ingest import parse_record
 from backwatch.ingest.lifecycle import (
     parse_files,
@@ -20,6 +20,7 @@ from backwatch.ingest.lifecycle import (
     parse_status_update,
 )
 from backwatch.services import runs as run_service
+from backwatch.services import tokens
 from backwatch.services.deletion import delete_run
 from backwatch.services.hub import Hub
 from backwatch.services.views import run_out
@@ -28,8 +29,9 @@ from backwatch.timeutil import parse_time
 from backwatch.web.deps import (
     TokenCache,
     authorize,
+    authorize_grant,
     authorize_read,
-    check_token,
+    check_grant,
     hub,
     json_body,
     json_response,
@@ -68,7 +70,8 @@ async def ingest(
     """What ``POST /api/v1/runs`` does, without a Request: check the token, read and parse
     the body, store the report(s) durably. Answers (JSON value, status code); errors raise.
     ``web/fastpath.py`` calls this straight from ASGI, the route above through FastAPI."""
-    actor = check_token(h, cache, authorization, "ingest")
+    grant = check_grant(h, cache, authorization, "ingest")
+    actor = grant.name
     body = parse_json(await read_body())
     default_job = h.settings.ingest.default_job
     if isinstance(body, list):
@@ -83,10 +86,17 @@ async def ingest(
                     f"[{i}] {exc.message}",
                     details=[{**d, "field": f"[{i}].{d['field']}"} for d in exc.details],
                 ) from None
+        if grant.limited:  # one report it may not send refuses the whole batch
+            for i, report in enumerate(reports):
+                try:
+                    grant.check_report(report.job, report.host)
+                except Forbidden as exc:
+                    raise Forbidden(f"[{i}] {exc.message}") from None
         recorded = await h.submit(_record_all(reports, h.now(), actor))
         acks = [_ack(r) for r in recorded]
         return {"items": acks}, 201 if any(a["created"] for a in acks) else 200
     report = parse_record(body, default_job=default_job)
+    grant.check_report(report.job, report.host)
     one = await h.submit(run_service.record_report(report, h.now(), actor=actor))
     return _ack(one), 201 if one.created else 200
 
@@ -109,19 +119,32 @@ def _record_all(
     return op
 
 
+def _authorize_for_run(request: Request, run_id: str) -> str:
+    """A lifecycle call on a stored run: the token must be allowed to report for the run's
+    job and host. Answers the token's name; an unknown run is left to the call's 404."""
+    grant = authorize_grant(request, "ingest")
+    if grant.limited:
+        stored = tokens.run_reporter(hub(request).read_engine, run_id)
+        if stored is not None:
+            grant.check_report(*stored)
+    return grant.name
+
+
 @router.post("/start", summary="Open a running run; answers its id")
 async def start_run(request: Request) -> Response:
-    actor = authorize(request, "ingest")
+    grant = authorize_grant(request, "ingest")
+    actor = grant.name
     h = hub(request)
     now = h.now()
     report = parse_start(await json_body(request), now)
+    grant.check_report(report.job, report.host)
     recorded = await h.submit(run_service.start_run(report, now, actor=actor))
     return json_response(_ack(recorded), 201 if recorded.created else 200)
 
 
 @router.post("/{run_id}/status", summary="Progress message or lifecycle move")
 async def run_status(run_id: str, request: Request) -> Response:
-    actor = authorize(request, "ingest")
+    actor = _authorize_for_run(request, run_id)
     h = hub(request)
     body = parse_status_update(await json_body(request))
     status = RunStatus(body.status) if body.status else None
@@ -133,7 +156,7 @@ async def run_status(run_id: str, request: Request) -> Response:
 
 @router.post("/{run_id}/phases", summary="Start, end or record a phase")
 async def run_phase(run_id: str, request: Request) -> Response:
-    authorize(request, "ingest")
+    _authorize_for_run(request, run_id)
     h = hub(request)
     body = parse_phase_event(await json_body(request))
     phase = await h.submit(
@@ -152,7 +175,7 @@ async def run_phase(run_id: str, request: Request) -> Response:
 
 @router.post("/{run_id}/files", summary="Record backed-up files (counts always, records capped)")
 async def run_files(run_id: str, request: Request) -> Response:
-    authorize(request, "ingest")
+    _authorize_for_run(request, run_id)
     h = hub(request)
     files = parse_files(await json_body(request))
     run = await h.submit(run_service.record_files(run_id, files, h.now()))
@@ -161,7 +184,7 @@ async def run_files(run_id: str, request: Request) -> Response:
 
 @router.post("/{run_id}/finish", summary="Finish a run with its final status and figures")
 async def finish_run(run_id: str, request: Request) -> Response:
-    actor = authorize(request, "ingest")
+    actor = _authorize_for_run(request, run_id)
     h = hub(request)
     status, fields, phases, log = parse_finish(await json_body(request))
     run = await h.submit(

@@ -21,7 +21,7 @@ from backwatch.errors import InvalidInput
 from backwatch.ingest.native import check_run_id
 from backwatch.ingest.tools import parse_tool_output
 from backwatch.services import runs as run_service
-from backwatch.web.deps import authorize, hub, json_response, time_param
+from backwatch.web.deps import authorize_grant, hub, json_response, time_param
 
 router = APIRouter(prefix="/api/v1/tool-output", tags=["runs"])
 
@@ -49,7 +49,8 @@ async def post_tool_output(
     started_at: str | None = None,
     finished_at: str | None = None,
 ) -> Response:
-    actor = authorize(request, "ingest")
+    grant = authorize_grant(request, "ingest")
+    actor = grant.name
     h = hub(request)
     now = h.now()
     if kind not in (None, "backup", "check"):
@@ -76,6 +77,7 @@ async def post_tool_output(
             raise InvalidInput.field("id", str(exc)) from None
     report.host = host
     report.source = "api"
+    grant.check_report(report.job, report.host)
     recorded = await h.submit(run_service.record_report(report, now, actor=actor))
     run = recorded.run
     body = {
