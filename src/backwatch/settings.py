@@ -67,6 +67,11 @@ class AlertSettings(_Section):
     error_rate_percent: float = Field(5, gt=0, description="Failure share over 7 days.")
     disk_warning_percent: float = Field(85, gt=0, le=100)
     disk_critical_percent: float = Field(95, gt=0, le=100)
+    data_min_free_mb: float = Field(
+        64,
+        ge=0,
+        description="The data directory's disk is full (critical, not ready) below this.",
+    )
     renotify: str = Field("24h", description="Re-notify open, unacknowledged alerts this often.")
     alert_after_failures: int = Field(1, ge=1, description="Alert after N failures in a row.")
     tick_seconds: float = Field(30, ge=1, description="How often time-based rules run.")

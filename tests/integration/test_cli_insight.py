@@ -79,7 +79,9 @@ def test_health_exits_1_when_a_check_is_critical(cli: Cli) -> None:
     cli("push", "--job", "mail", "--status", "failed", "-m", "disk full")
     result = cli("health", "--checks", "jobs_failing", code=1)
     assert "mail" in result.stdout
-    assert result.stderr.strip() == "error: 1 check(s) critical: jobs_failing"
+    # the reason too, not only the check's name
+    assert result.stderr.startswith("error: 1 check(s) critical: jobs_failing: failing ")
+    assert "mail" in result.stderr
 
 
 def test_health_unknown_check(cli: Cli) -> None:

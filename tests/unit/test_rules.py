@@ -50,6 +50,7 @@ def test_every_rule_of_the_spec_is_registered():
     assert set(RULES) == {
         "failed", "missed", "stuck", "empty", "size_anomaly",
         "duration_regression", "error_rate", "disk_space", "verify_failed",
+        "store_unavailable",  # backwatch's own writes refused (issue 14)
     }  # fmt: skip
 
 

@@ -134,9 +134,10 @@ def health(
         print_json(result if fixed is None else {"fixed": fixed, **result})
     else:
         _print_checks(result, fixed)
-    critical = [c["name"] for c in result["checks"] if c["status"] == "critical"]
-    if critical:
-        raise fail(f"{len(critical)} check(s) critical: {', '.join(critical)}")
+    critical = [c for c in result["checks"] if c["status"] == "critical"]
+    if critical:  # the reasons too: a script or a cron mail may show only this line
+        reasons = "; ".join(f"{c['name']}: {c['detail']}" for c in critical)
+        raise fail(f"{len(critical)} check(s) critical: {reasons}")
 
 
 def _print_checks(result: dict[str, Any], fixed: list[str] | None) -> None:

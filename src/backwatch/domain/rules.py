@@ -43,6 +43,11 @@ class Thresholds:
     #: two samples minutes apart make any growth look like "full tomorrow"
     forecast_min_span_s: float = 86400.0
     forecast_min_samples: int = 5
+    #: a disk with less free than this is critical whatever its share (0: no floor); set
+    #: for backwatch's own data directory (``[alerts] data_min_free_mb``)
+    disk_min_free_bytes: float = 0.0
+    #: ``store_unavailable`` fires after this many refused writes
+    refused_writes: int = 3
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,18 @@ class DiskFacts:
 
 
 @dataclass(frozen=True)
+class WriteFacts:
+    """backwatch's own writes that the database refused (store/writer.py ``WriteTrouble``)."""
+
+    refused: int
+    first_failed_at: float
+    last_failed_at: float
+    last_error: str
+    failing: int  # in a row now; 0 once a write stored something again
+    recovered_at: float | None = None
+
+
+@dataclass(frozen=True)
 class JobFacts:
     id: str
     paused: bool = False
@@ -84,6 +101,8 @@ class JobFacts:
     median_duration_s: float | None = None
     #: when the job was declared: a scheduled job that never ran is due from here
     created_at: float | None = None
+    #: refused writes, for backwatch itself (the ``_system`` job) only
+    writes: WriteFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -433,7 +452,7 @@ def disk_space(job: JobFacts, now: float) -> Finding | None:
             disk, min_span_s=t.forecast_min_span_s, min_samples=t.forecast_min_samples
         )
         severity = None
-        if percent > t.disk_critical_percent:
+        if percent > t.disk_critical_percent or total - used < t.disk_min_free_bytes:
             severity = "critical"
         elif percent > t.disk_warning_percent or (left is not None and left < t.forecast_days):
             severity = "warning"
@@ -452,6 +471,30 @@ def disk_space(job: JobFacts, now: float) -> Finding | None:
         if worst is None or (severity == "critical" and worst.severity != "critical"):
             worst = finding
     return worst
+
+
+@rule("store_unavailable", "time")
+def store_unavailable(job: JobFacts, now: float) -> Finding | None:
+    """backwatch's database refused writes (a full disk, a lost connection): reports were
+    answered 503 and not stored. Held until it is on record, so a full disk, during which
+    nothing can be written, is still reported once writing works again."""
+    w = job.writes
+    if w is None or w.refused < max(1, job.thresholds.refused_writes):
+        return None
+    if w.failing:
+        what = f"writes fail since {iso(w.first_failed_at)}: {w.refused} refused"
+    else:
+        what = (
+            f"{w.refused} writes were refused from {iso(w.first_failed_at)} to "
+            f"{iso(w.last_failed_at)}; writing works again since {iso(w.recovered_at)}"
+        )
+    return Finding(
+        "store_unavailable",
+        "critical",
+        f"{job.id}: {what} (the database said: {w.last_error}); "
+        "those reports were answered 503 (the CLI and the shell library spool and resend them)",
+        detail={"refused": w.refused, "failing": w.failing, "error": w.last_error},
+    )
 
 
 @rule("verify_failed", "run")

@@ -14,6 +14,7 @@ RULE_TITLES = {
     "error_rate": "backups failing often",
     "disk_space": "disk filling up",
     "verify_failed": "verification failed",
+    "store_unavailable": "writes refused",
 }
 #: a rule whose findings differ by severity: ``failed`` warns for an ``unknown`` outcome
 SEVERITY_TITLES = {("failed", "warning"): "backup outcome unknown"}

@@ -8,7 +8,7 @@ notifier (services/notifier.py) — never from inside the transaction that cause
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +19,6 @@ from sqlalchemy import Connection, select, update
 from backwatch.domain.health import Health
 from backwatch.domain.lifecycle import BAD
 from backwatch.domain.rules import (
-    RULES,
     DiskFacts,
     Finding,
     JobFacts,
@@ -428,8 +427,9 @@ def _differs(current: dict[str, Any] | None, finding: Finding | None) -> bool:
 def plan_evaluation(
     conn: Connection, settings: Settings, now: float, job_ids: list[str] | None, kind: str | None
 ) -> Plan:
-    """Evaluate the rules of ``kind`` (None: all) for these jobs (None: every job, and
-    backwatch's own data directory) and list what differs from the stored alerts."""
+    """Evaluate the rules of ``kind`` (None: all) for these jobs (None: every job) and list
+    what differs from the stored alerts. backwatch's own alerts (the ``_system`` job) are
+    evaluated on every tick from measurements taken then: services/selfmon.py."""
     query = select(t.jobs)
     alerts_query = select(t.alerts).where(t.alerts.c.state.in_(ACTIVE))
     if job_ids is not None:
@@ -458,19 +458,6 @@ def plan_evaluation(
             finding = None if rule_name in off else finding
             if _differs(active.get(f"{rule_name}:{row['id']}"), finding):
                 plan.changes.append((row["id"], rule_name, finding))
-    if plan.full:
-        system = JobFacts(
-            SYSTEM_JOB,
-            thresholds=thresholds_for(settings, None),
-            disks=disk_facts(conn, [str(settings.data_dir.resolve())], now),
-        )
-        finding = RULES["disk_space"].fn(system, now)
-        if finding is not None:
-            finding = replace(
-                finding, message=finding.message.replace(SYSTEM_JOB, "backwatch data")
-            )
-        if _differs(active.get(f"disk_space:{SYSTEM_JOB}"), finding):
-            plan.changes.append((SYSTEM_JOB, "disk_space", finding))
     return plan
 
 

@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import select, text
 
 from backwatch.domain.health import Health
-from backwatch.domain.rules import RULES, DiskFacts, JobFacts
 from backwatch.errors import InvalidInput, StoreUnavailable
 from backwatch.services.hub import Hub
 from backwatch.services.locks import Holder, Locks
@@ -121,42 +120,19 @@ def migrations(hub: Hub, now: float) -> Check:
 
 @check("data_disk")
 def data_disk(hub: Hub, now: float) -> Check:
-    """The data directory's usage now, judged by the ``disk_space`` alert rule (thresholds
-    and the forecast from the stored samples)."""
-    from backwatch.services.alerts import disk_facts, thresholds_for
-    from backwatch.services.disks import MIN_GAP_S, measure
+    """The data directory's disk as it is now, judged by the ``disk_space`` rule (thresholds,
+    ``data_min_free_mb``, and the forecast from the stored samples): services/selfmon.py."""
+    from backwatch.services.selfmon import disk_check
 
-    path = str(hub.settings.data_dir.resolve())
-    found = measure([path])
-    if not found:
-        return Check(
-            "data_disk",
-            "warning",
-            f"the data directory {path} does not exist (the server creates it when it starts)",
-            "point --data-dir / BACKWATCH_DATA_DIR at the right one",
-        )
-    _path, used, total = found[0]
-    with hub.read_engine.connect() as conn:
-        history = disk_facts(conn, [path], now)
-    samples = history[0].samples if history else ()
-    if not samples or now - samples[-1][0] >= MIN_GAP_S:  # seconds apart would be noise
-        samples += ((now, float(used), float(total)),)
-    facts = JobFacts(
-        id="backwatch",
-        thresholds=thresholds_for(hub.settings, None),
-        disks=(DiskFacts(path, samples),),
-    )
-    finding = RULES["disk_space"].fn(facts, now)
-    if finding is None:
-        free = human_bytes(total - used)
-        share = used / total * 100 if total else 0.0
-        return Check("data_disk", "ok", f"{path}: {share:.1f}% used, {free} free")
-    detail = finding.message.removeprefix("backwatch: ")
-    return Check("data_disk", finding.severity, detail, "free space there, or lower retention_days")
+    return disk_check(hub, now)[0]
 
 
 @check("writer")
 def writer(hub: Hub, now: float) -> Check:
+    """An empty transaction through the writer (is it answering, and how fast), then what
+    recent writes came to: an empty transaction commits even on a full disk."""
+    from backwatch.services.selfmon import writer_state
+
     started = time.monotonic()
     try:  # an empty transaction: the writer takes and commits it
         hub.write(lambda conn, unit: None, timeout=WRITER_WAIT_S)
@@ -164,9 +140,10 @@ def writer(hub: Hub, now: float) -> Check:
         fix = "restart backwatch serve; look in its log for the last error before this"
         return Check("writer", "critical", exc.message, fix)
     elapsed = time.monotonic() - started
-    ops, batches = getattr(hub.writer, "ops", None), getattr(hub.writer, "batches", None)
-    counts = f"; {ops} writes in {batches} commits since start" if ops is not None else ""
-    detail = f"an empty transaction committed in {elapsed * 1000:.0f} ms{counts}"
+    state = writer_state(hub, now)
+    if state.status != "ok":
+        return state
+    detail = f"an empty transaction committed in {elapsed * 1000:.0f} ms; {state.detail}"
     if elapsed > WRITER_SLOW_S:
         return Check(
             "writer",

@@ -15,6 +15,11 @@ bulk form answers one result per operation, in order; a result wrapped in ``Fail
 error for that caller only, and the bulk form promises it wrote nothing for that operation.
 
 ``SyncWriter`` runs one operation per transaction, for the CLI and tests.
+
+Both keep a ``WriteHealth``: writes that failed on the database (a full disk, a lost
+connection) since the last one that stored something. The health checks, ``/readyz`` and
+the ``store_unavailable`` alert rule read it (services/selfmon.py): a full disk makes every
+report fail, and without this the server had no memory of it.
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ import asyncio
 import logging
 import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from backwatch.errors import BackwatchError, StoreUnavailable
 from backwatch.store.engine import unavailable
@@ -88,6 +96,103 @@ def run_ops(conn: Connection, unit: Any, ops: list[Op[Any]]) -> list[Any]:
     return results
 
 
+#: writing works again after this many commits that stored something with no refusal
+#: between, or one and this long without a refusal: on a full disk a write that fits in
+#: space already taken may pass between refusals
+RECOVERED_AFTER = 3
+RECENT_S = 60.0
+
+
+@dataclass(frozen=True)
+class WriteTrouble:
+    """Writes the database refused since the last time this was reported (``reported``)."""
+
+    refused: int  # writes that failed
+    first_failed_at: float
+    last_failed_at: float
+    last_error: str  # the database's own words: "database or disk is full"
+    #: still failing: how many were refused in the minute up to the latest; 0 once writing
+    #: works again (RECOVERED_AFTER)
+    failing: int
+    recovered_at: float | None  # when writing works again (failing == 0)
+
+
+class WriteHealth:
+    """What recent writes came to. A failure is a write the database refused (not a bad
+    request); a success is a commit that stored something, so an empty transaction, which
+    commits even on a full disk, proves nothing."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._refused = 0
+        self._first_failed_at = 0.0
+        self._error = ""
+        self._failed_at: deque[float] = deque(maxlen=64)  # the latest refusals
+        self._stored_after: float | None = None  # a write stored something after them
+        self._stored = 0  # commits that stored something since the latest refusal
+
+    def stored(self) -> None:
+        if self._refused and self._stored < RECOVERED_AFTER:
+            with self._lock:
+                if self._refused:
+                    if self._stored_after is None:
+                        self._stored_after = self._clock()
+                    self._stored += 1
+
+    def failed(self, exc: BaseException) -> None:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        now = self._clock()
+        with self._lock:
+            if not self._refused:
+                self._first_failed_at = now
+            self._refused += 1
+            self._error = reason[0] if reason else type(exc).__name__
+            self._failed_at.append(now)
+            self._stored_after = None
+            self._stored = 0
+
+    def trouble(self) -> WriteTrouble | None:
+        """Refused writes not reported yet, or None."""
+        now = self._clock()
+        with self._lock:
+            if not self._refused:
+                return None
+            last = self._failed_at[-1]
+            still = self._stored < RECOVERED_AFTER and (not self._stored or now - last < RECENT_S)
+            burst = sum(1 for at in self._failed_at if at > last - RECENT_S)
+            return WriteTrouble(
+                self._refused,
+                self._first_failed_at,
+                last,
+                self._error,
+                burst if still else 0,
+                None if still else self._stored_after,
+            )
+
+    def reported(self, seen: WriteTrouble) -> None:
+        """``seen`` is on record (an alert): forget it once writes work again, unless more
+        were refused since."""
+        current = self.trouble()
+        with self._lock:
+            if current is not None and not current.failing and self._refused == seen.refused:
+                self._refused = 0
+                self._failed_at.clear()
+                self._stored_after = None
+                self._stored = 0
+
+
+def refused_by_database(exc: BaseException) -> bool:
+    """A write the database could not take (disk full, I/O error, connection lost), as
+    opposed to a request that was wrong (a constraint) or a bug."""
+    return isinstance(exc, OperationalError | DBAPIError) and not isinstance(exc, IntegrityError)
+
+
+def _changes(conn: Connection) -> int | None:
+    """SQLite's count of rows changed on this connection; None where there is none."""
+    return getattr(conn.connection.dbapi_connection, "total_changes", None)
+
+
 def _wrap_db_error(engine: Engine, exc: BaseException) -> BaseException:
     if isinstance(exc, OperationalError | DBAPIError) and not isinstance(exc, BackwatchError):
         return unavailable(engine.url.render_as_string(hide_password=True), exc)
@@ -97,22 +202,35 @@ def _wrap_db_error(engine: Engine, exc: BaseException) -> BaseException:
 class SyncWriter:
     """One operation, one transaction, in the calling thread."""
 
-    def __init__(self, engine: Engine, unit_factory: Callable[[], Unit]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        unit_factory: Callable[[], Unit],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.engine = engine
         self.unit_factory = unit_factory
+        self.health = WriteHealth(clock)
 
     def run(self, op: Op[T], *, again: bool = True) -> T:
         unit = self.unit_factory()
         try:
             with self.engine.begin() as conn:
+                before = _changes(conn)
                 result = op(conn, unit)
                 unit.flush(conn)
+                wrote = before is None or _changes(conn) != before
         except BaseException as exc:
             if unit.after_rollback(exc) and again:
                 return self.run(op, again=False)
+            if refused_by_database(exc):
+                self.health.failed(exc)
             if isinstance(exc, OperationalError | DBAPIError):
                 raise _wrap_db_error(self.engine, exc) from None
             raise
+        if wrote:
+            self.health.stored()
         unit.after_commit()
         return result
 
@@ -124,11 +242,17 @@ class GroupWriter:
     """A writer thread that batches operations into shared transactions."""
 
     def __init__(
-        self, engine: Engine, unit_factory: Callable[[], Unit], *, max_batch: int = 512
+        self,
+        engine: Engine,
+        unit_factory: Callable[[], Unit],
+        *,
+        max_batch: int = 512,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.unit_factory = unit_factory
         self.max_batch = max_batch
+        self.health = WriteHealth(clock)
         self._queue: queue.SimpleQueue[tuple[Op[Any], Done] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="backwatch-writer", daemon=True)
         self._thread.start()
@@ -170,6 +294,11 @@ class GroupWriter:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
+    @property
+    def alive(self) -> bool:
+        """The writer thread is running (it ends only on ``close`` or a bug)."""
+        return self._thread.is_alive()
+
     def _loop(self) -> None:
         while True:
             item = self._queue.get()
@@ -194,8 +323,10 @@ class GroupWriter:
         unit = self.unit_factory()
         try:
             with self.engine.begin() as conn:
+                before = _changes(conn)
                 results = run_ops(conn, unit, [op for op, _done in items])
                 unit.flush(conn)
+                wrote = before is None or _changes(conn) != before
         except BaseException as exc:
             if unit.after_rollback(exc) and again:
                 self._run_batch(items, again=False)
@@ -206,10 +337,14 @@ class GroupWriter:
                 return
             if not isinstance(exc, BackwatchError):
                 log.warning("write failed: %s", exc)
+            if refused_by_database(exc):
+                self.health.failed(exc)
             items[0][1](None, _wrap_db_error(self.engine, exc))
             return
         self.batches += 1
         self.ops += len(items)
+        if wrote:
+            self.health.stored()
         try:
             unit.after_commit()
         except Exception:  # pragma: no cover - listeners must never lose a committed write

@@ -1,5 +1,9 @@
 """Background work of ``serve``: alert evaluation, disk samples and notification delivery.
 
+backwatch's own alerts (its data disk, writes the database refused) are evaluated on every
+tick from measurements taken then (services/selfmon.py); what a full disk keeps from being
+written is held and written on a later tick.
+
 Run-based rules are evaluated shortly after each ingest (a hub listener collects the jobs
 that changed), paced so that under a stream of reports they take a small share of the
 CPU ingest needs (services/pacing.py); time-based rules, disk samples and re-notifications
@@ -15,7 +19,7 @@ import logging
 import threading
 from typing import Any
 
-from backwatch.services import alerts, disks, notifier, pacing
+from backwatch.services import alerts, disks, notifier, pacing, selfmon
 from backwatch.services.hub import Hub
 from backwatch.services.leader import Leader
 
@@ -37,6 +41,7 @@ class AlertTasks:
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_full = float("-inf")
         self._last_cpu_s = 0.0  # CPU time of the latest rule evaluation
+        self.system = selfmon.SystemAlerts(hub)
         hub.listeners.append(self._on_commit)
 
     def _on_commit(self, changes: list[dict[str, Any]]) -> None:
@@ -104,7 +109,9 @@ class AlertTasks:
         settings = self.hub.settings
         samples = await asyncio.to_thread(disks.measure, disks.watched_paths(settings))
         now = self.hub.now()
-        await self._guard(self.hub.submit(disks.record_samples(samples, now)))
+        canary = selfmon.canary_due(self.hub)  # a real write: does writing work again?
+        await self._guard(self.hub.submit(disks.record_samples(samples, now, force=canary)))
+        await self._guard(self.system.evaluate())
         with self._lock:  # reports not evaluated yet: their rules first
             changed, self._changed = sorted(self._changed), set()
         if changed:

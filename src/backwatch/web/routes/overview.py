@@ -1,12 +1,12 @@
-"""Health, the seed 001 compatibility endpoint, the summary and the audit trail."""
+"""The seed 001 compatibility endpoint, the summary and the audit trail (``/health`` is in
+web/routes/health.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from backwatch import __version__
-from backwatch.errors import InvalidInput, StoreUnavailable
+from backwatch.errors import InvalidInput
 from backwatch.services.views import seed001_out, summary_out
 from backwatch.store import queries
 from backwatch.timeutil import iso
@@ -17,29 +17,6 @@ EVENT_KINDS = (
     "state_change", "trigger", "alert", "ack", "config", "auth", "auto_resolve", "log",
     "restore", "delete",
 )  # fmt: skip
-
-
-@router.get("/health", tags=["system"], summary="Liveness and database reachability")
-async def health(request: Request) -> Response:
-    h = hub(request)
-    problem = h.store_problem()
-    jobs = runs = 0
-    try:
-        if problem is None:  # a vanished file must not be recreated by a query
-            with h.read_engine.connect() as conn:
-                # cheap on any size: jobs are few, and their snapshot carries the run totals
-                jobs, runs = queries.totals(conn)
-    except Exception as exc:  # any database failure means "unhealthy", never a traceback
-        problem = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
-        problem = problem.splitlines()[0]
-    if problem is not None:
-        # the health fields monitors look for, plus the API's one error envelope
-        error = {"code": StoreUnavailable.code, "message": f"database unavailable: {problem}"}
-        body = {"status": "error", "database": "unreachable", "detail": problem, "error": error}
-        return json_response(body, status=503)
-    body = {"status": "ok", "version": __version__, "database": h.dialect}
-    body.update(jobs=jobs, runs_recorded=runs)
-    return json_response(body)
 
 
 @router.get("/api/metrics", tags=["compat"], summary="30 newest runs in seed 001's JSONL shape")
