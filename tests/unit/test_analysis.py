@@ -77,7 +77,27 @@ def test_trend_direction(values: list[float], direction: str) -> None:
 def test_trend_slope_is_per_day() -> None:
     result = trend("size", [(T0 + i * DAY, 1000 + 50 * i) for i in range(5)])
     assert result is not None and result.slope_per_day == pytest.approx(50)
-    assert result.change_percent == pytest.approx(50 * 4 / 1100 * 100)
+    assert result.change_percent == pytest.approx(20.0)  # 1000 → 1200 over the period
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [312, 2.1, 2.3, 0.5],  # the README's tour: one long run, then a few seconds each
+        [1000, 10, 5, 1, 0],
+        [5000, 4000, 10, 10, 10, 10],
+    ],
+)
+def test_a_fall_is_never_more_than_100_percent(values: list[float]) -> None:
+    result = trend("duration", [(T0 + i * 60, v) for i, v in enumerate(values)])
+    assert result is not None and result.direction == "decreasing"
+    assert -100.0 <= result.change_percent < -10.0
+
+
+def test_a_rise_from_zero_is_measured_against_the_average() -> None:
+    result = trend("size", [(T0 + i * DAY, v) for i, v in enumerate([0, 0, 0, 900])])
+    assert result is not None and result.direction == "increasing"
+    assert result.change_percent > 0
 
 
 @pytest.mark.parametrize(

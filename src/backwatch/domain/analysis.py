@@ -56,7 +56,7 @@ class Trend:
     metric: str
     points: int
     slope_per_day: float
-    change_percent: float  # over the period's span, relative to the period's average
+    change_percent: float  # the line's end against its start, never below -100
     direction: str  # increasing | decreasing | stable
 
 
@@ -67,10 +67,14 @@ def trend(metric: str, points: Sequence[tuple[float, float]]) -> Trend | None:
     fit = linear_fit(points)
     if fit is None:
         return None
-    slope, _intercept = fit
-    span = max(p[0] for p in points) - min(p[0] for p in points)
+    slope, intercept = fit
+    # where the line starts and ends in the period; durations and sizes are never below
+    # zero, so neither is the line (a steep fall once read "decreasing -299%")
+    start = max(slope * min(p[0] for p in points) + intercept, 0.0)
+    end = max(slope * max(p[0] for p in points) + intercept, 0.0)
     average = sum(p[1] for p in points) / len(points)
-    change = slope * span / average * 100 if average else 0.0
+    base = start if start > 0 else average  # a line rising from zero: against the average
+    change = (end - start) / base * 100 if base > 0 else 0.0
     if abs(change) < STEADY_PERCENT:
         direction = "stable"
     else:
