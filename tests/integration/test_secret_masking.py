@@ -291,3 +291,26 @@ def test_configured_secrets_are_masked_in_what_any_client_reports(
     stored = _stored(settings.db_url)
     for secret in ("b2-key-0042-configured", "photos-pw"):
         assert secret not in stored and secret not in str(shown)
+
+
+def test_a_key_stored_by_an_older_version_is_masked_when_shown(api: Any, settings: Any) -> None:
+    _own, other, project = _keys(api)
+    engine = create_engine(settings.db_url)
+    try:
+        with engine.begin() as conn:  # as an older version stored it: unmasked
+            conn.execute(
+                text("UPDATE runs SET message = :m WHERE job = 'alpha'"),
+                {"m": f"pinged /ping/{other} and /ping/{project}/x"},
+            )
+    finally:
+        engine.dispose()
+    [run] = api.get("/api/v1/runs", params={"job": "alpha"}).json()["items"]
+    shown = [
+        api.get("/api/v1/runs", params={"job": "alpha"}).text,
+        api.get(f"/api/v1/runs/{run['id']}").text,
+        api.get(f"/runs/{run['id']}").text,
+        api.get("/jobs/alpha").text,
+    ]
+    assert run["message"] == "pinged /ping/<ping-key> and /ping/<ping-key>/x"
+    for page in shown:
+        assert other not in page and project not in page

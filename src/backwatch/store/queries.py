@@ -9,7 +9,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from backwatch.errors import InvalidInput, NotFound
 from backwatch.store import tables as t
-from backwatch.store.redact import redact_events, redact_texts
+from backwatch.store.redact import redact_events, redact_messages, redact_texts
 from backwatch.timeutil import iso
 
 DAY = 86400
@@ -70,7 +70,7 @@ def list_runs(
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["started_at"], rows[-1]["id"])
-    return rows, next_cursor
+    return redact_messages(conn, rows), next_cursor
 
 
 def get_run(conn: Connection, run_id: str) -> dict[str, Any]:

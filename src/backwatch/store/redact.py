@@ -79,6 +79,16 @@ def redact_text(conn: Connection, text: str | None) -> str | None:
     return redact_texts(conn, [text])[0]
 
 
+def redact_messages(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run rows as read for a list, their messages masked (one lookup for the page): rows
+    stored before their secrets were masked at store time show masked too."""
+    masked = redact_texts(conn, [row.get("message") for row in rows])
+    for row, message in zip(rows, masked, strict=True):
+        if message != row.get("message"):
+            row["message"] = message
+    return rows
+
+
 def redact_report(conn: Connection, report: Any) -> Any:
     """A RunReport with its message and log masked (the same object when nothing changed)."""
     message, log = redact_texts(conn, [report.message, report.log])
