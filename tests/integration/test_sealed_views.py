@@ -452,3 +452,20 @@ def test_runs_delete_on_the_database(api, monkeypatch, tmp_path):
     assert api.get("/api/v1/runs/r-1").status_code == 404
     events = api.get("/api/v1/events?kind=delete").json()["items"]
     assert [(e["entity_id"], e["actor"]) for e in events] == [("r-1", "cli")]
+
+
+def test_deleting_a_jobs_only_run_removes_its_status_file(api):
+    status_file = api.app.state.hub.settings.data_dir / "status" / "nightly_status.json"
+    assert post(api, report(id="r-1")).status_code == 201
+    assert wait_for(status_file.exists), "the status file was never written"
+    assert api.delete("/api/v1/runs/r-1", headers=api.auth_headers).status_code == 200
+    assert wait_for(lambda: not status_file.exists()), "the deleted run's status file stayed"
+
+
+def wait_for(condition: Any, seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

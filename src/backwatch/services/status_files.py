@@ -179,6 +179,9 @@ class StatusFileWriter:
         for job_id in ids:
             job = jobs.get(job_id)
             run = runs.get(job["last_run_id"]) if job and job.get("last_run_id") else None
+            if job is not None and not job.get("last_run_id"):
+                self._remove(job_id)  # every run of the job was deleted: none to describe
+                continue
             if job is None or run is None:
                 continue
             text = json.dumps(status_document(job, run), indent=2, ensure_ascii=False) + "\n"
@@ -198,3 +201,10 @@ class StatusFileWriter:
             written += 1
         self.files_written += written
         return written
+
+    def _remove(self, job_id: str) -> None:
+        self._written.pop(job_id, None)
+        try:
+            (self.directory / f"{job_id}{SUFFIX}").unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot remove the status file of %s: %s", job_id, exc)
