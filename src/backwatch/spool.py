@@ -230,10 +230,8 @@ def token_refused(message: str) -> str:
     """The error for a 401/403 answer, the same from every client."""
     if message.startswith("the server refused the token"):
         return message
-    return (
-        f"the server refused the token: {message} (check BACKWATCH_TOKEN or --token: it "
-        "needs the ingest scope)"
-    )
+    # the server's message names what is missing: a scope, or the token's job/host patterns
+    return f"the server refused the token: {message} (check BACKWATCH_TOKEN or --token)"
 
 
 def _wrong_place(status: int, exc: Exception) -> bool:
