@@ -193,6 +193,72 @@ class VerifySettings(_Section):
     extra_args: list[str] = Field(default_factory=list, description="Added to the check.")
 
 
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}  # fmt: skip
+
+
+def parse_size(value: object, *, field: str = "size") -> int:
+    """'200MB', '1.5GiB', '4096' or a number → bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    found = _SIZE_RE.match(str(value)) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError(f"{field} must be a size such as '200MB', '1GiB' or a number of bytes")
+    unit = found.group(2).lower().removesuffix("b")
+    return round(float(found.group(1)) * _SIZE_UNITS[unit])
+
+
+class DrillSettings(_Section):
+    """``[jobs.drill]``: restore drills that prove the backup comes back (docs/drills.md)."""
+
+    schedule: str | None = Field(
+        None,
+        description="When the server drills the job (cron or period); default weekly ('7d') "
+        "for jobs the server runs, none otherwise. 'off' turns scheduled drills off.",
+    )
+    files: int = Field(20, ge=1, le=10_000, description="Files restored per drill.")
+    max_bytes: str | int | None = Field(
+        None, description="At most this much restored per drill, e.g. '200MB'."
+    )
+    paths: list[str] = Field(
+        default_factory=list, description="Paths (in the snapshot) every drill restores."
+    )
+    timeout: str | None = Field(None, description="Give up after this long, e.g. '1h'.")
+    max_age: str = Field(
+        "14d", description="A warning opens when no drill has passed for this long."
+    )
+    command: Command | None = Field(
+        None, description="tool = 'command' jobs: a drill command; its exit code decides."
+    )
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _size(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_size(value, field="max_bytes")
+        return value
+
+    @field_validator("timeout", "max_age")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None and value != "off":
+            from backwatch.domain.schedule import parse_schedule
+
+            parse_schedule(value, "UTC")
+        return value
+
+    def max_bytes_value(self) -> int | None:
+        return None if self.max_bytes is None else parse_size(self.max_bytes, field="max_bytes")
+
+
 class RunnerSettings(_Section):
     """``[runner]``: how many runs at once on this host."""
 
@@ -236,6 +302,7 @@ class JobSettings(BaseModel):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment.")
     retention: RetentionSettings | None = None
     verify: VerifySettings | None = None
+    drill: DrillSettings | None = None
     actions: list[Literal["dump", "backup", "prune", "check"]] | None = Field(
         None, description="Steps this job runs; default: all that are configured."
     )

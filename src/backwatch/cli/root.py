@@ -154,7 +154,7 @@ COMMAND_MODULES = {
     "run": "run", "schedule": "schedule", "backup": "engine", "restore": "engine",
     "verify": "engine", "snapshots": "engine", "scan": "engine", "forget": "engine",
     "health": "insight", "performance": "insight", "report": "insight", "audit": "insight",
-    "dashboard": "insight", "runs": "runs",
+    "dashboard": "insight", "runs": "runs", "drill": "drill",
 }  # fmt: skip
 _registered: set[str] = set()
 

@@ -133,9 +133,10 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
     from backwatch.web.routes import snapshots as snapshot_routes
 
     app.include_router(snapshot_routes.router)
-    from backwatch.web.routes import tool_output
+    from backwatch.web.routes import drill, tool_output
 
     app.include_router(tool_output.router)
+    app.include_router(drill.router)
     from backwatch.web import pages, stream
 
     app.include_router(stream.router)

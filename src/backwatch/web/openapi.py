@@ -62,6 +62,7 @@ _SUCCESSES: dict[tuple[str, str], dict[int, str]] = {
     ("post", "/api/v1/runs/start"): {201: "Opened", 200: "Already open (same id)"},
     ("post", "/api/v1/tool-output/{tool}"): {201: "Stored", 200: "Already stored (same id)"},
     ("post", "/api/v1/jobs/{job_id}/run"): {202: "Queued: answers the run id"},
+    ("post", "/api/v1/jobs/{job_id}/drill"): {201: "Drilled: answers the drill's run"},
 }
 #: statuses beyond the defaults: (method, path) → statuses
 _EXTRA: dict[tuple[str, str], set[int]] = {

@@ -1,0 +1,232 @@
+"""Restore drills with real restic, borg and built-in repositories (issue 16): a clean
+repository's drill passes; damaged data files make it fail and open verify_failed; a
+source file changed after the snapshot is reported, not failed; the temporary directory
+is gone after a pass, a failure and a SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from backwatch.cli import app
+from backwatch.services import alerts
+from backwatch.services.hub import Hub
+from tests.conftest import BACKWATCH, make_settings, need_tool
+from tests.integration.runner_support import make_tree, write_config
+
+PASSWORD = "drill-secret"
+
+
+def drill(config: Path, job: str, *args: str) -> tuple[int, dict[str, Any]]:
+    done = CliRunner().invoke(app, ["drill", job, "--json", "--config", str(config), *args])
+    assert done.exit_code in (0, 1, 4), done.output
+    return done.exit_code, json.loads(done.stdout)
+
+
+def open_rules(data: Path, job: str) -> set[str]:
+    settings = make_settings(data)
+    with Hub(settings) as hub:
+        hub.write(alerts.evaluate_jobs(settings, time.time(), None, None))
+        with hub.read_engine.connect() as conn:
+            return {a["rule"] for a in alerts.list_alerts(conn, state="open", job=job)}
+
+
+def damage(repo_data: Path) -> None:
+    """Overwrite bytes in the middle of every data file of a repository."""
+    for path in sorted(p for p in repo_data.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        if size > 64:
+            with open(path, "r+b") as fh:
+                fh.seek(size // 2)
+                fh.write(b"\0" * min(32, size // 4))
+
+
+def assert_no_drill_dirs(data: Path) -> None:
+    drills = data / "drills"
+    assert not drills.exists() or list(drills.iterdir()) == []
+
+
+@pytest.fixture
+def restic_job(tmp_path: Path) -> tuple[Path, Path, Path]:
+    need_tool("restic")
+    tree = make_tree(tmp_path / "photos", files=60)
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD)
+    repo = tmp_path / "repo"
+    env = {**os.environ, "RESTIC_CACHE_DIR": str(tmp_path / "cache")}
+    base = ["restic", "--repo", str(repo), "--password-file", str(pw)]
+    subprocess.run([*base, "init"], env=env, check=True, capture_output=True)
+    subprocess.run([*base, "backup", str(tree)], env=env, check=True, capture_output=True)
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        f"""
+[[jobs]]
+id = "photos"
+tool = "restic"
+env = {{RESTIC_CACHE_DIR = "{tmp_path / "cache"}"}}
+[jobs.restic]
+repository = "{repo}"
+password_file = "{pw}"
+paths = ["{tree}"]
+""",
+    )
+    return config, tree, repo
+
+
+def test_a_restic_drill_passes_reports_changed_files_and_fails_on_damage(restic_job) -> None:
+    config, tree, repo = restic_job
+    data = config.parent / "data"
+    code, run = drill(config, "photos", "--files", "100")
+    assert code == 0, run["message"]
+    assert run["kind"] == "drill" and run["status"] == "success"
+    figures = run["stats"]["drill"]
+    assert figures["files_checked"] == 60 and figures["bytes_restored"] > 600_000
+    assert figures["rate_bytes_per_s"] > 0 and figures["estimate_full_restore_s"] > 0
+    assert figures["snapshot_bytes"] == sum(p.stat().st_size for p in tree.rglob("*.bin"))
+    assert run["stats"]["verify"] == "ok"
+    assert_no_drill_dirs(data)
+
+    changed = tree / "d3" / "f003.bin"
+    with open(changed, "ab") as fh:
+        fh.write(b"edited after the snapshot")
+    code, run = drill(config, "photos", "--files", "100")
+    assert code == 0 and run["status"] == "success"
+    assert run["stats"]["drill"]["changed_since"] == [str(changed)]
+    assert "changed at the source" in run["message"]
+
+    damage(repo / "data")
+    code, run = drill(config, "photos", "--files", "100")
+    assert code == 1 and run["status"] == "failed" and run["stats"]["verify"] == "failed"
+    assert "restic" in run["message"]
+    assert_no_drill_dirs(data)
+    assert "verify_failed" in open_rules(data, "photos")
+
+
+def test_a_sample_respects_its_size_cap_and_always_paths(restic_job) -> None:
+    config, _tree, _repo = restic_job
+    code, run = drill(config, "photos", "--files", "5", "--bytes", "30KB")
+    assert code == 0
+    assert run["stats"]["drill"]["files_checked"] <= 5
+    assert run["stats"]["drill"]["bytes_restored"] <= 30_000
+
+
+def test_a_borg_drill_passes_and_fails_on_damage(tmp_path: Path) -> None:
+    need_tool("borg")
+    tree = make_tree(tmp_path / "home", files=40)
+    repo = tmp_path / "borg"
+    env = {**os.environ, "BORG_PASSPHRASE": PASSWORD, "BORG_BASE_DIR": str(tmp_path / "base")}
+    subprocess.run(["borg", "init", "-e", "repokey", str(repo)], env=env, check=True)
+    subprocess.run(["borg", "create", f"{repo}::a1", str(tree)], env=env, check=True)
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        f"""
+[[jobs]]
+id = "home"
+tool = "borg"
+env = {{BORG_PASSPHRASE = "{PASSWORD}", BORG_BASE_DIR = "{tmp_path / "base"}"}}
+[jobs.borg]
+repository = "{repo}"
+paths = ["{tree}"]
+""",
+    )
+    code, run = drill(config, "home", "--files", "10")
+    assert code == 0, run["message"]
+    assert run["stats"]["drill"]["files_checked"] == 10
+    assert run["stats"]["drill"]["snapshot"] == "a1"
+    damage(repo / "data")
+    code, run = drill(config, "home", "--files", "40")
+    assert code == 1 and run["stats"]["verify"] == "failed", run["message"]
+    assert_no_drill_dirs(tmp_path / "data")
+    assert "verify_failed" in open_rules(tmp_path / "data", "home")
+
+
+def test_a_builtin_drill_checks_the_manifest_hashes(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "docs", files=30)
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        f"""
+[[jobs]]
+id = "docs"
+tool = "builtin"
+destinations = ["{tmp_path / "d1"}"]
+[jobs.builtin]
+paths = ["{tree}"]
+[jobs.drill]
+files = 30
+""",
+    )
+    backup = CliRunner().invoke(app, ["backup", "docs", "--config", str(config)])
+    assert backup.exit_code == 0, backup.output
+    code, run = drill(config, "docs")
+    assert code == 0 and run["stats"]["drill"]["files_checked"] == 30, run["message"]
+    snapshots = tmp_path / "d1" / "snapshots"
+    (manifest,) = snapshots.glob("*/manifest.json")
+    saved = manifest.read_bytes()
+    manifest.write_bytes(b"{broken")
+    code, run = drill(config, "docs")
+    assert code == 1 and "manifest" in run["message"], run["message"]
+    manifest.write_bytes(saved)
+    (archive,) = snapshots.glob("*/data.tar.zst")
+    size = archive.stat().st_size
+    with open(archive, "r+b") as fh:  # the compressed file contents, not the manifest
+        fh.seek(size // 2)
+        fh.write(b"\0" * 64)
+    code, run = drill(config, "docs")
+    assert code == 1 and run["status"] == "failed", run["message"]
+    assert_no_drill_dirs(tmp_path / "data")
+
+
+def test_a_drill_killed_by_sigterm_leaves_no_directory(restic_job) -> None:
+    config, _tree, _repo = restic_job
+    data = config.parent / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKWATCH_")}
+    proc = subprocess.Popen(
+        [*BACKWATCH, "drill", "photos", "--files", "60", "--config", str(config)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (data / "drills").is_dir() and list((data / "drills").iterdir()):
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("the drill never made its directory")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert_no_drill_dirs(data)
+
+
+def test_drill_errors_are_clear(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "bw.toml", tmp_path / "data", '[[jobs]]\nid = "script"\ncommand = "true"\n'
+    )
+    done = CliRunner().invoke(app, ["drill", "script", "--config", str(config)])
+    assert done.exit_code != 0 and "nothing a drill can restore" in done.output
+    unknown = CliRunner().invoke(app, ["drill", "nope", "--config", str(config)])
+    assert unknown.exit_code != 0 and "no job 'nope'" in unknown.output
+    bad = CliRunner().invoke(app, ["drill", "script", "--bytes", "lots", "--config", str(config)])
+    assert bad.exit_code == 2 and "--bytes" in bad.output
+
+
+def test_a_command_job_drills_with_its_drill_command(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        '[[jobs]]\nid = "db"\ntool = "command"\ncommand = "true"\n'
+        '[jobs.drill]\ncommand = "echo restoring; exit 3"\n',
+    )
+    code, run = drill(config, "db")
+    assert code == 1 and run["status"] == "failed" and run["exit_code"] == 3
+    assert "restoring" in run["log"]
