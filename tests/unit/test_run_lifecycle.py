@@ -8,7 +8,7 @@ from backwatch.domain.lifecycle import RunStatus, check_transition, is_terminal,
 from backwatch.errors import IllegalTransition
 
 S = RunStatus
-FINAL = [S.SUCCESS, S.WARNING, S.FAILED, S.CANCELLED, S.TIMED_OUT, S.SKIPPED]
+FINAL = [S.SUCCESS, S.WARNING, S.FAILED, S.CANCELLED, S.TIMED_OUT, S.SKIPPED, S.UNKNOWN]
 
 # Written out by hand (not derived from the code under test): current → allowed targets.
 EXPECTED: dict[RunStatus | None, set[RunStatus]] = {

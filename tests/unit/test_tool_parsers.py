@@ -213,9 +213,14 @@ def test_restic_missing_optional_fields_are_tolerated() -> None:
     assert report.started_at == report.finished_at == NOW
 
 
-@pytest.mark.parametrize("code", [1, 10, 12, 130])
+@pytest.mark.parametrize("code", [1, 10, 12])
 def test_restic_other_exit_codes_fail(code: int) -> None:
     assert restic.parse(RESTIC_014, job="photos", exit_code=code).status is RunStatus.FAILED
+
+
+def test_restic_interrupted_is_cancelled_never_success() -> None:
+    report = restic.parse(RESTIC_014, job="photos", exit_code=130)
+    assert report.status is RunStatus.CANCELLED
 
 
 def test_restic_failure_without_summary_is_a_failed_run_with_restics_message() -> None:
@@ -226,7 +231,7 @@ def test_restic_failure_without_summary_is_a_failed_run_with_restics_message() -
     report = restic.parse(text, job="photos", now=NOW)
     assert report.status is RunStatus.FAILED
     assert report.exit_code == 12
-    assert report.message == "Fatal: wrong password or no key found"
+    assert report.message is not None and "wrong password or no key found" in report.message
     assert report.files is None
 
 
@@ -234,9 +239,9 @@ def test_restic_014_text_failure_with_exit_code_is_a_failed_run() -> None:
     text = "Fatal: unable to open config file: stat /repo/config: no such file or directory\n"
     report = restic.parse(text, job="photos", exit_code=1, now=NOW)
     assert report.status is RunStatus.FAILED
-    assert report.message is not None and report.message.startswith("Fatal: unable to open")
+    assert report.message is not None and "unable to open config file" in report.message
     failed_empty = restic.parse("", job="photos", exit_code=1, now=NOW)
-    assert failed_empty.message == "restic exited with code 1 (fatal error, no snapshot was made)"
+    assert failed_empty.message == "restic exited with code 1: fatal error, no snapshot was made"
 
 
 def test_restic_same_failure_output_at_the_same_time_has_the_same_id() -> None:
@@ -247,13 +252,18 @@ def test_restic_same_failure_output_at_the_same_time_has_the_same_id() -> None:
 
 
 def test_restic_bad_input_is_named() -> None:
-    assert bad("restic", "") == "empty input; expected `restic backup --json` output"
-    assert "line 1: not JSON ('Files:" in bad("restic", "Files:  21 new\nAdded: 1 MiB\n")
+    assert bad("restic", "").startswith("empty input; expected `restic backup --json` output")
+    assert "'Backup done' is not restic's output" in bad("restic", "Backup done\n")
+    # restic's own words without a saved snapshot are recorded, as unknown: never refused
+    cut = restic.parse("Files:  21 new\nAdded: 1 MiB\n", job="photos", now=NOW)
+    assert cut.status is RunStatus.UNKNOWN and "no saved snapshot" in (cut.message or "")
     message = bad("restic", RESTIC_014.replace('"tree_blobs":3,', '"tree_blobs":3,,'))
     assert message.startswith("line 3: malformed JSON")
     assert "line 2: JSON object cut short" in bad("restic", '{"message_type":"status"}\n{"a":')
-    assert "no summary line" in bad("restic", RESTIC_014.splitlines()[0] + "\n")
-    assert "no summary line" in bad("restic", RESTIC_014.splitlines()[0] + "\n", exit_code=3)
+    status_only = RESTIC_014.splitlines()[0] + "\n"
+    assert restic.parse(status_only, job="photos").status is RunStatus.UNKNOWN
+    assert restic.parse(status_only, job="photos", exit_code=0).status is RunStatus.UNKNOWN
+    assert restic.parse(status_only, job="photos", exit_code=3).status is RunStatus.WARNING
     assert "lines 3, 6: more than one summary" in bad("restic", RESTIC_014 * 2)
     assert "without message_type" in bad("restic", BORG_12)
     wrong_type = '{"message_type":"status"}\n{"message_type":"summary","total_files_processed":"9"}'
@@ -291,7 +301,7 @@ def test_borg_12_json_maps_to_the_run_fields() -> None:
 @pytest.mark.parametrize(
     ("code", "status"),
     [(0, RunStatus.SUCCESS), (1, RunStatus.WARNING), (107, RunStatus.WARNING),
-     (2, RunStatus.FAILED), (75, RunStatus.FAILED), (143, RunStatus.FAILED)],
+     (2, RunStatus.FAILED), (75, RunStatus.FAILED), (143, RunStatus.CANCELLED)],
 )  # fmt: skip
 def test_borg_exit_codes(code: int, status: RunStatus) -> None:
     assert borg.parse(BORG_12, job="photos", exit_code=code).status is status
@@ -337,15 +347,17 @@ def test_borg_missing_optional_fields_and_unknown_ones() -> None:
 def test_borg_error_without_json_is_a_failed_run() -> None:
     report = borg.parse("Archive a1 already exists\n", job="photos", exit_code=2, now=NOW)
     assert report.status is RunStatus.FAILED
-    assert report.message == "Archive a1 already exists"
+    assert report.message is not None and "Archive a1 already exists" in report.message
 
 
 def test_borg_bad_input_is_named() -> None:
-    assert bad("borg", "  \n") == "empty input; expected `borg create --json` output"
-    assert "line 1: not JSON" in bad("borg", "Archive name: a1\n")
-    assert "no archive" in bad("borg", '{"type": "log_message", "message": "x"}\n')
-    # a warning exit code promises an archive: its absence is an error, not a run
-    assert "line 1: not JSON" in bad("borg", "Archive a1 already exists\n", exit_code=1)
+    assert bad("borg", "  \n").startswith("empty input; expected `borg create --json` output")
+    assert "is not borg's output" in bad("borg", "Archive name: a1\n")
+    # borg's own log without an archive, or a warning code without one: recorded as unknown
+    logged = borg.parse('{"type": "log_message", "message": "x"}\n', job="photos")
+    assert logged.status is RunStatus.UNKNOWN and "no archive" in (logged.message or "")
+    coded = borg.parse("Archive a1 already exists\n", job="photos", exit_code=1)
+    assert coded.status is RunStatus.UNKNOWN
     assert bad("borg", BORG_12[:200]).startswith("line 1: JSON object cut short")
     assert "more than one archive" in bad("borg", BORG_12 + BORG_12)
     negative = bad("borg", '{"archive": {"stats": {"nfiles": -1}}}')
@@ -405,7 +417,8 @@ def test_rsync_trailer_alone_is_enough() -> None:
     report = rsync.parse("sent 10 bytes  received 20 bytes  60.00 bytes/sec\n"
                          "total size is 1,000  speedup is 33.33 (DRY RUN)\n",
                          job="mirror", now=NOW)  # fmt: skip
-    assert report.size_bytes == 1000 and report.files is None
+    # a dry run copied nothing: not a backup, whatever it would have sent
+    assert report.status is RunStatus.UNKNOWN and report.size_bytes is None
     assert report.stats is not None and report.stats["dry_run"] is True
 
 
@@ -413,10 +426,11 @@ def test_rsync_missing_source_fails_with_rsyncs_message_and_code() -> None:
     report = rsync.parse(RSYNC_MISSING_SOURCE, job="mirror", now=NOW)
     assert report.status is RunStatus.FAILED
     assert report.exit_code == 23  # from "rsync error: … (code 23)"
-    assert report.message is not None and report.message.startswith("rsync: [sender] change_dir")
+    assert report.message is not None and "rsync: [sender] change_dir" in report.message
     assert report.files == 0
     given = rsync.parse(RSYNC_STATS, job="mirror", exit_code=23, now=NOW)
-    assert given.status is RunStatus.FAILED and given.message == "rsync exited with code 23"
+    assert given.status is RunStatus.FAILED
+    assert given.message == "rsync exited with code 23: partial transfer due to error"
 
 
 def test_rsync_vanished_files_are_a_warning() -> None:
@@ -426,11 +440,13 @@ def test_rsync_vanished_files_are_a_warning() -> None:
 def test_rsync_failure_without_stats() -> None:
     text = "rsync: connection unexpectedly closed (0 bytes received so far) [sender]\n"
     report = rsync.parse(text, job="mirror", exit_code=12, now=NOW)
-    assert report.status is RunStatus.FAILED and report.message == text.strip()
+    assert report.status is RunStatus.FAILED and text.strip() in (report.message or "")
 
 
 def test_rsync_bad_input_is_named() -> None:
     assert bad("rsync", "") == "empty input; expected `rsync --stats` output"
-    message = bad("rsync", "\nsending incremental file list\nfile1\n")
-    assert "line 2: 'sending incremental file list'" in message
-    assert "--stats" in message
+    message = bad("rsync", "\nall copied\nfile1\n")
+    assert "line 2: 'all copied'" in message and "--stats" in message
+    # rsync's own words without statistics: recorded as unknown, with the hint
+    cut = rsync.parse("sending incremental file list\nfile1\n", job="mirror", now=NOW)
+    assert cut.status is RunStatus.UNKNOWN and "--stats" in (cut.message or "")

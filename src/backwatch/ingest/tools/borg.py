@@ -357,7 +357,8 @@ def _verdict(
         said = next((e for e in out.errors if _INTERRUPT_RE.search(e)), f"rc {code}")
         return Verdict(RunStatus.CANCELLED, f"borg was interrupted ({said}), no archive saved")
     if code is not None and status_for_exit(code) is RunStatus.FAILED:
-        reason = out.fatal or (out.errors[0] if out.errors else meaning(code))
+        said = out.errors[0] if out.errors else next((m for m in reversed(out.log) if m), None)
+        reason = out.fatal or said or meaning(code)
         if out.fatal and out.errors:
             reason = f"{out.fatal}: {out.errors[0]}"
         return Verdict(RunStatus.FAILED, f"{named}borg exited with rc {code}: {reason}")
