@@ -469,3 +469,25 @@ def wait_for(condition: Any, seconds: float = 15.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_push_and_import_refuse_figures_out_of_bounds(api, monkeypatch, tmp_path):
+    monkeypatch.setenv("BACKWATCH_DATA_DIR", str(tmp_path / "cli-data"))
+    for name in ("BACKWATCH_URL", "BACKWATCH_TOKEN", "BACKWATCH_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    db = api.app.state.hub.settings.database_url
+    args = ["push", "--job", "nightly", "--status", "success", "--duration", "1e308", "--db", db]
+    pushed = CliRunner().invoke(cli_app, args)
+    assert pushed.exit_code == 1, (pushed.stdout, pushed.stderr)
+    assert "duration_s: must be between 0 and 100 years" in pushed.stderr
+    lines = tmp_path / "metrics.jsonl"
+    lines.write_text(
+        '{"timestamp": "9999-12-31T00:00:00Z", "backup_id": "a", "success": true}\n'
+        '{"timestamp": "2026-05-01T02:00:00Z", "backup_id": "b", "success": true,'
+        ' "duration_total": 1e308}\n'
+    )
+    imported = CliRunner().invoke(cli_app, ["import", str(lines), "--db", db])
+    assert imported.exit_code == 1, (imported.stdout, imported.stderr)
+    assert f"{lines}:1: skipped: timestamp: is out of range" in imported.stderr
+    assert f"{lines}:2: skipped: duration_total: must be between 0 and 100 years" in imported.stderr
+    assert api.get("/api/v1/runs").json()["items"] == []
