@@ -121,9 +121,9 @@ def test_health_checks_name_jobs_whose_latest_backup_is_in_doubt(api: Any) -> No
 
 
 def test_unknown_check_is_422(api: Any) -> None:
-    resp = api.get("/api/v1/health/checks?checks=memory_usage")
+    resp = api.get("/api/v1/health/checks?checks=coffee_level")
     assert resp.status_code == 422
-    assert "unknown check 'memory_usage'" in resp.json()["error"]["message"]
+    assert "unknown check 'coffee_level'" in resp.json()["error"]["message"]
 
 
 def test_fix_needs_an_admin_token(api: Any, settings: Any) -> None:

@@ -85,8 +85,8 @@ def test_health_exits_1_when_a_check_is_critical(cli: Cli) -> None:
 
 
 def test_health_unknown_check(cli: Cli) -> None:
-    result = cli("health", "--checks", "memory_usage", code=1)
-    assert "unknown check 'memory_usage'" in result.stderr
+    result = cli("health", "--checks", "coffee_level", code=1)
+    assert "unknown check 'coffee_level'" in result.stderr
 
 
 def test_health_fix_clears_a_stale_lock(cli: Cli, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from backwatch.cli import seed_spellings as seed
 from backwatch.cli.common import console, print_json, target
 from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
 
@@ -17,6 +18,22 @@ SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 def register(app: typer.Typer) -> None:
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(notify_app, name="notify")
+
+
+@alerts_app.callback(invoke_without_command=True)
+def _alerts(
+    ctx: typer.Context,
+    action: seed.ActionOpt = None,
+    alert_id: seed.AlertIdOpt = None,
+    url: seed.HiddenUrl = None,
+    token: seed.HiddenToken = None,
+    db: seed.HiddenDb = None,
+    config: seed.HiddenConfig = None,
+    data_dir: seed.HiddenDataDir = None,
+) -> None:
+    """Alerts: list, acknowledge, resolve, snooze."""
+    where = {"url": url, "token": token, "db": db, "config": config, "data_dir": data_dir}
+    seed.alerts_action(ctx, action, alert_id, where)  # seed 003's `alerts --action list`
 
 
 def _call(tgt: Any, http: tuple[str, str, Any, dict | None], local: Any) -> Any:

@@ -5,12 +5,14 @@ them, so both give the same JSON."""
 
 from __future__ import annotations
 
+import sys
 import time
 import urllib.parse
 from typing import Annotated, Any
 
 import typer
 
+from backwatch.cli import seed_spellings as seed
 from backwatch.cli.alerts import _call
 from backwatch.cli.common import console, echo, fail, print_json, target
 from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
@@ -101,10 +103,12 @@ def health(
     checks: Annotated[
         str | None, typer.Option(help="Only these checks, comma-separated (e.g. database,writer).")
     ] = None,
+    more_checks: seed.MoreChecksArg = None,
     fix: Annotated[
         bool, typer.Option("--fix", help="Apply the safe fixes first (admin token on a server).")
     ] = False,
     json_out: JsonOpt = False,
+    output: seed.OutputOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
     db: DbOpt = None,
@@ -115,7 +119,8 @@ def health(
 
     --fix clears run locks left by processes that are gone and closes their runs as failed
     (recorded in the audit trail)."""
-    names = [n.strip() for n in (checks or "").split(",") if n.strip()] or None
+    names = seed.check_names(checks, more_checks)
+    json_out = seed.json_wanted(json_out, output)
     tgt = target(url, token, db, config, data_dir, read_only=not fix)
     fixed: list[str] | None = None
     try:
@@ -166,6 +171,8 @@ def performance(
     period: PeriodOpt = "7d",
     job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
     json_out: JsonOpt = False,
+    output: seed.OutputOpt = None,
+    operation_type: seed.OperationTypeOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
     db: DbOpt = None,
@@ -173,6 +180,8 @@ def performance(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Trends, bottleneck phase, regressions, forecast and recommendations per job."""
+    json_out = seed.json_wanted(json_out, output)
+    seed.operation_type(operation_type)
     checked_period(period)
     tgt = target(url, token, db, config, data_dir, read_only=True)
     try:
@@ -349,7 +358,10 @@ def dashboard(
         str, typer.Option(help="terminal (a live table) or web (the URL).")
     ] = "terminal",
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 5.0,
-    once: Annotated[bool, typer.Option("--once", help="Print one frame and stop.")] = False,
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Print one frame and stop (the default when not a terminal)."),
+    ] = False,
     browser: Annotated[
         bool, typer.Option("--browser/--no-browser", help="web: open the page in a browser.")
     ] = True,
@@ -359,7 +371,9 @@ def dashboard(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Every job's health, last run and next due, refreshed until Ctrl-C; or the web page."""
+    """Every job's health, last run and next due, refreshed until Ctrl-C; or the web page.
+
+    Printed once when the output is not a terminal (a pipe, a file, cron), as `top -b` does."""
     from backwatch.errors import InvalidInput
 
     if mode not in ("terminal", "web"):
@@ -373,7 +387,7 @@ def dashboard(
         return
     tgt = target(url, token, db, config, data_dir, read_only=True)
     try:
-        if once:
+        if once or not sys.stdout.isatty():  # nobody to watch it refresh
             console().print(board.frame(tgt))
             return
         board.live(tgt, interval)

@@ -63,7 +63,9 @@ def worst(checks: list[Check]) -> str:
 
 
 def run_checks(hub: Hub, now: float, names: list[str] | None = None) -> dict[str, Any]:
-    """Run the named checks (all by default): ``{status, checks: [...]}``."""
+    """Run the named checks (all by default): ``{status, checks: [...]}``. Seed 003's
+    names (``disk_space``, ``process_health``) are read as ours."""
+    names = _system_checks.resolve_names(names) if names else None
     unknown = [n for n in names or [] if n not in CHECKS]
     if unknown:
         raise InvalidInput.field(
@@ -296,3 +298,7 @@ def apply_fixes(hub: Hub, actor: str) -> list[str]:
         if held is not None:
             held.release()
     return done
+
+
+# seed 003's cpu_usage and memory_usage live in their own module, in this same registry
+from backwatch.services import system_checks as _system_checks  # noqa: E402
