@@ -491,3 +491,43 @@ def test_push_and_import_refuse_figures_out_of_bounds(api, monkeypatch, tmp_path
     assert f"{lines}:1: skipped: timestamp: is out of range" in imported.stderr
     assert f"{lines}:2: skipped: duration_total: must be between 0 and 100 years" in imported.stderr
     assert api.get("/api/v1/runs").json()["items"] == []
+
+
+def test_every_read_view_answers_with_nan_stored_on_postgresql(pg_url, tmp_path, monkeypatch):
+    """PostgreSQL keeps a NaN written into a float column (SQLite stores it as NULL)."""
+    from fastapi.testclient import TestClient
+
+    from backwatch.web.app import create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path / "data", pg_url)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as api:
+        api.auth_headers = {"Authorization": f"Bearer {settings.token_file.read_text().strip()}"}  # type: ignore[attr-defined]
+        assert post(api, report(id="r-nan", duration_s=5, phases={"up": 1})).status_code == 201
+        put = api.put(
+            "/api/v1/jobs/nightly", json={"schedule": "0 2 * * *"}, headers=api.auth_headers
+        )
+        assert put.status_code == 200, put.text
+        nan = float("nan")
+        engine = create_engine(pg_url)
+        with engine.begin() as conn:
+            conn.execute(update(t.runs).values(started_at=nan, finished_at=nan, duration_s=nan))
+            conn.execute(update(t.phases).values(started_at=nan, finished_at=nan, duration_s=nan))
+            conn.execute(
+                update(t.jobs).values(
+                    last_started_at=nan, last_finished_at=nan, last_duration_s=nan,
+                    last_success_at=nan, median_duration_s=nan, learned_interval_s=nan,
+                )
+            )  # fmt: skip
+        engine.dispose()
+        assert_views_answer(api, "nightly", "r-nan")
+        assert api.get("/api/v1/runs/r-nan").json()["started_at"] is None  # unknown
+    monkeypatch.setenv("BACKWATCH_DATA_DIR", str(tmp_path / "cli-data"))
+    for args in (
+        ["status"],
+        ["status", "nightly"],
+        ["history", "nightly"],
+        ["history", "nightly", "--json"],
+    ):
+        result = CliRunner().invoke(cli_app, [*args, "--db", pg_url])
+        assert result.exit_code == 0, (args, result.stdout, result.stderr)

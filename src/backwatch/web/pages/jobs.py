@@ -86,7 +86,8 @@ async def job_page(
     job = page_job(request, row, now, secrets=viewer.sees_secrets)
     runs = [run_out(r) for r in history]
     for run in runs:
-        run["_started"] = parse_time(run["started_at"])
+        # None: a start stored as NaN, which no calendar prints (iso() gives None)
+        run["_started"] = parse_time(run["started_at"]) if run["started_at"] else None
     token_file = str(hub.settings.token_file.resolve())
     context = {
         "job": job,

@@ -54,7 +54,8 @@ async def overview(
             ("overview-alerts",), lambda: active_alerts(conn), max_age_s=CARDS_MAX_AGE_S
         )
     for run in recent:
-        run["_started"] = parse_time(run["started_at"])
+        # None: a start stored as NaN, which no calendar prints (iso() gives None)
+        run["_started"] = parse_time(run["started_at"]) if run["started_at"] else None
     context: dict[str, Any] = {
         "summary": summary,
         "cards": deck.matching(tag, host, health),
