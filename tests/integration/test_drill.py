@@ -230,3 +230,65 @@ def test_a_command_job_drills_with_its_drill_command(tmp_path: Path) -> None:
     code, run = drill(config, "db")
     assert code == 1 and run["status"] == "failed" and run["exit_code"] == 3
     assert "restoring" in run["log"]
+
+
+def test_a_passed_drill_makes_the_job_restorable_as_of_its_end(restic_job) -> None:
+    config, _tree, _repo = restic_job
+    data = config.parent / "data"
+
+    def job_now() -> dict[str, Any]:
+        shown = CliRunner().invoke(app, ["status", "photos", "--json", "--config", str(config)])
+        return json.loads(shown.stdout)["job"]  # type: ignore[no-any-return]
+
+    code, _run = drill(config, "photos", "--files", "3", "--bytes", "1")  # restores nothing
+    assert code == 4 and job_now()["last_verified_at"] is None
+    code, _run = drill(config, "photos", "--files", "3")
+    assert code == 0
+    job = job_now()
+    assert job["last_verified_at"] is not None
+    assert job["last_run"] is None  # a drill is not the job's latest backup
+    from fastapi.testclient import TestClient
+
+    from backwatch.web.app import create_app
+
+    settings = make_settings(data)
+    with TestClient(create_app(settings)) as client:
+        metrics = client.get("/metrics").text
+        assert "backwatch_job_last_verified_timestamp_seconds{host=" in metrics or (
+            "backwatch_job_last_verified_timestamp_seconds{job=" in metrics
+        )
+        page = client.get("/jobs/photos").text
+        assert "Restorable as of" in page and "never proven" not in page
+
+
+def test_the_server_drills_a_job_it_runs_once_a_week(restic_job) -> None:
+    from backwatch.domain.lifecycle import RunStatus
+    from backwatch.domain.report import RunReport
+    from backwatch.services import runs
+    from backwatch.services.scheduler import Scheduler
+
+    config, _tree, _repo = restic_job
+    config.write_text(
+        config.read_text().replace(
+            'tool = "restic"', 'tool = "restic"\nrun_by = "server"\nschedule = "0 3 * * *"'
+        )
+    )
+    settings = make_settings(config.parent / "data", BACKWATCH_CONFIG=str(config))
+    with Hub(settings) as hub:
+        scheduler = Scheduler(hub)
+        now = time.time()
+        assert scheduler._drills_due(now) == []  # no good backup yet: nothing to drill
+        backup = RunReport(job="photos", status=RunStatus.SUCCESS, started_at=now - 60,
+                           finished_at=now - 30, kind="backup")  # fmt: skip
+        hub.write(runs.record_report(backup, now))
+        assert scheduler._drills_due(now) == ["photos"]
+        scheduler.trigger_drill("photos", "schedule")
+        scheduler.join(120)
+        with hub.read_engine.connect() as conn:
+            from backwatch.store import queries
+
+            drills = [r for r in queries.list_runs(conn, job="photos")[0] if r["kind"] == "drill"]
+        assert len(drills) == 1 and drills[0]["status"] == "success"
+        assert drills[0]["trigger"] == "schedule"
+        assert scheduler._drills_due(time.time()) == []  # proven just now
+        assert scheduler._drills_due(time.time() + 8 * 86400) == ["photos"]  # a week later

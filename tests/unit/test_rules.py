@@ -51,6 +51,7 @@ def test_every_rule_of_the_spec_is_registered():
         "failed", "missed", "stuck", "empty", "size_anomaly",
         "duration_regression", "error_rate", "disk_space", "verify_failed",
         "store_unavailable",  # backwatch's own writes refused (issue 14)
+        "drill_overdue",  # no restore drill passed for [jobs.drill] max_age (issue 16)
     }  # fmt: skip
 
 
@@ -354,3 +355,22 @@ def test_unknown_counts_against_the_error_rate():
     job = JobFacts("x", runs=runs(statuses=statuses, every=H))
     finding = fired(job, job.runs[0].started_at + H, "error_rate")
     assert finding is not None and "unknown outcome" in finding.message
+
+
+# drill_overdue ---------------------------------------------------------------------------
+
+
+def test_a_drilled_job_without_a_passed_drill_for_max_age_warns():
+    job = JobFacts("x", created_at=T0, drill_max_age_s=14 * DAY, last_success_at=T0 + DAY)
+    assert fired(job, T0 + 13 * DAY, "drill_overdue") is None
+    finding = fired(job, T0 + 15 * DAY, "drill_overdue")
+    assert finding is not None and finding.severity == "warning"
+    assert "no drill or check has ever passed" in finding.message
+    proven = JobFacts("x", created_at=T0, drill_max_age_s=14 * DAY, last_success_at=T0,
+                      last_verified_at=T0 + 10 * DAY)  # fmt: skip
+    assert fired(proven, T0 + 15 * DAY, "drill_overdue") is None
+    assert "ended" in fired(proven, T0 + 25 * DAY, "drill_overdue").message
+    # not drilled, or nothing backed up yet: never overdue
+    assert fired(JobFacts("x", created_at=T0), T0 + 99 * DAY, "drill_overdue") is None
+    unbacked = JobFacts("x", created_at=T0, drill_max_age_s=DAY)
+    assert fired(unbacked, T0 + 99 * DAY, "drill_overdue") is None

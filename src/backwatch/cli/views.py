@@ -193,6 +193,12 @@ def status(
         ("schedule", _schedule_text(detail)),
         ("last run", _ended(detail.get("last_run_at"))),
         ("last success", _ended(detail.get("last_success_at"))),
+        (
+            "restorable as of",
+            _ended(detail.get("last_verified_at"))
+            if detail.get("last_verified_at")
+            else "never proven (run `backwatch drill`)",
+        ),
         ("runs", str(detail.get("runs_total", 0))),
     ]
     if detail.get("ping_url"):

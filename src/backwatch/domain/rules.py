@@ -103,6 +103,11 @@ class JobFacts:
     created_at: float | None = None
     #: refused writes, for backwatch itself (the ``_system`` job) only
     writes: WriteFacts | None = None
+    #: restore drills: how long a job may go without a passed drill or check (None: the
+    #: job is not drilled), the end of the latest one, and of the latest good backup
+    drill_max_age_s: float | None = None
+    last_verified_at: float | None = None
+    last_success_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -517,6 +522,29 @@ def verify_failed(job: JobFacts, now: float) -> Finding | None:
                 return None
             backup_since = True
     return None
+
+
+@rule("drill_overdue", "time")
+def drill_overdue(job: JobFacts, now: float) -> Finding | None:
+    """A drilled job (``[jobs.drill]``, or one the server runs) whose backups nobody has
+    proven restorable for ``[jobs.drill] max_age``: no passed drill or check since."""
+    if job.drill_max_age_s is None or job.last_success_at is None:
+        return None  # not drilled, or nothing backed up to drill yet
+    since = job.last_verified_at if job.last_verified_at is not None else job.created_at
+    if since is None or now - since <= job.drill_max_age_s:
+        return None
+    proven = (
+        f"the last passed drill or check ended {iso(job.last_verified_at)}"
+        if job.last_verified_at is not None
+        else "no drill or check has ever passed"
+    )
+    return Finding(
+        "drill_overdue",
+        "warning",
+        f"{job.id}: {proven}; a restore drill is due every "
+        f"{human_duration(job.drill_max_age_s)} (run `backwatch drill {job.id}`)",
+        detail={"last_verified_at": job.last_verified_at, "max_age_s": job.drill_max_age_s},
+    )
 
 
 def evaluate(job: JobFacts, now: float, kind: str | None = None) -> dict[str, Finding | None]:

@@ -15,6 +15,7 @@ RULE_TITLES = {
     "disk_space": "disk filling up",
     "verify_failed": "verification failed",
     "store_unavailable": "writes refused",
+    "drill_overdue": "restore drill overdue",
 }
 #: a rule whose findings differ by severity: ``failed`` warns for an ``unknown`` outcome
 SEVERITY_TITLES = {("failed", "warning"): "backup outcome unknown"}

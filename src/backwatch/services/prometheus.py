@@ -45,6 +45,10 @@ class StoreCollector:
                     "When the job's latest good backup run (success, warning, skipped) ended.",
                 ),
                 (
+                    "last_verified_timestamp_seconds",
+                    "When the job's latest passed restore drill or repository check ended.",
+                ),
+                (
                     "last_run_success",
                     "1 if the latest finished backup run succeeded, else 0 (unknown is 0).",
                 ),
@@ -109,6 +113,8 @@ class StoreCollector:
                 g["last_run_timestamp_seconds"].add_metric(key, last_run)
             if job["last_success_at"] is not None:
                 g["last_success_timestamp_seconds"].add_metric(key, job["last_success_at"])
+            if job.get("last_verified_at") is not None:
+                g["last_verified_timestamp_seconds"].add_metric(key, job["last_verified_at"])
             if job["last_status"] not in (None, "running", "queued"):
                 ok = job["last_status"] in ("success", "warning", "skipped")
                 g["last_run_success"].add_metric(key, 1 if ok else 0)

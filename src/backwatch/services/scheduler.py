@@ -8,6 +8,9 @@
 - ``when_disk_above = 0.9``: run when one of the job's local destinations (or repository)
   is fuller than that, at most once an hour (a cleanup job).
 - ``trigger(job)``: ``POST /api/v1/jobs/{id}/run``.
+- ``[jobs.drill] schedule`` (default ``7d`` for jobs the server runs): a restore drill
+  (runners/drill.py) once the job has a good backup and its last passed drill or check is
+  older than the period.
 
 Only the leader instance schedules (services/leader.py). Runs happen in threads, each
 taking the same locks as ``backwatch run`` (services/locks.py), so a cron-started run and a
@@ -184,7 +187,77 @@ class Scheduler:
                 self.trigger(job_id, trigger)
             except Exception:
                 log.exception("could not start job %s", job_id)
-        return [job_id for job_id, _ in started]
+        drills = self._drills_due(now)
+        for job_id in drills:
+            self.trigger_drill(job_id, "schedule")
+        return [job_id for job_id, _ in started] + [f"drill:{job_id}" for job_id in drills]
+
+    # --- restore drills ----------------------------------------------------------------
+
+    def drill_period(self, job: JobSettings) -> Schedule | None:
+        """How often the server drills ``job``: ``[jobs.drill] schedule``, else weekly for
+        jobs it runs; None when never (``"off"``, or a job it does not run)."""
+        if job.paused or job.tool not in ("restic", "borg", "rsync", "builtin", "command"):
+            return None
+        wanted = job.drill.schedule if job.drill is not None else None
+        if wanted == "off":
+            return None
+        if job.tool == "command" and (job.drill is None or job.drill.command is None):
+            return None
+        if wanted is None:
+            wanted = "7d" if job.run_by == "server" else None
+        return parse_schedule(wanted, job.timezone) if wanted else None
+
+    def _drills_due(self, now: float) -> list[str]:
+        periods = {job.id: (job, self.drill_period(job)) for job in self.runnable().values()}
+        periods = {k: v for k, v in periods.items() if v[1] is not None}
+        if not periods:
+            return []
+        with self.hub.read_engine.connect() as conn:
+            rows = conn.execute(
+                select(t.jobs.c.id, t.jobs.c.last_success_at, t.jobs.c.last_verified_at).where(
+                    t.jobs.c.id.in_(list(periods))
+                )
+            ).all()
+        due = []
+        for job_id, last_success, last_verified in rows:
+            if last_success is None or self.busy(f"drill:{job_id}"):
+                continue  # nothing to drill yet, or a drill still going
+            schedule = periods[job_id][1]
+            assert schedule is not None
+            if last_verified is None or schedule.next_after(last_verified) <= now:
+                due.append(job_id)
+        return due
+
+    def trigger_drill(self, job_id: str, trigger: str = "api") -> str:
+        """Start a restore drill of ``job_id`` in a thread; answers the key it runs under."""
+        job = self.job(job_id)
+        key = f"drill:{job.id}"
+        thread = threading.Thread(target=self._drill, args=(job, trigger), name=key, daemon=True)
+        with self._lock:
+            self.threads[key] = thread
+            self._active[key] = key
+        thread.start()
+        log.info("started %s drill of job %s", trigger, job.id)
+        return key
+
+    def _drill(self, job: JobSettings, trigger: str) -> None:
+        from backwatch.runners.drill import drill_job
+        from backwatch.services import runs
+        from backwatch.services.locks import Locks
+
+        key = f"drill:{job.id}"
+        try:
+            locks = Locks(self.settings.data_dir, engine=self.hub.read_engine)
+            report = drill_job(self.settings, job, trigger=trigger, locks=locks)
+            self.hub.write(runs.record_report(report, self.hub.now(), actor="scheduler"))
+            log.info("drill of job %s: %s", job.id, report.status.value)
+        except Exception:
+            log.exception("drill of job %s failed to run", job.id)
+        finally:
+            with self._lock:
+                self.threads.pop(key, None)
+                self._active.pop(key, None)
 
     def _schedules(self) -> dict[str, Schedule]:
         out = {}

@@ -42,6 +42,8 @@ class WriteUnit:
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: job → the latest finish of a good run in this transaction (not only the newest run's)
     last_success: dict[str, float] = field(default_factory=dict)
+    #: job → the end of its latest passed drill or check in this transaction
+    last_verified: dict[str, float] = field(default_factory=dict)
     new_runs: dict[str, int] = field(default_factory=dict)
     #: jobs this transaction created or found; added to ``job_cache`` once it commits
     known_jobs: set[str] = field(default_factory=set)
@@ -61,6 +63,9 @@ class WriteUnit:
         if new:
             self.new_runs[job] = self.new_runs.get(job, 0) + 1
         self.changes.append({"type": "run", "id": run["id"], "job": job, "status": run["status"]})
+        if became_terminal and _proves_restorable(run):
+            at = run.get("finished_at") or run["started_at"]
+            self.last_verified[job] = max(at, self.last_verified.get(job, at))
         if run.get("kind", "backup") != "backup":
             return  # a check or drill proves backups; it is not the job's latest backup
         seen = self.latest.get(job)
@@ -90,6 +95,12 @@ class WriteUnit:
                 r.size_count += 1
 
     def flush(self, conn: Connection) -> None:
+        if self.last_verified:
+            execute_many(
+                conn,
+                _SET_LAST_VERIFIED,
+                [{"b_job": job, "b_at": at} for job, at in self.last_verified.items()],
+            )
         # Statements are built once with bind parameters and run with executemany: building
         # a statement with literal .values() costs ~0.3 ms of SQLAlchemy work per call.
         insert_rows(conn, t.phases, self.phases)
@@ -172,6 +183,26 @@ _SET_LAST_SUCCESS = (
     )
     .values(last_success_at=bindparam("b_finished"))
 )
+_SET_LAST_VERIFIED = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("b_job"),
+        or_(_jobs.c.last_verified_at.is_(None), _jobs.c.last_verified_at < bindparam("b_at")),
+    )
+    .values(last_verified_at=bindparam("b_at"))
+)
+
+
+def _proves_restorable(run: dict[str, Any]) -> bool:
+    """A passed drill or check, or a backup whose own check step passed."""
+    found = run.get("stats")
+    stats: dict[str, Any] = found if isinstance(found, dict) else {}
+    if run.get("kind") in ("drill", "check"):
+        return run["status"] == RunStatus.SUCCESS.value and stats.get("verify") != "failed"
+    good = run["status"] in (RunStatus.SUCCESS.value, RunStatus.WARNING.value)
+    return good and stats.get("verify") == "ok"
+
+
 _ADD_RUNS_TOTAL = (
     update(_jobs)
     .where(_jobs.c.id == bindparam("b_job"))

@@ -209,6 +209,7 @@ def job_out(
         "last_run": last_run,
         "last_run_at": iso(last_run_at(row)),
         "last_success_at": iso(row.get("last_success_at")),
+        "last_verified_at": iso(row.get("last_verified_at")),
         "runs_total": row.get("runs_total") or 0,
         "ping_url": f"{ping_base}/ping/{row['ping_key']}",
         "created_at": iso(row["created_at"]),

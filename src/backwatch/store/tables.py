@@ -58,6 +58,8 @@ jobs = Table(
     Column("last_duration_s", Float),
     Column("last_size_bytes", BigInteger),
     Column("last_success_at", Float),
+    # the end of the latest passed drill or check (or backup whose check step passed)
+    Column("last_verified_at", Float),
     Column("median_duration_s", Float),
     # median interval between starts, for unscheduled jobs with ≥ 5 runs (alert evaluator)
     Column("learned_interval_s", Float),

@@ -51,6 +51,7 @@ def page_job(request: Request, row: dict[str, Any], now: float, *, secrets: bool
         out.pop("ping_url", None)
     out["_last_run"] = last_run_at(row)  # when the latest backup ended (its start if running)
     out["_last_success"] = row.get("last_success_at")
+    out["_last_verified"] = row.get("last_verified_at")
     return out
 
 
