@@ -228,6 +228,8 @@ def test_a_job_description_and_tags_with_nul_or_lone_surrogates_are_cleaned(api)
     assert job["description"] == "photos ? and \ufffd"
     assert job["tags"] == ["a?", "b\ufffd"]
     assert api.get("/jobs/nightly").status_code == 200
+    unknown = api.put("/api/v1/jobs/nightly", content='{"\\udfff": 1}', headers=api.auth_headers)
+    assert unknown.status_code == 422, unknown.text  # its error quotes the field: was a 500
 
 
 @pytest.mark.parametrize(
