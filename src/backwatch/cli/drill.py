@@ -36,9 +36,11 @@ def drill(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Restore a sample of JOB's latest backup into a private temporary directory, compare
-    every file with the backup (and with its source when unchanged since), and record the
-    drill as a run of kind `drill` with the restore rate and an estimate of a full restore.
+    """Prove that JOB's latest backup restores: restore a sample and compare it.
+
+    The sample goes into a private temporary directory (removed afterwards); every file is
+    compared with the backup, and with its source when unchanged since. The drill is
+    recorded as a run of kind `drill` with the restore rate and a full-restore estimate.
 
     Works for restic, borg, rsync and built-in jobs, and for command jobs with a
     [jobs.drill] command. A failed drill opens the verify_failed alert. Exit status: 0 the

@@ -85,6 +85,11 @@ class DrillResult:
     details: dict[str, str] = field(default_factory=dict)  # path → why it failed
     bytes_restored: int = 0
     restore_seconds: float | None = None
+    #: a restore's fixed cost (the tool's start, the repository's keys and index), from
+    #: restoring the smallest file alone first; the rest of the sample is the bulk
+    fixed_seconds: float | None = None
+    bulk_bytes: int = 0
+    bulk_seconds: float | None = None
     #: why the drill could not be done at all (the tool failed, nothing to restore)
     problem: str | None = None
 
@@ -98,18 +103,23 @@ class DrillResult:
 
     @property
     def rate(self) -> float | None:
-        """Bytes restored per second (None when nothing measurable was restored)."""
+        """Bytes restored per second once a restore runs: the bulk's bytes over its time
+        less the fixed cost (at least a tenth of its time, so noise cannot make it
+        infinite); without a bulk, everything restored over the whole time."""
+        if self.bulk_bytes > 0 and self.bulk_seconds:
+            working = max(self.bulk_seconds - (self.fixed_seconds or 0.0), self.bulk_seconds / 10)
+            return self.bulk_bytes / working
         if not self.restore_seconds or self.bytes_restored <= 0:
             return None
         return self.bytes_restored / self.restore_seconds
 
     @property
     def estimate_s(self) -> float | None:
-        """A full restore of the snapshot at the measured rate, in seconds."""
+        """A full restore of the snapshot: the fixed cost plus its size at the rate."""
         rate = self.rate
         if rate is None or self.snapshot_bytes is None:
             return None
-        return self.snapshot_bytes / rate
+        return (self.fixed_seconds or 0.0) + self.snapshot_bytes / rate
 
     @property
     def status(self) -> RunStatus:
@@ -154,6 +164,9 @@ class DrillResult:
                     round(self.restore_seconds, 3) if self.restore_seconds is not None else None
                 ),
                 "rate_bytes_per_s": round(rate, 1) if rate is not None else None,
+                "fixed_seconds": (
+                    round(self.fixed_seconds, 3) if self.fixed_seconds is not None else None
+                ),
                 "snapshot_bytes": self.snapshot_bytes,
                 "estimate_full_restore_s": (
                     round(self.estimate_s, 1) if self.estimate_s is not None else None
