@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
+from backwatch.masking import job_secrets
 from backwatch.private_files import secure_data_dir
 from backwatch.services.unit import Listener, WriteUnit
 from backwatch.settings import Settings
 from backwatch.store.engine import check_connection, make_engine, sqlite_path
+from backwatch.store.redact import know_secrets
 from backwatch.store.writer import GroupWriter, Op, SyncWriter
 
 T = TypeVar("T")
@@ -44,6 +46,11 @@ class Hub:
         self.read_engine: Engine = make_engine(url)
         self.write_engine: Engine = make_engine(url, writer=True)
         check_connection(self.read_engine)
+        # the configured jobs' secrets are masked in what any client reports (store/redact.py)
+        know_secrets(
+            [self.read_engine, self.write_engine],
+            [secret for job in settings.jobs for secret in job_secrets(job)],
+        )
         self.db_file: Path | None = sqlite_path(url) if url.startswith("sqlite") else None
         self._db_file_id = _file_id(self.db_file)
         if migrate == "isolated":  # serve: Alembic in a child process, not in the server
@@ -56,9 +63,9 @@ class Hub:
             run_migrations(self.write_engine)
         self.writer: GroupWriter | SyncWriter
         if grouped:
-            self.writer = GroupWriter(self.write_engine, self._unit)
+            self.writer = GroupWriter(self.write_engine, self._unit, clock=clock)
         else:
-            self.writer = SyncWriter(self.write_engine, self._unit)
+            self.writer = SyncWriter(self.write_engine, self._unit, clock=clock)
 
     def _bump(self, _changes: list[dict[str, Any]]) -> None:
         self.generation += 1
