@@ -105,6 +105,8 @@ class AlertTasks:
     async def tick(self) -> None:
         """One round of time-based work (also called directly by tests)."""
         if not self.leader.check():
+            if selfmon.canary_due(self.hub):  # (PostgreSQL: any commit proves writing works)
+                await self._guard(self.hub.submit(lambda conn, unit: None))
             return
         settings = self.hub.settings
         samples = await asyncio.to_thread(disks.measure, disks.watched_paths(settings))
