@@ -6,9 +6,7 @@ error envelope (see ``web/errors.py``); the CLI prints its message and exits non
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # not typing's: `backwatch run` starts its tool before typing loads
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 
 class BackwatchError(Exception):

@@ -4,8 +4,6 @@ are when things happened, and a database that cannot be opened does not stop a b
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,20 +74,17 @@ def test_a_run_is_recorded_with_its_phase_on_either_database(tmp_path: Path, db_
 
 
 def test_the_store_opens_once_the_tool_has_started_not_before(tmp_path: Path) -> None:
-    """Opening the store (imports, connection) would share the interpreter with the work
-    that starts the tool: it waits for the tool's start (``begin``), and then runs at the
-    lowest CPU priority, so that it does not slow the tool down."""
+    """Opening the store (imports, connection) waits for the tool's start (``begin``): it
+    never holds the backup up."""
     from backwatch.runners.record import BackgroundRecorder, HubRecorder
     from backwatch.services.hub import Hub
     from backwatch.settings import load_settings
 
     settings = load_settings(str(_job(tmp_path)))
     opened: list[float] = []
-    niceness: list[int] = []
 
     def open_store() -> HubRecorder:
         opened.append(time.time())
-        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         return HubRecorder(Hub(settings), actor="test", owns_hub=True)
 
     recorder = BackgroundRecorder(open_store)
@@ -98,38 +93,6 @@ def test_the_store_opens_once_the_tool_has_started_not_before(tmp_path: Path) ->
     assert result.record is not None and result.record["status"] == "success"
     (phase,) = result.record["phases"]
     assert opened[0] >= _epoch(phase["started_at"])
-    assert niceness == [19]  # it leaves the cores to the tool
-
-
-def test_the_runs_last_write_is_made_at_the_callers_priority(tmp_path: Path) -> None:
-    """The store is opened and written at the lowest priority while the tool runs; the run's
-    end waits for its last write, which a busy machine would starve at that priority: it is
-    made on the caller's thread, after every earlier call."""
-    from backwatch.runners.record import BackgroundRecorder, HubRecorder
-    from backwatch.services.hub import Hub
-    from backwatch.settings import load_settings
-
-    settings = load_settings(str(_job(tmp_path)))
-    calls: list[tuple[str, int]] = []
-
-    def niceness() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    class Watched(HubRecorder):
-        def start(self, *args: Any, **kwargs: Any) -> None:
-            calls.append(("start", niceness()))
-            super().start(*args, **kwargs)
-
-        def finish(self, *args: Any, **kwargs: Any) -> Any:
-            calls.append(("finish", niceness()))
-            return super().finish(*args, **kwargs)
-
-    caller = niceness()
-    result = _run(
-        settings, BackgroundRecorder(lambda: Watched(Hub(settings), actor="test", owns_hub=True))
-    )
-    assert result.record is not None and result.record["status"] == "success"
-    assert calls == [("start", 19), ("finish", caller)]
     (run,) = stored_runs(tmp_path / "data", "nightly")
     assert run["status"] == "success" and run["phases"][0]["status"] == "success"
 

@@ -1,49 +1,35 @@
 """``backwatch backup``: take a snapshot with the built-in engine (docs/engine.md).
 
 Cron, timers and ``backwatch run`` (a builtin job's backup step) start it for every
-backup, so like ``push`` and ``run`` it loads without Typer: ``OPTIONS`` declares the
-command line once; Typer builds the command from it (``cli.engine``) and
-``cli.fastpath`` parses the plain forms before Typer is imported (``cli.fast_path``).
-The other engine commands (restore, verify, …) are in ``cli.engine``.
+backup. ``cli.engine`` registers it with the other engine commands (restore, verify, …).
 """
 
 from __future__ import annotations
 
+import re
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from backwatch.cli.common import echo, fail, print_json
-from backwatch.cli.options import CONFIG, DATA_DIR, DB, TOKEN, URL, Option
-
-OPTIONS = (
-    Option(
-        "job", str, "A tool = 'builtin' job of the config.", argument=True, required=False
-    ),
-    Option("source", str, "Directory to back up (repeat).", "--source", "-s", multiple=True),
-    Option("dest", str, "Destination directory (repeat for several).", "--dest", "-d",
-           multiple=True),
-    Option("exclude", str, "Name or path pattern (repeat).", "--exclude", "-e", multiple=True),
-    Option("dump", str, "NAME=COMMAND: its stdout becomes _dumps/NAME (repeat).", "--dump",
-           multiple=True),
-    Option("full", bool, "Write every file, not only changes.", default=False),
-    Option("checksum", bool, "Compare content, not size + mtime + inode.", default=False),
-    Option("level", int, "zstd level (1–22, default 3)."),
-    Option("name", str, "Job id the run is recorded under (no JOB)."),
-    Option("no_record", bool, "Do not record a run (backwatch run does).", default=False),
-    Option("dry_run", bool, "Say what would happen; change nothing.", default=False),
-    Option("as_json", bool, "Print JSON instead of a table.", "--json", default=False),
-    CONFIG, DATA_DIR, DB, URL, TOKEN,
-)  # fmt: skip
+from backwatch.cli.engine_run import recorded_backup
+from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, TokenOpt, UrlOpt
+from backwatch.cli.run import _configured
+from backwatch.cli.target import local_settings
+from backwatch.engine.repository import Repository
+from backwatch.engine.scan import sources_for
+from backwatch.engine.snapshot import Dump, Request, take_snapshot
+from backwatch.errors import ConfigError, InvalidInput
+from backwatch.job_settings import PHASE_RE, builtin_problem
+from backwatch.runners.base import RunContext
+from backwatch.timeutil import human_bytes, human_duration
 
 
 def builtin_job(job: str, config: str | None, data_dir: str | None) -> tuple[Any, Any]:
     """(settings, the job's settings); refuses a job that is not a builtin one."""
-    from backwatch.cli.run import _configured
-    from backwatch.cli.target import local_settings
-    from backwatch.errors import ConfigError
-    from backwatch.job_settings import builtin_problem
-
     settings = local_settings(config=config, db=None, data_dir=data_dir)
     job_settings = _configured(settings, job)
     problem = builtin_problem(job_settings)
@@ -55,9 +41,6 @@ def builtin_job(job: str, config: str | None, data_dir: str | None) -> tuple[Any
 def repositories(
     dest: list[str] | None, job: str | None, config: str | None, data_dir: str | None
 ) -> list[Any]:
-    from backwatch.engine.repository import Repository
-    from backwatch.errors import InvalidInput
-
     if dest:
         return [Repository(d) for d in dest]
     if job:
@@ -66,24 +49,46 @@ def repositories(
 
 
 def backup(
-    *,
-    job: str | None,
-    source: list[str] | None,
-    dest: list[str] | None,
-    exclude: list[str] | None,
-    dump: list[str] | None,
-    full: bool,
-    checksum: bool,
-    level: int | None,
-    name: str | None,
-    no_record: bool,
-    dry_run: bool,
-    as_json: bool,
-    config: str | None,
-    data_dir: str | None,
-    db: str | None,
-    url: str | None,
-    token: str | None,
+    job: Annotated[str | None, typer.Argument(help="A tool = 'builtin' job of the config.")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Directory to back up (repeat).")
+    ] = None,
+    dest: Annotated[
+        list[str] | None,
+        typer.Option("--dest", "-d", help="Destination directory (repeat for several)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", "-e", help="Name or path pattern (repeat)."),
+    ] = None,
+    dump: Annotated[
+        list[str] | None,
+        typer.Option("--dump", help="NAME=COMMAND: its stdout becomes _dumps/NAME (repeat)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Write every file, not only changes.")
+    ] = False,
+    checksum: Annotated[
+        bool, typer.Option("--checksum", help="Compare content, not size + mtime + inode.")
+    ] = False,
+    level: Annotated[
+        int | None, typer.Option("--level", help="zstd level (1–22, default 3).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Job id the run is recorded under (no JOB).")
+    ] = None,
+    no_record: Annotated[
+        bool, typer.Option("--no-record", help="Do not record a run (backwatch run does).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
 ) -> int:
     """Take a snapshot of directories into one or more destinations (in parallel).
 
@@ -91,9 +96,6 @@ def backup(
     written), full with --full. Nothing changed: the run is recorded as skipped. Exit
     status: 0 success or skipped, 3 warning, 1 failed.
     """
-    from backwatch.engine.scan import sources_for
-    from backwatch.engine.snapshot import Request
-
     if job:
         settings, job_settings = builtin_job(job, config, data_dir)
         opts = job_settings.builtin
@@ -107,7 +109,7 @@ def backup(
         )
         request.extra_files = _dump_files(settings, job_settings, quiet=as_json or dry_run)
     else:
-        # an unrecorded ad hoc backup needs no settings (loading them imports pydantic)
+        # an unrecorded ad hoc backup needs no settings
         settings = None if no_record else _settings(config, db, data_dir)
         if not dest:
             raise fail("give --dest DIR (or a configured JOB)", 2)
@@ -123,35 +125,23 @@ def backup(
     request.full, request.dry_run = full, dry_run
     if dry_run:
         return _backup_dry_run(request, as_json)
-    from backwatch.cli.engine_run import recorded_backup
-
     return recorded_backup(
         request, settings, record=not no_record, as_json=as_json, url=url, token=token, db=db
     )
 
 
 def _settings(config: str | None, db: str | None, data_dir: str | None) -> Any:
-    from backwatch.cli.target import local_settings
-
     return local_settings(config=config, db=db, data_dir=data_dir)
 
 
 def _job_id(sources: list[str]) -> str:
     """A job id for an ad-hoc backup: the first source's name as a slug."""
-    import re
-
     base = Path(sources[0]).expanduser().absolute().name if sources else "backup"
     slug = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("-._")[:56] or "backup"
     return f"builtin-{slug}"
 
 
 def _dumps(specs: list[str]) -> list[Any]:
-    if not specs:  # the check below loads the job settings (pydantic): only when needed
-        return []
-    from backwatch.engine.snapshot import Dump
-    from backwatch.errors import InvalidInput
-    from backwatch.job_settings import PHASE_RE
-
     out = []
     for spec in specs:
         name, _, command = spec.partition("=")
@@ -169,11 +159,6 @@ def _dump_files(settings: Any, job_settings: Any, *, quiet: bool) -> list[Path]:
     ``backup JOB`` takes the snapshot alone and does not run the dumps: unless ``quiet``,
     it says so, with the age of each dump file it includes and the ones it lacks.
     """
-    import time
-
-    from backwatch.runners.base import RunContext
-    from backwatch.timeutil import human_duration
-
     paths = [Path(p) for p in RunContext(settings, job_settings).dump_paths()]
     present = [p for p in paths if p.is_file()]
     if paths and not quiet:
@@ -196,9 +181,6 @@ def _dump_files(settings: Any, job_settings: Any, *, quiet: bool) -> list[Path]:
 
 
 def _backup_dry_run(request: Any, as_json: bool) -> int:
-    from backwatch.engine.snapshot import take_snapshot
-    from backwatch.timeutil import human_bytes
-
     outcomes = take_snapshot(request)
     if as_json:
         print_json({"dry_run": True, "destinations": [o.as_dict() for o in outcomes]})

@@ -1,7 +1,6 @@
 """Helpers shared by every command: where the work goes, output, and how a command ends.
 
-Loaded on every start, Typer or not (``backwatch push`` runs without it), so keep imports
-light. The options themselves are declared in ``cli.options``.
+The options every command shares are declared in ``cli.params``.
 """
 
 from __future__ import annotations
@@ -10,10 +9,10 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
-TYPE_CHECKING = False  # not typing's: `backwatch run` starts its tool before typing loads
-if TYPE_CHECKING:
-    from typing import Any
+from backwatch.cli.target import resolve
+from backwatch.errors import BackwatchError
 
 
 def target(url: str | None, token: str | None, db: str | None, config: str | None,
@@ -23,8 +22,6 @@ def target(url: str | None, token: str | None, db: str | None, config: str | Non
     ``read_only`` commands refuse a SQLite file that does not exist yet instead of
     creating an empty one (a typo in ``--db`` should not look like "no jobs yet").
     """
-    from backwatch.cli.target import resolve
-
     return resolve(
         url=url, token=token, db=db, config=config, data_dir=data_dir, read_only=read_only
     )
@@ -77,11 +74,8 @@ def exit_code(command: Callable[[], object]) -> int:
     """Run ``command``; every failure leaves as one ``error: …`` line and an exit code.
 
     A ``BackwatchError`` exits 1, ``fail`` exits with its code, a bug 70 (its traceback
-    with ``BACKWATCH_DEBUG=1``); none prints a traceback. The Typer root and the fast
-    ``push`` path both end here.
+    with ``BACKWATCH_DEBUG=1``); none prints a traceback. The Typer root ends here.
     """
-    from backwatch.errors import BackwatchError
-
     try:
         rv = command()
     except CommandFailed as exc:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.backup import builtin_job, repositories
+from backwatch.cli.backup import backup, builtin_job, repositories
 from backwatch.cli.common import echo, fail, print_json
 from backwatch.cli.params import ConfigOpt, DataDirOpt, JsonOpt
 
@@ -34,10 +34,7 @@ DryRunOpt = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    from backwatch.cli import backup
-    from backwatch.cli.params import command_from
-
-    app.command("backup")(command_from(backup.backup, backup.OPTIONS))
+    app.command("backup")(backup)
     app.command("restore")(restore_command)
     app.command("verify")(verify_command)
     app.command("snapshots")(snapshots_command)

@@ -7,12 +7,20 @@ its figures (files, new, changed, bytes added, size).
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import threading
 import time
 from typing import Any
 
 from backwatch.cli.common import echo, print_json
-from backwatch.engine.snapshot import Hooks, Request
+from backwatch.cli.run import _recorder
+from backwatch.domain.lifecycle import RunStatus, exit_code
+from backwatch.engine.snapshot import Hooks, Request, take_snapshot
+from backwatch.engine.summary import summarize
+from backwatch.errors import BackwatchError
+from backwatch.ids import new_run_id
 
 
 class _RunHooks(Hooks):
@@ -43,8 +51,6 @@ class StatusLines:
     INTERVAL_S = 0.5
 
     def __init__(self) -> None:
-        import threading
-
         self.total = 0
         self.done = 0
         self._last = 0.0
@@ -70,8 +76,6 @@ class StatusLines:
                 self._emit()
 
     def _emit(self) -> None:
-        import json
-
         self._last = time.monotonic()
         fraction = min(1.0, self.done / self.total) if self.total else 0.0
         line = {"message_type": "status", "percent_done": round(fraction, 4)}
@@ -83,8 +87,6 @@ class StatusLines:
 def _progress(quiet: bool) -> Any:
     """A rich progress bar (bytes, rate, ETA) on a terminal, status lines for ``backwatch
     run`` (``BACKWATCH_PROGRESS=json``); None elsewhere."""
-    import os
-
     if os.environ.get("BACKWATCH_PROGRESS") == "json":
         return StatusLines()
     if quiet or not sys.stderr.isatty():
@@ -121,13 +123,6 @@ def recorded_backup(
     db: str | None,
 ) -> int:
     """Take the snapshot as run ``run_id`` of ``request.job``; the process exit status."""
-    from backwatch.cli.run import _recorder
-    from backwatch.domain.lifecycle import RunStatus, exit_code
-    from backwatch.engine.snapshot import take_snapshot
-    from backwatch.engine.summary import summarize
-    from backwatch.errors import BackwatchError
-    from backwatch.ids import new_run_id
-
     recorder = None
     if record:  # the run as stored is not printed: not read back
         recorder = _recorder(settings, url=url, token=token, db=db, read_back=False)[0]

@@ -1,81 +1,78 @@
 """``backwatch push``: report one complete run, from flags or from a JSON document.
 
-Backup scripts call this every night, so it loads without Typer: ``OPTIONS`` declares the
-flags once; Typer builds the command from them (``cli.report``) and ``cli.fastpath`` parses
-the plain forms of the same line before Typer is imported (``cli.main``).
+Backup scripts call this every night. ``cli.report`` registers it with the other reporting
+commands; ``read_log``, ``drop_none`` and ``iso_now`` serve them too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
 import time
 from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
 
 from backwatch.cli.common import echo, fail, target
-from backwatch.cli.options import TARGET, Option
+from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, TokenOpt, UrlOpt
+from backwatch.masking import Masker
 
 LOG_TAIL_BYTES = 100 * 1024
 
-OPTIONS = (
-    Option(
-        "job", str, "Job id (slug); with --json, the job of a record that names none.",
-        "--job", "-j",
-    ),
-    Option("status", str, "success, warning, failed, …", "--status", "-s", default="success"),
-    Option("started_at", str, "ISO 8601 start (default: now − duration)."),
-    Option("finished_at", str, "ISO 8601 end."),
-    Option("duration", float, "Seconds the run took."),
-    Option("size", int, "Backup size in bytes."),
-    Option("files", int, "Files processed."),
-    Option("files_new", int, "New files."),
-    Option("files_changed", int, "Changed files."),
-    Option("bytes_added", int, "Bytes added to the repository."),
-    Option("exit_code", int, "Exit code of the backup."),
-    Option("message", str, "Short message.", "--message", "-m"),
-    Option("log_file", str, "File whose last 100 KB become the log."),
-    Option("tool", str, "restic, borg, rsync, …"),
-    Option("host", str, "Host name (default: this host)."),
-    Option("run_id", str, "Run id; re-sending the same id stores one run.", "--id"),
-    Option("phase", str, "NAME=SECONDS, repeatable.", "--phase", "-p", multiple=True),
-    Option("json_input", str, "Read the report (native or seed 001) from FILE or '-'.", "--json"),
-    Option("quiet", bool, "Print nothing on success.", "--quiet", "-q", default=False),
-    Option(
-        "pushgateway", str, "Also push the run's metrics to this Prometheus Pushgateway URL.",
-        "--pushgateway", envvar="BACKWATCH_PUSHGATEWAY",
-    ),
-    *TARGET,
-)  # fmt: skip
-
 
 def push(
-    *,
-    job: str | None,
-    status: str,
-    started_at: str | None,
-    finished_at: str | None,
-    duration: float | None,
-    size: int | None,
-    files: int | None,
-    files_new: int | None,
-    files_changed: int | None,
-    bytes_added: int | None,
-    exit_code: int | None,
-    message: str | None,
-    log_file: str | None,
-    tool: str | None,
-    host: str | None,
-    run_id: str | None,
-    phase: list[str] | None,
-    json_input: str | None,
-    quiet: bool,
-    pushgateway: str | None,
-    url: str | None,
-    token: str | None,
-    db: str | None,
-    config: str | None,
-    data_dir: str | None,
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job", "-j", help="Job id (slug); with --json, the job of a record that names none."
+        ),
+    ] = None,
+    status: Annotated[
+        str, typer.Option("--status", "-s", help="success, warning, failed, …")
+    ] = "success",
+    started_at: Annotated[
+        str | None, typer.Option(help="ISO 8601 start (default: now − duration).")
+    ] = None,
+    finished_at: Annotated[str | None, typer.Option(help="ISO 8601 end.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds the run took.")] = None,
+    size: Annotated[int | None, typer.Option(help="Backup size in bytes.")] = None,
+    files: Annotated[int | None, typer.Option(help="Files processed.")] = None,
+    files_new: Annotated[int | None, typer.Option(help="New files.")] = None,
+    files_changed: Annotated[int | None, typer.Option(help="Changed files.")] = None,
+    bytes_added: Annotated[int | None, typer.Option(help="Bytes added to the repository.")] = None,
+    exit_code: Annotated[int | None, typer.Option(help="Exit code of the backup.")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Short message.")] = None,
+    log_file: Annotated[
+        str | None, typer.Option(help="File whose last 100 KB become the log.")
+    ] = None,
+    tool: Annotated[str | None, typer.Option(help="restic, borg, rsync, …")] = None,
+    host: Annotated[str | None, typer.Option(help="Host name (default: this host).")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--id", help="Run id; re-sending the same id stores one run.")
+    ] = None,
+    phase: Annotated[
+        list[str] | None, typer.Option("--phase", "-p", help="NAME=SECONDS, repeatable.")
+    ] = None,
+    json_input: Annotated[
+        str | None,
+        typer.Option("--json", help="Read the report (native or seed 001) from FILE or '-'."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+    pushgateway: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BACKWATCH_PUSHGATEWAY",
+            help="Also push the run's metrics to this Prometheus Pushgateway URL.",
+        ),
+    ] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Report one complete run, from flags or from a JSON document.
 
@@ -142,8 +139,6 @@ def _push_to_gateway(gateway: str, body: object, *, quiet: bool) -> None:
 
 def _read_json_arg(source: str) -> object:
     """The JSON document in file ``source``, or on standard input for ``-``."""
-    import json
-
     try:
         if source == "-":
             text = sys.stdin.read()
@@ -176,8 +171,6 @@ def read_log(path: str | None) -> str | None:
     except OSError as exc:
         raise fail(f"cannot read log file {path}: {exc.strerror or exc}") from None
     # a script's log often echoes its own environment's secrets (RESTIC_PASSWORD …)
-    from backwatch.masking import Masker
-
     return Masker.for_env(dict(os.environ))(text)
 
 

@@ -9,12 +9,12 @@ from typer.core import TyperCommand
 
 from backwatch.cli import push
 from backwatch.cli.common import fail, print_json, target, warn
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, TokenOpt, UrlOpt, command_from
+from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, TokenOpt, UrlOpt
 from backwatch.cli.push import drop_none, iso_now, read_log
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(command_from(push.push, push.OPTIONS))
+    app.command()(push.push)
     app.command()(start)
     app.command()(phase)
     app.command()(finish)

@@ -1,8 +1,8 @@
 """The Typer root of the ``backwatch`` command line. One module per group of commands.
 
-Heavy libraries (SQLAlchemy, FastAPI, pydantic) are imported inside the commands that need
-them, and only the module of the command being run is loaded. A plain ``backwatch push``
-does not come here at all (see ``cli.main``).
+Only the module of the command being run is loaded (``COMMAND_MODULES``): building every
+command's parameters, and importing what every command needs, would cost more than a
+``backwatch push`` itself.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from typer.core import TyperGroup
 
 from backwatch import __version__
 from backwatch.cli.common import aborted, exit_code
-from backwatch.cli.options import CONVERTERS
 
 
 class _Root(TyperGroup):
     """The root command: every failure leaves as one ``error: …`` line on stderr.
 
     A ``BackwatchError`` exits 1, a usage error (unknown option, bad value) exits 2; neither
-    prints a traceback (``common.exit_code``, shared with the fast ``push``). ``cli.main``
-    and ``CliRunner`` both come through here.
+    prints a traceback (``common.exit_code``). ``cli.main`` and ``CliRunner`` both come
+    through here.
     """
 
     def main(
@@ -36,8 +35,6 @@ class _Root(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
-        _light_coercion()
-
         def parse_and_run() -> Any:
             try:
                 return super(_Root, self).main(
@@ -62,59 +59,6 @@ def _usage_error(exc: typer.TyperException) -> int:
     hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
     sys.stderr.write(f"error: {exc.format_message()}{hint}\n")
     return code
-
-
-def _light_coercion() -> None:
-    """Convert plain bool/str/int/float parameters without Typer's pydantic adapters.
-
-    Typer ≥ 0.2x builds a pydantic ``TypeAdapter`` for every parameter it converts, which
-    imports pydantic (~75 ms) on every start: too slow for ``backwatch push``. Our
-    parameters are plain types, so they get a small converter here; anything else (and any
-    Typer without this hook) keeps Typer's own conversion.
-    """
-    from typer import core
-
-    parameter = getattr(core, "_TyperParameter", None)
-    original = getattr(parameter, "get_runtime_param", None)
-    if original is None or getattr(original, "_backwatch", False):
-        return
-
-    def get_runtime_param(self: Any) -> Any:
-        if getattr(self, "_runtime_param", None) is None:
-            descriptor = self.type_descriptor
-            annotation = descriptor.annotation
-            if annotation == list[str]:
-                annotation = str
-            plain = CONVERTERS.get(annotation)
-            if plain is not None and not (descriptor.is_file or descriptor.is_path):
-                self._runtime_param = _PlainParam(*plain)
-        return original(self)
-
-    get_runtime_param._backwatch = True  # type: ignore[attr-defined]
-    parameter.get_runtime_param = get_runtime_param  # type: ignore[union-attr]
-
-
-class _PlainParam:
-    """Typer's runtime-parameter contract (``coerce``) for one plain type."""
-
-    def __init__(self, convert: Any, label: str) -> None:
-        self.convert = convert
-        self.label = label
-
-    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
-        if value is None:
-            return () if param.multiple or param.nargs == -1 else None
-        if isinstance(value, (list, tuple)):
-            return [self._one(v, param, ctx) for v in value]
-        return self._one(value, param, ctx)
-
-    def _one(self, value: Any, param: Any, ctx: Any) -> Any:
-        try:
-            return self.convert(value)
-        except (TypeError, ValueError):
-            raise typer.BadParameter(
-                f"{value!r} is not a valid {self.label}.", ctx=ctx, param=param
-            ) from None
 
 
 _app = typer.Typer(

@@ -1,52 +1,40 @@
 """``backwatch run JOB``: run a configured job and record it as a run.
 
-Cron and systemd timers start this for every backup, and its start is time the backup
-waits for, so it loads without Typer: ``OPTIONS`` declares the command line once; Typer
-builds the command from it (``register``) and ``cli.fastpath`` parses the plain forms
-before Typer is imported (``cli.fast_path``). Only what the tool's command needs is done before
-the tool starts (settings, locks); the database, rich and the parsers load beside it. When
-nothing that decides the command has changed since a run of the job last read the settings,
-even they are read while the tool runs (``runners.quickstart``).
+Cron and systemd timers start this for every backup. The settings are read and the locks
+taken before the tool starts; the database is opened, and rich loaded, while it runs
+(``runners.record.BackgroundRecorder``, ``cli.run_progress``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
 
 from backwatch.cli.common import print_json
-from backwatch.cli.options import CONFIG, DATA_DIR, DB, TOKEN, URL, Option
-
-TYPE_CHECKING = False  # not typing's: `backwatch run` starts its tool before typing loads
-if TYPE_CHECKING:
-    from typing import Any
-
-    from backwatch.runners.quickstart import Plan, QuickStart
-
-OPTIONS = (
-    Option("job", str, "The id of a job declared in the config file.", argument=True),
-    Option("dry_run", bool, "Print the commands (secrets masked); run nothing.", default=False),
-    Option(
-        "verbose", bool, "Show each command and the tools' output.", "--verbose", "-v",
-        default=False,
-    ),
-    Option("as_json", bool, "Print the run record as JSON.", "--json", default=False),
-    CONFIG, DATA_DIR, DB, URL, TOKEN,
-)  # fmt: skip
+from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, TokenOpt, UrlOpt
+from backwatch.cli.run_progress import ProgressWatcher
+from backwatch.cli.target import local_settings, resolve
+from backwatch.errors import ConfigError
+from backwatch.ids import new_run_id
+from backwatch.runners.base import RunContext
+from backwatch.runners.engine import EXIT_BUSY, JobRunner
+from backwatch.runners.record import BackgroundRecorder, HttpRecorder, HubRecorder, NullRecorder
+from backwatch.services.locks import Busy, Locks
 
 
-def register(app: Any) -> None:
-    from backwatch.cli.params import command_from
-
-    app.command("run")(command_from(run, OPTIONS))
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
 
 
 def _configured(settings: Any, job_id: str) -> Any:
-    from backwatch.errors import ConfigError
-
     for job in settings.jobs:
         if job.id == job_id:
             return job
@@ -56,16 +44,19 @@ def _configured(settings: Any, job_id: str) -> Any:
 
 
 def run(
-    *,
-    job: str,
-    dry_run: bool,
-    verbose: bool,
-    as_json: bool,
-    config: str | None,
-    data_dir: str | None,
-    db: str | None,
-    url: str | None,
-    token: str | None,
+    job: Annotated[str, typer.Argument(help="The id of a job declared in the config file.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the commands (secrets masked); run nothing.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show each command and the tools' output.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
 ) -> int:
     """Run a configured job (restic, borg, rsync or a command) and record it as a run.
 
@@ -75,37 +66,20 @@ def run(
     """
     if dry_run:
         return _dry_run(job, as_json=as_json, config=config, db=db, data_dir=data_dir)
-    import time
-
-    from backwatch.ids import new_run_id
-    from backwatch.runners.quickstart import Plan
-
     run_id = new_run_id(time.time())
     cancel = threading.Event()
-    # from here on Ctrl-C and SIGTERM cancel the run: a command started early is stopped
+    # from here on Ctrl-C and SIGTERM cancel the run
     with _cancel_on_signals(cancel):
-        plan = Plan(job, config, {"data_dir": data_dir, "db": db, "url": url, "token": token})
-        quick = plan.start(run_id)
-        try:
-            return _run(
-                job, run_id, cancel, plan, quick,
-                verbose=verbose, as_json=as_json, config=config, data_dir=data_dir, db=db,
-                url=url, token=token,
-            )  # fmt: skip
-        finally:
-            if quick is not None:
-                quick.discard()
+        return _run(
+            job, run_id, cancel,
+            verbose=verbose, as_json=as_json, config=config, data_dir=data_dir, db=db, url=url,
+            token=token,
+        )  # fmt: skip
 
 
 def _dry_run(
     job: str, *, as_json: bool, config: str | None, db: str | None, data_dir: str | None
 ) -> int:
-    from backwatch.cli.target import local_settings
-    from backwatch.runners.base import RunContext
-    from backwatch.runners.engine import JobRunner
-    from backwatch.runners.record import NullRecorder
-    from backwatch.services.locks import Locks
-
     settings = local_settings(config=config, db=db, data_dir=data_dir)
     ctx = RunContext(settings, _configured(settings, job))
     runner = JobRunner(ctx, NullRecorder(), Locks(settings.data_dir))
@@ -123,8 +97,6 @@ def _run(
     job: str,
     run_id: str,
     cancel: threading.Event,
-    plan: Plan,
-    quick: QuickStart | None,
     *,
     verbose: bool,
     as_json: bool,
@@ -134,42 +106,15 @@ def _run(
     url: str | None,
     token: str | None,
 ) -> int:
-    from backwatch.cli.target import local_settings
-    from backwatch.errors import BackwatchError
-    from backwatch.runners.quickstart import at_low_priority, entry_for
-
-    def read() -> Any:
-        settings = local_settings(config=config, db=db, data_dir=data_dir)
-        return settings, _configured(settings, job)
-
-    try:
-        # with a command started early, read while it runs, and leave it the cores
-        settings, configured = read() if quick is None else at_low_priority(read)
-    except BackwatchError:
-        plan.forget()  # settings a run may not start with: never start early on them
-        raise
-    from backwatch.runners.base import RunContext
-    from backwatch.runners.engine import EXIT_BUSY, JobRunner
-    from backwatch.services.locks import Busy, Locks
-
-    ctx = RunContext(settings, configured)
+    settings = local_settings(config=config, db=db, data_dir=data_dir)
+    ctx = RunContext(settings, _configured(settings, job))
     # the run as stored is read back only to be printed (--json)
     recorder, engine = _recorder(settings, url=url, token=token, db=db, read_back=as_json)
-    for holder in plan.stale:  # taken over by the quick start, whether it started or not
-        recorder.stale_lock(holder)
-    max_concurrent = settings.runner.max_concurrent
-    locks = Locks(settings.data_dir, max_concurrent=max_concurrent, engine=engine)
-    from backwatch.cli.run_progress import ProgressWatcher
-
+    locks = Locks(settings.data_dir, max_concurrent=settings.runner.max_concurrent, engine=engine)
     watcher = ProgressWatcher(verbose=verbose, quiet=as_json)
     runner = JobRunner(
-        ctx, recorder, locks, watcher=watcher, trigger="manual", run_id=run_id, cancel=cancel,
-        quick=quick,
-    )  # fmt: skip
-    entry = None
-    if engine is None:  # PostgreSQL's advisory locks are not taken before the settings
-        entry = entry_for(runner, data_dir=str(settings.data_dir), max_concurrent=max_concurrent)
-    plan.remember(entry)
+        ctx, recorder, locks, watcher=watcher, trigger="manual", run_id=run_id, cancel=cancel
+    )
     try:
         with watcher:
             result = runner.run()
@@ -226,14 +171,8 @@ def _recorder(
     the recorder's thread while the job already runs (its imports and checks would hold the
     backup up by a second); PostgreSQL is opened first, as the run's locks are taken in it.
     """
-    import os
-
-    from backwatch.runners.record import BackgroundRecorder, HttpRecorder
-
     url = url or os.environ.get("BACKWATCH_URL")
     if url and not db:
-        from backwatch.cli.target import resolve
-
         target = resolve(
             url=url, token=token, db=None, config=None, data_dir=str(settings.data_dir)
         )
@@ -245,8 +184,8 @@ def _recorder(
 
 
 def _hub_recorder(settings: Any, read_back: bool) -> Any:
-    """Records in the database of ``settings``, closing it when the run is done."""
-    from backwatch.runners.record import HubRecorder
+    """Records in the database of ``settings``, closing it when the run is done. Called on
+    the recorder's thread for SQLite: the store layer (SQLAlchemy) loads while the tool runs."""
     from backwatch.services.hub import Hub
 
     return HubRecorder(

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.options import CONFIG, DATA_DIR, DB, TOKEN, URL, Option
 from backwatch.errors import InvalidInput
 
 OutputOpt = Annotated[
@@ -65,15 +64,16 @@ def operation_type(value: str | None) -> None:
     )
 
 
-def _hidden(option: Option) -> Any:
-    return Annotated[str | None, typer.Option(*option.flags, envvar=option.envvar, hidden=True)]
+def _hidden(*flags: str, envvar: str | None = None) -> Any:
+    """The shared ``--url``, ``--db`` … options (``cli.params``), hidden."""
+    return Annotated[str | None, typer.Option(*flags, envvar=envvar, hidden=True)]
 
 
-HiddenUrl = _hidden(URL)
-HiddenToken = _hidden(TOKEN)
-HiddenDb = _hidden(DB)
-HiddenConfig = _hidden(CONFIG)
-HiddenDataDir = _hidden(DATA_DIR)
+HiddenUrl = _hidden("--url", envvar="BACKWATCH_URL")
+HiddenToken = _hidden("--token", envvar="BACKWATCH_TOKEN")
+HiddenDb = _hidden("--db")
+HiddenConfig = _hidden("--config", "-c", envvar="BACKWATCH_CONFIG")
+HiddenDataDir = _hidden("--data-dir", envvar="BACKWATCH_DATA_DIR")
 
 
 def alerts_action(ctx: typer.Context, action: str | None, alert_id: int | None,

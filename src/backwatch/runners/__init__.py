@@ -9,10 +9,7 @@ run's figures. Tools register here, once each; asking for an unknown tool names 
 from __future__ import annotations
 
 from backwatch.errors import ConfigError
-
-TYPE_CHECKING = False  # not typing's: `backwatch run` starts its tool before typing loads
-if TYPE_CHECKING:
-    from backwatch.runners.base import ToolRunner
+from backwatch.runners.base import ToolRunner
 
 _RUNNERS: dict[str, ToolRunner] = {}
 

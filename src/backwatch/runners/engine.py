@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from backwatch.domain.lifecycle import RunStatus, exit_code
 from backwatch.errors import BackwatchError
 from backwatch.ids import new_run_id
+from backwatch.ingest.tools import parse_tool_output
+from backwatch.masking import job_secrets
 from backwatch.runners.base import BACKUP, CHECK, Outcome, RunContext, Step
 from backwatch.runners.plan import actions_of, build_plan, lock_names
 from backwatch.runners.process import Finished, Masker, Tail, run_process
@@ -32,8 +34,6 @@ from backwatch.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from backwatch.domain.report import RunReport
-    from backwatch.runners.quickstart import QuickStart
-    from backwatch.runners.spawn import Started
 
 _RANK = {RunStatus.SUCCESS: 0, RunStatus.WARNING: 1, RunStatus.UNKNOWN: 2, RunStatus.FAILED: 3}
 #: a step with this outcome ends the run: nothing is pruned after a backup not known to exist
@@ -92,11 +92,7 @@ class JobRunner:
         run_id: str | None = None,
         cancel: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
-        quick: QuickStart | None = None,
     ) -> None:
-        """``quick``: the run's locks and first command, taken and started before the
-        settings were read (``runners.quickstart``); claimed and adopted when they are this
-        run's, stopped otherwise."""
         self.ctx = ctx
         self.job = ctx.job
         self.recorder = recorder
@@ -104,9 +100,6 @@ class JobRunner:
         self.watcher = watcher or Watcher()
         self.trigger = trigger
         self.clock = clock
-        self.quick = quick
-        #: when a quick start whose locks this run claimed started (its timeout counts from it)
-        self._began_monotonic: float | None = None
         #: when the run was recorded as started (queued or running)
         self._started_at: float | None = None
         self.run_id = run_id or new_run_id(clock())
@@ -124,8 +117,6 @@ class JobRunner:
     def _file_secrets(self) -> list[str]:
         """Secrets given in the job's settings (its env, its password or passphrase
         command) never reach a log or the --dry-run listing."""
-        from backwatch.masking import job_secrets
-
         return job_secrets(self.job)
 
     def shown(self, step: Step) -> str:
@@ -152,13 +143,6 @@ class JobRunner:
     # --- the run -----------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        try:
-            return self._run()
-        finally:
-            if self.quick is not None:
-                self.quick.discard()
-
-    def _run(self) -> RunResult:
         names = lock_names(self.ctx)
         refuse = {f"job:{self.job.id}"} if self.job.on_busy == "refuse" else set()
         note = {"job": self.job.id, "run_id": self.run_id}
@@ -181,15 +165,9 @@ class JobRunner:
             )
             started = True
 
-        quick = self.quick
-        held = quick.claim(names) if quick is not None else None
-        began: float | None = None  # a quick start's locks were taken when it started
-        if held is not None and quick is not None:
-            began, self._began_monotonic = quick.at, quick.monotonic
-        else:
-            held = self.locks.acquire(
-                names, note=note, refuse=refuse, on_wait=on_wait, cancel=self.cancel
-            )
+        held = self.locks.acquire(
+            names, note=note, refuse=refuse, on_wait=on_wait, cancel=self.cancel
+        )
         if held is None:
             return self._finish(
                 RunStatus.CANCELLED,
@@ -203,7 +181,7 @@ class JobRunner:
             if started:
                 self.recorder.status(self.run_id, RunStatus.RUNNING, "running", at=self.clock())
             else:
-                self._started_at = began or self.clock()
+                self._started_at = self.clock()
                 self.recorder.start(
                     self.run_id,
                     self.job.id,
@@ -218,8 +196,7 @@ class JobRunner:
 
     def _run_steps(self) -> RunResult:
         log = Tail()
-        began = self._began_monotonic or time.monotonic()
-        deadline = began + self.timeout_s if self.timeout_s else None
+        deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
         status = RunStatus.SUCCESS
         message = ""
         exit_code: int | None = None
@@ -283,14 +260,11 @@ class JobRunner:
         shown = self.shown(step)
         log.add(f"$ {shown}" + (f" > {step.stdout_path}" if step.stdout_path else ""))
         self.watcher.step_started(step, shown)
-        started = self._adopt(step)
-        self.recorder.phase(
-            self.run_id, step.phase, "start", started.at if started else self.clock()
-        )
+        self.recorder.phase(self.run_id, step.phase, "start", self.clock())
         remaining = None
         if deadline is not None:
             remaining = max(0.01, deadline - time.monotonic())
-        finished = self._execute(step, remaining, started)
+        finished = self._execute(step, remaining)
         if finished.output:
             log.add(finished.output)
         report: RunReport | None = None
@@ -314,24 +288,12 @@ class JobRunner:
         self.watcher.step_finished(step, outcome, finished.duration_s)
         return finished, outcome, report
 
-    def _adopt(self, step: Step) -> Started | None:
-        """The step's command, when the quick start runs it already (the first step only;
-        any other command the quick start runs is stopped before this step starts)."""
-        if self.quick is None:
-            return None
-        if step.stdout_path is not None:  # a dump writes into a file: never started early
-            self.quick.discard()
-            return None
-        return self.quick.adopt(step.argv, {**self.env, **step.env})
-
     def _while_running(self, step: Step) -> None:
         """Work that should delay neither the command's start nor its end."""
         self.recorder.begin()
-        if step.parse_as:
-            _load_parsers()
         self.watcher.prepare()
 
-    def _execute(self, step: Step, timeout_s: float | None, started: Started | None) -> Finished:
+    def _execute(self, step: Step, timeout_s: float | None) -> Finished:
         reader = READERS.get(step.progress or "")
         counts = self._file_counts = {"A": 0, "M": 0, "E": 0}
 
@@ -358,7 +320,6 @@ class JobRunner:
                 mask=self.mask,
                 cancel=self.cancel,
                 while_running=lambda: self._while_running(step),
-                started=started,
             )
         path = step.stdout_path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -400,8 +361,6 @@ class JobRunner:
         has none, or its output could not be read: the exit code decides then)."""
         if not step.parse_as:
             return None
-        from backwatch.ingest.tools import parse_tool_output
-
         try:
             return parse_tool_output(
                 step.parse_as, finished.output, job=self.job.id, exit_code=finished.code
@@ -444,13 +403,6 @@ class JobRunner:
         )
         took = None if self._started_at is None else max(0.0, at - self._started_at)
         return RunResult(self.run_id, status, message, exit_code, fields, record, took)
-
-
-def _load_parsers() -> None:
-    """Import the tools' output parsers while the tool runs, not once it has ended."""
-    from backwatch.ingest.tools import tool_names
-
-    tool_names()
 
 
 __all__ = ["EXIT_BUSY", "Busy", "JobRunner", "RunResult", "Watcher"]

@@ -17,7 +17,6 @@ from typing import IO
 
 from backwatch.domain.report import LOG_LIMIT
 from backwatch.masking import Masker  # masking lives in one place; the runner's name for it
-from backwatch.runners.spawn import Started, spawn
 
 KILL_GRACE_S = 10.0
 #: how soon a running command notices that its run was cancelled
@@ -73,7 +72,6 @@ def run_process(
     cancel: threading.Event | None = None,
     cwd: str | Path | None = None,
     while_running: Callable[[], None] | None = None,
-    started: Started | None = None,
 ) -> Finished:
     """Run ``argv`` in a new session (its own process group) and wait for it.
 
@@ -81,17 +79,24 @@ def run_process(
     ``KILL_GRACE_S`` later: a child that ignores SIGTERM must not outlive the run.
     ``cancel`` (set from another thread) stops it the same way. ``while_running`` is called
     once the command has started: work that should delay neither its start nor its end.
-    ``started``: the command, already started with these arguments (a quick start).
     """
     mask = mask or Masker()
     tail = Tail()
-    if started is None:
-        try:
-            started = spawn(argv, env, stdout_to=stdout_to, cwd=cwd)
-        except OSError as exc:
-            code = 127 if isinstance(exc, FileNotFoundError) else 126
-            return Finished(code, f"cannot run {argv[0]!r}: {exc.strerror or exc}", 0.0)
-    proc = started.proc
+    began = time.monotonic()
+    try:
+        # stdin closed; a session of its own, out of reach of the terminal's Ctrl-C
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout_to if stdout_to is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        return Finished(code, f"cannot run {argv[0]!r}: {exc.strerror or exc}", 0.0)
 
     def pump(stream: IO[bytes], name: str) -> None:
         pending = b""
@@ -121,7 +126,7 @@ def run_process(
             pumps.append(thread)
     if while_running is not None:
         while_running()
-    deadline = started.monotonic + timeout_s if timeout_s else None
+    deadline = began + timeout_s if timeout_s else None
     stopped = _wait(proc, deadline, cancel)
     for thread in pumps:
         # a background child that kept the pipe open must not hold the run forever
@@ -132,7 +137,7 @@ def run_process(
     return Finished(
         code,
         tail.text(),
-        time.monotonic() - started.monotonic,
+        time.monotonic() - began,
         timed_out=stopped == "timed_out",
         cancelled=stopped == "cancelled",
     )

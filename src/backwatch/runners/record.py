@@ -9,7 +9,6 @@ still stores the right times.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import socket
@@ -430,7 +429,6 @@ class BackgroundRecorder:
         if call is None:  # closed before anything was recorded (a refused run)
             return
         self._go.wait(self.HOLD_S)
-        yield_cpu()
         try:
             self._recorder = open_recorder()
         except BackwatchError as exc:
@@ -483,14 +481,12 @@ class BackgroundRecorder:
         *,
         at: float,
     ) -> dict[str, Any] | None:
-        # every call before this one made first (the store opened, the start written)...
+        # every call before this one made first (the store opened, the start written),
+        # then the last write on the caller's thread, which answers the stored run
         drained = threading.Event()
         self._calls.put(drained.set)
         self._go.set()
         drained.wait()
-        # ...then the last write on the caller's thread, at its priority: the recorder's
-        # thread runs at the lowest, which a busy machine (another job's backup) could
-        # starve for as long as it is busy, while this run's caller waits to end
         try:
             return self._recorder.finish(run_id, status, fields, log, trigger, at=at)
         except Exception:  # a recorder's bug must not lose the run's outcome
@@ -506,14 +502,3 @@ class BackgroundRecorder:
         self._calls.put(None)
         self._thread.join()
         self._recorder.close()
-
-
-def yield_cpu() -> None:
-    """Lowest CPU priority for the calling thread (Linux: each thread has its own): the
-    recording may wait for the tool, which needs the cores more (restic hashes and
-    compresses on all of them). It gets the idle time; the run's last write, which the
-    run's end waits for, is made on the caller's thread (``BackgroundRecorder.finish``)."""
-    import os
-
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)

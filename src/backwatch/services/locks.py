@@ -17,30 +17,20 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from backwatch.errors import Conflict
 
-# A run's quick start (runners.quickstart) takes its locks before anything else is loaded:
-# this module keeps to the lightest of the standard library (no logging, pathlib or
-# dataclasses, not even typing), and SQLAlchemy loads only for PostgreSQL's advisory locks.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from logging import Logger
-    from typing import Any
-
     from sqlalchemy import Connection, Engine
 
 POLL_S = 0.2
-
-
-def _log() -> Logger:
-    import logging
-
-    return logging.getLogger("backwatch.locks")
+log = logging.getLogger("backwatch.locks")
 
 
 def hostname() -> str:
@@ -196,7 +186,7 @@ class _AdvisoryLocks:
             for name in self.held:
                 self._key(self.conn, name, "pg_advisory_unlock")
         except Exception as exc:  # the session ends below, which releases them anyway
-            _log().warning("releasing advisory locks: %s", exc)
+            log.warning("releasing advisory locks: %s", exc)
         finally:
             self.held = []
             self.conn.close()
@@ -241,7 +231,7 @@ class Locks:
         engine: Engine | None = None,
         on_stale: StaleHandler | None = None,
     ) -> None:
-        #: the lock files' directory (a str: pathlib is not loaded for a quick start)
+        #: the lock files' directory
         self.directory = os.path.join(data_dir, "locks")
         self.max_concurrent = max_concurrent
         self.engine = engine if engine is not None and engine.dialect.name == "postgresql" else None
@@ -282,12 +272,6 @@ class Locks:
             if cancel is None:
                 time.sleep(poll_s)
 
-    def try_once(self, names: list[str], *, note: dict[str, Any]) -> Held | None:
-        """Every lock in ``names`` plus a run slot now, or None (nothing held) when one is
-        taken: the quick start's attempt, which leaves waiting and refusing to the run."""
-        held, _ = self._try_all(sorted(set(names)), self._prepare(note))
-        return held
-
     def _prepare(self, note: dict[str, Any]) -> dict[str, Any]:
         """The lock directory made, and the holder's note completed."""
         os.makedirs(self.directory, exist_ok=True)
@@ -301,12 +285,12 @@ class Locks:
             # a lock left by a dead process is taken over, and its note overwritten, whether
             # or not the others are free: reported now, or never
             for holder in stale:
-                _log().warning("cleared a stale lock: %s", holder.describe())
+                log.warning("cleared a stale lock: %s", holder.describe())
                 if self.on_stale is not None:
                     try:
                         self.on_stale(holder)
                     except Exception:  # reporting it must not stop the run
-                        _log().exception("recording a stale lock failed")
+                        log.exception("recording a stale lock failed")
 
     def _take_all(
         self, names: list[str], note: dict[str, Any], stale: list[Holder]
