@@ -171,6 +171,7 @@ def test_health_says_why_it_exits_1(cli: Cli) -> None:
     assert "jobs_failing: failing" in result.stderr and "mail" in result.stderr
 
 
+@pytest.mark.timeout(60)  # before the fix it refreshed forever
 def test_dashboard_prints_one_snapshot_when_not_a_terminal(cli: Cli) -> None:
     frame = cli("dashboard").stdout  # CliRunner's output is not a terminal
     assert "photos" in frame and "1 ok" in frame
