@@ -4,7 +4,8 @@ Each benchmark runs in its own process and prints a ``RESULT {json}`` line; this
 collects them, adds the machine (cores, CPU, RAM, kernel, Python, SQLite, load average) and
 writes RESULTS.md: the latest run in full, the ratio against the peer measured in the same
 run, and one summary line per earlier run. The hand-written section between
-``<!-- notes -->`` and ``<!-- /notes -->`` is kept as it is.
+``<!-- notes -->`` and ``<!-- /notes -->`` is kept as it is. A subset (``--only``) is
+written as a partial run above the latest full one, which it does not replace.
 
     .venv/bin/python bench/run_all.py [--quick] [--only ingest,read,...] [--no-write]
 """
@@ -29,9 +30,10 @@ from common import BENCH, ROOT, scratch_dir
 from gen_runs import build
 
 RESULTS = BENCH / "RESULTS.md"
-ORDER = ("cli", "shell_lib", "size", "ingest", "read", "memory", "runner", "engine")
+ORDER = ("cli", "shell_lib", "size", "ingest", "read", "memory", "runner", "engine", "drill")
 SCRIPTS = {name: BENCH / f"bench_{name}.py" for name in ORDER}
 NOTES_START, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
+PARTIAL_START, PARTIAL_END = "<!-- partial -->", "<!-- /partial -->"
 HISTORY_MARK = "<!-- history: one JSON summary per line -->"
 
 
@@ -137,7 +139,6 @@ def status(met: bool | None) -> str:
 
 
 def render(run: dict[str, Any], notes: str, history: list[str]) -> str:
-    m = run["machine"]
     res = {r["bench"]: r for r in run["results"]}
     out = [
         "# Benchmark results",
@@ -151,6 +152,17 @@ def render(run: dict[str, Any], notes: str, history: list[str]) -> str:
         "",
         f"## Latest run: {run['date']}{' (quick)' if run['quick'] else ''}",
         "",
+        *run_section(run, res),
+    ]
+    out += ["", NOTES_START, notes.strip("\n"), NOTES_END, ""]
+    out += ["## Earlier runs", "", HISTORY_MARK, *history, ""]
+    return "\n".join(out)
+
+
+def run_section(run: dict[str, Any], res: dict[str, Any]) -> list[str]:
+    """The machine, the code, the budget table and the details of one run."""
+    m = run["machine"]
+    out = [
         f"- Machine: {m['nproc']} cores, {m['cpu']}, {m['ram_gb']} GB RAM, "
         f"Linux {m['kernel']}, Python {m['python']}, SQLite {m['sqlite']}",
         "- Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
@@ -161,10 +173,35 @@ def render(run: dict[str, Any], notes: str, history: list[str]) -> str:
     ]
     out += summary_rows(res)
     out += ["", "### Details", ""]
-    out += detail_sections(res)
-    out += ["", NOTES_START, notes.strip("\n"), NOTES_END, ""]
-    out += ["## Earlier runs", "", HISTORY_MARK, *history, ""]
-    return "\n".join(out)
+    return out + detail_sections(res)
+
+
+def write_partial(run: dict[str, Any]) -> None:
+    """A run of some benchmarks (``--only``): its section goes above the latest full run,
+    replacing the previous partial one, and its summary line joins the earlier runs. The
+    next full run supersedes it (its line stays in the history)."""
+    res = {r["bench"]: r for r in run["results"]}
+    names = ", ".join(run.get("only") or res)
+    section = [
+        PARTIAL_START,
+        f"## Partial run: {run['date']}{' (quick)' if run['quick'] else ''} (only {names})",
+        "",
+        "Re-measured after the latest full run below: these rows supersede its rows for the",
+        "same benchmarks.",
+        "",
+        *run_section(run, res),
+        PARTIAL_END,
+        "",
+    ]
+    text = RESULTS.read_text() if RESULTS.exists() else f"# Benchmark results\n\n{HISTORY_MARK}\n"
+    if PARTIAL_START in text and PARTIAL_END in text:
+        before, rest = text.split(PARTIAL_START, 1)
+        text = before + rest.split(PARTIAL_END, 1)[1].lstrip("\n")
+    at = text.find("## Latest run")
+    at = at if at >= 0 else len(text)
+    text = text[:at] + "\n".join(section) + "\n" + text[at:]
+    text = text.replace(HISTORY_MARK, f"{HISTORY_MARK}\n{history_line(run)}", 1)
+    RESULTS.write_text(text)
 
 
 def summary_rows(res: dict[str, Any]) -> list[str]:
@@ -228,24 +265,22 @@ def summary_rows(res: dict[str, Any]) -> list[str]:
             f"{shell['nasty_ms']}) | {status(worst <= shell['budget_ms'])} |"
         )
     runner = res.get("runner_overhead")
-    if runner and "paired_overhead_percent" in runner:
-        target = runner["target_percent"]
+    if runner and "paired_overhead_s" in runner:
+        target = runner["target_fixed_s"]
         rows.append(
             f"| `backwatch run` vs restic alone, {runner['megabytes']} MB | "
-            f"≤ {target:.0f} % wall time | {runner['paired_overhead_percent']:+.1f} % paired by "
-            f"round (medians {runner['backwatch_run_s']} s vs {runner['restic_s']} s, "
-            f"{runner['overhead_percent']:+.1f} %; restic against itself "
-            f"{runner['paired_noise_percent']:+.1f} % paired, {runner['noise_percent']:+.1f} % "
-            f"medians; own time {runner['own_percent']:.1f} %, a job's first run "
-            f"{runner['first_run_own_percent']:.1f} %) | "
-            f"{status(runner['paired_overhead_percent'] <= target)} |"
+            f"≤ {target} s fixed | {runner['paired_overhead_s']:+.3f} s paired by round "
+            f"({runner['paired_overhead_percent']:+.1f} %; medians {runner['backwatch_run_s']} s "
+            f"vs {runner['restic_s']} s; restic against itself {runner['paired_noise_s']:+.3f} s "
+            f"paired; own time {runner['backwatch_run_own_s']} s, the job's first run "
+            f"{runner['first_run_own_s']} s) | {status(runner['paired_overhead_s'] <= target)} |"
         )
         rows.append(
-            f"| the same job run by a running `serve` | ≤ {target:.0f} % wall time | "
-            f"{runner['paired_served_overhead_percent']:+.1f} % paired by round "
-            f"({runner['served_s']} s, {runner['served_overhead_percent']:+.1f} % medians; own "
-            f"time {runner['served_own_percent']:.1f} %) | "
-            f"{status(runner['paired_served_overhead_percent'] <= target)} |"
+            f"| the same job run by a running `serve` | ≤ {target} s fixed | "
+            f"{runner['paired_served_overhead_s']:+.3f} s paired by round "
+            f"({runner['paired_served_overhead_percent']:+.1f} %; {runner['served_s']} s median; "
+            f"own time {runner['served_own_s']} s) | "
+            f"{status(runner['paired_served_overhead_s'] <= target)} |"
         )
     engine = res.get("engine")
     if engine and "full" in engine:
@@ -270,6 +305,15 @@ def summary_rows(res: dict[str, Any]) -> list[str]:
             f"| SQLite size, {size['reports']:,} reports × 4 phases | ≤ {size['target_bytes']} B"
             f"/run | {size['bytes_per_run']:.0f} B/run | {status(size['met'])} |"
         )
+    drill = res.get("drill")
+    for tool in ("restic", "borg", "builtin"):
+        d = (drill or {}).get(tool)
+        if d:
+            rows.append(
+                f"| Drill estimate of a full {tool} restore, {drill['test_set_mb']} MB | "
+                f"within ±30 % | {d['error_percent']:+.1f} % ({d['estimate_s']} s estimated, "
+                f"{d['restore_s']} s measured) | {status(abs(d['error_percent']) <= 30)} |"
+            )
     for name, r in res.items():
         if "error" in r:
             rows.append(f"| {name} | — | failed: see details | **error** |")
@@ -278,10 +322,7 @@ def summary_rows(res: dict[str, Any]) -> list[str]:
 
 def detail_sections(res: dict[str, Any]) -> list[str]:
     out = []
-    for name in ORDER:
-        r = res.get(name)
-        if r is None:
-            continue
+    for name, r in res.items():  # in the order they ran
         out.append(f"#### {name}")
         out.append("")
         out.append(f"Reproduce: `{r.get('cmd', '')}`  ")
@@ -311,6 +352,8 @@ def detail_sections(res: dict[str, Any]) -> list[str]:
 def history_line(run: dict[str, Any]) -> str:
     res = {r["bench"]: r for r in run["results"]}
     s: dict[str, Any] = {"date": run["date"], "git": run["git"], "quick": run["quick"]}
+    if run.get("only"):
+        s["only"] = run["only"]
     if "backwatch" in res.get("ingest", {}):
         s["ingest_rps"] = [lv["rps"] for lv in res["ingest"]["backwatch"]["levels"]]
         peer = res["ingest"].get("pushgateway")
@@ -327,8 +370,8 @@ def history_line(run: dict[str, Any]) -> str:
     if "bytes_per_run" in res.get("size", {}):
         s["bytes_per_run"] = res["size"]["bytes_per_run"]
     runner = res.get("runner_overhead", {})
-    if "paired_overhead_percent" in runner:  # [paired overhead, own time] in per cent
-        s["runner_percent"] = [runner["paired_overhead_percent"], runner["own_percent"]]
+    if "paired_overhead_s" in runner:  # [paired overhead, own time] in seconds
+        s["runner_fixed_s"] = [runner["paired_overhead_s"], runner["backwatch_run_own_s"]]
     return "- `" + json.dumps(s, sort_keys=True) + "`"
 
 
@@ -353,7 +396,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
     parser.add_argument(
-        "--only", help="comma-separated subset (printed, not written): " + ", ".join(ORDER)
+        "--only",
+        help="comma-separated subset, written as a partial run above the latest full one: "
+        + ", ".join(ORDER),
     )
     parser.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md")
     args = parser.parse_args()
@@ -364,6 +409,7 @@ def main() -> int:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick,
         "git": git_rev(),
+        "only": chosen if args.only else None,
         "machine": machine(),
         "results": [],
     }
@@ -380,8 +426,12 @@ def main() -> int:
     run["elapsed_s"] = round(time.perf_counter() - started)
     for r in run["results"]:  # the shared scratch dir is gone: say how to rebuild it
         r["cmd"] = r.get("cmd", "").replace(f" --data-dir {big}", "")
-    if args.no_write or args.only:  # a subset never replaces the full latest run
+    if args.no_write:
         print(json.dumps(run, indent=1))
+        return 0
+    if args.only:  # a subset never replaces the full latest run
+        write_partial(run)
+        print(f"\nwrote a partial run into {RESULTS.relative_to(ROOT)}")
         return 0
     notes, history = previous()
     text = render(run, notes or "\n## Notes\n\n(none yet)\n", history[:50])

@@ -90,6 +90,8 @@ class DrillResult:
     fixed_seconds: float | None = None
     bulk_bytes: int = 0
     bulk_seconds: float | None = None
+    #: restores the bulk took (each pays the fixed cost again)
+    bulk_calls: int = 0
     #: why the drill could not be done at all (the tool failed, nothing to restore)
     problem: str | None = None
 
@@ -107,7 +109,8 @@ class DrillResult:
         less the fixed cost (at least a tenth of its time, so noise cannot make it
         infinite); without a bulk, everything restored over the whole time."""
         if self.bulk_bytes > 0 and self.bulk_seconds:
-            working = max(self.bulk_seconds - (self.fixed_seconds or 0.0), self.bulk_seconds / 10)
+            fixed = (self.fixed_seconds or 0.0) * max(self.bulk_calls, 1)
+            working = max(self.bulk_seconds - fixed, self.bulk_seconds / 10)
             return self.bulk_bytes / working
         if not self.restore_seconds or self.bytes_restored <= 0:
             return None

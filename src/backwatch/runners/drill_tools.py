@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from backwatch.domain.drill import Candidate
-from backwatch.errors import BackwatchError, ConfigError
+from backwatch.errors import ConfigError
 from backwatch.settings import JobSettings
 
 CHUNK = 1 << 20
@@ -247,15 +248,14 @@ class BuiltinDrill:
         return [(Candidate(e.path, e.size), e.mtime) for e in self.manifest.files()]
 
     def restore(self, snapshot: str, paths: list[str], target: Path) -> None:
-        from backwatch.engine.restore import restore
-
-        try:
-            result = restore(self.repo, self.manifest, target, paths=paths)
-        except BackwatchError as exc:
-            raise DrillProblem(exc.message) from None
-        problems = getattr(result, "problems", None) or getattr(result, "errors", None)
-        if problems:
-            raise DrillProblem(f"restore reported: {problems[0]}")
+        # as a user restores: `backwatch restore` in a process of its own (its start is
+        # part of a restore's fixed cost), at the drill's low priority like every tool
+        argv = [sys.executable, "-m", "backwatch", "restore", snapshot, "--dest",
+                str(self.repo.path), "--target", str(target), "--json"]  # fmt: skip
+        for path in paths:
+            argv += ["--path", path]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BACKWATCH_")}
+        _run(argv, env)
 
     def restored(self, target: Path, path: str) -> Path:
         return target / path
