@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -44,6 +44,7 @@ class StartIn(_Body):
     message: str | None = None
     status: str = "running"
     trigger: Trigger | None = None
+    kind: Literal["backup", "check", "drill"] = "backup"
 
     _job = field_validator("job")(lambda cls, v: check_job_id(v))
     _id = field_validator("id")(lambda cls, v: None if v is None else check_run_id(v))
@@ -144,6 +145,7 @@ def parse_start(obj: Any, now: float, *, source: str = "api") -> RunReport:
         message=tail_text(body.message, MESSAGE_LIMIT),
         source=source,
         trigger=body.trigger or "api",
+        kind=body.kind,
     )
 
 
