@@ -3,10 +3,9 @@
 hyperfine (if installed; else 20 timed runs) measures the whole command, interpreter start
 included, and its CPU time (user + system: steadier than wall time on a busy machine).
 ``python -X importtime`` lists the slowest imports of the same command so that a regression
-points at its cause, and says whether Typer was loaded (a plain push should not load it).
-Bytecode is written during the warm-up even under ``PYTHONDONTWRITEBYTECODE``: an installed
-backwatch runs from compiled modules, so compiling them on every run is not what a user
-waits for. Target: median ≤ 150 ms.
+points at its cause. Bytecode is written during the warm-up even under
+``PYTHONDONTWRITEBYTECODE``: an installed backwatch runs from compiled modules, so compiling
+them on every run is not what a user waits for. Target (SPEC §10): median ≤ 300 ms.
 
     .venv/bin/python bench/bench_cli.py [--quick] [--runs 20]
 """
@@ -27,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BACKWATCH, Server, median, result, scratch_dir
 
-TARGET_MS = 150.0
+TARGET_MS = 300.0
 #: the environment of the measured commands (see the module docstring)
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
@@ -87,10 +86,9 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def import_offenders(cmd: list[str], top: int = 10) -> tuple[list[dict[str, Any]], bool]:
+def import_offenders(cmd: list[str], top: int = 10) -> list[dict[str, Any]]:
     """The costliest packages imported by one run of ``cmd``: for each top-level package,
-    its outermost import's cumulative time (so a package's children count once); and
-    whether Typer was among them."""
+    its outermost import's cumulative time (so a package's children count once)."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", *cmd],
         capture_output=True,
@@ -114,7 +112,7 @@ def import_offenders(cmd: list[str], top: int = 10) -> tuple[list[dict[str, Any]
         for p, (ms, mod) in per_package.items()
     ]
     rows.sort(key=lambda r: r["cumulative_ms"], reverse=True)
-    return rows[:top], "typer" in per_package
+    return rows[:top]
 
 
 def main() -> int:
@@ -126,13 +124,13 @@ def main() -> int:
     with scratch_dir("cli") as d, Server(d / "data") as server:
         cmd = push_cmd(server.url, server.token)
         timing = with_hyperfine(cmd, runs, d) if shutil.which("hyperfine") else by_hand(cmd, runs)
-        offenders, typer_loaded = import_offenders(cmd)
+        offenders = import_offenders(cmd)
         before = server.get("/api/v1/jobs/cli-bench")["runs_total"]
     # the pushes must really have landed (each timed run is one report)
     expected = runs + 3 + 1
     print(
         f"backwatch push: median {timing['median_ms']} ms, CPU {timing['cpu_ms']} ms "
-        f"over {runs} runs ({timing['tool']}); Typer loaded: {typer_loaded}"
+        f"over {runs} runs ({timing['tool']}; target ≤ {TARGET_MS:.0f} ms)"
     )
     print(f"runs stored for cli-bench: {before} (expected {expected})")
     for row in offenders:
@@ -143,7 +141,6 @@ def main() -> int:
         stored=before,
         expected=expected,
         import_top=offenders,
-        typer_loaded=typer_loaded,
         target_ms=TARGET_MS,
         met=timing["median_ms"] <= TARGET_MS,
         python=os.path.basename(sys.executable),
