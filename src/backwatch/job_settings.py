@@ -193,6 +193,22 @@ class VerifySettings(_Section):
     extra_args: list[str] = Field(default_factory=list, description="Added to the check.")
 
 
+def check_duration(value: str | None) -> str | None:
+    """A duration setting ('90s', '1h', '7d'), checked; ValueError says what is wrong."""
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
+def check_schedule(value: str | None) -> str | None:
+    """A schedule setting (cron expression or period), checked."""
+    if value is not None:
+        from backwatch.domain.schedule import parse_schedule
+
+        parse_schedule(value, "UTC")
+    return value
+
+
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
                "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}  # fmt: skip
@@ -239,21 +255,8 @@ class DrillSettings(_Section):
             parse_size(value, field="max_bytes")
         return value
 
-    @field_validator("timeout", "max_age")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, value: str | None) -> str | None:
-        if value is not None and value != "off":
-            from backwatch.domain.schedule import parse_schedule
-
-            parse_schedule(value, "UTC")
-        return value
+    _duration = field_validator("timeout", "max_age")(lambda cls, v: check_duration(v))
+    _schedule = field_validator("schedule")(lambda cls, v: v if v == "off" else check_schedule(v))
 
     def max_bytes_value(self) -> int | None:
         return None if self.max_bytes is None else parse_size(self.max_bytes, field="max_bytes")
@@ -325,21 +328,8 @@ class JobSettings(BaseModel):
             raise ValueError(JOB_ID_PROBLEM)
         return value
 
-    @field_validator("grace", "timeout")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, value: str | None) -> str | None:
-        if value is not None:
-            from backwatch.domain.schedule import parse_schedule
-
-            parse_schedule(value, "UTC")
-        return value
+    _duration = field_validator("grace", "timeout")(lambda cls, v: check_duration(v))
+    _schedule = field_validator("schedule")(lambda cls, v: check_schedule(v))
 
     @field_validator("timezone")
     @classmethod

@@ -43,6 +43,7 @@ from backwatch.runners.drill_tools import (
     hash_file,
     lower_priority,
 )
+from backwatch.services.locks import alive
 from backwatch.settings import JobSettings, Settings
 from backwatch.timeutil import parse_duration
 
@@ -230,18 +231,8 @@ def private_dir(settings: Settings, job_id: str) -> Iterator[Path]:
 def _remove_orphans(parent: Path) -> None:
     for child in parent.iterdir():
         parts = child.name.rsplit("-", 2)
-        if len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])):
+        if len(parts) == 3 and parts[1].isdigit() and not alive(int(parts[1])):
             shutil.rmtree(child, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def drill_job(

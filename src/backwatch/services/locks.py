@@ -74,7 +74,8 @@ class Holder:
         return f"{self.name} is held by {what} ({who})"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -334,7 +335,7 @@ class Locks:
         """A note left by a process of this host that no longer exists."""
         if holder.host != self.host or not isinstance(holder.pid, int):
             return False
-        return holder.pid != os.getpid() and not _alive(holder.pid)
+        return holder.pid != os.getpid() and not alive(holder.pid)
 
     def holders(self, names: list[str]) -> list[Holder]:
         """Who holds these locks now (for messages and tests)."""
