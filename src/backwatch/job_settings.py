@@ -37,12 +37,22 @@ Command = str | list[str]
 class JobAlertSettings(_Section):
     """``[jobs.alerts]``: per-job overrides of ``[alerts]`` and rules switched off."""
 
-    stuck_minutes: float | None = Field(None, gt=0)
-    regression_percent: float | None = Field(None, gt=0)
-    error_rate_percent: float | None = Field(None, gt=0)
-    disk_warning_percent: float | None = Field(None, gt=0, le=100)
-    disk_critical_percent: float | None = Field(None, gt=0, le=100)
-    alert_after_failures: int | None = Field(None, ge=1)
+    stuck_minutes: float | None = Field(None, gt=0, description="[alerts] stuck_minutes here.")
+    regression_percent: float | None = Field(
+        None, gt=0, description="[alerts] regression_percent here."
+    )
+    error_rate_percent: float | None = Field(
+        None, gt=0, description="[alerts] error_rate_percent here."
+    )
+    disk_warning_percent: float | None = Field(
+        None, gt=0, le=100, description="[alerts] disk_warning_percent here."
+    )
+    disk_critical_percent: float | None = Field(
+        None, gt=0, le=100, description="[alerts] disk_critical_percent here."
+    )
+    alert_after_failures: int | None = Field(
+        None, ge=1, description="[alerts] alert_after_failures here."
+    )
     off: list[str] = Field(default_factory=list, description="Rules not evaluated for this job.")
 
 
@@ -167,12 +177,12 @@ class DumpSettings(_Section):
 class RetentionSettings(_Section):
     """``[jobs.retention]``: restic forget --prune, borg prune + compact."""
 
-    keep_last: int | None = Field(None, ge=0)
-    keep_hourly: int | None = Field(None, ge=0)
-    keep_daily: int | None = Field(None, ge=0)
-    keep_weekly: int | None = Field(None, ge=0)
-    keep_monthly: int | None = Field(None, ge=0)
-    keep_yearly: int | None = Field(None, ge=0)
+    keep_last: int | None = Field(None, ge=0, description="Keep the last N snapshots.")
+    keep_hourly: int | None = Field(None, ge=0, description="Keep the last of each of N hours.")
+    keep_daily: int | None = Field(None, ge=0, description="Keep the last of each of N days.")
+    keep_weekly: int | None = Field(None, ge=0, description="Keep the last of each of N weeks.")
+    keep_monthly: int | None = Field(None, ge=0, description="Keep the last of N months.")
+    keep_yearly: int | None = Field(None, ge=0, description="Keep the last of N years.")
     keep_within: str | None = Field(None, description="Keep everything this recent, e.g. '7d'.")
 
     @field_validator("keep_within")
@@ -278,18 +288,22 @@ class JobSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str
-    description: str = ""
-    host: str | None = None
-    backup_path: str | None = None
-    tool: str | None = None
+    id: str = Field(description="The job's slug: [a-z0-9][a-z0-9._-]{0,63}.")
+    description: str = Field("", description="What the job backs up, for people.")
+    host: str | None = Field(None, description="The host the job runs on.")
+    backup_path: str | None = Field(None, description="What it backs up (shown only).")
+    tool: str | None = Field(
+        None, description="restic, borg, rsync, builtin or command (the runner's tool)."
+    )
     schedule: str | None = Field(None, description="Cron expression or a period such as '24h'.")
-    timezone: str = "UTC"
-    grace: str = "1h"
-    timeout: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    paused: bool = False
-    destinations: list[str] = Field(default_factory=list)
+    timezone: str = Field("UTC", description="The schedule's time zone, e.g. 'Europe/Berlin'.")
+    grace: str = Field("1h", description="How late a run may start before it is missed.")
+    timeout: str | None = Field(None, description="A run longer than this is stuck (killed).")
+    tags: list[str] = Field(default_factory=list, description="Labels to group and filter by.")
+    paused: bool = Field(False, description="No alerts and no scheduled runs while paused.")
+    destinations: list[str] = Field(
+        default_factory=list, description="Where backups go (disk checks; builtin writes here)."
+    )
     alerts: JobAlertSettings = Field(default_factory=JobAlertSettings)
     depends_on: list[str] = Field(default_factory=list, description="Parent jobs.")
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)

@@ -65,8 +65,12 @@ class AlertSettings(_Section):
     stuck_minutes: float = Field(15, gt=0, description="A run is stuck after this long.")
     regression_percent: float = Field(20, gt=0, description="Duration regression threshold.")
     error_rate_percent: float = Field(5, gt=0, description="Failure share over 7 days.")
-    disk_warning_percent: float = Field(85, gt=0, le=100)
-    disk_critical_percent: float = Field(95, gt=0, le=100)
+    disk_warning_percent: float = Field(
+        85, gt=0, le=100, description="disk_space warns when a disk is fuller than this (%)."
+    )
+    disk_critical_percent: float = Field(
+        95, gt=0, le=100, description="disk_space is critical above this (%)."
+    )
     data_min_free_mb: float = Field(
         64,
         ge=0,
@@ -86,10 +90,14 @@ class AlertSettings(_Section):
 class NotifySettings(_Section):
     urls: list[str] = Field(default_factory=list, description="Apprise URLs.")
     severities: list[Literal["info", "warning", "critical"]] = Field(
-        default_factory=lambda: ["warning", "critical"]
+        default_factory=lambda: ["warning", "critical"],
+        description="Alert severities these URLs are told of.",
     )
     jobs: list[str] = Field(default_factory=list, description="Only these jobs (empty: all).")
-    events: list[Literal["open", "resolve"]] = Field(default_factory=lambda: ["open", "resolve"])
+    events: list[Literal["open", "resolve"]] = Field(
+        default_factory=lambda: ["open", "resolve"],
+        description="Notify when an alert opens, when it resolves, or both.",
+    )
 
 
 class IngestSettings(_Section):

@@ -34,6 +34,22 @@ def test_every_setting_is_documented(path: str) -> None:
     assert f"`{leaf}`" in CONFIG_DOC, f"{path} is not in docs/configuration.md"
 
 
+def _undescribed(model: type[BaseModel], prefix: str = "") -> list[str]:
+    out = []
+    for name, field in model.model_fields.items():
+        inner = getattr(field.annotation, "__args__", (field.annotation,))
+        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if nested:
+            out.extend(_undescribed(nested[0], prefix + name + "."))
+        elif not field.description:
+            out.append(prefix + name)
+    return out
+
+
+def test_every_setting_says_what_it_is_for() -> None:
+    assert _undescribed(FileSettings) == []
+
+
 def _commands() -> list[str]:
     names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
     names += [g.name for g in app.registered_groups if g.name]
