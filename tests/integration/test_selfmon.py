@@ -50,9 +50,11 @@ class World:
         return response.status_code, response.json()
 
     def refuse_writes(self, refuse: bool = True) -> None:
-        """SQLite's cap on the file's pages: at the current size, nothing more fits."""
+        """SQLite's cap on the file's pages, set on the writer's own connection between its
+        transactions: at the current size, nothing more fits."""
         limit = 1 if refuse else 1_073_741_823
-        self.hub.write(lambda conn, unit: conn.exec_driver_sql(f"PRAGMA max_page_count = {limit}"))
+        with self.hub.write_engine.connect() as conn:
+            conn.connection.dbapi_connection.execute(f"PRAGMA max_page_count = {limit}")
 
     def fill(self) -> list[str]:
         """Report until three in a row are refused; the ids answered 201."""
@@ -71,6 +73,12 @@ class World:
             if refused == 3:
                 return stored
         raise AssertionError("the database never refused a write")
+
+    def read_only(self, on: bool) -> None:
+        """Every write refused, even an empty transaction ("attempt to write a readonly
+        database"), set on the writer's own connection between its transactions."""
+        with self.hub.write_engine.connect() as conn:
+            conn.connection.dbapi_connection.execute(f"PRAGMA query_only = {int(on)}")
 
     def settle(self) -> None:
         self.client.portal.call(self.tasks.tick)
@@ -135,8 +143,8 @@ def test_refused_writes_make_the_writer_critical_and_backwatch_not_ready(world):
 def test_the_alert_is_delivered_once_writing_works_again_and_nothing_acknowledged_is_lost(world):
     world.refuse_writes()
     stored = world.fill()
-    world.settle()  # nothing can be written now: the finding is held
     assert world.client.get("/readyz").status_code == 503
+    world.settle()  # (small writes may still fit: the alert may open now, or be held)
     world.refuse_writes(False)  # space is back
     world.settle()  # the tick's disk sample is a real write: does writing work again?
     world.clock.advance(61)  # yes: none refused for a minute
@@ -193,3 +201,20 @@ def test_a_data_disk_below_the_free_space_floor_is_not_ready(world):
         ("disk_space", "_system", "critical")
     ]
     assert "[CRITICAL] _system: disk filling up" in world.receiver.titles()
+
+
+def test_an_alert_that_cannot_be_written_is_held_and_written_once_it_can(world):
+    world.hub.settings.alerts.data_min_free_mb = 10.0**12  # the data disk is "full"
+    world.read_only(True)  # and nothing can be written
+    world.settle()
+    assert "disk_space" in world.tasks.system.held  # (and the refused writes, when 3 or more)
+    world.read_only(False)
+    world.hub.settings.alerts.data_min_free_mb = 0  # space is back before it was written
+    world.settle()
+    assert world.tasks.system.held == {}
+    assert "[CRITICAL] _system: disk filling up" in world.receiver.titles()
+    message = next(m for m in world.receiver.messages if "disk filling up" in m["title"])
+    assert message["message"].startswith("backwatch: ") and "% full" in message["message"]
+    world.clock.advance(60)
+    world.settle()
+    assert "[RESOLVED] _system: disk filling up" in world.receiver.titles()
