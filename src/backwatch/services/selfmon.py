@@ -16,8 +16,8 @@ writes, and the data directory's disk has room. The same facts drive
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from sqlalchemy import select
 
@@ -179,7 +179,7 @@ def assess(hub: Hub, now: float) -> Assessment:
     checks: list[Check] = []
     blocking: list[Check] = []
     for name, fn in (("database", database), ("migrations", migrations)):
-        check = _safely(name, lambda fn=fn: fn(hub, now))
+        check = _safely(name, fn, hub, now)
         checks.append(check)
         if check.status != "ok":  # a schema not at the newest: the code may not fit it
             blocking.append(check)
@@ -196,15 +196,26 @@ def assess(hub: Hub, now: float) -> Assessment:
     return Assessment(checks, blocking)
 
 
-def _safely(name: str, fn: Any) -> Check:
+def _safely(name: str, fn: Callable[[Hub, float], Check], hub: Hub, now: float) -> Check:
+    """A check that fails to run is itself a finding (the database went away meanwhile)."""
     try:
-        return fn()
+        return fn(hub, now)
     except Exception as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         return Check(name, "critical", reason[0] if reason else type(exc).__name__)
 
 
 # --- the alerts --------------------------------------------------------------------------
+
+
+Change = tuple[str, str, Finding | None]  # (job, rule, finding) for ``alerts.apply_plan``
+
+
+@dataclass(frozen=True)
+class SystemPlan:
+    changes: list[Change]  # the alerts of ``_system`` that differ from what was found
+    found: dict[str, Finding | None]  # each rule's finding (a held one when it cleared)
+    trouble: WriteTrouble | None  # the refused writes they were made from
 
 
 class SystemAlerts:
@@ -215,8 +226,8 @@ class SystemAlerts:
         self.hub = hub
         self.held: dict[str, Finding] = {}
 
-    def plan(self, now: float) -> tuple[list[tuple[str, str, Finding | None]], Any]:
-        """(changes for ``alerts.apply_plan``, the write trouble they were made from)."""
+    def plan(self, now: float) -> SystemPlan:
+        """What to change, worked out on a read connection (the writer only gets changes)."""
         from backwatch.services.alerts import ACTIVE, SYSTEM_JOB
 
         trouble = _trouble(self.hub)
@@ -233,7 +244,7 @@ class SystemAlerts:
                 )
             ).all()
         active = {r.rule: r for r in rows}
-        changes: list[tuple[str, str, Finding | None]] = []
+        changes: list[Change] = []
         for name, finding in found.items():
             current = active.get(name)
             if current is None and finding is None:
@@ -245,7 +256,7 @@ class SystemAlerts:
                 if same and (name == "disk_space" or finding.message == current.message):
                     continue
             changes.append((SYSTEM_JOB, name, finding))
-        return changes, (trouble, found)
+        return SystemPlan(changes, found, trouble)
 
     async def evaluate(self) -> int:
         """One round; raises (after holding the findings) when they could not be written."""
@@ -254,18 +265,18 @@ class SystemAlerts:
         from backwatch.services import alerts
 
         now = self.hub.now()
-        changes, (trouble, found) = await asyncio.to_thread(self.plan, now)
-        if changes:
-            plan = alerts.Plan(changes=changes)
+        found = await asyncio.to_thread(self.plan, now)
+        if found.changes:
+            plan = alerts.Plan(changes=found.changes)
             try:
                 await self.hub.submit(alerts.apply_plan(self.hub.settings, now, plan))
             except Exception:
-                self.held.update({n: f for n, f in found.items() if f is not None})
+                self.held.update({n: f for n, f in found.found.items() if f is not None})
                 raise
         self.held.clear()
-        if trouble is not None:  # on record (or too small to report): forget it
-            self.hub.writer.health.reported(trouble)
-        return len(changes)
+        if found.trouble is not None:  # on record (or too small to report): forget it
+            self.hub.writer.health.reported(found.trouble)
+        return len(found.changes)
 
 
 def canary_due(hub: Hub) -> bool:
