@@ -33,7 +33,7 @@ RESULTS = BENCH / "RESULTS.md"
 ORDER = ("cli", "shell_lib", "size", "ingest", "read", "memory", "runner", "engine", "drill")
 SCRIPTS = {name: BENCH / f"bench_{name}.py" for name in ORDER}
 NOTES_START, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
-PARTIAL_START, PARTIAL_END = "<!-- partial -->", "<!-- /partial -->"
+PARTIAL_START, PARTIAL_END = "<!-- partial:", "<!-- /partial -->"
 HISTORY_MARK = "<!-- history: one JSON summary per line -->"
 
 
@@ -178,12 +178,14 @@ def run_section(run: dict[str, Any], res: dict[str, Any]) -> list[str]:
 
 def write_partial(run: dict[str, Any]) -> None:
     """A run of some benchmarks (``--only``): its section goes above the latest full run,
-    replacing the previous partial one, and its summary line joins the earlier runs. The
-    next full run supersedes it (its line stays in the history)."""
+    replacing an earlier partial run of the same benchmarks (or fewer), and its summary
+    line joins the earlier runs. The next full run supersedes them all (their lines stay
+    in the history)."""
     res = {r["bench"]: r for r in run["results"]}
-    names = ", ".join(run.get("only") or res)
+    only = list(run.get("only") or res)
+    names = ", ".join(only)
     section = [
-        PARTIAL_START,
+        f"{PARTIAL_START} {','.join(only)} -->",
         f"## Partial run: {run['date']}{' (quick)' if run['quick'] else ''} (only {names})",
         "",
         "Re-measured after the latest full run below: these rows supersede its rows for the",
@@ -194,10 +196,11 @@ def write_partial(run: dict[str, Any]) -> None:
         "",
     ]
     text = RESULTS.read_text() if RESULTS.exists() else f"# Benchmark results\n\n{HISTORY_MARK}\n"
-    if PARTIAL_START in text and PARTIAL_END in text:
-        before, rest = text.split(PARTIAL_START, 1)
-        text = before + rest.split(PARTIAL_END, 1)[1].lstrip("\n")
-    at = text.find("## Latest run")
+    for match in re.finditer(r"<!-- partial: ([\w,]+) -->.*?<!-- /partial -->\n*", text, re.S):
+        if set(match.group(1).split(",")) <= set(only):
+            text = text.replace(match.group(0), "", 1)
+    at = text.find("<!-- partial:")
+    at = at if at >= 0 else text.find("## Latest run")
     at = at if at >= 0 else len(text)
     text = text[:at] + "\n".join(section) + "\n" + text[at:]
     text = text.replace(HISTORY_MARK, f"{HISTORY_MARK}\n{history_line(run)}", 1)
