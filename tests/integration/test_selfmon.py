@@ -165,9 +165,8 @@ def test_the_alert_is_delivered_once_writing_works_again_and_nothing_acknowledge
 
 def test_the_data_disk_is_measured_when_checked_not_taken_from_a_stored_sample(world):
     from backwatch.services import disks
-    from backwatch.services.selfmon import data_path
 
-    path = data_path(world.hub.settings)
+    path = str(world.hub.settings.data_dir.resolve())
     # a sample from a minute ago that said "empty": the disk is what it is now
     world.hub.write(disks.record_samples([(path, 0, 10**12)], world.clock.t - 60, force=True))
     world.hub.settings.alerts.disk_warning_percent = 0.001  # any real disk is fuller
