@@ -127,6 +127,7 @@ def test_a_disk_below_the_free_space_floor_is_critical_whatever_its_share():
     tight = (DiskFacts("/data", ((T0, float(940 * MB), float(1000 * MB)),)),)
     finding = rule(JobFacts("_system", thresholds=floor, disks=tight), T0)
     assert finding is not None and finding.severity == "critical"
+    assert "94.0% full" in finding.message and "less than the 64.0 MB" in finding.message
     roomy = (DiskFacts("/data", ((T0, float(500 * MB), float(1000 * MB)),)),)
     assert rule(JobFacts("_system", thresholds=floor, disks=roomy), T0) is None
     # a backup destination has no floor unless configured: only the shares apply

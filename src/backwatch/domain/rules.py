@@ -457,7 +457,8 @@ def disk_space(job: JobFacts, now: float) -> Finding | None:
             disk, min_span_s=t.forecast_min_span_s, min_samples=t.forecast_min_samples
         )
         severity = None
-        if percent > t.disk_critical_percent or total - used < t.disk_min_free_bytes:
+        short = total - used < t.disk_min_free_bytes  # a floor: the data directory's
+        if percent > t.disk_critical_percent or short:
             severity = "critical"
         elif percent > t.disk_warning_percent or (left is not None and left < t.forecast_days):
             severity = "warning"
@@ -466,6 +467,8 @@ def disk_space(job: JobFacts, now: float) -> Finding | None:
         forecast = (
             f", full in about {left:.1f} days at the current rate" if left is not None else ""
         )
+        if short:
+            forecast += f", less than the {human_bytes(t.disk_min_free_bytes)} it must keep free"
         finding = Finding(
             "disk_space",
             severity,

@@ -123,8 +123,7 @@ def disk_check(hub: Hub, now: float, *, history: bool = True) -> tuple[Check, bo
         return Check("data_disk", "ok", detail), False
     detail = finding.message.removeprefix(f"{facts.id}: ")
     if full:
-        floor = human_bytes(facts.thresholds.disk_min_free_bytes)
-        detail += f"; below the {floor} backwatch needs to write (data_min_free_mb)"
+        detail += " ([alerts] data_min_free_mb)"
     fix = "free space there, or lower retention_days"
     return Check("data_disk", finding.severity, detail, fix), full
 
