@@ -98,7 +98,7 @@ def _isolated_from_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(autouse=True, scope="session")
 def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """backwatch's caches (the spool, the quick start's entries) go to the test run's own
+    """backwatch's cache (the spool) goes to the test run's own
     directory, not to ~/.cache, where runs of earlier test sessions would be found."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
 
