@@ -117,15 +117,18 @@ def disk_check(hub: Hub, now: float, *, history: bool = True) -> tuple[Check, bo
     free = total - used
     full = free < facts.thresholds.disk_min_free_bytes or free <= 0
     finding = RULES["disk_space"].fn(facts, now)
-    if finding is None:
-        share = used / total * 100 if total else 0.0
+    share = used / total * 100 if total else 100.0
+    if finding is None and not full:
         detail = f"{path}: {share:.1f}% used, {human_bytes(free)} free"
         return Check("data_disk", "ok", detail), False
-    detail = finding.message.removeprefix(f"{facts.id}: ")
+    if finding is not None:
+        detail = finding.message.removeprefix(f"{facts.id}: ")
+    else:  # full with the shares set to 100 %
+        detail = f"{path} is {share:.1f}% full ({human_bytes(free)} free of {human_bytes(total)})"
     if full:
         detail += " ([alerts] data_min_free_mb)"
-    fix = "free space there, or lower retention_days"
-    return Check("data_disk", finding.severity, detail, fix), full
+    severity = "critical" if full or finding is None else finding.severity
+    return Check("data_disk", severity, detail, "free space there, or lower retention_days"), full
 
 
 def writer_state(hub: Hub, now: float) -> Check:
