@@ -247,6 +247,12 @@ def test_a_passed_drill_makes_the_job_restorable_as_of_its_end(restic_job) -> No
     job = job_now()
     assert job["last_verified_at"] is not None
     assert job["last_run"] is None  # a drill is not the job's latest backup
+    assert job["last_drill"]["status"] == "success"
+    assert job["last_drill"]["estimate_full_restore_s"] > 0
+    shown = CliRunner().invoke(
+        app, ["status", "photos", "--config", str(config)], env={"COLUMNS": "200"}
+    )
+    assert "a full restore would take about" in " ".join(shown.stdout.split())
     from fastapi.testclient import TestClient
 
     from backwatch.web.app import create_app
@@ -259,6 +265,7 @@ def test_a_passed_drill_makes_the_job_restorable_as_of_its_end(restic_job) -> No
         )
         page = client.get("/jobs/photos").text
         assert "Restorable as of" in page and "never proven" not in page
+        assert "full restore ≈" in page
 
 
 def test_the_server_drills_a_job_it_runs_once_a_week(restic_job) -> None:

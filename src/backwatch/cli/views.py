@@ -199,6 +199,7 @@ def status(
             if detail.get("last_verified_at")
             else "never proven (run `backwatch drill`)",
         ),
+        ("latest drill", _drill_text(detail.get("last_drill"))),
         ("runs", str(detail.get("runs_total", 0))),
     ]
     if detail.get("ping_url"):
@@ -285,3 +286,15 @@ def list_jobs(
         print_json(jobs)
         return
     console().print(_jobs_table(jobs))
+
+
+def _drill_text(drill: dict[str, Any] | None) -> str:
+    from backwatch.timeutil import human_duration
+
+    if not drill:
+        return "none yet"
+    text = f"{drill['status']} {_ended(drill.get('finished_at'))}"
+    estimate = drill.get("estimate_full_restore_s")
+    if estimate is not None:
+        text += f"; a full restore would take about {human_duration(estimate)}"
+    return text

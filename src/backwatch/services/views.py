@@ -124,8 +124,36 @@ def read_jobs(conn: Connection) -> list[dict[str, Any]]:
 
 
 def read_job(conn: Connection, job_id: str) -> dict[str, Any]:
-    """One job row with its health facts; NotFound when there is no such job."""
-    return with_health_facts(conn, [queries.get_job(conn, job_id)])[0]
+    """One job row with its health facts and its latest restore drill; NotFound when there
+    is no such job."""
+    row = with_health_facts(conn, [queries.get_job(conn, job_id)])[0]
+    r = t.runs
+    drill = conn.execute(
+        select(r.c.id, r.c.status, r.c.finished_at, r.c.stats)
+        .where(r.c.job == job_id, r.c.kind == "drill")
+        .order_by(r.c.started_at.desc())
+        .limit(1)
+    ).first()
+    row["_last_drill"] = dict(drill._mapping) if drill is not None else None
+    return row
+
+
+def drill_out(drill: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job's latest drill as the API shows it: how it ended, and what it measured."""
+    if drill is None:
+        return None
+    stats = drill.get("stats")
+    found = stats.get("drill") if isinstance(stats, dict) else None
+    figures: dict[str, Any] = found if isinstance(found, dict) else {}
+    return {
+        "id": drill["id"],
+        "status": drill["status"],
+        "finished_at": iso(drill.get("finished_at")),
+        "snapshot": figures.get("snapshot"),
+        "files_checked": figures.get("files_checked"),
+        "rate_bytes_per_s": figures.get("rate_bytes_per_s"),
+        "estimate_full_restore_s": figures.get("estimate_full_restore_s"),
+    }
 
 
 def summary_out(
@@ -210,6 +238,7 @@ def job_out(
         "last_run_at": iso(last_run_at(row)),
         "last_success_at": iso(row.get("last_success_at")),
         "last_verified_at": iso(row.get("last_verified_at")),
+        **({"last_drill": drill_out(row["_last_drill"])} if "_last_drill" in row else {}),
         "runs_total": row.get("runs_total") or 0,
         "ping_url": f"{ping_base}/ping/{row['ping_key']}",
         "created_at": iso(row["created_at"]),

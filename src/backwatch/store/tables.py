@@ -92,6 +92,7 @@ runs = Table(
     # backup | check | drill: only backups make a job's "last run" and "last success"
     Column("kind", String(16), nullable=False, server_default="backup"),
     Index("ix_runs_job_started", "job", "started_at"),
+    Index("ix_runs_job_kind_started", "job", "kind", "started_at"),  # a job's latest drill
     Index("ix_runs_started", "started_at"),
     Index("ix_runs_job_backup_id", "job", "backup_id", unique=True),
 )
