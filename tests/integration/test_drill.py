@@ -190,6 +190,11 @@ files = 30
 def test_a_drill_killed_by_sigterm_leaves_no_directory(restic_job) -> None:
     config, _tree, _repo = restic_job
     data = config.parent / "data"
+    # a restic whose restores take their time, so that the signal finds the drill mid-way
+    slow = config.parent / "slow-restic"
+    slow.write_text('#!/bin/sh\ncase "$*" in *restore*) sleep 20;; esac\nexec restic "$@"\n')
+    slow.chmod(0o755)
+    config.write_text(config.read_text() + f'binary = "{slow}"\n')  # into [jobs.restic]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKWATCH_")}
     proc = subprocess.Popen(
         [*BACKWATCH, "drill", "photos", "--files", "60", "--config", str(config)],
@@ -202,9 +207,12 @@ def test_a_drill_killed_by_sigterm_leaves_no_directory(restic_job) -> None:
         time.sleep(0.02)
     else:
         pytest.fail("the drill never made its directory")
+    time.sleep(1.0)  # into the slow restore
+    began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
-    assert proc.returncode != 0
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert time.monotonic() - began < 15  # it stopped; it did not wait for the restore
     assert_no_drill_dirs(data)
 
 
