@@ -307,3 +307,31 @@ def test_the_server_drills_a_job_it_runs_once_a_week(restic_job) -> None:
         assert drills[0]["trigger"] == "schedule"
         assert scheduler._drills_due(time.time()) == []  # proven just now
         assert scheduler._drills_due(time.time() + 8 * 86400) == ["photos"]  # a week later
+
+
+def test_each_destination_of_a_builtin_job_is_drilled_and_estimated(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "docs", files=20)
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        f"""
+[[jobs]]
+id = "docs"
+tool = "builtin"
+destinations = ["{tmp_path / "d1"}", "{tmp_path / "d2"}"]
+[jobs.builtin]
+paths = ["{tree}"]
+""",
+    )
+    backup = CliRunner().invoke(app, ["backup", "docs", "--config", str(config)])
+    assert backup.exit_code == 0, backup.output
+    code, run = drill(config, "docs", "--files", "5")
+    assert code == 0, run["message"]
+    each = run["stats"]["drill"]["destinations"]
+    assert [d["destination"] for d in each] == [str(tmp_path / "d1"), str(tmp_path / "d2")]
+    assert all(d["status"] == "success" and d["estimate_full_restore_s"] for d in each)
+    (archive,) = (tmp_path / "d2" / "snapshots").glob("*/data.tar.zst")
+    archive.write_bytes(b"\0" * archive.stat().st_size)  # the second disk's copy is lost
+    code, run = drill(config, "docs", "--files", "5")
+    assert code == 1 and str(tmp_path / "d2") in run["message"], run["message"]
+    assert run["stats"]["drill"]["destinations"][0]["status"] == "success"

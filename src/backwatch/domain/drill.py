@@ -94,6 +94,8 @@ class DrillResult:
     bulk_calls: int = 0
     #: why the drill could not be done at all (the tool failed, nothing to restore)
     problem: str | None = None
+    #: each destination's own figures, when the job writes to several
+    destinations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failing(self) -> list[str]:
@@ -153,6 +155,18 @@ class DrillResult:
             text += f"; a full restore would take about {_human(self.estimate_s)}"
         return text
 
+    def summary(self) -> dict[str, Any]:
+        """One destination's outcome and figures (``stats.drill.destinations``)."""
+        rate, estimate = self.rate, self.estimate_s
+        return {
+            "status": self.status.value,
+            "files_checked": len(self.files),
+            "rate_bytes_per_s": round(rate, 1) if rate is not None else None,
+            "estimate_full_restore_s": round(estimate, 1) if estimate is not None else None,
+            "differ": self.failing[:SHOWN],
+            "problem": self.problem,
+        }
+
     def stats(self) -> dict[str, Any]:
         """``stats.drill`` of the run, plus ``stats.verify`` for the verify_failed rule."""
         rate = self.rate
@@ -177,6 +191,7 @@ class DrillResult:
                 "differ": self.failing[:SHOWN],
                 "changed_since": self.changed_since[:SHOWN],
                 "problem": self.problem,
+                **({"destinations": self.destinations} if self.destinations else {}),
             },
         }
 

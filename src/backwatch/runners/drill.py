@@ -78,10 +78,38 @@ def run_drill(
     limit = max_bytes if max_bytes is not None else (opts.max_bytes_value() if opts else None)
     always = list(opts.paths) if opts else []
     env = {**os.environ, **job.env}
-    tool = drill_for(job, env)
-    result = DrillResult(tool=job.tool or "?")
     timeout = parse_duration(opts.timeout) if opts and opts.timeout else None
     deadline.at = time.monotonic() + timeout if timeout else None
+    # a built-in job writes every snapshot to each destination: each is drilled, and each
+    # gets an estimate of its own (its disk may be slower)
+    several = job.tool == "builtin" and len(job.destinations) > 1
+    dests = range(len(job.destinations)) if several else range(1)
+    results = []
+    for dest in dests:
+        tool = drill_for(job, env, dest)
+        results.append(_drill_one(settings, job, tool, count, limit, always, seed))
+    result = results[0]
+    if several:
+        result.destinations = [
+            {"destination": job.destinations[i], **r.summary()} for i, r in enumerate(results)
+        ]
+        failed = [i for i, r in enumerate(results) if r.status is RunStatus.FAILED]
+        if failed and result.status is not RunStatus.FAILED:
+            other = results[failed[0]]
+            result.problem = f"destination {job.destinations[failed[0]]}: {other.message()}"
+    return result
+
+
+def _drill_one(
+    settings: Settings,
+    job: JobSettings,
+    tool: ToolDrill,
+    count: int,
+    limit: int | None,
+    always: list[str],
+    seed: int | None,
+) -> DrillResult:
+    result = DrillResult(tool=job.tool or "?")
     with private_dir(settings, job.id) as target:
         try:
             snapshot, size = tool.snapshot()

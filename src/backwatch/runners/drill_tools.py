@@ -229,12 +229,12 @@ class BorgDrill:
 class BuiltinDrill:
     hash_name = "blake3"
 
-    def __init__(self, job: JobSettings) -> None:
+    def __init__(self, job: JobSettings, dest: int = 0) -> None:
         from backwatch.engine.repository import Repository
 
         if not job.destinations:
             raise DrillProblem(f"job {job.id!r} has no destinations")
-        self.repo = Repository(job.destinations[0])
+        self.repo = Repository(job.destinations[dest])
         self.manifest: Any = None
 
     def snapshot(self) -> tuple[str, int | None]:
@@ -333,15 +333,16 @@ class RsyncDrill:
         return None
 
 
-def drill_for(job: JobSettings, env: dict[str, str]) -> ToolDrill:
-    """The drill of ``job``'s tool (ConfigError naming what is missing)."""
+def drill_for(job: JobSettings, env: dict[str, str], dest: int = 0) -> ToolDrill:
+    """The drill of ``job``'s tool (ConfigError naming what is missing); ``dest``: which
+    of a built-in job's destinations."""
     tool = job.tool
     if tool == "restic" and job.restic is not None:
         return ResticDrill(job, env)
     if tool == "borg" and job.borg is not None:
         return BorgDrill(job, env)
     if tool == "builtin":
-        return BuiltinDrill(job)
+        return BuiltinDrill(job, dest)
     if tool == "rsync" and job.rsync is not None:
         return RsyncDrill(job)
     raise ConfigError(
