@@ -122,8 +122,9 @@ def run_one(name: str, args: list[str]) -> dict[str, Any]:
     if proc.returncode not in (0, 1):
         sys.stdout.write(proc.stderr[-3000:])
     match = re.search(r"^RESULT (.*)$", proc.stdout, re.M)
-    if match is None:
-        return {"bench": name, "error": (proc.stderr or proc.stdout)[-1500:], "cmd": cmd}
+    if match is None:  # the command as a string, like a result's (main() tidies both)
+        failed = (proc.stderr or proc.stdout)[-1500:]
+        return {"bench": name, "error": failed, "cmd": " ".join(cmd[1:])}
     data = json.loads(match.group(1))
     data["exit_code"] = proc.returncode
     data["elapsed_s"] = round(elapsed, 1)
