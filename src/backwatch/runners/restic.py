@@ -42,7 +42,7 @@ def explain(code: int, output: str) -> Outcome:
         return Outcome(RunStatus.WARNING, "snapshot saved, but some files could not be read")
     known = code if code in HINTS else restic_output.code_from_text(output)
     if known in HINTS:
-        what, _ = restic_output.meaning(known)
+        what = restic_output.meaning(known)
         return Outcome(RunStatus.FAILED, f"restic: {what} (exit code {code}); {HINTS[known]}")
     last = last_line(output)
     return Outcome(RunStatus.FAILED, f"restic exited with code {code}: {last or 'no output'}")

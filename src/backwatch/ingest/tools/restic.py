@@ -49,14 +49,14 @@ TOOL = "restic"
 WHAT = "`restic backup --json` output"
 PARTIAL = 3
 INTERRUPTED = 130
-#: exit code → what it means, and the hint that fixes it
-EXIT_MEANINGS: dict[int, tuple[str, str]] = {
-    1: ("fatal error, no snapshot was made", ""),
-    3: ("some source files could not be read", ""),
-    10: ("the repository does not exist", "check the repository path, or `restic init` it"),
-    11: ("the repository could not be locked", "wait, or `restic unlock` if the lock is stale"),
-    12: ("wrong password", "check the password file or command"),
-    130: ("interrupted", ""),
+#: exit code → what it means
+EXIT_MEANINGS = {
+    1: "fatal error, no snapshot was made",
+    3: "some source files could not be read",
+    10: "the repository does not exist",
+    11: "the repository could not be locked",
+    12: "wrong password",
+    130: "interrupted",
 }
 #: what restic < 0.17 prints (with exit 1) for the failures 0.17 gives codes of their own
 _FATAL_TEXT = (
@@ -100,9 +100,9 @@ _TEXT_SAVED_RE = re.compile(r"^snapshot ([0-9a-f]+) saved")
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
 
 
-def meaning(code: int) -> tuple[str, str]:
-    """(what exit ``code`` means, the hint that fixes it)."""
-    return EXIT_MEANINGS.get(code, ("failed", ""))
+def meaning(code: int) -> str:
+    """What restic's exit ``code`` means."""
+    return EXIT_MEANINGS.get(code, "failed")
 
 
 def code_from_text(text: str) -> int | None:
@@ -120,7 +120,6 @@ class _Output:
     fatal: list[str] = field(default_factory=list)  # why the run stopped
     exit_codes: list[int] = field(default_factory=list)
     error_count: int = 0  # the largest ``error_count`` of the status lines
-    statuses: int = 0
     texts: list[str] = field(default_factory=list)
     ours: bool = False  # anything in it is restic's own output
 
@@ -162,7 +161,6 @@ def _read(chunks: list[Chunk]) -> _Output:
             if isinstance(obj.get("code"), int) and not isinstance(obj.get("code"), bool):
                 out.exit_codes.append(obj["code"])
         elif kind == "status":
-            out.statuses += 1
             count = obj.get("error_count")
             if isinstance(count, int) and not isinstance(count, bool):
                 out.error_count = max(out.error_count, count)
@@ -273,10 +271,10 @@ def _backup_verdict(code: int | None, out: _Output, *, saved: str | None) -> Ver
         )
     if code is None and fatal is not None:
         code_meant = code_from_text(fatal)
-        what = f" ({meaning(code_meant)[0]})" if code_meant else ""
+        what = f" ({meaning(code_meant)})" if code_meant else ""
         return Verdict(RunStatus.FAILED, f"restic: {fatal}{what}")
     if code is not None and code not in (0, PARTIAL):
-        reason = fatal or meaning(code)[0]
+        reason = fatal or meaning(code)
         return Verdict(RunStatus.FAILED, f"restic exited with code {code}: {reason}")
     if saved is None:
         if code == PARTIAL:
