@@ -48,3 +48,18 @@ def test_a_file_that_differs_fails_and_a_changed_source_does_not() -> None:
     assert broken.stats()["verify"] == "failed" and broken.stats()["drill"]["differ"] == ["/b"]
     assert DrillResult("borg").status is RunStatus.UNKNOWN
     assert DrillResult("borg", problem="wrong passphrase").status is RunStatus.FAILED
+
+
+def test_three_restore_calls_or_more_are_fitted_as_one_line() -> None:
+    # 0.5 s to start each restore, 100 MB/s after: the calls lie on seconds = 0.5 + b / 1e8,
+    # with noise; a 1 GB snapshot is then about 10.5 s
+    calls = [(1_000, 0.52), (20 * 10**6, 0.68), (40 * 10**6, 0.92), (80 * 10**6, 1.29)]
+    result = DrillResult("restic", snapshot_bytes=10**9, calls=calls, fixed_seconds=0.52,
+                         bulk_bytes=140 * 10**6, bulk_seconds=2.89, bulk_calls=3)  # fmt: skip
+    assert result.estimate_s is not None and abs(result.estimate_s - 10.5) < 0.6
+    # two calls, or calls that make no line: the fixed-cost probe and the bulk's rate
+    two = DrillResult("restic", snapshot_bytes=10**9, calls=calls[:2], fixed_seconds=0.52,
+                      bulk_bytes=20 * 10**6, bulk_seconds=0.68, bulk_calls=1)  # fmt: skip
+    assert two.estimate_s is not None and two.estimate_s > 0
+    upside_down = [(1_000, 2.0), (10**6, 1.0), (10**7, 0.5)]
+    assert DrillResult("x", snapshot_bytes=10**9, calls=upside_down).estimate_s is None

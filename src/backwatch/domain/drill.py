@@ -92,6 +92,8 @@ class DrillResult:
     bulk_seconds: float | None = None
     #: restores the bulk took (each pays the fixed cost again)
     bulk_calls: int = 0
+    #: every restore call of the drill: (bytes, seconds), the probe first
+    calls: list[tuple[int, float]] = field(default_factory=list)
     #: why the drill could not be done at all (the tool failed, nothing to restore)
     problem: str | None = None
     #: each destination's own figures, when the job writes to several
@@ -120,9 +122,17 @@ class DrillResult:
 
     @property
     def estimate_s(self) -> float | None:
-        """A full restore of the snapshot: the fixed cost plus its size at the rate."""
+        """A full restore of the snapshot: the fixed cost plus its size at the rate. With
+        three restore calls or more, the line that fits them all (seconds = fixed + bytes /
+        rate, least squares) gives both, so that no single call's noise decides."""
+        if self.snapshot_bytes is None:
+            return None
+        fitted = _fit(self.calls)
+        if fitted is not None:
+            fixed, per_byte = fitted
+            return fixed + self.snapshot_bytes * per_byte
         rate = self.rate
-        if rate is None or self.snapshot_bytes is None:
+        if rate is None:
             return None
         return (self.fixed_seconds or 0.0) + self.snapshot_bytes / rate
 
@@ -194,6 +204,22 @@ class DrillResult:
                 **({"destinations": self.destinations} if self.destinations else {}),
             },
         }
+
+
+def _fit(calls: list[tuple[int, float]]) -> tuple[float, float] | None:
+    """(fixed seconds, seconds per byte) of the least-squares line through ``calls``, or
+    None when fewer than three calls of different sizes, or a line that makes no sense."""
+    if len(calls) < 3 or len({b for b, _ in calls}) < 3:
+        return None
+    n = len(calls)
+    mean_b = sum(b for b, _ in calls) / n
+    mean_t = sum(t for _, t in calls) / n
+    spread = sum((b - mean_b) ** 2 for b, _ in calls)
+    per_byte = sum((b - mean_b) * (t - mean_t) for b, t in calls) / spread
+    fixed = mean_t - per_byte * mean_b
+    if per_byte <= 0 or fixed < 0:
+        return None
+    return fixed, per_byte
 
 
 def _human(seconds: float) -> str:

@@ -179,6 +179,7 @@ def _restore_timed(
     began = time.monotonic()
     tool.restore(snapshot, [first.path], target)
     fixed = result.fixed_seconds = time.monotonic() - began
+    result.calls.append((first.size, fixed))
     restored = [first]
     budget = cap - sum(c.size for c in sample)
     pool = sorted(extras, key=lambda c: (-c.size, c.path))
@@ -186,9 +187,11 @@ def _restore_timed(
     while batch:
         batch_began = time.monotonic()
         tool.restore(snapshot, [c.path for c in batch], target)
-        result.bulk_seconds = (result.bulk_seconds or 0.0) + time.monotonic() - batch_began
+        took = time.monotonic() - batch_began
+        result.bulk_seconds = (result.bulk_seconds or 0.0) + took
         result.bulk_calls += 1
         result.bulk_bytes += sum(c.size for c in batch)
+        result.calls.append((sum(c.size for c in batch), took))
         restored += batch
         working = result.bulk_seconds - fixed * result.bulk_calls
         if working >= max(CALIBRATE_MIN_S, 2 * fixed):
