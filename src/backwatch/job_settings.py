@@ -459,3 +459,37 @@ def _after_cycle(file: FileSettings, start: str) -> str | None:
             if parent not in path:
                 stack.append((parent, [*path, parent]))
     return None
+
+
+#: tools whose backups a drill restores itself (a command job needs a [jobs.drill] command)
+DRILL_TOOLS = ("restic", "borg", "rsync", "builtin")
+#: how often the server drills the jobs it runs, when [jobs.drill] schedule does not say
+DEFAULT_DRILL_EVERY = "7d"
+
+
+def drillable(job: JobSettings) -> bool:
+    """Whether a restore drill can prove ``job``'s backups (docs/drills.md)."""
+    command = job.drill is not None and job.drill.command is not None
+    return job.tool in DRILL_TOOLS or (job.tool == "command" and command)
+
+
+def drill_schedule(job: JobSettings) -> str | None:
+    """When the server drills ``job``: ``[jobs.drill] schedule``, else weekly for the
+    drillable jobs it runs; None when never (``"off"``, paused, not drillable)."""
+    if job.paused or not drillable(job):
+        return None
+    wanted = job.drill.schedule if job.drill is not None else None
+    if wanted == "off":
+        return None
+    return wanted or (DEFAULT_DRILL_EVERY if job.run_by == "server" else None)
+
+
+def drill_max_age(job: JobSettings) -> float | None:
+    """How long ``job`` may go without a passed drill: ``[jobs.drill] max_age`` for jobs
+    with a ``[jobs.drill]`` table (drilled by the server or by cron), or the default for
+    the drillable jobs the server runs; None when it is not drilled."""
+    if job.drill is not None:
+        return parse_duration(job.drill.max_age)
+    if job.run_by == "server" and drillable(job):
+        return parse_duration(DrillSettings.model_fields["max_age"].default)
+    return None

@@ -50,6 +50,7 @@ def drill(
     """
     from backwatch.cli.run import _configured
     from backwatch.cli.target import local_settings
+    from backwatch.domain.report import native_body
     from backwatch.job_settings import parse_size
     from backwatch.runners.drill import drill_job
 
@@ -65,13 +66,7 @@ def drill(
         report = drill_job(settings, job_settings, files=files, max_bytes=max_bytes)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    body = {
-        name: getattr(report, name)
-        for name in ("id", "job", "started_at", "finished_at", "duration_s", "files",
-                     "size_bytes", "exit_code", "message", "log", "tool", "stats", "kind")
-        if getattr(report, name) is not None
-    }  # fmt: skip
-    body.update(status=report.status.value, trigger="manual")
+    body = {**native_body(report), "trigger": "manual"}
     tgt: Any = target(url, token, db, config, data_dir)
     try:
         tgt.report(body)

@@ -118,6 +118,7 @@ def import_tool_output(
     import time
 
     from backwatch.cli.common import fail
+    from backwatch.domain.report import native_body
     from backwatch.errors import InvalidInput
     from backwatch.ingest.tools import parse_tool_output
 
@@ -143,19 +144,10 @@ def import_tool_output(
         )
     except InvalidInput as exc:
         raise InvalidInput(f"{name}: {exc.message}", details=exc.details) from None
-    body = {
-        field: getattr(report, field)
-        for field in (
-            "job", "started_at", "finished_at", "duration_s", "exit_code", "size_bytes",
-            "files", "files_new", "files_changed", "bytes_added", "message", "log", "tool",
-            "stats", "backup_id", "kind",
-        )
-        if getattr(report, field) is not None
-    }  # fmt: skip
+    body = native_body(report)
     if report.duration_s is None:
         # nobody measured it: a finish equal to the start would be stored as 0 seconds
         body.pop("finished_at", None)
-    body["status"] = report.status.value
     body["host"] = host or socket.gethostname()
     from backwatch.masking import Masker
 

@@ -47,6 +47,22 @@ class RunReport:
     kind: str = "backup"
 
 
+#: the RunReport fields a native report (SPEC §3.1) carries, in its own names
+NATIVE_FIELDS = (
+    "id", "job", "host", "started_at", "finished_at", "duration_s", "exit_code", "size_bytes",
+    "files", "files_new", "files_changed", "bytes_added", "message", "log", "tool", "stats",
+    "backup_id", "kind",
+)  # fmt: skip
+
+
+def native_body(report: RunReport) -> dict[str, Any]:
+    """``report`` as the JSON body of ``POST /api/v1/runs`` (unset fields left out), for a
+    client that reads a run itself and reports it (``import``, ``drill``)."""
+    body = {name: value for name in NATIVE_FIELDS if (value := getattr(report, name)) is not None}
+    body["status"] = report.status.value
+    return body
+
+
 def storable(text: str) -> str:
     """``text`` as both databases can store it: no NUL (PostgreSQL refuses it in text) and
     no lone surrogates (not encodable as UTF-8); each becomes a replacement character."""

@@ -28,6 +28,7 @@ from backwatch.domain.rules import (
 )
 from backwatch.domain.rules import evaluate as evaluate_rules
 from backwatch.errors import Conflict, InvalidInput, NotFound
+from backwatch.job_settings import drill_max_age
 from backwatch.notify.render import render
 from backwatch.notify.transport import channel
 from backwatch.services.unit import WriteUnit
@@ -176,21 +177,10 @@ def _facts(
         learned_interval_s=learned_interval_s,
         median_duration_s=median_duration_s,
         created_at=job.get("created_at"),
-        drill_max_age_s=drill_max_age(configured),
+        drill_max_age_s=drill_max_age(configured) if configured else None,
         last_verified_at=job.get("last_verified_at"),
         last_success_at=job.get("last_success_at"),
     )
-
-
-def drill_max_age(job: JobSettings | None) -> float | None:
-    """How long ``job`` may go without a passed drill: ``[jobs.drill] max_age`` for jobs
-    with a ``[jobs.drill]`` table, or the default for drillable jobs the server runs."""
-    if job is None:
-        return None
-    if job.drill is not None:  # drilled by the server or by cron (`backwatch drill`)
-        return parse_duration(job.drill.max_age)
-    drillable = job.tool in ("restic", "borg", "rsync", "builtin")
-    return parse_duration("14d") if job.run_by == "server" and drillable else None
 
 
 def in_maintenance(job: JobSettings | None, now: float, tz: str = "UTC") -> bool:

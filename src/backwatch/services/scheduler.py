@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from backwatch.domain.schedule import Schedule, parse_schedule
 from backwatch.errors import ConfigError, NotFound
+from backwatch.job_settings import drill_schedule
 from backwatch.services.hub import Hub
 from backwatch.services.leader import Leader
 from backwatch.settings import JobSettings
@@ -195,17 +196,8 @@ class Scheduler:
     # --- restore drills ----------------------------------------------------------------
 
     def drill_period(self, job: JobSettings) -> Schedule | None:
-        """How often the server drills ``job``: ``[jobs.drill] schedule``, else weekly for
-        jobs it runs; None when never (``"off"``, or a job it does not run)."""
-        if job.paused or job.tool not in ("restic", "borg", "rsync", "builtin", "command"):
-            return None
-        wanted = job.drill.schedule if job.drill is not None else None
-        if wanted == "off":
-            return None
-        if job.tool == "command" and (job.drill is None or job.drill.command is None):
-            return None
-        if wanted is None:
-            wanted = "7d" if job.run_by == "server" else None
+        """How often the server drills ``job`` (``job_settings.drill_schedule``)."""
+        wanted = drill_schedule(job)
         return parse_schedule(wanted, job.timezone) if wanted else None
 
     def _drills_due(self, now: float) -> list[str]:

@@ -55,11 +55,8 @@ async def post_tool_output(
     now = h.now()
     if kind not in (None, "backup", "check"):
         raise InvalidInput.field("kind", "must be backup or check")
-    raw = await request.body()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("utf-8", "replace")
+    # a tool's output is text; a byte that is not UTF-8 is kept as a replacement mark
+    text = (await request.body()).decode("utf-8", "replace")
     report = parse_tool_output(
         tool,
         text,
