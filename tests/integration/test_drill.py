@@ -335,3 +335,69 @@ paths = ["{tree}"]
     code, run = drill(config, "docs", "--files", "5")
     assert code == 1 and str(tmp_path / "d2") in run["message"], run["message"]
     assert run["stats"]["drill"]["destinations"][0]["status"] == "success"
+
+
+def test_an_rsync_copy_is_proven_only_by_its_unchanged_sources(tmp_path: Path) -> None:
+    need_tool("rsync")
+    tree = make_tree(tmp_path / "src", files=12)
+    dest = tmp_path / "mirror"
+    subprocess.run(["rsync", "-a", f"{tree}/", f"{dest}/"], check=True)
+    config = write_config(
+        tmp_path / "bw.toml",
+        tmp_path / "data",
+        f"""
+[[jobs]]
+id = "mirror"
+tool = "rsync"
+[jobs.rsync]
+paths = ["{tree}/"]
+destination = "{dest}"
+""",
+    )
+    code, run = drill(config, "mirror", "--files", "12")
+    assert code == 0 and run["stats"]["drill"]["files_checked"] == 12, run["message"]
+    # a source edited after the copy was made is news, not damage
+    edited = tree / "d1" / "f001.bin"
+    with open(edited, "ab") as fh:
+        fh.write(b"edited after the sync")
+    code, run = drill(config, "mirror", "--files", "12")
+    assert code == 0 and run["stats"]["drill"]["changed_since"] == ["d1/f001.bin"]
+    # the copy's bytes rot under an unchanged size and mtime: the source says so
+    rotten = dest / "d2" / "f002.bin"
+    st = rotten.stat()
+    rotten.write_bytes(b"\0" * st.st_size)
+    os.utime(rotten, ns=(st.st_atime_ns, st.st_mtime_ns))
+    code, run = drill(config, "mirror", "--files", "12")
+    assert code == 1 and run["stats"]["drill"]["differ"] == ["d2/f002.bin"], run["message"]
+    # with every source gone nothing vouches for the copy: not a success
+    for path in tree.rglob("*.bin"):
+        path.unlink()
+    rotten.unlink()
+    code, run = drill(config, "mirror", "--files", "12")
+    assert code == 4 and run["status"] == "unknown", run["message"]
+    assert "nothing proves the copy" in run["message"]
+
+
+def test_the_drill_endpoint_refuses_what_it_cannot_do(restic_job) -> None:
+    from fastapi.testclient import TestClient
+
+    from backwatch.services import tokens
+    from backwatch.web.app import create_app
+
+    config, _tree, _repo = restic_job
+    settings = make_settings(config.parent / "data", BACKWATCH_CONFIG=str(config))
+    with TestClient(create_app(settings)) as client:
+        admin = {"Authorization": f"Bearer {settings.token_file.read_text().strip()}"}
+        hub = client.app.state.hub  # type: ignore[attr-defined]
+        secret, _ = hub.write(tokens.create_token("host1", "ingest", hub.now()))
+        ingest = {"Authorization": f"Bearer {secret}"}
+        assert client.post("/api/v1/jobs/photos/drill", headers=ingest).status_code == 403
+        unknown = client.post("/api/v1/jobs/nope/drill", headers=admin)
+        assert unknown.status_code == 404 and "not declared" in unknown.text
+        for params in ({"max_bytes": "lots"}, {"files": 0}, {"files": 10**9}):
+            bad = client.post("/api/v1/jobs/photos/drill", params=params, headers=admin)
+            assert bad.status_code == 422, (params, bad.text)
+        assert client.get("/api/v1/runs", params={"job": "photos"}).json()["items"] == []
+        done = client.post("/api/v1/jobs/photos/drill", params={"files": 3}, headers=admin)
+        assert done.status_code == 201 and done.json()["kind"] == "drill"
+        assert done.json()["status"] == "success", done.json()["message"]

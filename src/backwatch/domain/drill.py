@@ -18,6 +18,8 @@ from backwatch.domain.lifecycle import RunStatus
 
 #: file outcomes
 OK, DIFFERS, MISSING, CHANGED_SINCE = "ok", "differs", "missing", "changed_since"
+#: a restored file nothing could be compared with (a plain copy whose source is unknown)
+UNVERIFIED = "unverified"
 #: how many failing paths a run keeps
 SHOWN = 10
 
@@ -96,6 +98,9 @@ class DrillResult:
     calls: list[tuple[int, float]] = field(default_factory=list)
     #: why the drill could not be done at all (the tool failed, nothing to restore)
     problem: str | None = None
+    #: the tool checked the restored bytes against the backup's own record (a plain copy
+    #: is proven only by a comparison with its unchanged source)
+    self_checked: bool = True
     #: each destination's own figures, when the job writes to several
     destinations: list[dict[str, Any]] = field(default_factory=list)
 
@@ -140,9 +145,16 @@ class DrillResult:
     def status(self) -> RunStatus:
         if self.problem is not None or self.failing:
             return RunStatus.FAILED
-        if not self.files:
+        if not self.proven:
             return RunStatus.UNKNOWN
         return RunStatus.SUCCESS
+
+    @property
+    def proven(self) -> list[str]:
+        """Restored files whose bytes something vouched for: the backup's own record (when
+        the tool checks it), or the unchanged source."""
+        vouched = (OK, CHANGED_SINCE) if self.self_checked else (OK,)
+        return [p for p, outcome in self.files.items() if outcome in vouched]
 
     def message(self) -> str:
         where = f"snapshot {self.snapshot[:12]}" if self.snapshot else "the latest snapshot"
@@ -150,6 +162,11 @@ class DrillResult:
             return f"drill of {where} failed: {self.problem}"
         if not self.files:
             return f"drill of {where}: no file to restore (the snapshot holds none)"
+        if not self.failing and not self.proven:
+            return (
+                f"drill of {where}: none of the {len(self.files)} files read back could be "
+                "compared with an unchanged source file, so nothing proves the copy"
+            )
         failing = self.failing
         if failing:
             first = failing[0]

@@ -26,6 +26,7 @@ from backwatch.domain.drill import (
     DIFFERS,
     MISSING,
     OK,
+    UNVERIFIED,
     Candidate,
     DrillResult,
     choose_sample,
@@ -36,7 +37,6 @@ from backwatch.errors import BackwatchError
 from backwatch.runners.base import shell_argv
 from backwatch.runners.drill_tools import (
     DrillProblem,
-    RsyncDrill,
     ToolDrill,
     deadline,
     drill_for,
@@ -59,6 +59,8 @@ def _unchanged(source: Path | None, size: int, mtime: float | None) -> bool | No
         return None
     try:
         st = source.stat()
+    except FileNotFoundError:
+        return False  # deleted since
     except OSError:
         return None
     return st.st_size == size and abs(st.st_mtime - mtime) <= MTIME_SLACK_S
@@ -109,7 +111,7 @@ def _drill_one(
     always: list[str],
     seed: int | None,
 ) -> DrillResult:
-    result = DrillResult(tool=job.tool or "?")
+    result = DrillResult(tool=job.tool or "?", self_checked=tool.self_checked)
     with private_dir(settings, job.id) as target:
         try:
             snapshot, size = tool.snapshot()
@@ -237,8 +239,10 @@ def _compare(
     if unchanged is False:
         result.files[item.path] = CHANGED_SINCE
         return
-    compare_source = unchanged and source is not None and not isinstance(tool, RsyncDrill)
-    if compare_source and source is not None and hash_file(source, tool.hash_name) != got:
+    if unchanged is None and not tool.self_checked:
+        result.files[item.path] = UNVERIFIED  # nothing to compare the copy with
+        return
+    if unchanged and source is not None and hash_file(source, tool.hash_name) != got:
         result.files[item.path] = DIFFERS
         result.details[item.path] = "differs from the unchanged source file"
         return

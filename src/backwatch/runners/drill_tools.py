@@ -60,6 +60,9 @@ class ToolDrill(Protocol):
         ...
 
     hash_name: str
+    #: the tool checks restored bytes against the backup's own record (blob ids, archive
+    #: hashes, the manifest); False for a plain copy, whose only record is its source
+    self_checked: bool
 
 
 def lower_priority() -> None:
@@ -118,6 +121,7 @@ def _new_hash(name: str) -> Any:
 
 class ResticDrill:
     hash_name = "sha256"
+    self_checked = True
 
     def __init__(self, job: JobSettings, env: dict[str, str]) -> None:
         opts = job.restic
@@ -175,6 +179,7 @@ class ResticDrill:
 
 class BorgDrill:
     hash_name = "sha256"
+    self_checked = True
 
     def __init__(self, job: JobSettings, env: dict[str, str]) -> None:
         from backwatch.runners.borg import _env as borg_env
@@ -228,6 +233,7 @@ class BorgDrill:
 
 class BuiltinDrill:
     hash_name = "blake3"
+    self_checked = True
 
     def __init__(self, job: JobSettings, dest: int = 0) -> None:
         from backwatch.engine.repository import Repository
@@ -277,6 +283,7 @@ class RsyncDrill:
     file with its source (no restore needed, none possible)."""
 
     hash_name = "sha256"
+    self_checked = False
 
     def __init__(self, job: JobSettings) -> None:
         from backwatch.runners.base import local_path
@@ -316,21 +323,18 @@ class RsyncDrill:
         return self.dest / path
 
     def expected(self, snapshot: str, paths: list[str]) -> dict[str, str]:
-        out = {}
-        for path in paths:
-            source = self.source(path)
-            if source is not None and source.is_file():
-                out[path] = hash_file(source, self.hash_name)
-        return out
+        return {}  # a copy holds no record of its own: its unchanged source is the record
 
     def source(self, path: str) -> Path | None:
+        """The source a copied file came from: the first root that holds it, else (it was
+        deleted since) the first root it could have come from."""
         rel = Path(path)
-        for root, prefix in self.roots:
-            if prefix == Path("") or rel.parts[: len(prefix.parts)] == prefix.parts:
-                candidate = root / rel.relative_to(prefix)
-                if candidate.exists():
-                    return candidate
-        return None
+        candidates = [
+            root / rel.relative_to(prefix)
+            for root, prefix in self.roots
+            if prefix == Path("") or rel.parts[: len(prefix.parts)] == prefix.parts
+        ]
+        return next((c for c in candidates if c.exists()), candidates[0] if candidates else None)
 
 
 def drill_for(job: JobSettings, env: dict[str, str], dest: int = 0) -> ToolDrill:
