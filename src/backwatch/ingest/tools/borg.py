@@ -255,7 +255,7 @@ def parse(
     if document is None and (out.checking or kind == "check"):
         return outcome_run(
             TOOL, text, job=job, exit_code=code, log=log, kind="check",
-            verdict=check_verdict(code, out), **times,
+            verdict=_check_verdict(code, out), **times,
         )  # fmt: skip
     if document is None:
         if not out.ours and code is None:
@@ -384,13 +384,17 @@ def _verdict(
     return Verdict(RunStatus.SUCCESS, f"archive {archive} saved")
 
 
-def check_verdict(code: int | None, out: _Output | str) -> Verdict:
+def check_verdict(code: int | None, text: str) -> Verdict:
+    """What ``borg check`` output (and its exit code) says of the repository."""
+    out = _Output()
+    for chunk in scan(text, what="`borg check` output"):
+        out.add(chunk)
+    return _check_verdict(code, out)
+
+
+def _check_verdict(code: int | None, out: _Output) -> Verdict:
     """``borg check``: exit 0 and no error passes; errors found fail the verification
     whatever the exit code (borg 1.x exits 1, a "warning", when it finds corruption)."""
-    if isinstance(out, str):
-        text, out = out, _Output()
-        for chunk in scan(text, what="`borg check` output"):
-            out.add(chunk)
     found = out.check_errors or out.errors
     if found or (code is not None and code != 0):
         reason = found[0] if found else f"borg check exited with rc {code} ({meaning(code or 2)})"
