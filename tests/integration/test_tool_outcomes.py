@@ -171,3 +171,16 @@ def test_raw_tool_output_over_http_follows_the_same_contract(api) -> None:
     assert not_restic.status_code == 422 and "not restic's output" in not_restic.text
     no_token = api.post("/api/v1/tool-output/restic", params={"job": "x"}, content="x")
     assert no_token.status_code == 401
+
+
+def test_import_refuses_a_kind_it_does_not_know(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    out.write_text("no errors were found\n")
+    db = tmp_path / "data" / "bw.sqlite"
+    db.parent.mkdir()
+    done = run_cli("import", "-f", "restic", "-j", "srv", "--kind", "restore", str(out),
+                   "--db", str(db))  # fmt: skip
+    assert done.returncode == 2 and "--kind must be backup or check" in done.stderr
+    rsync_check = run_cli("import", "-f", "rsync", "-j", "srv", "--kind", "check", str(out),
+                          "--db", str(db))  # fmt: skip
+    assert rsync_check.returncode == 1 and "rsync has no check" in rsync_check.stderr
