@@ -7,6 +7,7 @@ one resolve notification when fixed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -375,3 +376,35 @@ def test_an_unscheduled_job_learns_its_interval_and_goes_missed(world):
     job = world.client.get("/api/v1/jobs/adhoc").json()
     assert job["health"] == "missed"
     assert any(a["rule"] == "missed" and a["job"] == "adhoc" for a in world.alerts("open"))
+
+
+def test_pausing_clears_a_failing_job_and_resuming_raises_it_again(world):
+    world.report("db", status="failed", message="pg_dump: connection refused")
+    world.settle()
+    assert [a["rule"] for a in world.alerts("open")] == ["failed"]
+    headers = world.client.auth_headers
+    assert world.client.post("/api/v1/jobs/db/pause", headers=headers).status_code == 200
+    world.settle()
+    assert world.alerts("open") == []  # paused: nobody is woken for it
+    assert world.client.post("/api/v1/jobs/db/resume", headers=headers).status_code == 200
+    world.settle()  # its last backup still failed: resuming says so at once
+    assert [a["rule"] for a in world.alerts("open")] == ["failed"]
+
+
+def test_two_rounds_never_run_at_once(world):
+    tasks = world.client.app.state.alert_tasks
+    running, most = 0, 0
+
+    async def round_() -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    async def two_at_once() -> None:
+        await asyncio.gather(tasks.tick(), tasks.tick())
+
+    tasks._tick = round_
+    world.client.portal.call(two_at_once)
+    assert most == 1

@@ -19,6 +19,7 @@ import logging
 import threading
 from typing import Any
 
+from backwatch.errors import StoreUnavailable
 from backwatch.services import alerts, disks, notifier, pacing, selfmon
 from backwatch.services.hub import Hub
 from backwatch.services.leader import Leader
@@ -41,12 +42,15 @@ class AlertTasks:
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_full = float("-inf")
         self._last_cpu_s = 0.0  # CPU time of the latest rule evaluation
+        self._tick_lock = asyncio.Lock()  # one round at a time, also when called directly
         self.system = selfmon.SystemAlerts(hub)
         hub.listeners.append(self._on_commit)
 
     def _on_commit(self, changes: list[dict[str, Any]]) -> None:
-        """Called from the writer thread after each commit."""
+        """Called from the writer thread after each commit: the jobs whose runs changed,
+        and those whose settings did (a job resumed with a failed last run is failing)."""
         jobs = {c["job"] for c in changes if c.get("type") == "run" and c.get("job")}
+        jobs |= {c["id"] for c in changes if c.get("type") == "job"}
         if not jobs:
             return
         with self._lock:
@@ -103,7 +107,12 @@ class AlertTasks:
         return len(found.changes)
 
     async def tick(self) -> None:
-        """One round of time-based work (also called directly by tests)."""
+        """One round of time-based work (also called directly by tests): never two at once,
+        or one round's success could forget what another could not write."""
+        async with self._tick_lock:
+            await self._tick()
+
+    async def _tick(self) -> None:
         if not self.leader.check():
             if selfmon.canary_due(self.hub):  # (PostgreSQL: any commit proves writing works)
                 await self._guard(self.hub.submit(lambda conn, unit: None))
@@ -144,6 +153,9 @@ class AlertTasks:
     async def _guard(awaitable: Any) -> Any:
         try:
             return await awaitable
+        except StoreUnavailable as exc:  # a full disk, a dead server: said once, plainly
+            log.warning("background task postponed: %s", exc)
+            return None
         except Exception:  # a failing round is logged and retried on the next one
             log.exception("background task failed")
             return None
