@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from backwatch import spool
+from backwatch.ids import JOB_ID_PROBLEM, JOB_ID_RE
 
 __all__ = ["Client", "DeliveryError", "Monitor", "Run", "flush", "get_monitor", "track"]
 
@@ -49,7 +50,6 @@ log = logging.getLogger("backwatch.client")
 DEFAULT_URL = "http://127.0.0.1:5001"
 TIMEOUT_S = 10.0
 FILES_PER_REQUEST = 500
-_JOB_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _FIGURES = (
     "status", "size_bytes", "files", "files_new", "files_changed", "bytes_added", "exit_code",
     "message", "stats", "log",
@@ -61,11 +61,8 @@ def _iso(ts: float) -> str:
 
 
 def _check_job(job: str) -> str:
-    if not isinstance(job, str) or not _JOB_RE.match(job):
-        raise ValueError(
-            f"job {job!r} must be a slug: lowercase letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit, at most 64 characters"
-        )
+    if not isinstance(job, str) or not JOB_ID_RE.match(job):
+        raise ValueError(f"job {job!r} {JOB_ID_PROBLEM}")
     return job
 
 

@@ -1,14 +1,25 @@
-"""Run ids: made by clients and servers alike, so re-sending a report never stores two runs.
+"""Ids: what a job id may be (one rule for the settings, every ingest format and the
+Python client) and run ids, made by clients and servers alike, so re-sending a report never
+stores two runs.
 
-Standard library only (``os``, ``threading``, ``time``): ``backwatch run`` makes its run's id
-before it starts the tool, when every module loaded is time the backup waits for.
+Standard library only (``os``, ``re``, ``threading``, ``time``): ``backwatch.client`` imports
+it, and ``backwatch run`` makes its run's id before it starts the tool, when every module
+loaded is time the backup waits for.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
+
+#: a job id (a slug): the config file, every ingest format, ping URLs and the client
+JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+JOB_ID_PROBLEM = (
+    "must be a slug: lowercase letters, digits, '.', '_' or '-', "
+    "starting with a letter or digit, at most 64 characters"
+)
 
 _RANDOM_MAX = 16**11 - 1
 _last_id = (0, 0)

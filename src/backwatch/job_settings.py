@@ -7,21 +7,14 @@ every name here, so callers import from there.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backwatch.errors import ConfigError
+from backwatch.ids import JOB_ID_PROBLEM, JOB_ID_RE
 from backwatch.timeutil import parse_duration
-
-if TYPE_CHECKING:
-    from backwatch.settings import FileSettings
-
-JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-JOB_ID_PROBLEM = (
-    "must be a slug: lowercase letters, digits, '.', '_' or '-', "
-    "starting with a letter or digit, at most 64 characters"
-)
 
 
 class _Section(BaseModel):
@@ -369,10 +362,10 @@ def builtin_problem(job: JobSettings) -> str | None:
     return None
 
 
-def _check_job_references(file: FileSettings, source: str) -> None:
-    """Cross-field checks: parents that exist, rule names that exist."""
-    ids = {job.id for job in file.jobs}
-    for i, job in enumerate(file.jobs):
+def _check_job_references(jobs: Sequence[JobSettings], source: str) -> None:
+    """Cross-field checks of the file's ``jobs``: parents that exist, rule names that exist."""
+    ids = {job.id for job in jobs}
+    for i, job in enumerate(jobs):
         for parent in job.depends_on:
             if parent not in ids or parent == job.id:
                 raise ConfigError(
@@ -395,10 +388,10 @@ def _check_job_references(file: FileSettings, source: str) -> None:
 _TOOL_SECTIONS = {"restic": "restic", "borg": "borg", "rsync": "rsync", "builtin": "builtin"}
 
 
-def _check_runnable_jobs(file: FileSettings, source: str) -> None:
+def _check_runnable_jobs(jobs: Sequence[JobSettings], source: str) -> None:
     """Cross-field checks of what ``backwatch run`` needs: a tool's section, triggers."""
-    ids = {job.id for job in file.jobs}
-    for i, job in enumerate(file.jobs):
+    ids = {job.id for job in jobs}
+    for i, job in enumerate(jobs):
         at = f"{source}: at 'jobs[{i}]"
         section = _TOOL_SECTIONS.get(job.tool or "")
         if section and getattr(job, section) is None:
@@ -437,7 +430,7 @@ def _check_runnable_jobs(file: FileSettings, source: str) -> None:
                 raise ConfigError(
                     f"{at}.after': {parent!r} is not another job declared in this file"
                 )
-        cycle = _after_cycle(file, job.id)
+        cycle = _after_cycle(jobs, job.id)
         if cycle:
             raise ConfigError(f"{at}.after': the jobs run each other in a loop: {cycle}")
         triggered = job.schedule is not None or job.after or job.when_disk_above is not None
@@ -447,9 +440,9 @@ def _check_runnable_jobs(file: FileSettings, source: str) -> None:
             )
 
 
-def _after_cycle(file: FileSettings, start: str) -> str | None:
+def _after_cycle(jobs: Sequence[JobSettings], start: str) -> str | None:
     """'a → b → a' when following ``after`` from ``start`` leads back to it."""
-    parents = {job.id: job.after for job in file.jobs}
+    parents = {job.id: job.after for job in jobs}
     stack = [(start, [start])]
     while stack:
         node, path = stack.pop()

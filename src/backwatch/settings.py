@@ -15,10 +15,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from backwatch.errors import ConfigError
+from backwatch.ids import JOB_ID_PROBLEM, JOB_ID_RE
 from backwatch.job_settings import *  # noqa: F403 - the job settings are part of this API
 from backwatch.job_settings import (
-    JOB_ID_PROBLEM,
-    JOB_ID_RE,
     JobSettings,
     RunnerSettings,
     _check_job_references,
@@ -243,6 +242,6 @@ def load_settings(config: str | Path | None = None, env: dict[str, str] | None =
                 f"(already used by jobs[{seen[job.id]}])"
             )
         seen[job.id] = index
-    _check_job_references(file, str(path or "environment"))
-    _check_runnable_jobs(file, str(path or "environment"))
+    _check_job_references(file.jobs, str(path or "environment"))
+    _check_runnable_jobs(file.jobs, str(path or "environment"))
     return Settings(file, config_path=path)

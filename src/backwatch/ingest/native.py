@@ -20,9 +20,9 @@ from backwatch.domain.bounds import DURATION_PROBLEM, duration_ok
 from backwatch.domain.lifecycle import parse_status
 from backwatch.domain.report import MESSAGE_LIMIT, PhaseReport, RunReport, tail_text
 from backwatch.errors import InvalidInput
+from backwatch.ids import JOB_ID_PROBLEM, JOB_ID_RE
 from backwatch.ingest import register_record_format
 from backwatch.ingest._validation import validate
-from backwatch.settings import JOB_ID_PROBLEM, JOB_ID_RE
 from backwatch.timeutil import parse_time
 
 #: the largest integer the database columns hold (BIGINT)

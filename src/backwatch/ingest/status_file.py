@@ -31,7 +31,7 @@ from backwatch.domain.bounds import (
 from backwatch.domain.lifecycle import RunStatus
 from backwatch.domain.report import MESSAGE_LIMIT, RunReport, storable_json, tail_text
 from backwatch.errors import InvalidInput
-from backwatch.settings import JOB_ID_RE
+from backwatch.ids import JOB_ID_RE
 from backwatch.timeutil import parse_time
 
 SUFFIX = "_status.json"

@@ -31,10 +31,10 @@ from sqlalchemy import Connection, select, update
 from backwatch.domain.lifecycle import ACTIVE, RunStatus
 from backwatch.domain.report import LOG_LIMIT, MESSAGE_LIMIT, RunReport, tail_text
 from backwatch.errors import InvalidInput, NotFound
+from backwatch.ids import JOB_ID_PROBLEM, JOB_ID_RE
 from backwatch.services import runs as run_service
 from backwatch.services.jobs import ensure_job
 from backwatch.services.unit import WriteUnit
-from backwatch.settings import JOB_ID_PROBLEM, JOB_ID_RE
 from backwatch.store import tables as t
 from backwatch.store.dialect import insert_for
 from backwatch.store.writer import Op

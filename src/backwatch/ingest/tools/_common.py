@@ -12,7 +12,7 @@ from typing import Any
 from backwatch.domain.lifecycle import RunStatus
 from backwatch.domain.report import MESSAGE_LIMIT, RunReport, tail_text
 from backwatch.errors import InvalidInput
-from backwatch.settings import JOB_ID_PROBLEM, JOB_ID_RE
+from backwatch.ids import JOB_ID_PROBLEM, JOB_ID_RE
 
 
 @dataclass
