@@ -286,7 +286,9 @@ class Evaluator:
             actor="rules",
             detail={"rule": finding.rule, "severity": finding.severity},
         )
-        self.unit.changes.append({"type": "alert", "id": alert_id, "job": job_id, "state": "open"})
+        self.unit.changes.append(
+            {"type": "alert", "id": alert_id, "job": job_id, "state": "open", "rule": finding.rule}
+        )
         if suppressed is None:
             self.enqueue(row, "open")
 
@@ -326,7 +328,13 @@ class Evaluator:
             detail={"rule": current["rule"]},
         )
         self.unit.changes.append(
-            {"type": "alert", "id": current["id"], "job": current["job"], "state": "resolved"}
+            {
+                "type": "alert",
+                "id": current["id"],
+                "job": current["job"],
+                "state": "resolved",
+                "rule": current["rule"],
+            }
         )
         if current["last_notified_at"] is not None:
             self.enqueue(current, "resolve")
