@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from backwatch.domain.lifecycle import RunStatus
-from backwatch.settings import Command, JobSettings, Settings
+from backwatch.settings import Command, DumpSettings, JobSettings, Settings
 
 #: step kinds, in the order a run takes them
 HOOK, DUMP, BACKUP, PRUNE, CHECK = "hook", "dump", "backup", "prune", "check"
@@ -76,6 +76,15 @@ class Step:
         return shlex.join(self.argv)
 
 
+#: the file suffix of each dump type (runners/dumps.py builds the dump steps)
+_DUMP_SUFFIX = {
+    "postgresql": ".sql",
+    "mongodb": ".archive",
+    "sqlite": ".sqlite3",
+    "command": ".dump",
+}
+
+
 @dataclass
 class RunContext:
     """What every tool needs to build its steps."""
@@ -88,11 +97,15 @@ class RunContext:
     def dump_dir(self) -> Path:
         return (self.settings.data_dir / "dumps" / self.job.id).resolve()
 
+    def dump_file(self, dump: DumpSettings) -> Path:
+        """Where ``dump`` is written: its ``path``, else ``<data>/dumps/<job>/<name><suffix>``."""
+        if dump.path:
+            return Path(dump.path).expanduser().resolve()
+        return self.dump_dir / f"{dump.name}{_DUMP_SUFFIX[dump.type]}"
+
     def dump_paths(self) -> list[str]:
         """Files the job's dumps write: restic and borg back them up with the paths."""
-        from backwatch.runners.dumps import dump_path
-
-        return [str(dump_path(self, d)) for d in self.job.dumps]
+        return [str(self.dump_file(d)) for d in self.job.dumps]
 
 
 class ToolRunner(Protocol):

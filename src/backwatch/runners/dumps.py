@@ -8,18 +8,8 @@ copies a consistent snapshot of a live database).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from backwatch.runners.base import DUMP, RunContext, Step, by_exit_code, shell_argv
 from backwatch.settings import DumpSettings
-
-_SUFFIX = {"postgresql": ".sql", "mongodb": ".archive", "sqlite": ".sqlite3", "command": ".dump"}
-
-
-def dump_path(ctx: RunContext, dump: DumpSettings) -> Path:
-    if dump.path:
-        return Path(dump.path).expanduser().resolve()
-    return ctx.dump_dir / f"{dump.name}{_SUFFIX[dump.type]}"
 
 
 def _libpq(url: str) -> str:
@@ -31,7 +21,7 @@ def _libpq(url: str) -> str:
 
 
 def dump_step(ctx: RunContext, dump: DumpSettings) -> Step:
-    path = dump_path(ctx, dump)
+    path = ctx.dump_file(dump)
     phase = f"dump-{dump.name}"
     if dump.type == "postgresql":
         assert dump.database
