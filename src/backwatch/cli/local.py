@@ -6,7 +6,6 @@ from typing import Any
 
 from backwatch.domain.lifecycle import RunStatus
 from backwatch.errors import InvalidInput
-from backwatch.ingest import parse_record
 from backwatch.ingest.lifecycle import (
     parse_files,
     parse_finish,
@@ -14,23 +13,13 @@ from backwatch.ingest.lifecycle import (
     parse_start,
     parse_status_update,
 )
-from backwatch.services import retention
+from backwatch.services import intake, retention
 from backwatch.services import runs as run_service
 from backwatch.services.hub import Hub
 from backwatch.services.views import job_out, read_job, read_jobs, run_out, summary_out
 from backwatch.settings import Settings
 from backwatch.store import queries
 from backwatch.timeutil import parse_time
-
-
-def _ack(recorded: run_service.Recorded) -> dict[str, Any]:
-    run = recorded.run
-    return {
-        "id": run["id"],
-        "job": run["job"],
-        "status": run["status"],
-        "created": recorded.created,
-    }
 
 
 class LocalTarget:
@@ -40,12 +29,14 @@ class LocalTarget:
         self.actor = actor
 
     def report(self, obj: Any, *, source: str = "cli") -> dict[str, Any]:
-        report = parse_record(obj, default_job=self.settings.ingest.default_job)
-        report.source = source
-        report.trigger = "manual" if report.trigger == "api" else report.trigger
-        return _ack(
-            self.hub.write(run_service.record_report(report, self.hub.now(), actor=self.actor))
+        received = intake.parse_body(obj, default_job=self.settings.ingest.default_job)
+        for report in received.reports:
+            report.source = source
+            report.trigger = "manual" if report.trigger == "api" else report.trigger
+        data, _status = intake.answer(
+            self.hub.write(intake.record(received, self.hub.now(), actor=self.actor))
         )
+        return data
 
     def prune(self) -> int:
         return self.hub.write(retention.prune(self.hub.now(), self.settings.retention_days))  # type: ignore[no-any-return]
@@ -53,7 +44,7 @@ class LocalTarget:
     def start(self, obj: dict[str, Any]) -> dict[str, Any]:
         now = self.hub.now()
         report = parse_start(obj, now, source="cli")
-        return _ack(self.hub.write(run_service.start_run(report, now, actor=self.actor)))
+        return self.hub.write(run_service.start_run(report, now, actor=self.actor)).ack()
 
     def run_call(self, run_id: str, what: str, obj: dict[str, Any]) -> dict[str, Any]:
         now = self.hub.now()

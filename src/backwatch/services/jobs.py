@@ -6,13 +6,19 @@ import secrets
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, select, update
 
 from backwatch.domain.report import storable_json
 from backwatch.errors import InvalidInput, NotFound
+from backwatch.ingest._validation import invalid_from
+from backwatch.ingest.native import check_job_id
 from backwatch.services.unit import WriteUnit
+from backwatch.settings import JobSettings
 from backwatch.store import tables as t
 from backwatch.store.dialect import insert_for
+from backwatch.store.writer import Op
+from backwatch.timeutil import parse_duration
 
 #: fields a user may change with PUT /api/v1/jobs/{id} (the rest is derived)
 EDITABLE = (
@@ -188,6 +194,59 @@ def update_job(
     patch = storable_json(patch)  # a description or tags with NUL or lone surrogates
     conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(updated_at=now, **patch))
     _config_changed(unit, job_id, "updated", patch, now, actor)
+
+
+#: what PUT /api/v1/jobs/{id} may change; the rest of a job lives in backwatch.toml
+PUT_FIELDS = frozenset(
+    {"description", "host", "backup_path", "tool", "schedule", "timezone", "grace", "timeout",
+     "tags", "paused"}
+)  # fmt: skip
+
+
+def job_patch(body: Any) -> dict[str, Any]:
+    """A PUT body ({description, schedule, grace: '1h', timeout, tags, paused, …}) → columns."""
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    body = dict(body)
+    body.pop("id", None)
+    for key in sorted(body):
+        if key not in PUT_FIELDS:
+            known = key in JobSettings.model_fields
+            raise InvalidInput.field(
+                key,
+                "is set in backwatch.toml, not over the API" if known else "unknown job field",
+            )
+    try:
+        parsed = JobSettings.model_validate({"id": "x", **body})
+    except ValidationError as exc:
+        raise invalid_from(exc) from None
+    patch: dict[str, Any] = {}
+    for key in ("description", "host", "backup_path", "tool", "schedule", "timezone", "tags"):
+        if key in body:
+            patch[key] = getattr(parsed, key)
+    if "paused" in body:
+        patch["paused"] = parsed.paused
+    if "grace" in body:
+        patch["grace_s"] = parse_duration(parsed.grace)
+    if "timeout" in body:
+        patch["timeout_s"] = parse_duration(parsed.timeout) if parsed.timeout else None
+    return patch
+
+
+def put_job(job_id: str, body: Any, now: float, *, actor: str) -> Op[None]:
+    """``PUT /api/v1/jobs/{id}``: create the job if it is new, then change what ``body``
+    sets (``job_patch``). The id and the body are checked before anything is written."""
+    try:
+        check_job_id(job_id)
+    except ValueError as exc:
+        raise InvalidInput.field("id", str(exc)) from None
+    patch = job_patch(body)
+
+    def op(conn: Connection, unit: WriteUnit) -> None:
+        ensure_job(conn, unit, job_id, now, actor=actor, origin="api")
+        update_job(conn, unit, job_id, patch, now, actor)
+
+    return op
 
 
 def set_paused(

@@ -46,6 +46,16 @@ class Recorded:
     run: dict[str, Any]
     created: bool
 
+    def ack(self) -> dict[str, Any]:
+        """The answer to a report or a start: the run's id, job and status, and ``created``."""
+        run = self.run
+        return {
+            "id": run["id"],
+            "job": run["job"],
+            "status": run["status"],
+            "created": self.created,
+        }
+
 
 def _row_for(report: RunReport, run_id: str, now: float) -> dict[str, Any]:
     row = {name: getattr(report, name) for name in _RUN_FIELDS}

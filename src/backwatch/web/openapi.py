@@ -23,6 +23,8 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from backwatch.services.jobs import PUT_FIELDS
+
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
@@ -140,8 +142,6 @@ def _body_models() -> dict[tuple[str, str], Any]:
 
 
 def _job_put_schema() -> dict[str, Any]:
-    from backwatch.web.routes.jobs import PUT_FIELDS
-
     props = {
         "description": {"type": "string"},
         "host": {"type": "string"},

@@ -7,12 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from backwatch.errors import InvalidInput
-from backwatch.ingest.native import check_job_id
 from backwatch.services import jobs as job_service
 from backwatch.services.views import job_out, read_job, read_jobs
-from backwatch.settings import JobSettings
-from backwatch.timeutil import parse_duration
 from backwatch.web.deps import (
     authorize,
     authorize_grant,
@@ -72,65 +68,12 @@ async def get_job(job_id: str, request: Request) -> Response:
     return json_response(_out(request, row, h.now()))
 
 
-#: what PUT /api/v1/jobs/{id} may change; the rest of a job lives in backwatch.toml
-PUT_FIELDS = frozenset(
-    {"description", "host", "backup_path", "tool", "schedule", "timezone", "grace", "timeout",
-     "tags", "paused"}
-)  # fmt: skip
-
-
-def job_patch(body: Any) -> dict[str, Any]:
-    """A PUT body ({description, schedule, grace: '1h', timeout, tags, paused, …}) → columns."""
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object")
-    body = dict(body)
-    body.pop("id", None)
-    for key in sorted(body):
-        if key not in PUT_FIELDS:
-            known = key in JobSettings.model_fields
-            raise InvalidInput.field(
-                key,
-                "is set in backwatch.toml, not over the API" if known else "unknown job field",
-            )
-    try:
-        parsed = JobSettings.model_validate({"id": "x", **body})
-    except Exception as exc:  # pydantic.ValidationError
-        from pydantic import ValidationError
-
-        from backwatch.ingest._validation import invalid_from
-
-        if isinstance(exc, ValidationError):
-            raise invalid_from(exc) from None
-        raise
-    patch: dict[str, Any] = {}
-    for key in ("description", "host", "backup_path", "tool", "schedule", "timezone", "tags"):
-        if key in body:
-            patch[key] = getattr(parsed, key)
-    if "paused" in body:
-        patch["paused"] = parsed.paused
-    if "grace" in body:
-        patch["grace_s"] = parse_duration(parsed.grace)
-    if "timeout" in body:
-        patch["timeout_s"] = parse_duration(parsed.timeout) if parsed.timeout else None
-    return patch
-
-
 @router.put("/{job_id}", summary="Create or change a job")
 async def put_job(job_id: str, request: Request) -> Response:
     actor = authorize(request, "admin")
-    try:
-        check_job_id(job_id)
-    except ValueError as exc:
-        raise InvalidInput.field("id", str(exc)) from None
     h = hub(request)
-    patch = job_patch(await json_body(request))
     now = h.now()
-
-    def op(conn: Any, unit: Any) -> None:
-        job_service.ensure_job(conn, unit, job_id, now, actor=actor, origin="api")
-        job_service.update_job(conn, unit, job_id, patch, now, actor)
-
-    await h.submit(op)
+    await h.submit(job_service.put_job(job_id, await json_body(request), now, actor=actor))
     with h.read_engine.connect() as conn:
         row = read_job(conn, job_id)
     return json_response(_out(request, row, now))

@@ -9,9 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from backwatch.domain.lifecycle import RunStatus, parse_status
-from backwatch.domain.report import RunReport
-from backwatch.errors import BackwatchError, Forbidden, InvalidInput
-from backwatch.ingest import parse_record
+from backwatch.errors import InvalidInput
 from backwatch.ingest.lifecycle import (
     parse_files,
     parse_finish,
@@ -19,8 +17,8 @@ from backwatch.ingest.lifecycle import (
     parse_start,
     parse_status_update,
 )
+from backwatch.services import intake, tokens
 from backwatch.services import runs as run_service
-from backwatch.services import tokens
 from backwatch.services.deletion import delete_run
 from backwatch.services.hub import Hub
 from backwatch.services.views import run_out
@@ -40,17 +38,6 @@ from backwatch.web.deps import (
 )
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
-MAX_BATCH = 1000
-
-
-def _ack(recorded: run_service.Recorded) -> dict[str, Any]:
-    run = recorded.run
-    return {
-        "id": run["id"],
-        "job": run["job"],
-        "status": run["status"],
-        "created": recorded.created,
-    }
 
 
 @router.post("", summary="Report a run (native report or seed 001 JSONL record)")
@@ -71,52 +58,10 @@ async def ingest(
     the body, store the report(s) durably. Answers (JSON value, status code); errors raise.
     ``web/fastpath.py`` calls this straight from ASGI, the route above through FastAPI."""
     grant = check_grant(h, cache, authorization, "ingest")
-    actor = grant.name
     body = parse_json(await read_body())
-    default_job = h.settings.ingest.default_job
-    if isinstance(body, list):
-        if not body or len(body) > MAX_BATCH:
-            raise InvalidInput(f"a batch must hold 1–{MAX_BATCH} reports")
-        reports = []
-        for i, item in enumerate(body):
-            try:
-                reports.append(parse_record(item, default_job=default_job))
-            except InvalidInput as exc:
-                raise InvalidInput(
-                    f"[{i}] {exc.message}",
-                    details=[{**d, "field": f"[{i}].{d['field']}"} for d in exc.details],
-                ) from None
-        if grant.limited:  # one report it may not send refuses the whole batch
-            for i, report in enumerate(reports):
-                try:
-                    grant.check_report(report.job, report.host)
-                except Forbidden as exc:
-                    raise Forbidden(f"[{i}] {exc.message}") from None
-        recorded = await h.submit(_record_all(reports, h.now(), actor))
-        acks = [_ack(r) for r in recorded]
-        return {"items": acks}, 201 if any(a["created"] for a in acks) else 200
-    report = parse_record(body, default_job=default_job)
-    grant.check_report(report.job, report.host)
-    one = await h.submit(run_service.record_report(report, h.now(), actor=actor))
-    return _ack(one), 201 if one.created else 200
-
-
-def _record_all(
-    reports: list[RunReport], now: float, actor: str
-) -> Callable[[Any, Any], list[run_service.Recorded]]:
-    """One operation, one transaction for a whole batch: all of it is stored, or none."""
-
-    def op(conn: Any, unit: Any) -> list[run_service.Recorded]:
-        out = []
-        for i, report in enumerate(reports):
-            try:
-                out.append(run_service.record_report(report, now, actor=actor)(conn, unit))
-            except BackwatchError as exc:
-                details = [{**d, "field": f"[{i}].{d['field']}"} for d in exc.details]
-                raise type(exc)(f"[{i}] {exc.message}", details=details) from None
-        return out
-
-    return op
+    received = intake.parse_body(body, default_job=h.settings.ingest.default_job)
+    intake.check_grant(received, grant)
+    return intake.answer(await h.submit(intake.record(received, h.now(), actor=grant.name)))
 
 
 def _authorize_for_run(request: Request, run_id: str) -> str:
@@ -139,7 +84,7 @@ async def start_run(request: Request) -> Response:
     report = parse_start(await json_body(request), now)
     grant.check_report(report.job, report.host)
     recorded = await h.submit(run_service.start_run(report, now, actor=actor))
-    return json_response(_ack(recorded), 201 if recorded.created else 200)
+    return json_response(recorded.ack(), 201 if recorded.created else 200)
 
 
 @router.post("/{run_id}/status", summary="Progress message or lifecycle move")
