@@ -1,7 +1,9 @@
 """Prometheus exposition: a custom collector that reads the store on every scrape.
 
 Gauges come from the per-job snapshot on the ``jobs`` row (no scan of runs), run counters
-from the daily rollups, phase durations from each job's latest run.
+from the daily rollups, phase durations from each job's latest run, disk gauges from the
+stored disk samples (the latest one per path, and the same forecast as the ``disk_space``
+rule).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from backwatch.domain.health import Health
-from backwatch.services.alerts import open_counts
+from backwatch.domain.rules import days_until_full
+from backwatch.services.alerts import disk_facts, open_counts
 from backwatch.services.hub import Hub
 from backwatch.services.views import job_verdict, last_run_at, with_health_facts
 from backwatch.store import tables as t
@@ -73,6 +76,19 @@ class StoreCollector:
         alerts_open = GaugeMetricFamily(
             "backwatch_alerts_open", "Open or acknowledged alerts.", labels=["severity"]
         )
+        disk_used = GaugeMetricFamily(
+            "backwatch_disk_used_bytes",
+            "Used bytes of a watched disk (latest sample).",
+            labels=["path"],
+        )
+        disk_size = GaugeMetricFamily(
+            "backwatch_disk_size_bytes", "Size of a watched disk (latest sample).", labels=["path"]
+        )
+        disk_days = GaugeMetricFamily(
+            "backwatch_disk_days_until_full",
+            "Days until the disk is full at its current growth (absent while not forecast).",
+            labels=["path"],
+        )
         now = self.hub.now()
         stuck = self.hub.settings.alerts.stuck_minutes
         with self.hub.read_engine.connect() as conn:
@@ -91,6 +107,8 @@ class StoreCollector:
             ).all()
             for severity, count in open_counts(conn).items():
                 alerts_open.add_metric([severity], count)
+            paths = [row[0] for row in conn.execute(select(t.disk_samples.c.path).distinct()).all()]
+            disks = disk_facts(conn, sorted(paths), now)
             last_ids = [j["last_run_id"] for j in jobs if j["last_run_id"]]
             phase_rows = (
                 conn.execute(
@@ -135,11 +153,21 @@ class StoreCollector:
             if duration is not None:
                 job_id = by_run[run_id]
                 phases.add_metric([job_id, hosts[job_id], name], duration)
+        for disk in disks:
+            _at, used, total = disk.samples[-1]
+            disk_used.add_metric([disk.path], used)
+            disk_size.add_metric([disk.path], total)
+            left = days_until_full(disk)
+            if left is not None:
+                disk_days.add_metric([disk.path], left)
         yield from g.values()
         yield health
         yield runs_total
         yield phases
         yield alerts_open
+        yield disk_used
+        yield disk_size
+        yield disk_days
 
 
 def exposition(hub: Hub) -> tuple[bytes, str]:
