@@ -209,48 +209,9 @@ class HubRecorder:
 
     def stale_lock(self, holder: Holder) -> None:
         """An event for the audit trail, and the dead runner's run closed as failed."""
-        now = self.hub.now()
+        from backwatch.services.stale_locks import clear_stale_lock
 
-        def op(conn: Any, unit: Any) -> None:
-            unit.event(
-                at=now,
-                kind="auto_resolve",
-                entity="lock",
-                entity_id=holder.name[:128],
-                job=holder.job,
-                actor=self.actor,
-                detail={
-                    "problem": "stale lock",
-                    "pid": holder.pid,
-                    "host": holder.host,
-                    "run_id": holder.run_id,
-                    "message": f"cleared {holder.describe()}: that process is gone",
-                },
-            )
-
-        self._write(op)
-        if holder.run_id:
-            self._close_dead_run(holder)
-
-    def _close_dead_run(self, holder: Holder) -> None:
-        from backwatch.domain.lifecycle import ACTIVE
-        from backwatch.services import runs
-
-        assert holder.run_id is not None
-        run = self._stored(holder.run_id)
-        if run is None or RunStatus(run["status"]) not in ACTIVE:
-            return
-        message = f"the runner process (pid {holder.pid}) died during the run"
-        self._write(
-            runs.finish_run(
-                holder.run_id,
-                RunStatus.FAILED,
-                self.hub.now(),
-                fields={"message": message},
-                trigger="event",
-                actor=self.actor,
-            )
-        )
+        self._write(clear_stale_lock(holder, self.hub.now(), actor=self.actor))
 
     def begin(self) -> None:
         pass

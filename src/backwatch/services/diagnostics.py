@@ -5,12 +5,13 @@ registry, one function per check.
 The only automatic fix is the safe one: a run lock left behind by a process that is gone
 (``services.locks`` notices it). Taking such a lock over clears it, records an
 ``auto_resolve`` event, and closes the dead process's run as failed, exactly as the next run
-of that job would (``runners.record.HubRecorder.stale_lock``).
+of that job would (``services.stale_locks``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,13 +22,15 @@ from typing import Any
 from sqlalchemy import select, text
 
 from backwatch.domain.health import Health
-from backwatch.errors import InvalidInput, StoreUnavailable
+from backwatch.errors import BackwatchError, InvalidInput, StoreUnavailable
 from backwatch.services.hub import Hub
 from backwatch.services.locks import Holder, Locks
+from backwatch.services.stale_locks import clear_stale_lock
 from backwatch.services.views import job_verdict, read_jobs
 from backwatch.store import tables as t
 from backwatch.timeutil import human_bytes
 
+log = logging.getLogger("backwatch.diagnostics")
 ORDER = {"ok": 0, "warning": 1, "critical": 2}
 #: how long the writer check waits for an answer before it calls the writer stuck
 WRITER_WAIT_S = 10.0
@@ -278,15 +281,18 @@ def stale_locks_held(hub: Hub) -> list[Holder]:
 
 
 def apply_fixes(hub: Hub, actor: str) -> list[str]:
-    """Take over each stale lock once (never waiting): ``Locks`` then reports it to the
-    recorder, which records the event and closes the dead run. Returns what was done."""
-    from backwatch.runners.record import HubRecorder
-
+    """Take over each stale lock once (never waiting): ``Locks`` then reports it, and it is
+    recorded as the runner records one (services/stale_locks.py): the event, the dead run
+    closed. Returns what was done."""
     done: list[str] = []
-    recorder = HubRecorder(hub, actor=actor)
 
     def cleared(holder: Holder) -> None:
-        recorder.stale_lock(holder)
+        try:
+            hub.write(clear_stale_lock(holder, hub.now(), actor=actor))
+        except BackwatchError as exc:
+            log.warning("could not record: %s", exc.message)
+        except Exception:
+            log.exception("could not record")
         run = f"; run {holder.run_id} closed as failed if it was still running"
         done.append(f"cleared {holder.describe()}" + (run if holder.run_id else ""))
 

@@ -1,0 +1,58 @@
+"""A run lock left by a process that is gone, once taken over (``services.locks`` notices
+it): an ``auto_resolve`` event for the audit trail, and the dead process's run closed as
+failed if it was still going. The runner's recorder (the next run of that job) and
+``backwatch health --fix`` (services/diagnostics.py) both record it through here.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select
+
+from backwatch.domain.lifecycle import ACTIVE, RunStatus
+from backwatch.services import runs
+from backwatch.services.locks import Holder
+from backwatch.services.unit import WriteUnit
+from backwatch.store import tables as t
+from backwatch.store.writer import Op
+
+
+def clear_stale_lock(holder: Holder, now: float, *, actor: str) -> Op[None]:
+    """One transaction: the event, then the holder's run (when it is still active) closed
+    as failed, saying its runner died."""
+    close = None
+    if holder.run_id:
+        message = f"the runner process (pid {holder.pid}) died during the run"
+        close = runs.finish_run(
+            holder.run_id,
+            RunStatus.FAILED,
+            now,
+            fields={"message": message},
+            trigger="event",
+            actor=actor,
+        )
+
+    def op(conn: Connection, unit: WriteUnit) -> None:
+        unit.event(
+            at=now,
+            kind="auto_resolve",
+            entity="lock",
+            entity_id=holder.name[:128],
+            job=holder.job,
+            actor=actor,
+            detail={
+                "problem": "stale lock",
+                "pid": holder.pid,
+                "host": holder.host,
+                "run_id": holder.run_id,
+                "message": f"cleared {holder.describe()}: that process is gone",
+            },
+        )
+        if close is not None and _active(conn, holder.run_id):
+            close(conn, unit)
+
+    return op
+
+
+def _active(conn: Connection, run_id: str | None) -> bool:
+    status = conn.execute(select(t.runs.c.status).where(t.runs.c.id == run_id)).scalar()
+    return status is not None and RunStatus(status) in ACTIVE
