@@ -24,6 +24,7 @@ from backwatch.job_settings import (
     _check_runnable_jobs,
     _Section,
 )
+from backwatch.settings_env import apply_environment, environment_time_zone
 from backwatch.timeutil import parse_duration
 
 
@@ -44,6 +45,10 @@ class ServerSettings(_Section):
             "subdomains, ['*'] to switch the check off."
         ),
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="'json': every log line on stderr is a JSON object (logs.py)."
+    )
+    access_log: bool = Field(False, description="Log every HTTP request (ping keys hidden).")
 
 
 class AuthSettings(_Section):
@@ -177,12 +182,11 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-#: environment variable → the top-level key it overrides
-ENV_KEYS = {
-    "BACKWATCH_DATA_DIR": "data_dir",
-    "BACKWATCH_DATABASE_URL": "database_url",
-    "RETENTION_DAYS": "retention_days",
-}
+def _variable_of(loc: str, from_env: dict[str, str]) -> str | None:
+    for key, variable in from_env.items():
+        if loc.startswith((f"{key}[", f"{key}.")):
+            return variable
+    return None
 
 
 def format_validation_error(
@@ -199,6 +203,8 @@ def format_validation_error(
         loc = _format_loc(err["loc"])
         if loc in from_env:
             lines.append(f"environment variable {from_env[loc]}: {msg}")
+        elif variable := _variable_of(loc, from_env):  # in a list or table set as a whole
+            lines.append(f"environment variable {variable}: at '{loc}': {msg}")
         else:
             lines.append(f"{source}: at '{loc}': {msg}")
     return "\n".join(lines)
@@ -224,11 +230,8 @@ def load_settings(config: str | Path | None = None, env: dict[str, str] | None =
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
-    from_env: dict[str, str] = {}
-    for variable, key in ENV_KEYS.items():
-        if env.get(variable):
-            raw[key] = env[variable]
-            from_env[key] = variable
+    from_env = apply_environment(raw, FileSettings, env)  # settings_env.py: the rule
+    environment_time_zone(raw, env)
     try:
         file = FileSettings.model_validate(raw)
     except ValidationError as exc:

@@ -11,6 +11,16 @@ from typing import Any
 
 def main(prog_name: str | None = None) -> None:
     """Run the command line in ``sys.argv`` and exit (``python -m backwatch``, tests)."""
+    import os
+
+    from backwatch.errors import ConfigError
+    from backwatch.settings_env import file_values
+
+    try:  # BACKWATCH_TOKEN_FILE and friends: every command, and Typer's envvar=, sees NAME
+        os.environ.update(file_values(os.environ))
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        sys.exit(1)
     from backwatch.cli.root import run
 
     run(sys.argv[1:], prog_name)

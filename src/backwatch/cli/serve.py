@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from backwatch.cli.common import CommandFailed, fail
 from backwatch.cli.params import ConfigOpt, DataDirOpt
 
 
@@ -21,6 +22,18 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 5001).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="text (default) or json: every stderr line a JSON object (BACKWATCH_LOG_FORMAT)."
+        ),
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log", help="Log every HTTP request (ping keys hidden)."
+        ),
+    ] = None,
 ) -> None:
     """Run the server: dashboard, API, ingest and alerts.
 
@@ -29,11 +42,38 @@ def serve(
     database, and applies schema migrations on start. It binds to 127.0.0.1:5001 by default;
     the first start creates an API token and prints where it is (<data>/token).
     """
-    import logging
+    import os
 
+    from backwatch.errors import BackwatchError
+    from backwatch.logs import log, setup_logging
+
+    if log_format not in (None, "text", "json"):
+        raise fail(f"--log-format must be 'text' or 'json', not {log_format!r}", 2)
+    # known before the settings are: a bad config file is a JSON line too
+    early_format = log_format or os.environ.get("BACKWATCH_LOG_FORMAT") or "text"
+    try:
+        _serve(config, data_dir, host, port, log_level, log_format, access_log)
+    except BackwatchError as exc:
+        if early_format != "json":
+            raise
+        setup_logging(log_level, "json")
+        log.critical("%s", exc.message)
+        raise CommandFailed(1) from None
+
+
+def _serve(
+    config: str | None,
+    data_dir: str | None,
+    host: str | None,
+    port: int | None,
+    log_level: str,
+    log_format: str | None,
+    access_log: bool | None,
+) -> None:
     import uvicorn
 
     from backwatch.cli.target import local_settings
+    from backwatch.logs import log, log_changes, setup_logging
     from backwatch.store.engine import describe
     from backwatch.web.app import create_app
 
@@ -42,35 +82,39 @@ def serve(
         settings.server.host = host
     if port:
         settings.server.port = port
+    fmt = log_format or settings.server.log_format
+    log_config = setup_logging(log_level, fmt)
     from backwatch.private_files import make_private_dir
 
     make_private_dir(settings.data_dir)  # 0700: it holds the ping keys and the token
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     from backwatch.services.hub import Hub
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     # fails here, with a clear message, on a bad database; Alembic runs in a child process
     hub = Hub(settings, grouped=True, migrate="isolated")
+    hub.listeners.append(log_changes)  # a line per run stored and per alert opened/resolved
     app = create_app(settings, hub=hub, freeze_heap=True)
-    typer.echo(
+    serving = (
         f"backwatch serving on http://{settings.server.host}:{settings.server.port} "
-        f"(database {describe(settings.db_url)})",
-        err=True,
+        f"(database {describe(settings.db_url)})"
     )
     from backwatch.web.hosts import names_hint
 
     hint = names_hint(settings.server)
-    if hint:
-        typer.echo(f"note: {hint}", err=True)
+    if fmt == "json":  # every stderr line a JSON object
+        log.warning("%s", serving)
+        if hint:
+            log.warning("note: %s", hint)
+    else:
+        typer.echo(serving, err=True)
+        if hint:
+            typer.echo(f"note: {hint}", err=True)
     uvicorn.run(
         app,
         host=settings.server.host,
         port=settings.server.port,
         log_level=log_level.lower(),
-        access_log=False,
+        log_config=log_config,
+        access_log=access_log if access_log is not None else settings.server.access_log,
         server_header=False,
         # open live-stream (SSE) connections never end by themselves: don't wait for them
         timeout_graceful_shutdown=3,
