@@ -29,22 +29,32 @@ def envelope(code: str, message: str, details: list | None = None) -> dict:
 
 
 def error_response(status: int, code: str, message: str, details: list | None = None) -> Response:
-    return _json(envelope(code, message, details), status)
-
-
-def _json(body: dict, status: int, headers: dict[str, str] | None = None) -> Response:
     """The envelope in the API's own encoding (``json_bytes``): a message that quotes what
     the client sent (a field name with a lone surrogate) cannot fail the answer itself."""
-    return Response(
-        json_bytes(body), status_code=status, media_type="application/json", headers=headers
-    )
+    body = json_bytes(envelope(code, message, details))
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def error_answer(exc: Exception) -> tuple[int, bytes, dict[str, str]]:
+    """Any exception → (status, JSON body, extra headers): a BackwatchError's envelope (with
+    ``WWW-Authenticate`` on 401), anything else a logged 500. The app's handlers, the body
+    limit (``web/limits.py``) and the ingest fast path (``web/fastpath.py``) all answer so."""
+    if isinstance(exc, BackwatchError):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return exc.status, json_bytes(exc.envelope()), headers
+    log.error("unexpected error", exc_info=exc)
+    return 500, json_bytes(envelope("internal", INTERNAL)), {}
+
+
+def _answer(exc: Exception) -> Response:
+    status, body, headers = error_answer(exc)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(BackwatchError)
     async def _backwatch(_request: Request, exc: BackwatchError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _json(exc.envelope(), exc.status, headers)
+        return _answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
@@ -65,5 +75,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error")
-        return error_response(500, "internal", INTERNAL)
+        return _answer(exc)

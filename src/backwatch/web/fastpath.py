@@ -7,26 +7,21 @@ here before any of the framework's layers: no routing through every route, no mi
 stack, no Request or Response objects. Under load that was about a third of the request
 path's CPU, and ingest is bound by one core (the GIL; bench/RESULTS.md).
 
-What the layers did for this path is done here: the body size limit (``web/limits.py``),
-the error envelope with ``WWW-Authenticate`` on 401 (``web/errors.py``), and a logged 500
-for anything unexpected.
+What the layers did for this path is done here with their own code: the body size limit
+(``web/limits.py``), and the error envelope with ``WWW-Authenticate`` on 401 or a logged
+500 for anything unexpected (``web/errors.py``).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from backwatch.errors import BackwatchError, PayloadTooLarge
-from backwatch.web import errors
+from backwatch.web import errors, limits
 from backwatch.web.deps import json_bytes
-from backwatch.web.limits import reject_too_large
 from backwatch.web.routes.runs import ingest
 
-log = logging.getLogger("backwatch.web")
 PATH = "/api/v1/runs"
 _JSON = (b"content-type", b"application/json")
-_CHALLENGE = [(b"www-authenticate", b"Bearer")]
 
 
 class ClientGone(Exception):
@@ -40,47 +35,35 @@ def handles(scope: dict[str, Any]) -> bool:
 async def answer(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Serve one ``POST /api/v1/runs`` for ``app`` (its state holds the hub and tokens)."""
     limit = app.state.settings.server.max_body_bytes
+    if limits.declared_too_large(scope, limit):
+        await limits.reject_too_large(send, limit)
+        return
     authorization = ""
     for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                declared = int(value)
-            except ValueError:
-                declared = 0
-            if declared > limit:
-                await reject_too_large(send, limit)
-                return
-        elif name == b"authorization":
+        if name == b"authorization":
             authorization = value.decode("latin-1")
+            break
+    receive_limited = limits.limited(receive, limit)
 
     async def read_body() -> bytes:
         chunks = []
-        seen = 0
         while True:
-            message = await receive()
+            message = await receive_limited()
             if message["type"] == "http.disconnect":
                 raise ClientGone
-            chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen > limit:
-                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-            chunks.append(chunk)
+            chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    headers: list[tuple[bytes, bytes]] = []
+    extra: dict[str, str] = {}
     try:
         data, status = await ingest(app.state.hub, app.state.token_cache, authorization, read_body)
+        body = json_bytes(data)
     except ClientGone:
         return
-    except BackwatchError as exc:
-        data, status = exc.envelope(), exc.status
-        if status == 401:
-            headers = _CHALLENGE
-    except Exception:
-        log.exception("unexpected error")
-        data, status = errors.envelope("internal", errors.INTERNAL), 500
-    body = json_bytes(data)
-    headers = [*headers, (b"content-length", str(len(body)).encode()), _JSON]
+    except Exception as exc:
+        status, body, extra = errors.error_answer(exc)
+    headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+    headers += [(b"content-length", str(len(body)).encode()), _JSON]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

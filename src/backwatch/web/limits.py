@@ -4,11 +4,12 @@ otherwise reach a query as a server error; no id or parameter holds one)."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from backwatch.errors import BackwatchError, InvalidInput, NotFound, PayloadTooLarge
+from backwatch.web.errors import error_answer
 
 
 class BodyLimit:
@@ -24,29 +25,38 @@ class BodyLimit:
         if refused is not None:
             await answer(send, refused)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.max_bytes:
-                    await reject_too_large(send, self.max_bytes)
-                    return
-                break
-        seen = 0
-        limit = self.max_bytes
+        if declared_too_large(scope, self.max_bytes):
+            await reject_too_large(send, self.max_bytes)
+            return
+        await self.app(scope, limited(receive, self.max_bytes), send)
 
-        async def limited_receive() -> dict:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-            return message
 
-        await self.app(scope, limited_receive, send)
+def declared_too_large(scope: dict, max_bytes: int) -> bool:
+    """The request's Content-Length says its body is over ``max_bytes``."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value) > max_bytes
+            except ValueError:
+                return False
+    return False
+
+
+def limited(receive: Any, max_bytes: int) -> Callable[[], Awaitable[dict]]:
+    """``receive`` that raises PayloadTooLarge once the body read is over ``max_bytes``
+    (a body sent without Content-Length, or longer than it said)."""
+    seen = 0
+
+    async def limited_receive() -> dict:
+        nonlocal seen
+        message: dict = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > max_bytes:
+                raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+        return message
+
+    return limited_receive
 
 
 def nul_in_request(scope: dict) -> BackwatchError | None:
@@ -71,11 +81,11 @@ async def reject_too_large(send: Any, max_bytes: int) -> None:
 
 async def answer(send: Any, err: BackwatchError) -> None:
     """Answer ``err`` in the error envelope before reading the body, and close."""
-    body = json.dumps(err.envelope()).encode()
+    status, body, _headers = error_answer(err)
     await send(
         {
             "type": "http.response.start",
-            "status": err.status,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
