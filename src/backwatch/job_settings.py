@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
+from backwatch.domain.thresholds import SETTINGS as THRESHOLD_SETTINGS
+from backwatch.domain.thresholds import Thresholds
 from backwatch.errors import ConfigError
 from backwatch.ids import JOB_ID_PROBLEM, JOB_ID_RE
 from backwatch.timeutil import parse_duration
@@ -27,26 +29,33 @@ class _Section(BaseModel):
 Command = str | list[str]
 
 
-class JobAlertSettings(_Section):
+def threshold_fields(*, per_job: bool) -> dict[str, Any]:
+    """The alert thresholds a user sets, as pydantic fields, from their one declaration
+    (``domain.thresholds``): ``[alerts]`` with the defaults, ``[jobs.alerts]`` optional."""
+    types = get_type_hints(Thresholds)
+    out: dict[str, Any] = {}
+    for name, setting in THRESHOLD_SETTINGS.items():
+        if per_job:
+            text = f"This job's {name} (default: [alerts] {name})."
+            out[name] = (types[name] | None, Field(None, description=text, **setting.bounds()))
+        else:
+            default = getattr(Thresholds, name)
+            text = setting.description + (f" ({setting.unit})" if setting.unit else "")
+            out[name] = (types[name], Field(default, description=text, **setting.bounds()))
+    return out
+
+
+_JobThresholds = create_model("_JobThresholds", __base__=_Section, **threshold_fields(per_job=True))
+
+
+class JobAlertSettings(_JobThresholds):  # type: ignore[misc,valid-type]
     """``[jobs.alerts]``: per-job overrides of ``[alerts]`` and rules switched off."""
 
-    stuck_minutes: float | None = Field(None, gt=0, description="[alerts] stuck_minutes here.")
-    regression_percent: float | None = Field(
-        None, gt=0, description="[alerts] regression_percent here."
-    )
-    error_rate_percent: float | None = Field(
-        None, gt=0, description="[alerts] error_rate_percent here."
-    )
-    disk_warning_percent: float | None = Field(
-        None, gt=0, le=100, description="[alerts] disk_warning_percent here."
-    )
-    disk_critical_percent: float | None = Field(
-        None, gt=0, le=100, description="[alerts] disk_critical_percent here."
-    )
-    alert_after_failures: int | None = Field(
-        None, ge=1, description="[alerts] alert_after_failures here."
-    )
     off: list[str] = Field(default_factory=list, description="Rules not evaluated for this job.")
+
+    def overrides(self) -> dict[str, Any]:
+        """The thresholds this job sets: name → value."""
+        return {k: v for k in THRESHOLD_SETTINGS if (v := getattr(self, k)) is not None}
 
 
 class MaintenanceWindow(_Section):

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, create_model, field_validator
 
 from backwatch.errors import ConfigError
 from backwatch.ids import JOB_ID_PROBLEM, JOB_ID_RE
@@ -23,6 +23,7 @@ from backwatch.job_settings import (
     _check_job_references,
     _check_runnable_jobs,
     _Section,
+    threshold_fields,
 )
 from backwatch.settings_env import apply_environment, environment_time_zone
 from backwatch.timeutil import parse_duration
@@ -65,23 +66,21 @@ class AuthSettings(_Section):
     )
 
 
-class AlertSettings(_Section):
-    stuck_minutes: float = Field(15, gt=0, description="A run is stuck after this long.")
-    regression_percent: float = Field(20, gt=0, description="Duration regression threshold.")
-    error_rate_percent: float = Field(5, gt=0, description="Failure share over 7 days.")
-    disk_warning_percent: float = Field(
-        85, gt=0, le=100, description="disk_space warns when a disk is fuller than this (%)."
-    )
-    disk_critical_percent: float = Field(
-        95, gt=0, le=100, description="disk_space is critical above this (%)."
-    )
+_AlertThresholds = create_model(
+    "_AlertThresholds", __base__=_Section, **threshold_fields(per_job=False)
+)
+
+
+class AlertSettings(_AlertThresholds):  # type: ignore[misc,valid-type]
+    """``[alerts]``: the rules' thresholds (declared in ``domain.thresholds``) and how
+    alerts are checked and re-notified."""
+
     data_min_free_mb: float = Field(
         64,
         ge=0,
         description="The data directory's disk is full (critical, not ready) below this.",
     )
     renotify: str = Field("24h", description="Re-notify open, unacknowledged alerts this often.")
-    alert_after_failures: int = Field(1, ge=1, description="Alert after N failures in a row.")
     tick_seconds: float = Field(30, ge=1, description="How often time-based rules run.")
 
     @field_validator("renotify")

@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from backwatch.domain.lifecycle import BAD, RunStatus
 from backwatch.domain.schedule import Schedule
+from backwatch.domain.thresholds import Thresholds
 from backwatch.timeutil import iso
 
 
@@ -114,7 +115,9 @@ def alerts_reason(alerts: tuple[CriticalAlert, ...]) -> str:
     return "; ".join(parts)
 
 
-def job_health(state: JobState, now: float, *, stuck_minutes: float = 15) -> HealthVerdict:
+def job_health(
+    state: JobState, now: float, *, stuck_minutes: float = Thresholds.stuck_minutes
+) -> HealthVerdict:
     """The job's health as of ``now`` (see the module docstring for the precedence)."""
     if state.paused:
         return HealthVerdict(Health.PAUSED, None, "paused")

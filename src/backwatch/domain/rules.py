@@ -22,32 +22,10 @@ from backwatch.domain.health import JobState, next_due, stuck_after
 from backwatch.domain.lifecycle import BAD, RunStatus
 from backwatch.domain.schedule import Schedule
 from backwatch.domain.stats import linear_fit, mad, median
+from backwatch.domain.thresholds import Thresholds
 from backwatch.timeutil import human_bytes, human_duration, iso
 
 DAY = 86400.0
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    stuck_minutes: float = 15
-    regression_percent: float = 20
-    error_rate_percent: float = 5
-    disk_warning_percent: float = 85
-    disk_critical_percent: float = 95
-    alert_after_failures: int = 1
-    empty_ratio: float = 0.10
-    anomaly_mads: float = 5
-    forecast_days: float = 14
-    error_rate_min_runs: int = 5
-    #: a disk forecast needs samples spanning this long, and at least this many of them:
-    #: two samples minutes apart make any growth look like "full tomorrow"
-    forecast_min_span_s: float = 86400.0
-    forecast_min_samples: int = 5
-    #: a disk with less free than this is critical whatever its share (0: no floor); set
-    #: for backwatch's own data directory (``[alerts] data_min_free_mb``)
-    disk_min_free_bytes: float = 0.0
-    #: ``store_unavailable`` fires after this many refused writes
-    refused_writes: int = 3
 
 
 @dataclass(frozen=True)

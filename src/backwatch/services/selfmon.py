@@ -22,6 +22,14 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import select
 
 from backwatch.domain.rules import RULES, DiskFacts, Finding, JobFacts, Thresholds, WriteFacts
+from backwatch.services.alerts import (
+    ACTIVE,
+    SYSTEM_JOB,
+    AlertChanges,
+    apply_changes,
+    disk_facts,
+    thresholds_for,
+)
 from backwatch.services.diagnostics import Check, database, migrations
 from backwatch.services.hub import Hub
 from backwatch.settings import Settings
@@ -39,8 +47,6 @@ def data_path(settings: Settings) -> str:
 
 
 def system_thresholds(settings: Settings) -> Thresholds:
-    from backwatch.services.alerts import thresholds_for
-
     floor = settings.alerts.data_min_free_mb * MB
     return replace(thresholds_for(settings, None), disk_min_free_bytes=floor)
 
@@ -65,7 +71,6 @@ def _write_facts(trouble: WriteTrouble | None) -> WriteFacts | None:
 def system_facts(hub: Hub, now: float, *, history: bool = True) -> JobFacts:
     """backwatch's own facts: its data disk as it is now (after the stored samples, which
     only serve the forecast) and the writes its database refused."""
-    from backwatch.services.alerts import SYSTEM_JOB, disk_facts
     from backwatch.services.disks import measure
 
     path = data_path(hub.settings)
@@ -210,11 +215,11 @@ def _safely(name: str, fn: Callable[[Hub, float], Check], hub: Hub, now: float) 
 # --- the alerts --------------------------------------------------------------------------
 
 
-Change = tuple[str, str, Finding | None]  # (job, rule, finding) for ``alerts.apply_plan``
+Change = tuple[str, str, Finding | None]  # (job, rule, finding) for ``apply_changes``
 
 
 @dataclass(frozen=True)
-class SystemPlan:
+class SystemFindings:
     changes: list[Change]  # the alerts of ``_system`` that differ from what was found
     found: dict[str, Finding | None]  # each rule's finding (a held one when it cleared)
     trouble: WriteTrouble | None  # the refused writes they were made from
@@ -228,10 +233,8 @@ class SystemAlerts:
         self.hub = hub
         self.held: dict[str, Finding] = {}
 
-    def plan(self, now: float) -> SystemPlan:
+    def find(self, now: float) -> SystemFindings:
         """What to change, worked out on a read connection (the writer only gets changes)."""
-        from backwatch.services.alerts import ACTIVE, SYSTEM_JOB
-
         trouble = _trouble(self.hub)
         found = system_findings(system_facts(self.hub, now), now)
         for name, finding in found.items():
@@ -258,20 +261,18 @@ class SystemAlerts:
                 if same and (name == "disk_space" or finding.message == current.message):
                     continue
             changes.append((SYSTEM_JOB, name, finding))
-        return SystemPlan(changes, found, trouble)
+        return SystemFindings(changes, found, trouble)
 
     async def evaluate(self) -> int:
         """One round; raises (after holding the findings) when they could not be written."""
         import asyncio
 
-        from backwatch.services import alerts
-
         now = self.hub.now()
-        found = await asyncio.to_thread(self.plan, now)
+        found = await asyncio.to_thread(self.find, now)
         if found.changes:
-            plan = alerts.Plan(changes=found.changes)
+            changes = AlertChanges(changes=found.changes)
             try:
-                await self.hub.submit(alerts.apply_plan(self.hub.settings, now, plan))
+                await self.hub.submit(apply_changes(self.hub.settings, now, changes))
             except Exception:
                 self.held.update({n: f for n, f in found.found.items() if f is not None})
                 raise

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from backwatch.domain.health import CriticalAlert, HealthVerdict, JobState, job_health
 from backwatch.domain.lifecycle import RunStatus
 from backwatch.domain.schedule import Schedule, parse_schedule
+from backwatch.domain.thresholds import Thresholds
 from backwatch.store import queries
 from backwatch.store import tables as t
 from backwatch.timeutil import iso
@@ -157,7 +158,12 @@ def drill_out(drill: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def summary_out(
-    conn: Connection, *, days: int, now: float, job: str | None = None, stuck_minutes: float = 15
+    conn: Connection,
+    *,
+    days: int,
+    now: float,
+    job: str | None = None,
+    stuck_minutes: float = Thresholds.stuck_minutes,
 ) -> dict[str, Any]:
     """``GET /api/v1/summary``: the period's figures (``queries.summary``) and ``health``,
     how many jobs (or whether the one ``job``) are in each health now — counted as the
@@ -182,7 +188,9 @@ def last_run_at(row: dict[str, Any]) -> float | None:
     return finished if finished is not None else row.get("last_started_at")
 
 
-def job_verdict(row: dict[str, Any], now: float, *, stuck_minutes: float = 15) -> HealthVerdict:
+def job_verdict(
+    row: dict[str, Any], now: float, *, stuck_minutes: float = Thresholds.stuck_minutes
+) -> HealthVerdict:
     """The job's health from its row (with ``with_health_facts`` for alerts and the reason
     of an unknown outcome: without them, health sees the latest run and schedule only)."""
     state = JobState(
@@ -202,7 +210,11 @@ def job_verdict(row: dict[str, Any], now: float, *, stuck_minutes: float = 15) -
 
 
 def job_out(
-    row: dict[str, Any], now: float, *, stuck_minutes: float = 15, base_url: str | None = None
+    row: dict[str, Any],
+    now: float,
+    *,
+    stuck_minutes: float = Thresholds.stuck_minutes,
+    base_url: str | None = None,
 ) -> dict[str, Any]:
     verdict = job_verdict(row, now, stuck_minutes=stuck_minutes)
     ping_base = (base_url or "").rstrip("/")

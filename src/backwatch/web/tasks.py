@@ -97,13 +97,13 @@ class AlertTasks:
         the alerts that change: ingest never waits behind rule evaluation."""
         settings, now = self.hub.settings, self.hub.now()
 
-        def plan() -> alerts.Plan:
+        def find() -> alerts.AlertChanges:
             with self.hub.read_engine.connect() as conn:
-                return alerts.plan_evaluation(conn, settings, now, jobs, kind)
+                return alerts.find_changes(conn, settings, now, jobs, kind)
 
-        found, self._last_cpu_s = await asyncio.to_thread(pacing.timed, plan)
+        found, self._last_cpu_s = await asyncio.to_thread(pacing.timed, find)
         if found.changes or found.intervals or found.medians or found.full:
-            await self.hub.submit(alerts.apply_plan(settings, now, found))
+            await self.hub.submit(alerts.apply_changes(settings, now, found))
         return len(found.changes)
 
     async def tick(self) -> None:

@@ -1,0 +1,120 @@
+"""Running the rules: each job's facts against the stored alerts, and what differs.
+
+The changes are found on a read connection (``find_changes``) and applied by the writer
+(``apply_changes``), so the writer — and the reports waiting for it — only pays for the
+alerts that really change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from backwatch.domain.rules import Finding, learned_interval
+from backwatch.domain.rules import evaluate as evaluate_rules
+from backwatch.services.alerts.facts import (
+    configured_jobs,
+    job_facts,
+    snapshot_facts,
+    snapshot_median,
+)
+from backwatch.services.alerts.lifecycle import ACTIVE, AlertWriter
+from backwatch.services.unit import WriteUnit
+from backwatch.settings import Settings
+from backwatch.store import tables as t
+
+
+@dataclass
+class AlertChanges:
+    """What a round of the rules found to change: alerts (job, rule, finding or None when
+    clear), and the learned intervals and median durations kept on the job rows."""
+
+    changes: list[tuple[str, str, Finding | None]] = field(default_factory=list)
+    intervals: dict[str, float | None] = field(default_factory=dict)
+    medians: dict[str, float | None] = field(default_factory=dict)
+    full: bool = False  # every job was evaluated: re-notifications are due too
+    jobs: int = 0
+
+
+def _differs(current: dict[str, Any] | None, finding: Finding | None) -> bool:
+    if current is None:
+        return finding is not None
+    if finding is None:
+        return True
+    stored = (current["message"], current["severity"], current["run_id"])
+    return (finding.message, finding.severity, finding.run_id) != stored
+
+
+def find_changes(
+    conn: Connection, settings: Settings, now: float, job_ids: list[str] | None, kind: str | None
+) -> AlertChanges:
+    """Evaluate the rules of ``kind`` (None: all) for these jobs (None: every job) and list
+    what differs from the stored alerts. backwatch's own alerts (the ``_system`` job) are
+    evaluated on every tick from measurements taken then: services/selfmon.py."""
+    query = select(t.jobs)
+    alerts_query = select(t.alerts).where(t.alerts.c.state.in_(ACTIVE))
+    if job_ids is not None:
+        query = query.where(t.jobs.c.id.in_(job_ids))
+        alerts_query = alerts_query.where(t.alerts.c.job.in_(job_ids))
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    active = {r["fingerprint"]: dict(r) for r in conn.execute(alerts_query).mappings()}
+    configured = configured_jobs(settings)
+    found = AlertChanges(full=job_ids is None, jobs=len(rows))
+    for row in rows:
+        if kind == "time":  # the periodic check: the job's snapshot is enough, no history
+            facts = snapshot_facts(conn, row, settings, now)
+        else:
+            facts = job_facts(conn, row, settings, now)
+            # health (computed when read) and the missed rule must agree on unscheduled jobs
+            learned = None if facts.schedule is not None else learned_interval(facts)
+            if learned != row.get("learned_interval_s"):
+                found.intervals[row["id"]] = learned
+            # the median duration (health's "stuck" threshold) is kept here, off ingest
+            median = snapshot_median(facts)
+            if median != row.get("median_duration_s"):
+                found.medians[row["id"]] = median
+        job = configured.get(row["id"])
+        off = set(job.alerts.off) if job else set()
+        for rule_name, finding in evaluate_rules(facts, now, kind).items():
+            finding = None if rule_name in off else finding
+            if _differs(active.get(f"{rule_name}:{row['id']}"), finding):
+                found.changes.append((row["id"], rule_name, finding))
+    return found
+
+
+def apply_changes(settings: Settings, now: float, found: AlertChanges) -> Any:
+    """Op: apply what ``find_changes`` found. Each change re-reads its alert, so changes
+    that raced with another round or a manual resolve still leave one consistent alert
+    per rule and job."""
+
+    def op(conn: Connection, unit: WriteUnit) -> int:
+        for job_id, interval in found.intervals.items():
+            conn.execute(
+                update(t.jobs).where(t.jobs.c.id == job_id).values(learned_interval_s=interval)
+            )
+        for job_id, value in found.medians.items():
+            conn.execute(
+                update(t.jobs).where(t.jobs.c.id == job_id).values(median_duration_s=value)
+            )
+        writer = AlertWriter(conn, unit, settings, now)
+        for job_id, rule_name, finding in found.changes:
+            writer.apply(job_id, rule_name, finding)
+        if found.full:
+            writer.renotify()
+        return len(found.changes)
+
+    return op
+
+
+def evaluate_jobs(
+    settings: Settings, now: float, job_ids: list[str] | None, kind: str | None
+) -> Any:
+    """Op: find and apply the changes in one transaction (for callers without a read thread)."""
+
+    def op(conn: Connection, unit: WriteUnit) -> int:
+        changes = find_changes(conn, settings, now, job_ids, kind)
+        return apply_changes(settings, now, changes)(conn, unit)
+
+    return op

@@ -1,0 +1,158 @@
+"""What the alert rules read: a job's facts (``domain.rules.JobFacts``) from its row, its
+run history, its disks' samples and its configuration, with its thresholds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from backwatch.domain.lifecycle import BAD
+from backwatch.domain.rules import DiskFacts, JobFacts, RunFacts
+from backwatch.domain.thresholds import SETTINGS as THRESHOLD_SETTINGS
+from backwatch.domain.thresholds import Thresholds
+from backwatch.job_settings import drill_max_age
+from backwatch.services.views import _schedule
+from backwatch.settings import JobSettings, Settings
+from backwatch.store import tables as t
+
+RUN_HISTORY = 50
+DISK_HISTORY_S = 14 * 86400
+MEDIAN_OF_LAST = 20
+
+
+def thresholds_for(settings: Settings, job: JobSettings | None) -> Thresholds:
+    """The thresholds of ``job``: ``[alerts]``, with its ``[jobs.alerts]`` overrides."""
+    values = {name: getattr(settings.alerts, name) for name in THRESHOLD_SETTINGS}
+    if job is not None:
+        values.update(job.alerts.overrides())
+    return Thresholds(**values)
+
+
+def configured_jobs(settings: Settings) -> dict[str, JobSettings]:
+    return {job.id: job for job in settings.jobs}
+
+
+def _run_facts(row: Any) -> RunFacts:
+    stats = row.stats if isinstance(row.stats, dict) else {}
+    kind = row.kind or "backup"
+    # a failed check or drill is a failed verification (never a failed backup)
+    verify_failed = stats.get("verify") == "failed" or (
+        (row.trigger == "verify" or kind != "backup") and row.status in BAD
+    )
+    return RunFacts(
+        id=row.id,
+        status=row.status,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration_s=row.duration_s,
+        size_bytes=row.size_bytes,
+        files=row.files,
+        message=row.message,
+        verify_failed=verify_failed,
+        kind=kind,
+    )
+
+
+def disk_facts(conn: Connection, paths: list[str], now: float) -> tuple[DiskFacts, ...]:
+    out = []
+    for path in paths:
+        rows = conn.execute(
+            select(t.disk_samples.c.at, t.disk_samples.c.used_bytes, t.disk_samples.c.total_bytes)
+            .where(t.disk_samples.c.path == path, t.disk_samples.c.at >= now - DISK_HISTORY_S)
+            .order_by(t.disk_samples.c.at)
+        ).all()
+        if rows:
+            out.append(DiskFacts(path, tuple((r[0], float(r[1]), float(r[2])) for r in rows)))
+    return tuple(out)
+
+
+def job_facts(conn: Connection, job: dict[str, Any], settings: Settings, now: float) -> JobFacts:
+    r = t.runs
+    rows = conn.execute(
+        select(
+            r.c.id,
+            r.c.status,
+            r.c.started_at,
+            r.c.finished_at,
+            r.c.duration_s,
+            r.c.size_bytes,
+            r.c.files,
+            r.c.message,
+            r.c.stats,
+            r.c.trigger,
+            r.c.kind,
+        )
+        .where(r.c.job == job["id"])
+        .order_by(r.c.started_at.desc())
+        .limit(RUN_HISTORY)
+    ).all()
+    return _facts(conn, job, settings, now, tuple(_run_facts(row) for row in rows))
+
+
+def snapshot_facts(
+    conn: Connection, job: dict[str, Any], settings: Settings, now: float
+) -> JobFacts:
+    """Facts for the time-based rules from the job row alone: its latest run, learned
+    interval and median duration are kept there, so the periodic check of every job
+    reads no run history (and does not hold up the requests served meanwhile)."""
+    latest: tuple[RunFacts, ...] = ()
+    if job.get("last_run_id"):
+        latest = (
+            RunFacts(
+                id=job["last_run_id"],
+                status=job["last_status"],
+                started_at=job["last_started_at"],
+                finished_at=job.get("last_finished_at"),
+                duration_s=job.get("last_duration_s"),
+                size_bytes=job.get("last_size_bytes"),
+            ),
+        )
+    return _facts(
+        conn,
+        job,
+        settings,
+        now,
+        latest,
+        learned_interval_s=job.get("learned_interval_s"),
+        median_duration_s=job.get("median_duration_s"),
+    )
+
+
+def _facts(
+    conn: Connection,
+    job: dict[str, Any],
+    settings: Settings,
+    now: float,
+    runs: tuple[RunFacts, ...],
+    *,
+    learned_interval_s: float | None = None,
+    median_duration_s: float | None = None,
+) -> JobFacts:
+    """A job's facts from its row and configuration, with ``runs`` (and what was learned)."""
+    configured = configured_jobs(settings).get(job["id"])
+    destinations = list(configured.destinations) if configured else []
+    return JobFacts(
+        id=job["id"],
+        paused=bool(job["paused"]),
+        schedule=_schedule(job),
+        grace_s=job.get("grace_s") or 0.0,
+        timeout_s=job.get("timeout_s"),
+        thresholds=thresholds_for(settings, configured),
+        runs=runs,
+        disks=disk_facts(conn, destinations, now) if destinations else (),
+        learned_interval_s=learned_interval_s,
+        median_duration_s=median_duration_s,
+        created_at=job.get("created_at"),
+        drill_max_age_s=drill_max_age(configured) if configured else None,
+        last_verified_at=job.get("last_verified_at"),
+        last_success_at=job.get("last_success_at"),
+    )
+
+
+def snapshot_median(facts: JobFacts) -> float | None:
+    """The job row's median duration: of its last 20 successful backups, sorted[n // 2]."""
+    backups = [r for r in facts.runs if r.kind == "backup"]
+    good = [r.duration_s for r in backups if r.status == "success"][:MEDIAN_OF_LAST]
+    durations = sorted(d for d in good if d is not None)
+    return durations[len(durations) // 2] if durations else None
