@@ -37,6 +37,7 @@ from backwatch.services.jobs import ensure_job
 from backwatch.services.unit import WriteUnit
 from backwatch.store import tables as t
 from backwatch.store.dialect import insert_for
+from backwatch.store.redact import redact_text
 from backwatch.store.writer import Op
 
 #: bytes of a ping body kept (the first ones, as Healthchecks does); sent as Ping-Body-Limit
@@ -119,6 +120,12 @@ def body_text(raw: bytes, *, hide: tuple[str, ...] = ()) -> str:
         if key:
             text = text.replace(key, _REDACTED)
     return text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
+
+
+def redact_body(conn: Connection, body: str) -> str:
+    """``body`` with any job's ping key and the project key masked, not just the key of the
+    URL it came in on (issue 14.4)."""
+    return redact_text(conn, body) or ""
 
 
 def plausible_key(value: str) -> bool:

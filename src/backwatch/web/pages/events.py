@@ -8,10 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from backwatch.errors import InvalidInput
-from backwatch.store import queries
+from backwatch.services import reads
 from backwatch.web.deps import time_param
 from backwatch.web.pages.render import html_page, render
-from backwatch.web.routes.overview import EVENT_KINDS
 
 router = APIRouter(include_in_schema=False)
 SPANS = (("1h", "last hour"), ("6h", "last 6 hours"), ("24h", "last 24 hours"),
@@ -25,13 +24,11 @@ async def events_page(
     request: Request, kind: str | None = None, since: str | None = "7d", job: str | None = None
 ) -> Response:
     hub = request.app.state.hub
-    if kind and kind not in EVENT_KINDS:
-        raise InvalidInput.field("kind", f"must be one of: {', '.join(EVENT_KINDS)}")
+    if kind and kind not in reads.EVENT_KINDS:
+        raise InvalidInput.field("kind", f"must be one of: {', '.join(reads.EVENT_KINDS)}")
     start = time_param(since, "since", hub.now())
     with hub.read_engine.connect() as conn:
-        rows = queries.list_events(
-            conn, since=start, kind=kind or None, job=job or None, limit=LIMIT
-        )
+        rows = reads.list_events(conn, since=start, kind=kind or None, job=job or None, limit=LIMIT)
     for row in rows:
         detail = row.get("detail")
         row["_detail"] = (
@@ -41,7 +38,7 @@ async def events_page(
         )
     context = {
         "events": rows,
-        "kinds": EVENT_KINDS,
+        "kinds": reads.EVENT_KINDS,
         "spans": SPANS,
         "filters": {"kind": kind or "", "since": since or "", "job": job or ""},
         "limit": LIMIT,

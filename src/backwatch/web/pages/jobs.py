@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from backwatch.domain.lifecycle import parse_status
 from backwatch.errors import Forbidden, InvalidInput
 from backwatch.services import jobs as job_service
+from backwatch.services import reads
 from backwatch.services.views import read_job, run_out
-from backwatch.store import queries
 from backwatch.timeutil import parse_time
 from backwatch.web.pages.alerts import SNOOZE_CHOICES, active_alerts
 from backwatch.web.pages.common import RUN_STATUSES, base_url, page_job
@@ -77,9 +77,9 @@ async def job_page(
             raise InvalidInput.field("status", str(exc)) from None
     with hub.read_engine.connect() as conn:
         row = read_job(conn, job_id)
-        recent, _ = queries.list_runs(conn, job=job_id, limit=CHART_RUNS)
-        phases = queries.phases_for(conn, [r["id"] for r in recent])
-        history, next_cursor = queries.list_runs(
+        recent, _ = reads.list_runs(conn, job=job_id, limit=CHART_RUNS)
+        phases = reads.phases_for(conn, [r["id"] for r in recent])
+        history, next_cursor = reads.list_runs(
             conn, job=job_id, status=status or None, limit=HISTORY_PAGE, cursor=cursor
         )
         alerts = active_alerts(conn, job=job_id)

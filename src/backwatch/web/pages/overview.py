@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from backwatch.services import reads
 from backwatch.services.views import run_out
-from backwatch.store import queries
 from backwatch.timeutil import parse_time
 from backwatch.web.pages.alerts import active_alerts
 from backwatch.web.pages.common import HEALTH_LABELS
@@ -47,9 +47,9 @@ async def overview(
             return render(request, "welcome.html", await welcome_context(request), page="welcome")
         summary = hub.cached(
             ("summary", SUMMARY_DAYS, None),
-            lambda: queries.summary(conn, days=SUMMARY_DAYS, now=now, job=None),
+            lambda: reads.summary(conn, days=SUMMARY_DAYS, now=now, job=None),
         )
-        recent = [run_out(r) for r in queries.newest_runs(conn, RECENT_RUNS)]
+        recent = [run_out(r) for r in reads.newest_runs(conn, RECENT_RUNS)]
         alerts = hub.cached(
             ("overview-alerts",), lambda: active_alerts(conn), max_age_s=CARDS_MAX_AGE_S
         )

@@ -21,8 +21,8 @@ from fastapi import Request
 from markupsafe import Markup
 from sqlalchemy import Connection
 
+from backwatch.services import reads
 from backwatch.services.views import job_verdict, last_run_at, read_jobs
-from backwatch.store import page_queries
 from backwatch.web.pages.common import HEALTH_ORDER, health_rank, page_job
 from backwatch.web.pages.render import environment, relative
 
@@ -96,10 +96,10 @@ class CardCache:
         changed = [row["id"] for row in rows if _row_of(self.cards.get(row["id"])) != row]
         stale = time.monotonic() - self.sparks_read_at >= SPARKS_MAX_AGE_S
         if stale or len(changed) > SPARKS_SUBSET_MAX:
-            self.sparks = _spark_texts(page_queries.recent_durations(conn))
+            self.sparks = _spark_texts(reads.recent_durations(conn))
             self.sparks_read_at = time.monotonic()
         elif changed:
-            fresh = _spark_texts(page_queries.recent_durations(conn, jobs=changed))
+            fresh = _spark_texts(reads.recent_durations(conn, jobs=changed))
             for job in changed:
                 self.sparks[job] = fresh.get(job, "")
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from backwatch.store import queries
+from backwatch.services import reads
 from backwatch.web.pages.render import html_page, render, strip_ansi
 
 router = APIRouter(include_in_schema=False)
@@ -77,7 +77,7 @@ def timeline(run: dict[str, Any]) -> dict[str, Any]:
 async def run_page(request: Request, run_id: str) -> Response:
     hub = request.app.state.hub
     with hub.read_engine.connect() as conn:
-        run = queries.get_run(conn, run_id)
+        run = reads.get_run(conn, run_id)
     log = strip_ansi(run.get("log") or "")
     stats = run.get("stats")
     context = {

@@ -23,9 +23,9 @@ from starlette.concurrency import run_in_threadpool
 
 from backwatch import __version__
 from backwatch.errors import StoreUnavailable
+from backwatch.services import reads
 from backwatch.services.hub import Hub
 from backwatch.services.selfmon import Assessment, assess
-from backwatch.store import queries
 from backwatch.web.deps import hub, json_response
 
 router = APIRouter(tags=["system"])
@@ -66,7 +66,7 @@ def _health(h: Hub) -> tuple[dict[str, Any], int]:
     if database_ok:
         try:  # cheap on any size: jobs are few, their snapshot carries the run totals
             with h.read_engine.connect() as conn:
-                body["jobs"], body["runs_recorded"] = queries.totals(conn)
+                body["jobs"], body["runs_recorded"] = reads.totals(conn)
         except Exception:  # the checks said it answered a moment ago: leave the counts out
             pass
     if found.status != "ok":

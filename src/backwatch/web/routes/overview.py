@@ -7,24 +7,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from backwatch.errors import InvalidInput
+from backwatch.services import reads
 from backwatch.services.views import seed001_out, summary_out
-from backwatch.store import queries
 from backwatch.timeutil import iso
 from backwatch.web.deps import authorize_read, hub, json_response, time_param
 
 router = APIRouter()
-EVENT_KINDS = (
-    "state_change", "trigger", "alert", "ack", "config", "auth", "auto_resolve", "log",
-    "restore", "delete",
-)  # fmt: skip
 
 
 @router.get("/api/metrics", tags=["compat"], summary="30 newest runs in seed 001's JSONL shape")
 async def api_metrics(request: Request) -> Response:
     authorize_read(request)
     with hub(request).read_engine.connect() as conn:
-        runs = queries.newest_runs(conn, 30)
-        phases = queries.phases_for(conn, [r["id"] for r in runs])
+        runs = reads.newest_runs(conn, 30)
+        phases = reads.phases_for(conn, [r["id"] for r in runs])
     return json_response([seed001_out(r, phases[r["id"]]) for r in runs])
 
 
@@ -53,11 +49,11 @@ async def events(
     limit: int = 200,
 ) -> Response:
     authorize_read(request)
-    if kind is not None and kind not in EVENT_KINDS:
-        raise InvalidInput.field("kind", f"must be one of: {', '.join(EVENT_KINDS)}")
+    if kind is not None and kind not in reads.EVENT_KINDS:
+        raise InvalidInput.field("kind", f"must be one of: {', '.join(reads.EVENT_KINDS)}")
     h = hub(request)
     with h.read_engine.connect() as conn:
-        rows = queries.list_events(
+        rows = reads.list_events(
             conn, since=time_param(since, "since", h.now()), kind=kind, job=job, limit=limit
         )
     return json_response({"items": [{**r, "at": iso(r["at"])} for r in rows]})

@@ -17,7 +17,6 @@ from fastapi.responses import Response
 
 from backwatch.errors import BackwatchError, Forbidden, InvalidInput
 from backwatch.services import pings
-from backwatch.store.redact import redact_text
 from backwatch.web.deps import authorize_grant, hub, json_response
 
 router = APIRouter(tags=["pings"])
@@ -53,7 +52,7 @@ async def _ping(
     body = pings.body_text(await request.body(), hide=(key,))
     if body:  # any job's ping key or the project key, not just this one (issue 14.4)
         with h.read_engine.connect() as conn:
-            body = redact_text(conn, body) or ""
+            body = pings.redact_body(conn, body)
     ping = pings.Ping(signal, exit_code=exit_code, rid=rid, body=body)
     try:
         outcome = await h.submit(pings.record_ping(job, ping, h.now(), create=create))
