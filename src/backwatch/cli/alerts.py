@@ -33,7 +33,8 @@ def _alerts(
 ) -> None:
     """Alerts: list, acknowledge, resolve, snooze."""
     where = {"url": url, "token": token, "db": db, "config": config, "data_dir": data_dir}
-    seed.alerts_action(ctx, action, alert_id, where)  # seed 003's `alerts --action list`
+    # seed 003's `alerts --action list`
+    seed.alerts_action(ctx, action, alert_id, where, list_alerts=alerts_list, act=_act)
 
 
 def _call(tgt: Any, http: tuple[str, str, Any, dict | None], local: Any) -> Any:

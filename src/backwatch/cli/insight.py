@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import time
-import urllib.parse
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +14,12 @@ import typer
 from backwatch.cli import seed_spellings as seed
 from backwatch.cli.alerts import _call
 from backwatch.cli.common import console, echo, fail, print_json, target
+from backwatch.cli.insight_fetch import (
+    fetch_analysis,
+    fetch_checks,
+    fetch_events,
+    fetch_open_alerts,
+)
 from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
 
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
@@ -27,62 +32,6 @@ def register(app: typer.Typer) -> None:
     app.command()(report)
     app.command()(audit)
     app.command()(dashboard)
-
-
-# --- reading, over HTTP or in-process --------------------------------------------------------
-
-
-def _get(tgt: Any, path: str, query: dict[str, Any] | None, local: Any) -> Any:
-    return _call(tgt, ("GET", path, None, query), local)
-
-
-def fetch_checks(tgt: Any, names: list[str] | None) -> dict[str, Any]:
-    from backwatch.services import diagnostics
-
-    query = {"checks": ",".join(names)} if names else None
-    return _get(  # type: ignore[no-any-return]
-        tgt, "/api/v1/health/checks", query, lambda h: diagnostics.run_checks(h, h.now(), names)
-    )
-
-
-def fetch_analysis(tgt: Any, job: str, period: str) -> dict[str, Any]:
-    from backwatch.services import analysis
-
-    def local(h: Any) -> Any:
-        with h.read_engine.connect() as conn:
-            return analysis.job_analysis(conn, h.settings, job, period, h.now())
-
-    path = f"/api/v1/jobs/{urllib.parse.quote(job, safe='')}/analysis"
-    return _get(tgt, path, {"period": period}, local)  # type: ignore[no-any-return]
-
-
-def fetch_open_alerts(tgt: Any) -> list[dict[str, Any]]:
-    from backwatch.services import alerts
-
-    def local(h: Any) -> Any:
-        with h.read_engine.connect() as conn:
-            return {"items": [alerts.alert_out(r) for r in alerts.list_alerts(conn, state="open")]}
-
-    return _get(tgt, "/api/v1/alerts", {"state": "open"}, local)["items"]  # type: ignore[no-any-return]
-
-
-def fetch_events(tgt: Any, since: float | None, kind: str | None, job: str | None,
-                 limit: int) -> list[dict[str, Any]]:  # fmt: skip
-    from backwatch.errors import InvalidInput
-    from backwatch.store import queries
-    from backwatch.timeutil import iso
-
-    def local(h: Any) -> Any:
-        from backwatch.web.routes.overview import EVENT_KINDS  # the API's own list
-
-        if kind is not None and kind not in EVENT_KINDS:
-            raise InvalidInput(f"--filter must be one of: {', '.join(EVENT_KINDS)}")
-        with h.read_engine.connect() as conn:
-            rows = queries.list_events(conn, since=since, kind=kind, job=job, limit=limit)
-        return {"items": [{**r, "at": iso(r["at"])} for r in rows]}
-
-    query = {"since": since, "kind": kind, "job": job, "limit": limit}
-    return _get(tgt, "/api/v1/events", query, local)["items"]  # type: ignore[no-any-return]
 
 
 def checked_period(period: str) -> float:

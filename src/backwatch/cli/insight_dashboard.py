@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from backwatch.cli.common import console, echo
-from backwatch.cli.insight import fetch_open_alerts
+from backwatch.cli.insight_fetch import fetch_open_alerts
 
 
 def frame(tgt: Any) -> Any:

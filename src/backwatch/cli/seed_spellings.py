@@ -10,6 +10,7 @@ meaning here gets an error naming the right spelling.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -77,12 +78,13 @@ HiddenDataDir = _hidden("--data-dir", envvar="BACKWATCH_DATA_DIR")
 
 
 def alerts_action(ctx: typer.Context, action: str | None, alert_id: int | None,
-                  where: dict[str, str | None]) -> None:  # fmt: skip
+                  where: dict[str, str | None], *, list_alerts: Callable[..., None],
+                  act: Callable[..., None]) -> None:  # fmt: skip
     """``alerts --action list|acknowledge|resolve [--alert-id ID]`` as ``alerts list``,
     ``alerts ack ID``, ``alerts resolve ID``; ``where`` holds --url, --db ….
+    ``list_alerts`` and ``act`` are cli/alerts.py's commands (passed in: that module
+    imports this one).
     """
-    from backwatch.cli import alerts
-
     if ctx.invoked_subcommand is not None:
         given = [
             name
@@ -106,10 +108,10 @@ def alerts_action(ctx: typer.Context, action: str | None, alert_id: int | None,
             "`alerts resolve ID`"
         )
     if command == "list":
-        alerts.alerts_list(**where)
+        list_alerts(**where)
         return
     if alert_id is None:
         raise InvalidInput(
             f"--action {action} needs --alert-id ID: `backwatch alerts {command} ID`"
         )
-    alerts._act(command, alert_id, **where)
+    act(command, alert_id, **where)

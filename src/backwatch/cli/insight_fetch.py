@@ -1,0 +1,61 @@
+"""What the insight commands (``health``, ``performance``, ``report``, ``audit``,
+``dashboard``) read: over HTTP from a server's API, or in-process from the services behind
+that API, so both give the same JSON."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from backwatch.cli.alerts import _call
+
+
+def _get(tgt: Any, path: str, query: dict[str, Any] | None, local: Any) -> Any:
+    return _call(tgt, ("GET", path, None, query), local)
+
+
+def fetch_checks(tgt: Any, names: list[str] | None) -> dict[str, Any]:
+    from backwatch.services import diagnostics
+
+    query = {"checks": ",".join(names)} if names else None
+    return _get(  # type: ignore[no-any-return]
+        tgt, "/api/v1/health/checks", query, lambda h: diagnostics.run_checks(h, h.now(), names)
+    )
+
+
+def fetch_analysis(tgt: Any, job: str, period: str) -> dict[str, Any]:
+    from backwatch.services import analysis
+
+    def local(h: Any) -> Any:
+        with h.read_engine.connect() as conn:
+            return analysis.job_analysis(conn, h.settings, job, period, h.now())
+
+    path = f"/api/v1/jobs/{urllib.parse.quote(job, safe='')}/analysis"
+    return _get(tgt, path, {"period": period}, local)  # type: ignore[no-any-return]
+
+
+def fetch_open_alerts(tgt: Any) -> list[dict[str, Any]]:
+    from backwatch.services import alerts
+
+    def local(h: Any) -> Any:
+        with h.read_engine.connect() as conn:
+            return {"items": [alerts.alert_out(r) for r in alerts.list_alerts(conn, state="open")]}
+
+    return _get(tgt, "/api/v1/alerts", {"state": "open"}, local)["items"]  # type: ignore[no-any-return]
+
+
+def fetch_events(tgt: Any, since: float | None, kind: str | None, job: str | None,
+                 limit: int) -> list[dict[str, Any]]:  # fmt: skip
+    from backwatch.errors import InvalidInput
+    from backwatch.services import reads
+    from backwatch.timeutil import iso
+
+    def local(h: Any) -> Any:
+        if kind is not None and kind not in reads.EVENT_KINDS:  # the API's own list
+            raise InvalidInput(f"--filter must be one of: {', '.join(reads.EVENT_KINDS)}")
+        with h.read_engine.connect() as conn:
+            rows = reads.list_events(conn, since=since, kind=kind, job=job, limit=limit)
+        return {"items": [{**r, "at": iso(r["at"])} for r in rows]}
+
+    query = {"since": since, "kind": kind, "job": job, "limit": limit}
+    return _get(tgt, "/api/v1/events", query, local)["items"]  # type: ignore[no-any-return]
