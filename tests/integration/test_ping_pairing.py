@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
+from backwatch.domain.lifecycle import ACTIVE
 from backwatch.services.hub import Hub
+from backwatch.store import tables as t
 from backwatch.timeutil import parse_time
 from backwatch.web.app import create_app
 
@@ -97,3 +102,49 @@ def test_job_health_follows_pings(clocked):
     job = clocked.get("/api/v1/jobs/borg").json()
     assert job["health"] == "failing"
     assert job["last_run"]["duration_s"] == 60
+
+
+def test_a_ping_finds_its_open_run_through_the_open_runs_index(clocked, settings):
+    """Issue 18: a ping must cost the same at 20,000 runs of its job as at 10. The query
+    that pairs a finish with its start is the one the server really sends, caught on the
+    wire, and SQLite (or PostgreSQL) plans it on the open-runs index, not a scan of the job."""
+    path = ping_path(clocked, "every5min")
+    hub = clocked.app.state.hub
+    now = clocked.clock.t
+    closed = [
+        {"id": f"old-{i}", "job": "every5min", "status": "success", "source": "ping",
+         "trigger": "schedule", "started_at": now - 300 * (i + 1), "updated_at": now}
+        for i in range(20_000)
+    ]  # fmt: skip
+    with hub.write_engine.begin() as conn:
+        conn.execute(t.runs.insert(), closed)
+    seen: list[tuple[str, Any]] = []
+
+    def catch(conn, cursor, statement, params, context, many) -> None:
+        if "FROM runs" in statement and "queued" in statement:
+            seen.append((statement, params))
+
+    event.listen(hub.write_engine, "before_cursor_execute", catch)
+    try:
+        clocked.get(path + "/start")
+        clocked.clock.advance(60)
+        clocked.get(path)
+    finally:
+        event.remove(hub.write_engine, "before_cursor_execute", catch)
+    assert seen, "the pairing query was not sent"
+    statement, params = seen[-1]
+    with hub.read_engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
+            assert "ix_runs_open" in " ".join(str(row) for row in plan), plan
+        else:  # the planner knows the table now
+            conn.exec_driver_sql("ANALYZE runs")
+            plan = conn.exec_driver_sql(f"EXPLAIN {statement}", params).scalars().all()
+            assert "ix_runs_open" in " ".join(plan), plan
+    done = [r for r in runs(clocked, "every5min") if r["id"].startswith("old-") is False]
+    assert [(r["status"], r["duration_s"]) for r in done] == [("success", 60)]
+
+
+def test_the_open_runs_index_says_what_the_domain_calls_open():
+    quoted = re.findall(r"'(\w+)'", t.OPEN_RUN)
+    assert set(quoted) == {s.value for s in ACTIVE}

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select, text, update
 
 from backwatch.domain.lifecycle import ACTIVE, RunStatus
 from backwatch.domain.report import LOG_LIMIT, MESSAGE_LIMIT, RunReport, tail_text
@@ -209,19 +209,17 @@ def _by_rid(conn: Connection, job: str, rid: str) -> dict[str, Any] | None:
 
 
 def _open_without_rid(conn: Connection, job: str) -> list[dict[str, Any]]:
-    """Open rid-less ping runs of ``job``, newest first."""
+    """Open rid-less ping runs of ``job``, newest first. The open runs are found through
+    the ``ix_runs_open`` partial index (its predicate written as the index says it); their
+    rid is checked here, since SQLite would otherwise pick the (job, backup_id) index and
+    read every rid-less run the job ever had."""
     r = t.runs
     rows = conn.execute(
         select(r)
-        .where(
-            r.c.job == job,
-            r.c.source == SOURCE,
-            r.c.backup_id.is_(None),
-            r.c.status.in_([s.value for s in ACTIVE]),
-        )
+        .where(r.c.job == job, r.c.source == SOURCE, text(t.OPEN_RUN))
         .order_by(r.c.started_at.desc(), r.c.id.desc())
     ).mappings()
-    return [dict(row) for row in rows]
+    return [dict(row) for row in rows if row["backup_id"] is None]
 
 
 def _paired(conn: Connection, job: str, rid: str | None) -> dict[str, Any] | None:

@@ -66,6 +66,10 @@ jobs = Table(
     Column("runs_total", Integer, nullable=False, default=0),
 )
 
+#: a run not finished yet, as SQL: the predicate of the ``ix_runs_open`` partial index, written
+#: the same way in the queries that look for open runs so that both databases use the index
+OPEN_RUN = "status IN ('queued', 'running')"
+
 runs = Table(
     "runs",
     metadata,
@@ -95,6 +99,14 @@ runs = Table(
     Index("ix_runs_job_kind_started", "job", "kind", "started_at"),  # a job's latest drill
     Index("ix_runs_started", "started_at"),
     Index("ix_runs_job_backup_id", "job", "backup_id", unique=True),
+    # a ping's open run: as cheap at a million runs of the job as at ten
+    Index(
+        "ix_runs_open",
+        "job",
+        "started_at",
+        sqlite_where=text(OPEN_RUN),
+        postgresql_where=text(OPEN_RUN),
+    ),
 )
 
 run_logs = Table(
