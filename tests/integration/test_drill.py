@@ -280,7 +280,7 @@ def test_the_server_drills_a_job_it_runs_once_a_week(restic_job) -> None:
     from backwatch.domain.lifecycle import RunStatus
     from backwatch.domain.report import RunReport
     from backwatch.services import runs
-    from backwatch.services.scheduler import Scheduler
+    from backwatch.runners.scheduler import Scheduler
 
     config, _tree, _repo = restic_job
     config.write_text(

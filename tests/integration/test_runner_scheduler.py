@@ -48,7 +48,7 @@ command = "echo cleanup >> {tmp_path / "ran"}"
 
 def _scheduler(tmp_path: Path, **kwargs):
     from backwatch.services.hub import Hub
-    from backwatch.services.scheduler import Scheduler
+    from backwatch.runners.scheduler import Scheduler
     from backwatch.settings import load_settings
 
     hub = Hub(load_settings(tmp_path / "bw.toml"))

@@ -30,9 +30,17 @@ from sqlalchemy import select
 
 from backwatch.domain.schedule import Schedule, parse_schedule
 from backwatch.errors import ConfigError, NotFound
+from backwatch.ids import new_run_id
 from backwatch.job_settings import drill_schedule
+from backwatch.runners import runner_for, runner_names
+from backwatch.runners.base import RunContext
+from backwatch.runners.drill import drill_job
+from backwatch.runners.engine import JobRunner
+from backwatch.runners.record import BackgroundRecorder, HubRecorder
+from backwatch.services import runs
 from backwatch.services.hub import Hub
 from backwatch.services.leader import Leader
+from backwatch.services.locks import Busy, Locks
 from backwatch.settings import JobSettings
 from backwatch.store import tables as t
 
@@ -95,8 +103,6 @@ class Scheduler:
 
     def runnable(self) -> dict[str, JobSettings]:
         """Configured jobs backwatch can run (their tool has a runner)."""
-        from backwatch.runners import runner_names
-
         names = set(runner_names())
         return {job.id: job for job in self.settings.jobs if job.tool in names}
 
@@ -117,8 +123,6 @@ class Scheduler:
     def trigger(self, job_id: str, trigger: str = "api") -> str:
         """Start a run of ``job_id`` in a thread; returns its run id (queued until it may
         take its locks)."""
-        from backwatch.ids import new_run_id
-
         job = self.job(job_id)
         run_id = new_run_id(self.hub.now())
         thread = threading.Thread(
@@ -132,11 +136,6 @@ class Scheduler:
         return run_id
 
     def _run(self, job: JobSettings, run_id: str, trigger: str) -> None:
-        from backwatch.runners.base import RunContext
-        from backwatch.runners.engine import JobRunner
-        from backwatch.runners.record import BackgroundRecorder, HubRecorder
-        from backwatch.services.locks import Busy, Locks
-
         locks = Locks(
             self.settings.data_dir,
             max_concurrent=self.settings.runner.max_concurrent,
@@ -234,10 +233,6 @@ class Scheduler:
         return key
 
     def _drill(self, job: JobSettings, trigger: str) -> None:
-        from backwatch.runners.drill import drill_job
-        from backwatch.services import runs
-        from backwatch.services.locks import Locks
-
         key = f"drill:{job.id}"
         try:
             locks = Locks(self.settings.data_dir, engine=self.hub.read_engine)
@@ -316,7 +311,6 @@ class Scheduler:
         if now - self._last_disk_check < self.disk_every_s:
             return []
         self._last_disk_check = now
-        from backwatch.runners import runner_for
 
         out = []
         for job in self.runnable().values():

@@ -78,7 +78,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
         alert_tasks = AlertTasks(h)  # rule evaluation, disk samples, notification delivery
         app.state.alert_tasks = alert_tasks
         alert_tasks.start()
-        from backwatch.services.scheduler import Scheduler
+        from backwatch.runners.scheduler import Scheduler
 
         scheduler = Scheduler(h, alert_tasks.leader)  # runs configured jobs (docs/runner.md)
         app.state.scheduler = scheduler
