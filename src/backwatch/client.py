@@ -33,8 +33,11 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +45,7 @@ from typing import Any
 
 from backwatch import spool
 from backwatch.ids import JOB_ID_PROBLEM, JOB_ID_RE
+from backwatch.masking import display_url
 
 __all__ = ["Client", "DeliveryError", "Monitor", "Run", "flush", "get_monitor", "track"]
 
@@ -102,8 +106,6 @@ class Client:
 
     def send(self, method: str, path: str, body: Any = None) -> Any:
         """One request now; raises DeliveryError (``status`` 0 when unreachable)."""
-        import urllib.error
-        import urllib.request
 
         data = None if body is None else json.dumps(body).encode("utf-8")
         req = urllib.request.Request(self.url + path, data=data, method=method)
@@ -124,8 +126,6 @@ class Client:
                 message = spool.token_refused(message)
             raise DeliveryError(exc.code, message) from None
         except (urllib.error.URLError, OSError) as exc:
-            from backwatch.masking import display_url
-
             reason = display_url(str(getattr(exc, "reason", exc)))
             raise DeliveryError(0, f"cannot reach {display_url(self.url)}: {reason}") from None
         return json.loads(raw) if raw else None
@@ -189,8 +189,6 @@ def _token_from_data_dir() -> str | None:
 
 
 def _hostname() -> str:
-    import socket
-
     return socket.gethostname()
 
 

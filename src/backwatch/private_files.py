@@ -12,6 +12,7 @@ Standard library only: the spool uses it, and clients start fast.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
@@ -71,8 +72,6 @@ def secure_data_dir(data_dir: Path, db_file: Path | None = None) -> list[str]:
         paths += [(Path(f"{db_file}{end}"), FILE_MODE) for end in SQLITE_COMPANIONS]
     warnings = [w for w in (tighten(p, m) for p, m in paths) if w]
     if warnings:
-        import logging  # only when there is something to say: clients start fast
-
         for warning in warnings:
             logging.getLogger("backwatch").warning("%s", warning)
     return warnings

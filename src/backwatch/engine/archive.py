@@ -13,6 +13,7 @@ import tarfile
 from collections.abc import Callable
 from typing import IO
 
+import zstandard
 from blake3 import blake3
 
 from backwatch.engine.manifest import Entry
@@ -40,7 +41,6 @@ def read_held(
     """Call ``each(entry, its bytes)`` for every wanted path found in the archive of
     ``snapshot_id``; the paths found. The bytes are read inside, so damage found while
     ``each`` reads them ends here too, as ``ArchiveDamaged``."""
-    import zstandard
 
     path = repo.archive(snapshot_id)
     found: set[str] = set()

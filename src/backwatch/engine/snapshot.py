@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import zstandard
 from blake3 import blake3
 
 from backwatch.engine.manifest import ARCHIVE, DIR, FILE, MANIFEST, SYMLINK, Entry, Manifest
@@ -34,9 +37,6 @@ from backwatch.engine.scan import (
 )
 from backwatch.engine.tarwrite import DIRTYPE, SYMTYPE, TarWriter
 from backwatch.errors import BackwatchError, InvalidInput
-
-if TYPE_CHECKING:
-    import tempfile
 
 SUCCESS, SKIPPED, FAILED = "success", "skipped", "failed"
 _CHUNK = 1 << 20  # bytes per read, hash update and compressor write
@@ -167,7 +167,6 @@ def _phase(hooks: Hooks, name: str) -> Any:
 def _spool_dir(request: Request) -> tempfile.TemporaryDirectory[str]:
     """Dumps are spooled next to the first destination's snapshots (a partial: a crash
     leaves it for the next backup to remove)."""
-    import tempfile
 
     folder = request.destinations[0].snapshots_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -261,15 +260,12 @@ def _each(plans: list[_Plan], work: Callable[[_Plan], None]) -> None:
         for plan in plans:
             guarded(plan)
         return
-    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=len(plans)) as pool:
         list(pool.map(guarded, plans))
 
 
 def _archive(plan: _Plan, current: Walk, level: int, hooks: Hooks) -> None:
-    import zstandard
-
     plan.partial = plan.repo.partial(plan.snapshot_id)
     # zstd compresses on every core (threads=-1) while this thread reads, hashes and
     # frames the files into whole-buffer writes (tarwrite: the bytes tarfile would write).

@@ -15,6 +15,7 @@ holds it to that), so the format, and a restore with plain ``tar``, stay as they
 from __future__ import annotations
 
 import os
+import tarfile
 from collections.abc import Callable
 from typing import Protocol
 
@@ -113,7 +114,6 @@ def _pax_mtime(value: bytes) -> bytes:
 def _tarfile_header(
     name: str, kind: bytes, mode: int, mtime: float, size: int, link: str, owner: tuple[int, int]
 ) -> bytes:
-    import tarfile
 
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.mtime, info.size, info.linkname = kind, mode, mtime, size, link

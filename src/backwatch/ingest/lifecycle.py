@@ -14,6 +14,7 @@ from backwatch.domain.report import (
     storable_json,
     tail_text,
 )
+from backwatch.errors import InvalidInput
 from backwatch.ingest._validation import validate
 from backwatch.ingest.native import (
     NonNegFloat,
@@ -178,8 +179,6 @@ def parse_finish(obj: Any) -> tuple[RunStatus, dict[str, Any], list[PhaseReport]
 
 
 def _obj(obj: Any) -> dict[str, Any]:
-    from backwatch.errors import InvalidInput
-
     if not isinstance(obj, dict):
         raise InvalidInput("the body must be a JSON object")
     return storable_json(obj)  # phase names, file paths, messages: NUL and lone surrogates

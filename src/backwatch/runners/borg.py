@@ -20,6 +20,7 @@ from backwatch.runners.base import (
     last_line,
     local_path,
 )
+from backwatch.runners.restic import retention_args as restic_style
 from backwatch.settings import BorgOptions, JobSettings
 
 _PASSPHRASE_HINT = "check [jobs.borg] passphrase_file / passphrase_command"
@@ -64,8 +65,6 @@ def _env(opts: BorgOptions) -> dict[str, str]:
 
 
 def retention_args(job: JobSettings) -> list[str]:
-    from backwatch.runners.restic import retention_args as restic_style
-
     # the same flags: --keep-last … --keep-within (borg 1.2 knows --keep-last too)
     return restic_style(job)
 

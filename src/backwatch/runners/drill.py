@@ -34,6 +34,8 @@ from backwatch.domain.drill import (
 from backwatch.domain.lifecycle import RunStatus
 from backwatch.domain.report import RunReport
 from backwatch.errors import BackwatchError
+from backwatch.ids import new_run_id
+from backwatch.runners import runner_for
 from backwatch.runners.base import shell_argv
 from backwatch.runners.drill_tools import (
     DrillProblem,
@@ -43,7 +45,7 @@ from backwatch.runners.drill_tools import (
     hash_file,
     lower_priority,
 )
-from backwatch.services.locks import alive
+from backwatch.services.locks import Locks, alive
 from backwatch.settings import JobSettings, Settings
 from backwatch.timeutil import parse_duration
 
@@ -281,9 +283,6 @@ def drill_job(
 ) -> RunReport:
     """Drill ``job`` holding its repository lock (waiting for a backup or prune that holds
     it) and answer the run to record: kind ``drill``, its figures in ``stats.drill``."""
-    from backwatch.ids import new_run_id
-    from backwatch.runners import runner_for
-    from backwatch.services.locks import Locks
 
     started = time.time()
     run_id = new_run_id(started)

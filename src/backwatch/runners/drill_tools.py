@@ -21,8 +21,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import blake3
+import psutil
+
 from backwatch.domain.drill import Candidate
+from backwatch.engine.repository import Repository
 from backwatch.errors import ConfigError
+from backwatch.runners.base import local_path
+from backwatch.runners.borg import _env as borg_env
 from backwatch.settings import JobSettings
 
 CHUNK = 1 << 20
@@ -69,8 +75,6 @@ def lower_priority() -> None:
     """In the child before it runs: the tool yields CPU and disk to everything else."""
     os.nice(10)
     with contextlib.suppress(Exception):
-        import psutil
-
         psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
 
 
@@ -113,8 +117,6 @@ def hash_file(path: Path, name: str) -> str:
 
 def _new_hash(name: str) -> Any:
     if name == "blake3":
-        import blake3
-
         return blake3.blake3()
     return hashlib.new(name)
 
@@ -182,8 +184,6 @@ class BorgDrill:
     self_checked = True
 
     def __init__(self, job: JobSettings, env: dict[str, str]) -> None:
-        from backwatch.runners.borg import _env as borg_env
-
         opts = job.borg
         assert opts is not None
         self.env = {**env, **borg_env(opts)}
@@ -236,8 +236,6 @@ class BuiltinDrill:
     self_checked = True
 
     def __init__(self, job: JobSettings, dest: int = 0) -> None:
-        from backwatch.engine.repository import Repository
-
         if not job.destinations:
             raise DrillProblem(f"job {job.id!r} has no destinations")
         self.repo = Repository(job.destinations[dest])
@@ -286,8 +284,6 @@ class RsyncDrill:
     self_checked = False
 
     def __init__(self, job: JobSettings) -> None:
-        from backwatch.runners.base import local_path
-
         opts = job.rsync
         assert opts is not None
         dest = local_path(opts.destination)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import psutil
 from sqlalchemy import Connection, delete, select
 
 from backwatch.services.unit import WriteUnit
@@ -27,7 +28,6 @@ def watched_paths(settings: Settings) -> list[str]:
 
 def measure(paths: list[str]) -> list[tuple[str, int, int]]:
     """(path, used, total) for each path that exists; missing ones are skipped."""
-    import psutil
 
     out = []
     for path in paths:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+import psutil
+
 from backwatch.services.diagnostics import Check, check
 from backwatch.services.hub import Hub
 from backwatch.timeutil import human_bytes
@@ -66,8 +68,6 @@ def judge_memory(total: int, available: int, own_rss: int | None) -> Check:
 
 @check("cpu_usage")
 def cpu_usage(hub: Hub, now: float) -> Check:
-    import psutil
-
     try:
         load: tuple[float, float, float] | None = os.getloadavg()
     except OSError:  # not every platform has one
@@ -77,8 +77,6 @@ def cpu_usage(hub: Hub, now: float) -> Check:
 
 @check("memory_usage")
 def memory_usage(hub: Hub, now: float) -> Check:
-    import psutil
-
     memory = psutil.virtual_memory()
     try:
         rss: int | None = psutil.Process().memory_info().rss

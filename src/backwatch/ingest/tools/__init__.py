@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from backwatch.domain.report import RunReport
+from backwatch.errors import InvalidInput
 
 
 class ToolParser(Protocol):
@@ -60,7 +61,6 @@ def tool_names() -> list[str]:
 
 def parser_for(name: str) -> ToolParser:
     """The parser of tool ``name`` (InvalidInput naming the known tools if there is none)."""
-    from backwatch.errors import InvalidInput
 
     _load()
     try:
