@@ -17,12 +17,11 @@ from backwatch.ingest.lifecycle import (
     parse_start,
     parse_status_update,
 )
-from backwatch.services import intake, tokens
+from backwatch.services import intake, reads, tokens
 from backwatch.services import runs as run_service
 from backwatch.services.deletion import delete_run
 from backwatch.services.hub import Hub
 from backwatch.services.views import run_out
-from backwatch.store import queries
 from backwatch.timeutil import parse_time
 from backwatch.web.deps import (
     TokenCache,
@@ -158,10 +157,10 @@ async def list_runs(
             status = parse_status(status).value
         except ValueError as exc:
             raise InvalidInput.field("status", str(exc)) from None
-    if not 1 <= limit <= queries.MAX_PAGE:
-        raise InvalidInput.field("limit", f"must be between 1 and {queries.MAX_PAGE}")
+    if not 1 <= limit <= reads.MAX_PAGE:
+        raise InvalidInput.field("limit", f"must be between 1 and {reads.MAX_PAGE}")
     with h.read_engine.connect() as conn:
-        rows, next_cursor = queries.list_runs(
+        rows, next_cursor = reads.list_runs(
             conn,
             job=job,
             status=status,
@@ -177,7 +176,7 @@ async def list_runs(
 async def get_run(run_id: str, request: Request) -> Response:
     authorize_read(request)
     with hub(request).read_engine.connect() as conn:
-        run = queries.get_run(conn, run_id)
+        run = reads.get_run(conn, run_id)
     return json_response(run_out(run))
 
 
