@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from backwatch import __version__
 from backwatch.cli.common import aborted, exit_code
 
 
@@ -74,6 +73,8 @@ _app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from backwatch import __version__
+
         typer.echo(f"backwatch {__version__}")
         raise typer.Exit()
 
