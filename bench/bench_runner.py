@@ -55,7 +55,7 @@ WILLIAMS = ((0, 1, 3, 2), (1, 2, 0, 3), (2, 3, 1, 0), (3, 0, 2, 1))
 IN_PROCESS = """
 import sys, time
 from backwatch.runners.base import RunContext
-from backwatch.runners.engine import JobRunner
+from backwatch.runners.job_runner import JobRunner
 from backwatch.runners.record import BackgroundRecorder, HubRecorder
 from backwatch.services.hub import Hub
 from backwatch.services.locks import Locks

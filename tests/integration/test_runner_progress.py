@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from backwatch.runners.base import Step
-from backwatch.runners.engine import Watcher
+from backwatch.runners.job_runner import Watcher
 from backwatch.runners.progress import READERS, Progress
 from tests.integration.runner_support import make_tree, tree_size, write_config
 
@@ -30,7 +30,7 @@ class _Seen(Watcher):
 
 def test_a_builtin_backup_reports_its_progress_to_the_runner(tmp_path: Path) -> None:
     from backwatch.runners.base import RunContext
-    from backwatch.runners.engine import JobRunner
+    from backwatch.runners.job_runner import JobRunner
     from backwatch.runners.record import NullRecorder
     from backwatch.services.locks import Locks
     from backwatch.settings import load_settings

@@ -125,7 +125,7 @@ def test_a_run_that_waits_is_recorded_while_it_waits(tmp_path: Path) -> None:
 def _run(settings: Any, recorder: Any) -> Any:
     """Run the settings' first job with ``recorder``, closing it afterwards."""
     from backwatch.runners.base import RunContext
-    from backwatch.runners.engine import JobRunner
+    from backwatch.runners.job_runner import JobRunner
     from backwatch.services.locks import Locks
 
     try:

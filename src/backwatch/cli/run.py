@@ -25,7 +25,7 @@ from backwatch.cli.target import local_settings, resolve
 from backwatch.errors import ConfigError
 from backwatch.ids import new_run_id
 from backwatch.runners.base import RunContext
-from backwatch.runners.engine import EXIT_BUSY, JobRunner
+from backwatch.runners.job_runner import EXIT_BUSY, JobRunner
 from backwatch.runners.record import BackgroundRecorder, HttpRecorder, HubRecorder, NullRecorder
 from backwatch.services.locks import Busy, Locks
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from backwatch.domain.lifecycle import RunStatus
 from backwatch.runners.base import Outcome, Step
-from backwatch.runners.engine import RunResult, Watcher
+from backwatch.runners.job_runner import RunResult, Watcher
 from backwatch.runners.progress import Progress
 from backwatch.timeutil import human_bytes, human_duration
 

@@ -35,7 +35,7 @@ from backwatch.job_settings import drill_schedule
 from backwatch.runners import runner_for, runner_names
 from backwatch.runners.base import RunContext
 from backwatch.runners.drill import drill_job
-from backwatch.runners.engine import JobRunner
+from backwatch.runners.job_runner import JobRunner
 from backwatch.runners.record import BackgroundRecorder, HubRecorder
 from backwatch.services import runs
 from backwatch.services.hub import Hub
