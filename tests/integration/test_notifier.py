@@ -8,7 +8,7 @@ from pathlib import Path
 from backwatch.services import notifier
 from backwatch.services.hub import Hub
 from backwatch.store import tables as t
-from backwatch.store.engine import make_engine
+from backwatch.store.connect import make_engine
 from tests.conftest import make_settings
 
 URL = "json://127.0.0.1:9/hook"  # never contacted: the sender below records instead

@@ -13,7 +13,7 @@ from backwatch.services import runs as run_service
 from backwatch.services.hub import Hub
 from backwatch.store import queries
 from backwatch.store import tables as t
-from backwatch.store.engine import make_engine
+from backwatch.store.connect import make_engine
 from backwatch.store.migrate import current_revision, head_revision, migrate
 from tests.conftest import Clock, make_settings
 

@@ -150,7 +150,7 @@ def token_revoke(
 @db_app.command("migrate")
 def db_migrate(config: ConfigOpt = None, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
     """Create or upgrade the schema (serve does this on start too)."""
-    from backwatch.store.engine import describe
+    from backwatch.store.connect import describe
     from backwatch.store.migrate import current_revision
 
     with _hub(config, db, data_dir) as hub:
@@ -181,7 +181,7 @@ def db_prune(
 @db_app.command("vacuum")
 def db_vacuum(config: ConfigOpt = None, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
     """Reclaim free space (SQLite VACUUM, PostgreSQL VACUUM ANALYZE)."""
-    from backwatch.store.engine import describe
+    from backwatch.store.connect import describe
 
     with _hub(config, db, data_dir) as hub:
         # VACUUM cannot run inside a transaction, and the engine's connections begin one on

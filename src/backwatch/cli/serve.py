@@ -74,7 +74,7 @@ def _serve(
 
     from backwatch.cli.target import local_settings
     from backwatch.logs import log, log_changes, setup_logging
-    from backwatch.store.engine import describe
+    from backwatch.store.connect import describe
     from backwatch.web.app import create_app
 
     settings = local_settings(config=config, db=None, data_dir=data_dir)

@@ -18,7 +18,7 @@ from backwatch.masking import job_secrets
 from backwatch.private_files import secure_data_dir
 from backwatch.services.unit import Listener, WriteUnit
 from backwatch.settings import Settings
-from backwatch.store.engine import check_connection, make_engine, sqlite_path
+from backwatch.store.connect import check_connection, make_engine, sqlite_path
 from backwatch.store.redact import know_secrets
 from backwatch.store.writer import GroupWriter, Op, SyncWriter
 

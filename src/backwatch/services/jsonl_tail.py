@@ -30,8 +30,8 @@ from backwatch.services.hub import Hub
 from backwatch.services.runs import record_report
 from backwatch.services.unit import WriteUnit
 from backwatch.store import tables as t
+from backwatch.store.connect import check_connection
 from backwatch.store.dialect import insert_for
-from backwatch.store.engine import check_connection
 from backwatch.store.writer import Op
 
 log = logging.getLogger("backwatch.ingest")

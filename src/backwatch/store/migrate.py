@@ -8,7 +8,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backwatch.errors import StoreUnavailable
-from backwatch.store.engine import unavailable
+from backwatch.store.connect import unavailable
 
 _INI = Path(__file__).with_name("alembic.ini")
 #: The newest revision in migrations/versions. Knowing it lets every command skip Alembic
@@ -98,7 +98,7 @@ def _migrate_from_env() -> None:
     import os
     import sys
 
-    from backwatch.store.engine import make_engine
+    from backwatch.store.connect import make_engine
 
     engine = make_engine(os.environ["BACKWATCH_MIGRATE_URL"], writer=True)
     try:

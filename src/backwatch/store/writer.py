@@ -38,7 +38,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from backwatch.errors import BackwatchError, StoreUnavailable
-from backwatch.store.engine import unavailable
+from backwatch.store.connect import unavailable
 
 log = logging.getLogger("backwatch.writer")
 T = TypeVar("T")
