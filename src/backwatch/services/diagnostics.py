@@ -28,6 +28,7 @@ from backwatch.services.locks import Holder, Locks
 from backwatch.services.stale_locks import clear_stale_lock
 from backwatch.services.views import job_verdict, read_jobs
 from backwatch.store import tables as t
+from backwatch.store.migrate import HEAD_REVISION, stored_revision
 from backwatch.timeutil import human_bytes
 
 log = logging.getLogger("backwatch.diagnostics")
@@ -110,8 +111,6 @@ def _sqlite_size(hub: Hub) -> int:
 
 @check("migrations")
 def migrations(hub: Hub, now: float) -> Check:
-    from backwatch.store.migrate import HEAD_REVISION, stored_revision
-
     stored = stored_revision(hub.read_engine)
     if stored == HEAD_REVISION:
         return Check("migrations", "ok", f"schema at revision {stored} (the newest)")
@@ -127,7 +126,7 @@ def migrations(hub: Hub, now: float) -> Check:
 def data_disk(hub: Hub, now: float) -> Check:
     """The data directory's disk as it is now, judged by the ``disk_space`` rule (thresholds,
     ``data_min_free_mb``, and the forecast from the stored samples): services/selfmon.py."""
-    from backwatch.services.selfmon import disk_check
+    from backwatch.services.selfmon import disk_check  # selfmon imports this module
 
     return disk_check(hub, now)[0]
 
@@ -136,7 +135,7 @@ def data_disk(hub: Hub, now: float) -> Check:
 def writer(hub: Hub, now: float) -> Check:
     """An empty transaction through the writer (is it answering, and how fast), then what
     recent writes came to: an empty transaction commits even on a full disk."""
-    from backwatch.services.selfmon import writer_state
+    from backwatch.services.selfmon import writer_state  # selfmon imports this module
 
     started = time.monotonic()
     try:  # an empty transaction: the writer takes and commits it

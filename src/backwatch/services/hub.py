@@ -19,6 +19,8 @@ from backwatch.private_files import secure_data_dir
 from backwatch.services.unit import Listener, WriteUnit
 from backwatch.settings import Settings
 from backwatch.store.connect import check_connection, make_engine, sqlite_path
+from backwatch.store.migrate import migrate as run_migrations
+from backwatch.store.migrate import migrate_isolated
 from backwatch.store.redact import know_secrets
 from backwatch.store.writer import GroupWriter, Op, SyncWriter
 
@@ -54,12 +56,8 @@ class Hub:
         self.db_file: Path | None = sqlite_path(url) if url.startswith("sqlite") else None
         self._db_file_id = _file_id(self.db_file)
         if migrate == "isolated":  # serve: Alembic in a child process, not in the server
-            from backwatch.store.migrate import migrate_isolated
-
             migrate_isolated(self.write_engine)
         elif migrate:
-            from backwatch.store.migrate import migrate as run_migrations
-
             run_migrations(self.write_engine)
         self.writer: GroupWriter | SyncWriter
         if grouped:

@@ -162,6 +162,7 @@ class _AdvisoryLocks:
         self.held: list[str] = []
 
     def _key(self, conn: Connection, name: str, fn: str) -> bool:
+        # PostgreSQL only: `backwatch run` takes its locks before SQLAlchemy is loaded
         from sqlalchemy import text
 
         sql = (

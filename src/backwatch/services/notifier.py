@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from backwatch.notify.transport import TransportError, channel_id
+from backwatch.notify.transport import TransportError, channel, channel_id
 from backwatch.notify.transport import send as apprise_send
+from backwatch.services.alerts import ensure_channel
 from backwatch.services.unit import WriteUnit
 from backwatch.settings import Settings
 from backwatch.store import tables as t
@@ -128,8 +129,6 @@ def _record(engine: Engine, row: dict[str, Any], now: float, error: TransportErr
 
 def queue_test(settings: Settings, urls: list[str], now: float) -> Any:
     """Op: queue a test message to each URL (used by `notify test` against a server)."""
-    from backwatch.notify.transport import channel
-    from backwatch.services.alerts import ensure_channel
 
     def op(conn: Connection, unit: WriteUnit) -> int:
         for url in urls:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from backwatch.domain.health import Health
@@ -33,8 +35,6 @@ class StoreCollector:
         return []
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
         labels = ["job", "host"]
         g = {
             name: GaugeMetricFamily(f"backwatch_job_{name}", doc, labels=labels)
@@ -172,7 +172,6 @@ class StoreCollector:
 
 def exposition(hub: Hub) -> tuple[bytes, str]:
     """The Prometheus text format of the store's metrics, and its content type."""
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(hub))

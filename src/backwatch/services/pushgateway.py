@@ -9,6 +9,8 @@ from __future__ import annotations
 import urllib.error
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
 from backwatch.domain.lifecycle import GOOD, TERMINAL
 from backwatch.domain.report import RunReport, lay_out_phases
 from backwatch.errors import BackwatchError
@@ -20,7 +22,6 @@ class PushgatewayError(BackwatchError):
 
 def run_registry(report: RunReport) -> Any:
     """A prometheus_client registry holding the run's metrics."""
-    from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry()
 
@@ -58,7 +59,6 @@ def run_registry(report: RunReport) -> Any:
 
 def push_run(gateway: str, report: RunReport, *, host: str) -> None:
     """Replace the metrics of this job and host on the Pushgateway at ``gateway``."""
-    from prometheus_client import push_to_gateway
 
     try:
         push_to_gateway(

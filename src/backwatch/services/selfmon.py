@@ -16,6 +16,7 @@ writes, and the data directory's disk has room. The same facts drive
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -31,6 +32,7 @@ from backwatch.services.alerts import (
     thresholds_for,
 )
 from backwatch.services.diagnostics import Check, database, migrations
+from backwatch.services.disks import measure
 from backwatch.services.hub import Hub
 from backwatch.settings import Settings
 from backwatch.store import tables as t
@@ -71,7 +73,6 @@ def _write_facts(trouble: WriteTrouble | None) -> WriteFacts | None:
 def system_facts(hub: Hub, now: float, *, history: bool = True) -> JobFacts:
     """backwatch's own facts: its data disk as it is now (after the stored samples, which
     only serve the forecast) and the writes its database refused."""
-    from backwatch.services.disks import measure
 
     path = data_path(hub.settings)
     disks: tuple[DiskFacts, ...] = ()
@@ -265,7 +266,6 @@ class SystemAlerts:
 
     async def evaluate(self) -> int:
         """One round; raises (after holding the findings) when they could not be written."""
-        import asyncio
 
         now = self.hub.now()
         found = await asyncio.to_thread(self.find, now)

@@ -1,14 +1,20 @@
-"""Apply Alembic migrations programmatically (``serve`` on start, ``backwatch db migrate``)."""
+"""Apply Alembic migrations programmatically (``serve`` on start, ``backwatch db migrate``).
+
+Alembic is imported inside the functions that use it: it is half a second of imports, and
+every command that opens the database checks the schema here first (``HEAD_REVISION``)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backwatch.errors import StoreUnavailable
-from backwatch.store.connect import unavailable
+from backwatch.store.connect import make_engine, unavailable
 
 _INI = Path(__file__).with_name("alembic.ini")
 #: The newest revision in migrations/versions. Knowing it lets every command skip Alembic
@@ -76,9 +82,6 @@ def migrate_isolated(engine: Engine) -> str:
     80 MB budget) for the months it runs after its first start."""
     if stored_revision(engine) == HEAD_REVISION:
         return HEAD_REVISION
-    import os
-    import subprocess
-    import sys
 
     env = {**os.environ, "BACKWATCH_MIGRATE_URL": engine.url.render_as_string(False)}
     code = "from backwatch.store.migrate import _migrate_from_env; _migrate_from_env()"
@@ -95,10 +98,6 @@ def migrate_isolated(engine: Engine) -> str:
 def _migrate_from_env() -> None:
     """The child of ``migrate_isolated`` (the URL comes by environment, not argv: it may
     hold a password, and argv is visible to every user of the machine)."""
-    import os
-    import sys
-
-    from backwatch.store.connect import make_engine
 
     engine = make_engine(os.environ["BACKWATCH_MIGRATE_URL"], writer=True)
     try:

@@ -12,14 +12,32 @@ from typing import Any
 from fastapi import FastAPI
 
 from backwatch import __version__
+from backwatch.runners.scheduler import Scheduler
 from backwatch.services import retention
 from backwatch.services.bootstrap import ensure_first_token, sync_configured_jobs
 from backwatch.services.hub import Hub
+from backwatch.services.status_files import StatusFileWriter
+from backwatch.services.watch import Watcher
 from backwatch.settings import Settings
-from backwatch.web import errors, fastpath, openapi
+from backwatch.web import errors, fastpath, openapi, pages, stream
 from backwatch.web.deps import TokenCache
 from backwatch.web.hosts import AllowedHosts, host_header, refuse
 from backwatch.web.limits import BodyLimit
+from backwatch.web.routes import alerts as alert_routes
+from backwatch.web.routes import (
+    analysis,
+    drill,
+    health,
+    jobs,
+    overview,
+    prom,
+    run_trigger,
+    runs,
+    tool_output,
+)
+from backwatch.web.routes import ping as ping_routes
+from backwatch.web.routes import snapshots as snapshot_routes
+from backwatch.web.tasks import AlertTasks
 
 log = logging.getLogger("backwatch.serve")
 RETENTION_EVERY_S = 24 * 3600
@@ -62,23 +80,18 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
         if created is not None:
             log.warning("created the first API token; it is in %s (mode 0600)", created)
         sync_configured_jobs(h)
-        from backwatch.services.status_files import StatusFileWriter
-        from backwatch.services.watch import Watcher
 
         status_files = StatusFileWriter(h)  # keeps <data>/status/<job>_status.json current
         status_files.start()
         watcher = Watcher(h)  # tails JSONL files, reads [ingest] status_dirs
         watcher.start()
-        from backwatch.web import stream
 
         broadcaster = stream.install(app, h)  # live pages: hub changes → /api/v1/stream
         task = asyncio.create_task(_retention_loop(h))
-        from backwatch.web.tasks import AlertTasks
 
         alert_tasks = AlertTasks(h)  # rule evaluation, disk samples, notification delivery
         app.state.alert_tasks = alert_tasks
         alert_tasks.start()
-        from backwatch.runners.scheduler import Scheduler
 
         scheduler = Scheduler(h, alert_tasks.leader)  # runs configured jobs (docs/runner.md)
         app.state.scheduler = scheduler
@@ -111,33 +124,25 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
     app.state.token_cache = TokenCache()
     errors.install(app)
     openapi.install(app)
-    from backwatch.web.routes import analysis, health, jobs, overview, runs
 
     app.include_router(health.router)  # /health, /livez, /readyz
     app.include_router(overview.router)
     app.include_router(runs.router)
     app.include_router(jobs.router)
     app.include_router(analysis.router)
-    from backwatch.web.routes import ping as ping_routes
 
     app.include_router(ping_routes.router)
-    from backwatch.web.routes import prom
 
     app.include_router(prom.router)
-    from backwatch.web.routes import alerts as alert_routes
 
     app.include_router(alert_routes.router)
-    from backwatch.web.routes import run_trigger
 
     app.include_router(run_trigger.router)
-    from backwatch.web.routes import snapshots as snapshot_routes
 
     app.include_router(snapshot_routes.router)
-    from backwatch.web.routes import drill, tool_output
 
     app.include_router(tool_output.router)
     app.include_router(drill.router)
-    from backwatch.web import pages, stream
 
     app.include_router(stream.router)
     app.include_router(pages.router)

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from backwatch.errors import MalformedInput, Unauthorized
+from backwatch.errors import InvalidInput, MalformedInput, Unauthorized
 from backwatch.services import tokens
 from backwatch.services.hub import Hub
 from backwatch.timeutil import parse_duration, parse_time
@@ -145,7 +145,6 @@ def time_param(value: str | None, field: str, now: float) -> float | None:
     """A query time: ISO 8601, epoch seconds, or a span back from now such as '6h'."""
     if value is None or value == "":
         return None
-    from backwatch.errors import InvalidInput
 
     try:
         return parse_time(value, field=field)

@@ -23,7 +23,11 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from backwatch.ingest.jsonl_record import Seed001In
+from backwatch.ingest.lifecycle import FilesIn, FinishIn, PhaseEventIn, StartIn, StatusIn
+from backwatch.ingest.native import ReportIn
 from backwatch.services.jobs import PUT_FIELDS
+from backwatch.services.snapshots import RestoreBody, VerifyBody
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -94,10 +98,6 @@ _TEXT_BODY = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 
 def _body_models() -> dict[tuple[str, str], Any]:
     """(method, path) → the request body: a model, a JSON schema, or raw text."""
-    from backwatch.ingest.lifecycle import FilesIn, FinishIn, PhaseEventIn, StartIn, StatusIn
-    from backwatch.ingest.native import ReportIn
-    from backwatch.ingest.seed001 import Seed001In
-    from backwatch.services.snapshots import RestoreBody, VerifyBody
 
     report = {
         "oneOf": [

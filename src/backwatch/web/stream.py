@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 
 from backwatch.errors import StoreUnavailable, Unauthorized
 from backwatch.services.hub import Hub
+from backwatch.web.pages.viewer import viewer_for
 
 router = APIRouter(tags=["overview"])
 QUEUE_SIZE = 64
@@ -109,8 +110,6 @@ async def _events(broadcaster: Broadcaster, request: Request) -> AsyncIterator[b
     summary="Server-Sent Events: 'change' messages listing runs, jobs and alerts that changed",
 )
 async def stream(request: Request) -> StreamingResponse:
-    from backwatch.web.pages.viewer import viewer_for
-
     viewer = viewer_for(request)
     if not viewer.may_read:
         raise Unauthorized(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.staticfiles import StaticFiles
 
 from backwatch.web.pages import alerts, auth, events, jobs, overview, runs, welcome
 
@@ -17,7 +18,6 @@ for module in (overview, welcome, jobs, runs, alerts, events, auth):
 
 def mount_static(app: Any) -> None:
     """Serve ``web/static`` (CSS, JS, vendored Chart.js) at ``/static``."""
-    from fastapi.staticfiles import StaticFiles
 
     static = Path(__file__).resolve().parent.parent / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import jinja2
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -93,8 +94,6 @@ def _dash(fn: Callable[[Any], str]) -> Callable[[Any], str]:
 
 @functools.cache
 def environment() -> Any:
-    import jinja2
-
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,
