@@ -27,7 +27,7 @@ def register_record_format(
 def _load() -> None:
     global _loaded
     if not _loaded:  # the first report: import every format (they register)
-        from backwatch.ingest import native, seed001  # noqa: F401
+        from backwatch.ingest import jsonl_record, native  # noqa: F401
 
         _loaded = True
 
