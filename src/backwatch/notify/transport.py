@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
 
 _USERINFO = re.compile(r"(?P<scheme>[a-z0-9+.-]+://)(?P<user>[^:/@]*):(?P<pw>[^@/]*)@", re.I)
 _SECRET_QUERY = re.compile(
@@ -42,7 +43,7 @@ def mask_url(url: str) -> str:
     paths too); otherwise passwords in the user part and secret-looking query values.
     """
     try:
-        import apprise
+        import apprise  # heavy (all its plugins): loaded when a URL is first masked or sent to
 
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         if plugin:
@@ -89,7 +90,6 @@ def send(url: str, title: str, body: str, *, severity: str = "info") -> None:
 
 def _keep_own_query(masked: str, original: str) -> str:
     """Apprise adds every default parameter to the URL it renders; keep only the user's."""
-    from urllib.parse import parse_qsl, urlsplit
 
     base, _, query = masked.partition("?")
     own = {k for k, _v in parse_qsl(urlsplit(original).query)}

@@ -5,6 +5,11 @@ Recording never stops a backup, nor holds it up: a failure to record is logged a
 goes on, and ``BackgroundRecorder`` does the recording on a thread of its own while the
 tool runs. Every call says when its event happened (``at``), so a write that comes later
 still stores the right times.
+
+``HubRecorder`` writes with the operations of ``services.runs`` and ``services.stale_locks``,
+which it imports inside its methods: they load SQLAlchemy and the store, which ``backwatch
+run`` must not load before its tool starts; the recorder's thread loads them while the
+tool runs.
 """
 
 from __future__ import annotations
@@ -217,8 +222,9 @@ class HubRecorder:
         pass
 
     def close(self) -> None:
-        if self._pending is not None:
-            self._write(lambda conn, unit: None)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._write(pending)
         if self.owns_hub:
             self.hub.close()
 

@@ -1,7 +1,7 @@
 """Apply Alembic migrations programmatically (``serve`` on start, ``backwatch db migrate``).
 
-Alembic is imported inside the functions that use it: it is half a second of imports, and
-every command that opens the database checks the schema here first (``HEAD_REVISION``)."""
+Alembic is imported inside the functions that use it: its imports are slow, and every
+command that opens the database checks the schema here first (``HEAD_REVISION``)."""
 
 from __future__ import annotations
 
