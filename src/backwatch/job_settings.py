@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any, Literal, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
+from backwatch.domain.rules import RULES
+from backwatch.domain.schedule import parse_schedule
 from backwatch.domain.thresholds import SETTINGS as THRESHOLD_SETTINGS
 from backwatch.domain.thresholds import Thresholds
 from backwatch.errors import ConfigError
@@ -67,7 +70,7 @@ class MaintenanceWindow(_Section):
     @field_validator("start")
     @classmethod
     def _start(cls, value: str) -> str:
-        from croniter import croniter
+        from croniter import croniter  # heavy (see domain/schedule.py): only with a window
 
         if not croniter.is_valid(value):
             raise ValueError(f"not a valid cron expression: {value!r}")
@@ -215,8 +218,6 @@ def check_duration(value: str | None) -> str | None:
 def check_schedule(value: str | None) -> str | None:
     """A schedule setting (cron expression or period), checked."""
     if value is not None:
-        from backwatch.domain.schedule import parse_schedule
-
         parse_schedule(value, "UTC")
     return value
 
@@ -350,8 +351,6 @@ class JobSettings(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
@@ -383,7 +382,6 @@ def _check_job_references(jobs: Sequence[JobSettings], source: str) -> None:
                 )
         if not job.alerts.off:
             continue
-        from backwatch.domain.rules import RULES  # the rules load croniter: only when asked
 
         for name in job.alerts.off:
             if name not in RULES:

@@ -22,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 from sqlalchemy import select
 
 from backwatch.domain.schedule import Schedule, parse_schedule
@@ -54,10 +57,6 @@ DiskUsage = Callable[[str], float | None]
 
 
 def disk_fraction(path: str) -> float | None:
-    import os
-
-    import psutil
-
     if not os.path.exists(path):
         return None
     usage = psutil.disk_usage(path)
@@ -376,7 +375,6 @@ class Scheduler:
 
     def join(self, timeout: float = 30.0) -> None:
         """Wait for the runs started so far (tests, shutdown)."""
-        import time
 
         deadline = time.monotonic() + timeout
         while True:
