@@ -34,6 +34,19 @@ class TestMigrations:
         assert migrate(hub.write_engine) == head
         assert current_revision(hub.write_engine) == head
 
+    def test_a_schema_from_a_newer_backwatch_is_refused_by_name(self, hub):
+        head = head_revision()
+        with hub.write_engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(StoreUnavailable) as caught:
+            migrate(hub.write_engine)
+        assert "schema is at revision 9999, newer than this backwatch knows" in str(
+            caught.value.message
+        )
+        assert current_revision(hub.write_engine) == "9999"  # nothing was touched
+        with hub.write_engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :h"), {"h": head})
+
     def test_the_migrations_build_exactly_the_declared_schema(self, hub):
         from alembic.autogenerate import compare_metadata
         from alembic.runtime.migration import MigrationContext

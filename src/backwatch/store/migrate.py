@@ -56,10 +56,31 @@ def stored_revision(engine: Engine) -> str | None:
         return None
 
 
+def _refuse_unknown(stored: str | None) -> None:
+    """A revision this backwatch does not know was written by a newer one: say so, rather
+    than fail inside Alembic (docs/deploy.md, "Upgrades and migrations")."""
+    if stored is None:
+        return
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    try:
+        ScriptDirectory.from_config(_config(None)).get_revision(stored)  # type: ignore[arg-type]
+    except (CommandError, RevisionError):
+        raise StoreUnavailable(
+            f"the database's schema is at revision {stored}, newer than this backwatch "
+            f"knows (its newest is {HEAD_REVISION}): a newer version upgraded it; run that "
+            "version, or restore the backup taken before the upgrade"
+        ) from None
+
+
 def migrate(engine: Engine) -> str:
     """Bring the schema to the newest revision; returns it. Safe to call every start."""
-    if stored_revision(engine) == HEAD_REVISION:
+    stored = stored_revision(engine)
+    if stored == HEAD_REVISION:
         return HEAD_REVISION
+    _refuse_unknown(stored)
     from alembic import command
 
     try:
