@@ -6,6 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
+from backwatch.cli.local import LocalTarget
+from backwatch.errors import Conflict
+from tests.conftest import make_settings
 from tests.integration.test_api_errors import _envelopes  # noqa: F401  (checks every error)
 from tests.integration.test_store_runs import SEED_LINE
 
@@ -103,6 +108,32 @@ def test_a_batch(api):
     again = post(api, batch, 200)
     assert [i["created"] for i in again["items"]] == [False, False]
     assert len(api.get("/api/v1/runs").json()["items"]) == 2
+
+
+def test_a_batch_is_taken_alike_by_the_server_and_the_database_target(api, tmp_path):
+    """``--db`` (cli/local.py) stores a batch as POST /api/v1/runs does: the same answer,
+    all of it or none, and a bad item named by its place."""
+    now = time.time()
+    batch = [
+        {"job": "a", "status": "success", "started_at": now - 100, "id": "c1"},
+        {"job": "b", "status": "failed", "started_at": now - 50, "id": "c2"},
+    ]
+    # the second item's id belongs to job a: refused at write time, so c3 is not kept either
+    bad = [
+        {"job": "c", "status": "success", "started_at": now - 10, "id": "c3"},
+        {"job": "d", "status": "success", "started_at": now - 10, "id": "c1"},
+    ]
+    local = LocalTarget(make_settings(tmp_path / "local"))
+    try:
+        assert local.report(batch) == post(api, batch, 201)
+        assert local.report(batch) == post(api, batch, 200)
+        with pytest.raises(Conflict) as refused:
+            local.report(bad)
+        answer = post(api, bad, 409)["error"]
+        assert refused.value.message == answer["message"] and answer["message"].startswith("[1]")
+        assert [r["id"] for r in local.list_runs()["items"]] == ["c2", "c1"]  # c3 not stored
+    finally:
+        local.close()
 
 
 def test_the_lifecycle_over_http(api):
