@@ -115,6 +115,11 @@ def test_profiles_and_what_they_need() -> None:
     assert "--scope read" in token["command"][0]
     prom = services["prometheus"]
     assert prom["depends_on"]["prometheus-token"]["condition"] == "service_completed_successfully"
+    # the token is made as the image's user, so the database's files stay that user's
+    dockerfile = ROOT / "Dockerfile"
+    if dockerfile.is_file():
+        (user,) = re.findall(r"^USER (\d+):(\d+)\s*$", dockerfile.read_text(), re.MULTILINE)
+        assert f"--reuid={user[0]} --regid={user[1]}" in token["command"][0]
 
 
 def test_every_mounted_file_exists_and_the_pieces_fit() -> None:
