@@ -180,3 +180,16 @@ def test_the_environment_names_real_settings_and_lets_prometheus_scrape(tmp_path
         assert scraped.status_code == 200, scraped.text
         assert "backwatch_alerts_open" in scraped.text
         assert client.get("/readyz").status_code == 200  # the health check needs no token
+
+
+def test_promtool_accepts_the_prometheus_configuration(tmp_path: Path) -> None:
+    promtool = need_tool("promtool")  # Debian's prometheus package
+    token = tmp_path / "backwatch"
+    token.write_text("bw_read_token\n")
+    config = tmp_path / "prometheus.yml"
+    text = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+    assert "/token/backwatch" in text
+    config.write_text(text.replace("/token/backwatch", str(token)))
+    done = subprocess.run([promtool, "check", "config", str(config)], capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
