@@ -59,6 +59,14 @@ def serve(
         setup_logging(log_level, "json")
         log.critical("%s", exc.message)
         raise CommandFailed(1) from None
+    except Exception as exc:  # a bug: one JSON line with its traceback, not a bare line
+        if early_format != "json" or os.environ.get("BACKWATCH_DEBUG"):
+            raise
+        setup_logging(log_level, "json")
+        log.critical(
+            "internal error: %s: %s (this is a bug)", type(exc).__name__, exc, exc_info=exc
+        )
+        raise CommandFailed(70) from None
 
 
 def _serve(
