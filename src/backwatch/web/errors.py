@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -44,6 +45,22 @@ def error_answer(exc: Exception) -> tuple[int, bytes, dict[str, str]]:
         return exc.status, json_bytes(exc.envelope()), headers
     log.error("unexpected error", exc_info=exc)
     return 500, json_bytes(envelope("internal", INTERNAL)), {}
+
+
+async def send_error(send: Any, exc: Exception, *, close: bool = False) -> None:
+    """Answer ``exc`` straight from ASGI, before the framework (the host check, the body
+    limit, the ingest fast path), with the headers a Response would carry; ``close``: and
+    close the connection (its body was not read)."""
+    status, body, extra = error_answer(exc)
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+    headers += [(b"content-length", str(len(body)).encode()), _JSON]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_JSON = (b"content-type", b"application/json")
 
 
 def _answer(exc: Exception) -> Response:

@@ -55,15 +55,14 @@ async def answer(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> No
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    extra: dict[str, str] = {}
     try:
         data, status = await ingest(app.state.hub, app.state.token_cache, authorization, read_body)
-        body = json_bytes(data)
     except ClientGone:
         return
     except Exception as exc:
-        status, body, extra = errors.error_answer(exc)
-    headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-    headers += [(b"content-length", str(len(body)).encode()), _JSON]
+        await errors.send_error(send, exc)
+        return
+    body = json_bytes(data)
+    headers = [(b"content-length", str(len(body)).encode()), _JSON]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -19,9 +19,11 @@ subdomain); ``["*"]`` switches the check off (a reverse proxy that checks Host i
 from __future__ import annotations
 
 import ipaddress
-import json
 from typing import Any
 from urllib.parse import urlsplit
+
+from backwatch.errors import BackwatchError
+from backwatch.web.errors import send_error
 
 STATUS = 421
 _WILDCARD_BINDS = {"", "0.0.0.0", "::", "[::]", "*"}
@@ -101,28 +103,18 @@ def host_header(scope: dict[str, Any]) -> str | None:
     return None
 
 
+class Misdirected(BackwatchError):
+    status = STATUS
+    code = "misdirected"
+
+
 async def refuse(send: Any, header: str) -> None:
-    """Answer 421 with the error envelope (``web/errors.py``'s shape)."""
+    """Answer 421 with the error envelope (``web/errors.py``)."""
     shown = header[:100]
-    body = json.dumps(
-        {
-            "error": {
-                "code": "misdirected",
-                "message": (
-                    f"this server does not answer for host {shown!r}; add it to "
-                    "[server] allowed_hosts (or set [server] base_url) in backwatch.toml"
-                ),
-            }
-        }
-    ).encode("utf-8")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": STATUS,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+    await send_error(
+        send,
+        Misdirected(
+            f"this server does not answer for host {shown!r}; add it to "
+            "[server] allowed_hosts (or set [server] base_url) in backwatch.toml"
+        ),
     )
-    await send({"type": "http.response.body", "body": body})

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from backwatch.errors import BackwatchError, InvalidInput, NotFound, PayloadTooLarge
-from backwatch.web.errors import error_answer
+from backwatch.web.errors import send_error
 
 
 class BodyLimit:
@@ -81,16 +81,4 @@ async def reject_too_large(send: Any, max_bytes: int) -> None:
 
 async def answer(send: Any, err: BackwatchError) -> None:
     """Answer ``err`` in the error envelope before reading the body, and close."""
-    status, body, _headers = error_answer(err)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, err, close=True)
