@@ -463,6 +463,21 @@ metrics_backup_complete success fine
     assert [r["status"] for r in runs] == ["running", "success"]
 
 
+def test_the_token_may_come_from_a_file(server, dirs, tmp_path):
+    """BACKWATCH_TOKEN_FILE (a container secret) when BACKWATCH_TOKEN is unset; a file
+    that cannot be read is a warning, and the script still succeeds."""
+    secret = tmp_path / "token"
+    secret.write_text(server.token + "\n")
+    env = lib_env(dirs, url=server.url, BACKWATCH_TOKEN_FILE=str(secret))
+    proc = run_bash("metrics_backup_start filed d p\nmetrics_backup_complete success ok", env)
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+    assert [r["status"] for r in ServerApi(server.url, server.token).runs("filed")] == ["success"]
+    env["BACKWATCH_TOKEN_FILE"] = str(tmp_path / "missing")
+    proc = run_bash("metrics_backup_start other d p", env)
+    assert proc.returncode == 0
+    assert b"cannot read BACKWATCH_TOKEN_FILE" in proc.stderr
+
+
 def test_a_wrong_base_url_keeps_reports_for_the_right_one(server, dirs):
     """A 404 that is not backwatch's own "no such run" (BACKWATCH_URL with a wrong path)
     must not throw reports away: they wait, and a flush to the right URL delivers them."""

@@ -21,6 +21,7 @@
 #   METRICS_DIR               status files (default ~/.local/state/backwatch/status)
 #   BACKWATCH_URL             server, e.g. http://backup-host:5001 (unset: no reporting)
 #   BACKWATCH_TOKEN           API token with the ingest scope
+#   BACKWATCH_TOKEN_FILE      a file holding it, when BACKWATCH_TOKEN is unset (secrets)
 #   BACKWATCH_SPOOL_DIR       spool (default $XDG_CACHE_HOME/backwatch/spool, ~/.cache/…)
 #   BACKWATCH_TIMEOUT         seconds a request may take (default 5)
 #   BACKWATCH_RETRY_SECONDS   after a failed attempt, calls spool without trying the
@@ -466,10 +467,15 @@ _bw_http() {
     local -a args=(-sS -w '\n%{http_code}' --connect-timeout "$t" --max-time "$t"
         -X "$1" -H 'Content-Type: application/json' -H 'Accept: application/json'
         --data-binary @-)
+    local token=${BACKWATCH_TOKEN-}
+    if [[ -z $token && -n ${BACKWATCH_TOKEN_FILE-} ]]; then
+        { read -r token <"$BACKWATCH_TOKEN_FILE"; } 2>/dev/null ||
+            [[ -n $token ]] || _bw_warn "cannot read BACKWATCH_TOKEN_FILE ($BACKWATCH_TOKEN_FILE)"
+    fi
     # The token goes in through a file descriptor, never on the command line (ps).
-    if [[ -n ${BACKWATCH_TOKEN-} ]]; then
+    if [[ -n $token ]]; then
         out=$(command curl "${args[@]}" -H @/dev/fd/3 -- "$url" 2>/dev/null \
-            3<<<"Authorization: Bearer $BACKWATCH_TOKEN" <<<"$3"; printf ' %s' "$?")
+            3<<<"Authorization: Bearer $token" <<<"$3"; printf ' %s' "$?")
     else
         out=$(command curl "${args[@]}" -- "$url" 2>/dev/null <<<"$3"; printf ' %s' "$?")
     fi
