@@ -197,3 +197,24 @@ def test_the_report_script_passes_shellcheck() -> None:
     shellcheck = need_tool("shellcheck")
     done = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_a_report_the_server_cannot_take_waits_in_the_unit_s_cache(
+    server: Server, ingest_token: str, tmp_path: Path
+) -> None:
+    env = _report_environment(tmp_path, server, ingest_token)
+    spool = Path(env["BACKWATCH_SPOOL_DIR"])
+    assert spool.is_relative_to(tmp_path / "cache")  # %C: the unit's CacheDirectory=
+    server.stop()
+    done = subprocess.run(_report_command("backup-photos.service"), env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    from backwatch import spool as spooled
+
+    assert len(spooled.pending(spool)) == 1, list(spool.rglob("*"))
+    server.start()
+    done = subprocess.run(_report_command("backup-music.service"), env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [r["status"] for r in _runs(server, "backup-photos")] == ["failed"]
+    assert [r["status"] for r in _runs(server, "backup-music")] == ["failed"]
