@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sqlalchemy import Connection
+
 from backwatch.services import jobs as job_service
 from backwatch.services import tokens
 from backwatch.services.hub import Hub
 from backwatch.services.unit import WriteUnit
+from backwatch.store.dialect import lock_for_transaction
 from backwatch.timeutil import parse_duration
 
 
@@ -21,7 +24,10 @@ def ensure_first_token(hub: Hub) -> Path | None:
         return None
     path = hub.settings.token_file
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret, _row = hub.write(tokens.create_token("default", "admin", hub.now(), actor="serve"))
+    created = hub.write(tokens.create_first_token(hub.now()))
+    if created is None:  # another instance on the same database made it meanwhile
+        return None
+    secret, _row = created
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -53,8 +59,10 @@ def sync_configured_jobs(hub: Hub, only: str | None = None) -> int:
             "paused": job.paused,
         }
 
-        def op(conn: object, unit: WriteUnit, values: dict = values) -> bool:
-            return job_service.upsert_configured(conn, unit, values, now, actor="config")  # type: ignore[arg-type]
+        def op(conn: Connection, unit: WriteUnit, values: dict = values) -> bool:
+            # instances starting together with one config: one creates, the others find it
+            lock_for_transaction(conn, "backwatch-config-jobs")
+            return job_service.upsert_configured(conn, unit, values, now, actor="config")
 
         if hub.write(op):
             changed += 1

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, select, update
 from backwatch.errors import Conflict, Forbidden, InvalidInput, NotFound
 from backwatch.services.unit import WriteUnit
 from backwatch.store import tables as t
+from backwatch.store.dialect import lock_for_transaction
 
 SCOPES = ("read", "ingest", "operate", "admin")
 #: what each scope may do besides itself; admin may do everything
@@ -225,6 +226,23 @@ def list_tokens(engine: Engine) -> list[dict[str, Any]]:
             item["hosts"] = list(item.pop("host_patterns") or [])
             out.append(item)
         return out
+
+
+def create_first_token(now: float) -> Any:
+    """Op → (token text, row) of an admin token named "default", or None when an active
+    token exists already. Instances starting together on one database make one between
+    them: the check and the insert are one transaction under a lock."""
+    create = create_token("default", "admin", now, actor="serve")
+
+    def op(conn: Connection, unit: WriteUnit) -> tuple[str, dict[str, Any]] | None:
+        lock_for_transaction(conn, "backwatch-first-token")
+        active = select(t.tokens.c.id).where(t.tokens.c.revoked_at.is_(None)).limit(1)
+        if conn.execute(active).first() is not None:
+            return None
+        result: tuple[str, dict[str, Any]] = create(conn, unit)
+        return result
+
+    return op
 
 
 def active_token_count(engine: Engine) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy import Connection, Table, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -17,6 +17,20 @@ def insert_for(conn: Connection, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def lock_for_transaction(conn: Connection, name: str) -> None:
+    """Hold the lock ``name`` until this transaction ends, so that instances sharing one
+    PostgreSQL database (and schema) do a piece of start-up work one at a time. On SQLite
+    the writer's ``BEGIN IMMEDIATE`` already serializes every write transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(hashtextextended("
+                ":name || current_database() || '.' || current_schema(), 0))"
+            ),
+            {"name": name},
+        )
 
 
 def execute_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> int:

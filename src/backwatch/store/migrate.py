@@ -10,11 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backwatch.errors import StoreUnavailable
 from backwatch.store.connect import make_engine, unavailable
+from backwatch.store.dialect import lock_for_transaction
 
 _INI = Path(__file__).with_name("alembic.ini")
 #: The newest revision in migrations/versions. Knowing it lets every command skip Alembic
@@ -56,6 +57,10 @@ def stored_revision(engine: Engine) -> str | None:
         return None
 
 
+def _revision_on(conn: Connection) -> str | None:
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def _refuse_unknown(stored: str | None) -> None:
     """A revision this backwatch does not know was written by a newer one: say so, rather
     than fail inside Alembic (docs/deploy.md, "Upgrades and migrations")."""
@@ -85,7 +90,11 @@ def migrate(engine: Engine) -> str:
 
     try:
         with engine.begin() as conn:
+            # instances starting together: one migrates, the others wait and find it done
+            lock_for_transaction(conn, "backwatch-migrate")
             tables = set(inspect(conn).get_table_names())
+            if "alembic_version" in tables and _revision_on(conn) == HEAD_REVISION:
+                return HEAD_REVISION
             if tables and "alembic_version" not in tables and "runs" in tables:
                 raise StoreUnavailable(
                     "the database has tables but no backwatch schema version; "
