@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from backwatch.cli.common import console, print_json
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt
+from backwatch.cli.params import DATABASE, JsonOpt, targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where
 
 token_app = typer.Typer(help="Manage API tokens (stored hashed; shown once).", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance: migrate, prune, vacuum.", no_args_is_help=True)
@@ -18,14 +19,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
 
 
-def _hub(config: str | None, db: str | None, data_dir: str | None, *, migrate: bool = True):  # type: ignore[no-untyped-def]
-    from backwatch.cli.target import local_settings
+def _hub(where: Where, *, migrate: bool = True):  # type: ignore[no-untyped-def]
     from backwatch.services.hub import Hub
 
-    return Hub(local_settings(config=config, db=db, data_dir=data_dir), migrate=migrate)
+    return Hub(where.settings(), migrate=migrate)
 
 
 @token_app.command("create")
+@targeted(*DATABASE)
 def token_create(
     name: Annotated[str, typer.Option("--name", "-n", help="A name for the token, e.g. host1.")],
     scope: Annotated[
@@ -51,9 +52,7 @@ def token_create(
             "Repeat for more.",
         ),
     ] = None,
-    config: ConfigOpt = None,
-    db: DbOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Create a token and print it once. Give it to a host as BACKWATCH_TOKEN."""
     from backwatch.services import tokens
@@ -61,7 +60,7 @@ def token_create(
     # checked before the database is opened: a typo costs nothing
     job_patterns = tokens.check_patterns("jobs", jobs)
     host_patterns = tokens.check_patterns("hosts", hosts)
-    with _hub(config, db, data_dir) as hub:
+    with _hub(where) as hub:
         secret, _row = hub.write(
             tokens.create_token(name, scope, hub.now(), jobs=job_patterns, hosts=host_patterns)
         )
@@ -85,17 +84,16 @@ def _limits(jobs: list[str], hosts: list[str]) -> str:
 
 
 @token_app.command("list")
+@targeted(*DATABASE)
 def token_list(
     json_out: JsonOpt = False,
-    config: ConfigOpt = None,
-    db: DbOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Tokens with their scope, job and host patterns, and prefix (never the secret)."""
     from backwatch.services import tokens
     from backwatch.timeutil import iso
 
-    with _hub(config, db, data_dir) as hub:
+    with _hub(where) as hub:
         rows = tokens.list_tokens(hub.read_engine)
     items = [
         {
@@ -133,44 +131,43 @@ def token_list(
 
 
 @token_app.command("revoke")
+@targeted(*DATABASE)
 def token_revoke(
     name: Annotated[str, typer.Argument(help="Name of the token to revoke.")],
-    config: ConfigOpt = None,
-    db: DbOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Revoke a token; a running server stops accepting it within 5 seconds."""
     from backwatch.services import tokens
 
-    with _hub(config, db, data_dir) as hub:
+    with _hub(where) as hub:
         hub.write(tokens.revoke_token(name, hub.now()))
     typer.echo(f"token {name!r} revoked")
 
 
 @db_app.command("migrate")
-def db_migrate(config: ConfigOpt = None, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+@targeted(*DATABASE)
+def db_migrate(where: Where = DEFAULT_TARGET) -> None:
     """Create or upgrade the schema (serve does this on start too)."""
     from backwatch.store.connect import describe
     from backwatch.store.migrate import current_revision
 
-    with _hub(config, db, data_dir) as hub:
+    with _hub(where) as hub:
         revision = current_revision(hub.write_engine)
         typer.echo(f"{describe(hub.settings.db_url)} is at schema revision {revision}")
 
 
 @db_app.command("prune")
+@targeted(*DATABASE)
 def db_prune(
     days: Annotated[
         int | None, typer.Option(help="Keep this many days (default RETENTION_DAYS, 90).")
     ] = None,
-    config: ConfigOpt = None,
-    db: DbOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Delete raw runs older than the retention period (daily rollups stay two years)."""
     from backwatch.services import retention
 
-    with _hub(config, db, data_dir) as hub:
+    with _hub(where) as hub:
         keep = days if days is not None else hub.settings.retention_days
         if keep < 1:
             raise typer.BadParameter("must be at least 1", param_hint="--days")
@@ -179,11 +176,12 @@ def db_prune(
 
 
 @db_app.command("vacuum")
-def db_vacuum(config: ConfigOpt = None, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+@targeted(*DATABASE)
+def db_vacuum(where: Where = DEFAULT_TARGET) -> None:
     """Reclaim free space (SQLite VACUUM, PostgreSQL VACUUM ANALYZE)."""
     from backwatch.store.connect import describe
 
-    with _hub(config, db, data_dir) as hub:
+    with _hub(where) as hub:
         # VACUUM cannot run inside a transaction, and the engine's connections begin one on
         # first use; so it goes straight to the driver, outside any transaction.
         raw = hub.write_engine.raw_connection()

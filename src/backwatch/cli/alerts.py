@@ -7,8 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from backwatch.cli import seed_spellings as seed
-from backwatch.cli.common import console, print_json, target
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
+from backwatch.cli.common import console, print_json
+from backwatch.cli.params import JsonOpt, targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 
 alerts_app = typer.Typer(help="Alerts: list, acknowledge, resolve, snooze.", no_args_is_help=True)
 notify_app = typer.Typer(help="Notification channels (Apprise).", no_args_is_help=True)
@@ -21,18 +22,14 @@ def register(app: typer.Typer) -> None:
 
 
 @alerts_app.callback(invoke_without_command=True)
+@targeted(hidden=True)
 def _alerts(
     ctx: typer.Context,
     action: seed.ActionOpt = None,
     alert_id: seed.AlertIdOpt = None,
-    url: seed.HiddenUrl = None,
-    token: seed.HiddenToken = None,
-    db: seed.HiddenDb = None,
-    config: seed.HiddenConfig = None,
-    data_dir: seed.HiddenDataDir = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Alerts: list, acknowledge, resolve, snooze."""
-    where = {"url": url, "token": token, "db": db, "config": config, "data_dir": data_dir}
     # seed 003's `alerts --action list`
     seed.alerts_action(ctx, action, alert_id, where, list_alerts=alerts_list, act=_act)
 
@@ -48,17 +45,14 @@ def _call(tgt: Any, http: tuple[str, str, Any, dict | None], local: Any) -> Any:
 
 
 @alerts_app.command("list")
+@targeted()
 def alerts_list(
     state: Annotated[
         str | None, typer.Option(help="open, acknowledged or resolved (default: all).")
     ] = None,
     job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
     json_out: JsonOpt = False,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Alerts, newest first."""
     from backwatch.errors import InvalidInput
@@ -66,7 +60,7 @@ def alerts_list(
 
     if state is not None and state not in ("open", "acknowledged", "resolved"):
         raise InvalidInput("--state must be open, acknowledged or resolved")
-    tgt = target(url, token, db, config, data_dir)
+    tgt = open_target(where)
 
     def local(hub: Any) -> Any:
         with hub.read_engine.connect() as conn:
@@ -104,12 +98,10 @@ def alerts_list(
     console().print(table)
 
 
-def _act(
-    action: str, alert_id: int, url: Any, token: Any, db: Any, config: Any, data_dir: Any
-) -> None:
+def _act(action: str, alert_id: int, where: Where) -> None:
     from backwatch.services import alerts as service
 
-    tgt = target(url, token, db, config, data_dir)
+    tgt = open_target(where)
     try:
         row = _call(
             tgt,
@@ -124,40 +116,31 @@ def _act(
 
 
 @alerts_app.command("ack")
+@targeted()
 def alerts_ack(
     alert_id: Annotated[int, typer.Argument(help="Alert id (see `alerts list`).")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Acknowledge an alert: it stays open but is not re-notified."""
-    _act("ack", alert_id, url, token, db, config, data_dir)
+    _act("ack", alert_id, where)
 
 
 @alerts_app.command("resolve")
+@targeted()
 def alerts_resolve(
     alert_id: Annotated[int, typer.Argument(help="Alert id (see `alerts list`).")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Resolve an alert by hand (it reopens if its condition still holds)."""
-    _act("resolve", alert_id, url, token, db, config, data_dir)
+    _act("resolve", alert_id, where)
 
 
 @alerts_app.command("snooze")
+@targeted()
 def alerts_snooze(
     job: Annotated[str, typer.Argument(help="Job id.")],
     duration: Annotated[str, typer.Option("--for", help="How long, e.g. 2h; 0 lifts it.")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Hold back a job's notifications for a while (alerts still open and show)."""
     from backwatch.errors import InvalidInput
@@ -168,7 +151,7 @@ def alerts_snooze(
         seconds = parse_duration(duration, field="--for")
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    tgt = target(url, token, db, config, data_dir)
+    tgt = open_target(where)
     try:
         result = _call(
             tgt,
@@ -186,20 +169,20 @@ def alerts_snooze(
 
 
 @notify_app.command("test")
+@targeted("config")
 def notify_test(
     apprise_url: Annotated[
         list[str] | None,
         typer.Option("--url", help="Send to this Apprise URL instead of the configured ones."),
     ] = None,
-    config: ConfigOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Send a test message now and say, per channel, whether it arrived."""
-    from backwatch.cli.target import local_settings
     from backwatch.notify.transport import TransportError, mask_url, send
 
     urls = list(apprise_url or [])
     if not urls:
-        settings = local_settings(config=config, db=None, data_dir=None)
+        settings = where.settings()
         urls = [u for target_ in settings.notify for u in target_.urls]
     if not urls:
         raise typer.BadParameter("no [[notify]] urls in the config; give --url", param_hint="--url")

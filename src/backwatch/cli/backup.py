@@ -16,9 +16,9 @@ import typer
 
 from backwatch.cli.common import echo, fail, print_json
 from backwatch.cli.engine_run import recorded_backup
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, TokenOpt, UrlOpt
+from backwatch.cli.params import targeted
 from backwatch.cli.run import _configured
-from backwatch.cli.target import local_settings
+from backwatch.cli.target import DEFAULT_TARGET, Where
 from backwatch.engine.repository import Repository
 from backwatch.engine.scan import sources_for
 from backwatch.engine.snapshot import Dump, Request, take_snapshot
@@ -28,9 +28,9 @@ from backwatch.runners.base import RunContext
 from backwatch.timeutil import human_bytes, human_duration
 
 
-def builtin_job(job: str, config: str | None, data_dir: str | None) -> tuple[Any, Any]:
+def builtin_job(job: str, where: Where) -> tuple[Any, Any]:
     """(settings, the job's settings); refuses a job that is not a builtin one."""
-    settings = local_settings(config=config, db=None, data_dir=data_dir)
+    settings = where.settings()
     job_settings = _configured(settings, job)
     problem = builtin_problem(job_settings)
     if problem:
@@ -38,16 +38,15 @@ def builtin_job(job: str, config: str | None, data_dir: str | None) -> tuple[Any
     return settings, job_settings
 
 
-def repositories(
-    dest: list[str] | None, job: str | None, config: str | None, data_dir: str | None
-) -> list[Any]:
+def repositories(dest: list[str] | None, job: str | None, where: Where) -> list[Any]:
     if dest:
         return [Repository(d) for d in dest]
     if job:
-        return [Repository(d) for d in builtin_job(job, config, data_dir)[1].destinations]
+        return [Repository(d) for d in builtin_job(job, where)[1].destinations]
     raise InvalidInput("say where the snapshots are: --dest DIR or --job JOB")
 
 
+@targeted()
 def backup(
     job: Annotated[str | None, typer.Argument(help="A tool = 'builtin' job of the config.")] = None,
     source: Annotated[
@@ -84,11 +83,7 @@ def backup(
         bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    db: DbOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> int:
     """Take a snapshot of directories into one or more destinations (in parallel).
 
@@ -97,11 +92,11 @@ def backup(
     status: 0 success or skipped, 3 warning, 1 failed.
     """
     if job:
-        settings, job_settings = builtin_job(job, config, data_dir)
+        settings, job_settings = builtin_job(job, where)
         opts = job_settings.builtin
         request = Request(
             sources=sources_for([*opts.paths, *(source or [])]),
-            destinations=repositories(dest or job_settings.destinations, None, config, data_dir),
+            destinations=repositories(dest or job_settings.destinations, None, where),
             exclude=[*opts.exclude, *(exclude or [])],
             checksum=checksum or opts.checksum,
             level=level or opts.compression_level,
@@ -110,12 +105,12 @@ def backup(
         request.extra_files = _dump_files(settings, job_settings, quiet=as_json or dry_run)
     else:
         # an unrecorded ad hoc backup needs no settings
-        settings = None if no_record else _settings(config, db, data_dir)
+        settings = None if no_record else where.settings()
         if not dest:
             raise fail("give --dest DIR (or a configured JOB)", 2)
         request = Request(
             sources=sources_for(source or []),
-            destinations=repositories(dest, None, config, data_dir),
+            destinations=repositories(dest, None, where),
             exclude=exclude or [],
             checksum=checksum,
             level=level or 3,
@@ -125,13 +120,7 @@ def backup(
     request.full, request.dry_run = full, dry_run
     if dry_run:
         return _backup_dry_run(request, as_json)
-    return recorded_backup(
-        request, settings, record=not no_record, as_json=as_json, url=url, token=token, db=db
-    )
-
-
-def _settings(config: str | None, db: str | None, data_dir: str | None) -> Any:
-    return local_settings(config=config, db=db, data_dir=data_dir)
+    return recorded_backup(request, settings, record=not no_record, as_json=as_json, where=where)
 
 
 def _job_id(sources: list[str]) -> str:

@@ -1,6 +1,7 @@
-"""Helpers shared by every command: where the work goes, output, and how a command ends.
+"""Helpers shared by every command: output, and how a command ends.
 
-The options every command shares are declared in ``cli.params``.
+The options every command shares are declared in ``cli.params``; where the work goes
+(``open_target``) is ``cli.target``'s.
 """
 
 from __future__ import annotations
@@ -11,20 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from backwatch.cli.target import resolve
 from backwatch.errors import BackwatchError
-
-
-def target(url: str | None, token: str | None, db: str | None, config: str | None,
-           data_dir: str | None = None, *, read_only: bool = False) -> object:  # fmt: skip
-    """The server (``--url``) or the database a command works on; see ``cli.target``.
-
-    ``read_only`` commands refuse a SQLite file that does not exist yet instead of
-    creating an empty one (a typo in ``--db`` should not look like "no jobs yet").
-    """
-    return resolve(
-        url=url, token=token, db=db, config=config, data_dir=data_dir, read_only=read_only
-    )
 
 
 def echo(line: str) -> None:

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.common import print_json, target
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
+from backwatch.cli.common import print_json
+from backwatch.cli.params import JsonOpt, targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 
 #: exit status per outcome: 0 passed, 1 failed, 4 unknown (nothing to restore)
 EXIT = {"success": 0, "failed": 1, "unknown": 4}
@@ -20,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command("drill")(drill)
 
 
+@targeted()
 def drill(
     job: Annotated[str, typer.Argument(help="The id of a job declared in the config file.")],
     files: Annotated[
@@ -30,11 +32,7 @@ def drill(
         typer.Option("--bytes", help="Restore at most this much, e.g. 200MB (default: no cap)."),
     ] = None,
     as_json: JsonOpt = False,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Prove that JOB's latest backup restores: restore a sample and compare it.
 
@@ -49,7 +47,6 @@ def drill(
       backwatch drill photos --files 50 --bytes 500MB
     """
     from backwatch.cli.run import _configured
-    from backwatch.cli.target import local_settings
     from backwatch.domain.report import native_body
     from backwatch.job_settings import parse_size
     from backwatch.runners.drill import drill_job
@@ -58,7 +55,7 @@ def drill(
         max_bytes = None if size is None else parse_size(size, field="--bytes")
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--bytes") from None
-    settings = local_settings(config=config, db=db, data_dir=data_dir)
+    settings = where.settings()
     job_settings = _configured(settings, job)
     # SIGTERM ends the drill through its cleanup: the temporary directory is removed
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -67,7 +64,7 @@ def drill(
     finally:
         signal.signal(signal.SIGTERM, previous)
     body = {**native_body(report), "trigger": "manual"}
-    tgt: Any = target(url, token, db, config, data_dir)
+    tgt: Any = open_target(where)
     try:
         tgt.report(body)
     finally:

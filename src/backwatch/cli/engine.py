@@ -16,7 +16,8 @@ import typer
 
 from backwatch.cli.backup import backup, builtin_job, repositories
 from backwatch.cli.common import echo, fail, print_json
-from backwatch.cli.params import ConfigOpt, DataDirOpt, JsonOpt
+from backwatch.cli.params import LOCAL, JsonOpt, targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where
 
 DestOpt = Annotated[
     list[str] | None,
@@ -45,13 +46,11 @@ def register(app: typer.Typer) -> None:
 # --- where: a job or --dest (backup's helpers, cli/backup.py) ---------------------------
 
 
-def _repository(
-    dest: list[str] | None, job: str | None, config: str | None, data_dir: str | None
-) -> Any:
+def _repository(dest: list[str] | None, job: str | None, where: Where) -> Any:
     """The one destination a read command works on (the first of a job's)."""
     from backwatch.errors import NotFound
 
-    repo = repositories(dest, job, config, data_dir)[0]
+    repo = repositories(dest, job, where)[0]
     if not repo.exists():
         raise NotFound(f"{repo.path} holds no snapshots (not a backwatch destination)")
     return repo
@@ -60,6 +59,7 @@ def _repository(
 # --- restore, verify ------------------------------------------------------------------
 
 
+@targeted(*LOCAL)
 def restore_command(
     snapshot: SnapshotArg = "latest",
     target: Annotated[
@@ -78,8 +78,7 @@ def restore_command(
     job: JobOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> int:
     """Restore a snapshot (all of it or --path …), or the state as of a time, into --target.
 
@@ -90,7 +89,7 @@ def restore_command(
 
     if not target:
         raise fail("give --target DIR to restore into", 2)
-    repo = _repository(dest, job, config, data_dir)
+    repo = _repository(dest, job, where)
     if as_of is not None:
         try:
             manifest = repo.as_of(parse_time(as_of, field="--as-of"))
@@ -114,6 +113,7 @@ def restore_command(
     return 1 if result.problems else 0
 
 
+@targeted(*LOCAL)
 def verify_command(
     snapshot: SnapshotArg = "latest",
     sample: Annotated[
@@ -123,8 +123,7 @@ def verify_command(
     dest: DestOpt = None,
     job: JobOpt = None,
     as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> int:
     """Re-read a snapshot's files (all, or --sample N%) and check each one's BLAKE3 hash.
 
@@ -133,7 +132,7 @@ def verify_command(
     from backwatch.engine.verify import parse_sample, verify
 
     share = parse_sample(sample)
-    repo = _repository(dest, job, config, data_dir)
+    repo = _repository(dest, job, where)
     manifests = repo.manifests() if every else [repo.resolve(snapshot)]
     reports = [verify(repo, m, sample=share) for m in manifests]
     if as_json:
@@ -150,17 +149,17 @@ def verify_command(
 # --- snapshots, scan, forget ----------------------------------------------------------
 
 
+@targeted(*LOCAL)
 def snapshots_command(
     dest: DestOpt = None,
     job: JobOpt = None,
     as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> int:
     """List the snapshots of a destination, oldest first."""
     from backwatch.timeutil import human_bytes
 
-    repo = _repository(dest, job, config, data_dir)
+    repo = _repository(dest, job, where)
     # the API's created_at is "time" here, as this command has always printed it
     rows = [
         {"time" if k == "created_at" else k: v for k, v in m.summary().items()}
@@ -179,6 +178,7 @@ def snapshots_command(
     return 0
 
 
+@targeted(*LOCAL)
 def scan_command(
     dest: DestOpt = None,
     job: JobOpt = None,
@@ -188,16 +188,15 @@ def scan_command(
     ] = None,
     checksum: Annotated[bool, typer.Option("--checksum", help="Compare content.")] = False,
     as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> int:
     """List files lost, changed or never backed up since the latest snapshot."""
     from backwatch.engine.scan import since_latest
 
-    repo = _repository(dest, job, config, data_dir)
+    repo = _repository(dest, job, where)
     exclude = None
     if job and not dest:  # what the job's backups leave out is not "never backed up"
-        options = builtin_job(job, config, data_dir)[1].builtin
+        options = builtin_job(job, where)[1].builtin
         exclude = options.exclude if options is not None else None
     out = since_latest(repo.latest(), source, exclude=exclude, checksum=checksum)
     if as_json:
@@ -213,6 +212,7 @@ def scan_command(
     return 0
 
 
+@targeted(*LOCAL)
 def forget_command(
     keep_last: Annotated[
         int | None, typer.Option("--keep-last", min=0, help="Keep the N newest snapshots.")
@@ -244,8 +244,7 @@ def forget_command(
     job: JobOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> int:
     """Remove the snapshots a retention policy does not keep; a kept one's bases stay.
 
@@ -256,13 +255,13 @@ def forget_command(
     policy = Policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
                     keep_yearly, keep_within)  # fmt: skip
     if policy.empty() and job and not dest:
-        retention = builtin_job(job, config, data_dir)[1].retention
+        retention = builtin_job(job, where)[1].retention
         if retention is not None:
             policy = Policy(
                 **{k.removeprefix("keep_"): v for k, v in retention.model_dump().items()}
             )
     results: list[dict[str, Any]] = []
-    for repo in repositories(dest, job, config, data_dir):
+    for repo in repositories(dest, job, where):
         decision = forget(repo, policy, dry_run=dry_run)
         results.append({"destination": str(repo.path), "dry_run": dry_run, **decision.as_dict()})
     if as_json:

@@ -16,6 +16,7 @@ from typing import Any
 
 from backwatch.cli.common import echo, print_json
 from backwatch.cli.run import _recorder
+from backwatch.cli.target import Where
 from backwatch.domain.lifecycle import RunStatus, exit_code
 from backwatch.engine.snapshot import Hooks, Request, take_snapshot
 from backwatch.engine.summary import summarize
@@ -118,14 +119,12 @@ def recorded_backup(
     *,
     record: bool,
     as_json: bool,
-    url: str | None,
-    token: str | None,
-    db: str | None,
+    where: Where,
 ) -> int:
     """Take the snapshot as run ``run_id`` of ``request.job``; the process exit status."""
     recorder = None
     if record:  # the run as stored is not printed: not read back
-        recorder = _recorder(settings, url=url, token=token, db=db, read_back=False)[0]
+        recorder = _recorder(settings, where, read_back=False)[0]
     run_id = new_run_id(time.time())
     job = request.job or "builtin"
     if recorder is not None:

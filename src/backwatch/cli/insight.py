@@ -13,14 +13,15 @@ import typer
 
 from backwatch.cli import seed_spellings as seed
 from backwatch.cli.alerts import _call
-from backwatch.cli.common import console, echo, fail, print_json, target
+from backwatch.cli.common import console, echo, fail, print_json
 from backwatch.cli.insight_fetch import (
     fetch_analysis,
     fetch_checks,
     fetch_events,
     fetch_open_alerts,
 )
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
+from backwatch.cli.params import JsonOpt, targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
 PeriodOpt = Annotated[str, typer.Option(help="How far back: 24h, 7d, 30d (any 1h…730d).")]
@@ -48,6 +49,7 @@ def checked_period(period: str) -> float:
 # --- health ------------------------------------------------------------------------------
 
 
+@targeted()
 def health(
     checks: Annotated[
         str | None, typer.Option(help="Only these checks, comma-separated (e.g. database,writer).")
@@ -58,11 +60,7 @@ def health(
     ] = False,
     json_out: JsonOpt = False,
     output: seed.OutputOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Diagnostic checks with a suggested fix for each problem; exit 1 when one is critical.
 
@@ -70,7 +68,7 @@ def health(
     (recorded in the audit trail)."""
     names = seed.check_names(checks, more_checks)
     json_out = seed.json_wanted(json_out, output)
-    tgt = target(url, token, db, config, data_dir, read_only=not fix)
+    tgt = open_target(where, read_only=not fix)
     fixed: list[str] | None = None
     try:
         if fix:
@@ -116,23 +114,20 @@ def _print_checks(result: dict[str, Any], fixed: list[str] | None) -> None:
 # --- performance -------------------------------------------------------------------------
 
 
+@targeted()
 def performance(
     period: PeriodOpt = "7d",
     job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
     json_out: JsonOpt = False,
     output: seed.OutputOpt = None,
     operation_type: seed.OperationTypeOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Trends, bottleneck phase, regressions, forecast and recommendations per job."""
     json_out = seed.json_wanted(json_out, output)
     seed.operation_type(operation_type)
     checked_period(period)
-    tgt = target(url, token, db, config, data_dir, read_only=True)
+    tgt = open_target(where, read_only=True)
     try:
         jobs = [job] if job else [j["id"] for j in tgt.list_jobs()]  # type: ignore[attr-defined]
         analyses = [fetch_analysis(tgt, j, period) for j in jobs]
@@ -187,17 +182,14 @@ def performance_table(analyses: list[dict[str, Any]], title: str | None = None) 
 # --- report ------------------------------------------------------------------------------
 
 
+@targeted()
 def report(
     period: PeriodOpt = "7d",
     fmt: Annotated[str, typer.Option("--format", help="text, markdown, json or html.")] = "text",
     save: Annotated[
         str | None, typer.Option(help="Write the report to this file instead of printing it.")
     ] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """A report for a period: summary, health checks, open alerts, per-job performance."""
     from backwatch.cli import insight_report
@@ -206,7 +198,7 @@ def report(
     if fmt not in insight_report.FORMATS:
         raise InvalidInput(f"--format {fmt!r}: use one of {', '.join(insight_report.FORMATS)}")
     seconds = checked_period(period)
-    tgt = target(url, token, db, config, data_dir, read_only=True)
+    tgt = open_target(where, read_only=True)
     try:
         data = gather_report(tgt, period, seconds)
     finally:
@@ -245,6 +237,7 @@ def gather_report(tgt: Any, period: str, seconds: float) -> dict[str, Any]:
 # --- audit -------------------------------------------------------------------------------
 
 
+@targeted()
 def audit(
     since: Annotated[str, typer.Option(help="ISO time or a span back from now, e.g. 6h.")] = "24h",
     kind: Annotated[
@@ -253,17 +246,13 @@ def audit(
     job: Annotated[str | None, typer.Option(help="Only events of this job.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 200,
     json_out: JsonOpt = False,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """The audit trail, newest first: state changes, triggers, alerts, acks, fixes."""
     from backwatch.cli.views import _since
 
     start = _since(since)
-    tgt = target(url, token, db, config, data_dir, read_only=True)
+    tgt = open_target(where, read_only=True)
     try:
         events = fetch_events(tgt, start, kind, job, limit)
     finally:
@@ -302,6 +291,7 @@ def _events_table(events: list[dict[str, Any]]) -> Any:
 # --- dashboard ---------------------------------------------------------------------------
 
 
+@targeted()
 def dashboard(
     mode: Annotated[
         str, typer.Option(help="terminal (a live table) or web (the URL).")
@@ -314,11 +304,7 @@ def dashboard(
     browser: Annotated[
         bool, typer.Option("--browser/--no-browser", help="web: open the page in a browser.")
     ] = True,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Every job's health, last run and next due, refreshed until Ctrl-C; or the web page.
 
@@ -332,9 +318,9 @@ def dashboard(
     from backwatch.cli import insight_dashboard as board
 
     if mode == "web":
-        board.open_web(url, config, browser)
+        board.open_web(where, browser)
         return
-    tgt = target(url, token, db, config, data_dir, read_only=True)
+    tgt = open_target(where, read_only=True)
     try:
         if once or not sys.stdout.isatty():  # nobody to watch it refresh
             console().print(board.frame(tgt))

@@ -8,6 +8,7 @@ from typing import Any
 
 from backwatch.cli.common import console, echo
 from backwatch.cli.insight_fetch import fetch_open_alerts
+from backwatch.cli.target import Where
 
 
 def frame(tgt: Any) -> Any:
@@ -39,14 +40,12 @@ def live(tgt: Any, interval: float) -> None:
             pass
 
 
-def open_web(url: str | None, config: str | None, browser: bool) -> None:
+def open_web(where: Where, browser: bool) -> None:
     import os
 
-    from backwatch.cli.target import local_settings
-
-    base = url or os.environ.get("BACKWATCH_URL")
+    base = where.url or os.environ.get("BACKWATCH_URL")
     if not base:
-        server = local_settings(config=config, db=None, data_dir=None).server
+        server = where.settings().server
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
         base = server.base_url or f"http://{host}:{server.port}"
     base = base.rstrip("/") + "/"

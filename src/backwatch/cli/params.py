@@ -1,11 +1,27 @@
 """Typer options shared by many commands: where a command sends its work (see
-``cli.target``) and ``--json``. They go in a command's signature (``url: UrlOpt = None``)."""
+``cli.target``) and ``--json``.
+
+The five target options (``--url --token --db --config --data-dir``) are declared here
+once; a command takes the ones it needs with ``@targeted(...)`` and gets them as one
+``where: Where`` (``cli.target.open_target(where)`` opens the server or the database)::
+
+    @app.command()
+    @targeted()
+    def status(job: ..., where: Where = DEFAULT_TARGET) -> None:
+        tgt = open_target(where, read_only=True)
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import copy
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, get_args
 
 import typer
+
+from backwatch.cli.target import Where
 
 UrlOpt = Annotated[
     str | None,
@@ -34,3 +50,59 @@ DataDirOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+#: the target options, by the name of their ``Where`` field
+TARGET_OPTIONS: dict[str, Any] = {
+    "url": UrlOpt,
+    "token": TokenOpt,
+    "db": DbOpt,
+    "config": ConfigOpt,
+    "data_dir": DataDirOpt,
+}
+#: a command that works on the local config and data directory only (no server, no --db)
+LOCAL = ("config", "data_dir")
+#: a command that works on the database only (no server)
+DATABASE = ("db", "config", "data_dir")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _hidden(option: Any) -> Any:
+    """The same option, left out of ``--help``."""
+    kind, info = get_args(option)
+    info = copy.copy(info)
+    info.hidden = True
+    return Annotated[kind, info]
+
+
+def targeted(*names: str, hidden: bool = False) -> Callable[[F], F]:
+    """Give a command the target options ``names`` (default: all five), after its own,
+    and pass what was given as its ``where`` parameter (a ``Where``). Called directly
+    (not from the command line), the command takes ``where=`` itself."""
+    wanted = names or tuple(TARGET_OPTIONS)
+
+    def decorate(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "where"]
+        options = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=_hidden(TARGET_OPTIONS[name]) if hidden else TARGET_OPTIONS[name],
+            )
+            for name in wanted
+        ]
+
+        @functools.wraps(command)
+        def with_target(*args: Any, **kwargs: Any) -> Any:
+            if "where" not in kwargs:
+                kwargs["where"] = Where(**{name: kwargs.pop(name, None) for name in wanted})
+            return command(*args, **kwargs)
+
+        params = [*own, *options]
+        with_target.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        with_target.__annotations__ = {p.name: p.annotation for p in params}
+        return with_target  # type: ignore[return-value]
+
+    return decorate

@@ -16,13 +16,15 @@ from typing import Annotated
 
 import typer
 
-from backwatch.cli.common import echo, fail, target
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, TokenOpt, UrlOpt
+from backwatch.cli.common import echo, fail
+from backwatch.cli.params import targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 from backwatch.masking import Masker
 
 LOG_TAIL_BYTES = 100 * 1024
 
 
+@targeted()
 def push(
     job: Annotated[
         str | None,
@@ -68,11 +70,7 @@ def push(
             help="Also push the run's metrics to this Prometheus Pushgateway URL.",
         ),
     ] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Report one complete run, from flags or from a JSON document.
 
@@ -110,7 +108,7 @@ def push(
                 "phases": _phases(phase),
             }
         )
-    tgt = target(url, token, db, config, data_dir)
+    tgt = open_target(where)
     try:
         ack = tgt.report(body)
     finally:

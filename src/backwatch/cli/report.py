@@ -8,9 +8,10 @@ import typer
 from typer.core import TyperCommand
 
 from backwatch.cli import push
-from backwatch.cli.common import fail, print_json, target, warn
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, TokenOpt, UrlOpt
+from backwatch.cli.common import fail, print_json, warn
+from backwatch.cli.params import targeted
 from backwatch.cli.push import drop_none, iso_now, read_log
+from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 
 
 def register(app: typer.Typer) -> None:
@@ -66,17 +67,14 @@ def _separator(args: list[str], valued: set[str]) -> int | None:
     return None
 
 
+@targeted()
 def start(
     job: Annotated[str, typer.Argument(help="Job id (slug).")],
     run_id: Annotated[str | None, typer.Option("--id", help="Run id to use.")] = None,
     host: Annotated[str | None, typer.Option(help="Host name (default: this host).")] = None,
     tool: Annotated[str | None, typer.Option(help="Tool name.")] = None,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Short message.")] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Open a running run and print its id.
 
@@ -95,7 +93,7 @@ def start(
             "started_at": iso_now(),
         }
     )
-    tgt = target(url, token, db, config, data_dir)
+    tgt = open_target(where)
     try:
         ack = tgt.start(body)
     finally:
@@ -103,6 +101,7 @@ def start(
     typer.echo(ack["id"])
 
 
+@targeted()
 def phase(
     run_id: Annotated[str, typer.Argument(help="Run id from `backwatch start`.")],
     name: Annotated[str, typer.Argument(help="Phase name: dump, archive, upload, …")],
@@ -112,11 +111,7 @@ def phase(
         float | None, typer.Option(help="Record a finished phase of this many seconds.")
     ] = None,
     status: Annotated[str | None, typer.Option(help="Phase status (default success).")] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Mark a phase of a running run: --start, --end, or --duration SECONDS."""
     chosen = [flag for flag, on in (("start", begin), ("end", end)) if on]
@@ -125,13 +120,14 @@ def phase(
     if len(chosen) != 1:
         raise fail("give exactly one of --start, --end or --duration SECONDS", 2)
     body = drop_none({"name": name, "event": chosen[0], "duration_s": duration, "status": status})
-    tgt = target(url, token, db, config, data_dir)
+    tgt = open_target(where)
     try:
         tgt.run_call(run_id, "phases", body)
     finally:
         tgt.close()
 
 
+@targeted()
 def finish(
     run_id: Annotated[str, typer.Argument(help="Run id from `backwatch start`.")],
     status: Annotated[str, typer.Option("--status", "-s", help="Final status.")] = "success",
@@ -145,11 +141,7 @@ def finish(
     log_file: Annotated[
         str | None, typer.Option(help="File whose last 100 KB become the log.")
     ] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Finish a run opened with `backwatch start`."""
     body = drop_none(
@@ -165,7 +157,7 @@ def finish(
             "log": read_log(log_file),
         }
     )
-    tgt = target(url, token, db, config, data_dir)
+    tgt = open_target(where)
     try:
         run = tgt.run_call(run_id, "finish", body)
     finally:
@@ -176,6 +168,7 @@ def finish(
     typer.echo(f"run {run['id']} of job {run['job']} finished: {run['status']}")
 
 
+@targeted()
 def wrap(
     job: Annotated[str, typer.Argument(help="Job id (slug).")],
     command: Annotated[
@@ -184,11 +177,7 @@ def wrap(
     timeout: Annotated[
         str | None, typer.Option(help="Kill the command after this long, e.g. 6h.")
     ] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Run a command as a tracked run.
 
@@ -205,11 +194,12 @@ def wrap(
         job,
         command or [],
         timeout=timeout,
-        target_factory=lambda: target(url, token, db, config, data_dir),
+        target_factory=lambda: open_target(where),
     )
     raise typer.Exit(code)
 
 
+@targeted()
 def import_(
     file: Annotated[
         str, typer.Argument(help="JSONL file (one report per line), a tool's output, or '-'.")
@@ -249,11 +239,7 @@ def import_(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Import runs: JSONL records, or the output of restic, borg or rsync.
 
@@ -275,7 +261,7 @@ def import_(
         raise fail(f"--kind must be backup or check, not {kind!r}", 2)
     if fmt in tools:
         _import_tool(file, fmt, job, exit_code, started_at, finished_at, host, kind, json_out,
-                     lambda: target(url, token, db, config, data_dir))  # fmt: skip
+                     lambda: open_target(where))  # fmt: skip
         return
     if any(opt is not None for opt in tool_opts):
         raise fail(
@@ -287,7 +273,7 @@ def import_(
         file,
         fmt=fmt,
         job=job,
-        target_factory=lambda: target(url, token, db, config, data_dir),
+        target_factory=lambda: open_target(where),
     )
     if json_out:
         print_json(outcome)

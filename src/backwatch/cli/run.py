@@ -14,14 +14,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
 
 from backwatch.cli.common import print_json
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, TokenOpt, UrlOpt
+from backwatch.cli.params import targeted
 from backwatch.cli.run_progress import ProgressWatcher
-from backwatch.cli.target import local_settings, resolve
+from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 from backwatch.errors import ConfigError
 from backwatch.ids import new_run_id
 from backwatch.runners.base import RunContext
@@ -43,6 +44,7 @@ def _configured(settings: Any, job_id: str) -> Any:
     raise ConfigError(f"no job {job_id!r} in {where}; declared jobs: {known}")
 
 
+@targeted()
 def run(
     job: Annotated[str, typer.Argument(help="The id of a job declared in the config file.")],
     dry_run: Annotated[
@@ -52,11 +54,7 @@ def run(
         bool, typer.Option("--verbose", "-v", help="Show each command and the tools' output.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    db: DbOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> int:
     """Run a configured job (restic, borg, rsync or a command) and record it as a run.
 
@@ -65,22 +63,16 @@ def run(
     75 refused (already running, on_busy = "refuse").
     """
     if dry_run:
-        return _dry_run(job, as_json=as_json, config=config, db=db, data_dir=data_dir)
+        return _dry_run(job, where, as_json=as_json)
     run_id = new_run_id(time.time())
     cancel = threading.Event()
     # from here on Ctrl-C and SIGTERM cancel the run
     with _cancel_on_signals(cancel):
-        return _run(
-            job, run_id, cancel,
-            verbose=verbose, as_json=as_json, config=config, data_dir=data_dir, db=db, url=url,
-            token=token,
-        )  # fmt: skip
+        return _run(job, where, run_id, cancel, verbose=verbose, as_json=as_json)
 
 
-def _dry_run(
-    job: str, *, as_json: bool, config: str | None, db: str | None, data_dir: str | None
-) -> int:
-    settings = local_settings(config=config, db=db, data_dir=data_dir)
+def _dry_run(job: str, where: Where, *, as_json: bool) -> int:
+    settings = where.settings()
     ctx = RunContext(settings, _configured(settings, job))
     runner = JobRunner(ctx, NullRecorder(), Locks(settings.data_dir))
     lines = runner.describe()
@@ -94,22 +86,12 @@ def _dry_run(
 
 
 def _run(
-    job: str,
-    run_id: str,
-    cancel: threading.Event,
-    *,
-    verbose: bool,
-    as_json: bool,
-    config: str | None,
-    data_dir: str | None,
-    db: str | None,
-    url: str | None,
-    token: str | None,
+    job: str, where: Where, run_id: str, cancel: threading.Event, *, verbose: bool, as_json: bool
 ) -> int:
-    settings = local_settings(config=config, db=db, data_dir=data_dir)
+    settings = where.settings()
     ctx = RunContext(settings, _configured(settings, job))
     # the run as stored is read back only to be printed (--json)
-    recorder, engine = _recorder(settings, url=url, token=token, db=db, read_back=as_json)
+    recorder, engine = _recorder(settings, where, read_back=as_json)
     locks = Locks(settings.data_dir, max_concurrent=settings.runner.max_concurrent, engine=engine)
     watcher = ProgressWatcher(verbose=verbose, quiet=as_json)
     runner = JobRunner(
@@ -162,20 +144,15 @@ def _cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _recorder(
-    settings: Any, *, url: str | None, token: str | None, db: str | None, read_back: bool
-) -> Any:
+def _recorder(settings: Any, where: Where, *, read_back: bool) -> Any:
     """(recorder, the engine PostgreSQL's advisory locks need or None).
 
     The server when BACKWATCH_URL is set, else the database. A SQLite database is opened on
     the recorder's thread while the job already runs (its imports and checks would hold the
     backup up by a second); PostgreSQL is opened first, as the run's locks are taken in it.
     """
-    url = url or os.environ.get("BACKWATCH_URL")
-    if url and not db:
-        target = resolve(
-            url=url, token=token, db=None, config=None, data_dir=str(settings.data_dir)
-        )
+    if (where.url or os.environ.get("BACKWATCH_URL")) and not where.db:
+        target = open_target(replace(where, data_dir=str(settings.data_dir)))
         return BackgroundRecorder(lambda: HttpRecorder(target, read_back=read_back)), None
     if settings.db_url.startswith("sqlite"):
         return BackgroundRecorder(lambda: _hub_recorder(settings, read_back)), None

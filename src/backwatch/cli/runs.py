@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.common import print_json, target
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
+from backwatch.cli.common import print_json
+from backwatch.cli.params import JsonOpt, targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 
 runs_app = typer.Typer(help="Runs: delete one by id.", no_args_is_help=True)
 
@@ -17,14 +18,11 @@ def register(app: typer.Typer) -> None:
 
 
 @runs_app.command("delete")
+@targeted()
 def runs_delete(
     run_id: Annotated[str, typer.Argument(help="Run id (see `history JOB` or --json output).")],
     json_out: JsonOpt = False,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Delete a run with its phases, files and log (an admin token on a server).
 
@@ -37,7 +35,7 @@ def runs_delete(
     from backwatch.cli.target import HttpTarget
     from backwatch.services.deletion import delete_run
 
-    tgt: Any = target(url, token, db, config, data_dir, read_only=True)
+    tgt: Any = open_target(where, read_only=True)
     try:
         if isinstance(tgt, HttpTarget):
             path = "/api/v1/runs/" + urllib.parse.quote(run_id, safe="")

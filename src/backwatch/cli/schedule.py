@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.params import ConfigOpt, DataDirOpt
+from backwatch.cli.params import LOCAL, targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +23,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(schedule)
 
 
+@targeted(*LOCAL)
 def export_command(
     job: Annotated[str, typer.Argument(help="The id of a job declared in the config file.")],
     systemd: Annotated[bool, typer.Option("--systemd", help="A service and a timer unit.")] = False,
@@ -30,19 +32,17 @@ def export_command(
         str | None,
         typer.Option("--output", "-o", help="Write the files into this directory (systemd)."),
     ] = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> int:
     """Print (or write) a systemd service + timer, or a crontab line, that runs JOB on its
     schedule with `backwatch run`."""
     from backwatch.cli.run import _configured
-    from backwatch.cli.target import local_settings
     from backwatch.errors import InvalidInput
     from backwatch.runners.schedule_export import crontab, systemd_units
 
     if systemd == cron:
         raise InvalidInput("choose one of --systemd or --cron")
-    settings = local_settings(config=config, db=None, data_dir=data_dir)
+    settings = where.settings()
     job_settings = _configured(settings, job)
     command = _command_line(job, settings)
     if cron:

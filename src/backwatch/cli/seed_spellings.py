@@ -11,10 +11,12 @@ meaning here gets an error naming the right spelling.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from backwatch.cli.params import TARGET_OPTIONS
+from backwatch.cli.target import Where
 from backwatch.errors import InvalidInput
 
 OutputOpt = Annotated[
@@ -65,30 +67,19 @@ def operation_type(value: str | None) -> None:
     )
 
 
-def _hidden(*flags: str, envvar: str | None = None) -> Any:
-    """The shared ``--url``, ``--db`` … options (``cli.params``), hidden."""
-    return Annotated[str | None, typer.Option(*flags, envvar=envvar, hidden=True)]
-
-
-HiddenUrl = _hidden("--url", envvar="BACKWATCH_URL")
-HiddenToken = _hidden("--token", envvar="BACKWATCH_TOKEN")
-HiddenDb = _hidden("--db")
-HiddenConfig = _hidden("--config", "-c", envvar="BACKWATCH_CONFIG")
-HiddenDataDir = _hidden("--data-dir", envvar="BACKWATCH_DATA_DIR")
-
-
 def alerts_action(ctx: typer.Context, action: str | None, alert_id: int | None,
-                  where: dict[str, str | None], *, list_alerts: Callable[..., None],
+                  where: Where, *, list_alerts: Callable[..., None],
                   act: Callable[..., None]) -> None:  # fmt: skip
     """``alerts --action list|acknowledge|resolve [--alert-id ID]`` as ``alerts list``,
-    ``alerts ack ID``, ``alerts resolve ID``; ``where`` holds --url, --db ….
+    ``alerts ack ID``, ``alerts resolve ID``; ``where`` holds --url, --db … (given to
+    ``alerts`` itself, hidden: they belong after the subcommand).
     ``list_alerts`` and ``act`` are cli/alerts.py's commands (passed in: that module
     imports this one).
     """
     if ctx.invoked_subcommand is not None:
         given = [
             name
-            for name in ("action", "alert_id", *where)
+            for name in ("action", "alert_id", *TARGET_OPTIONS)
             # by name: Typer brings its own copy of click and its ParameterSource
             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
         ]
@@ -108,10 +99,10 @@ def alerts_action(ctx: typer.Context, action: str | None, alert_id: int | None,
             "`alerts resolve ID`"
         )
     if command == "list":
-        list_alerts(**where)
+        list_alerts(where=where)
         return
     if alert_id is None:
         raise InvalidInput(
             f"--action {action} needs --alert-id ID: `backwatch alerts {command} ID`"
         )
-    act(command, alert_id, **where)
+    act(command, alert_id, where)

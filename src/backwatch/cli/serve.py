@@ -7,16 +7,16 @@ from typing import Annotated
 import typer
 
 from backwatch.cli.common import CommandFailed, fail
-from backwatch.cli.params import ConfigOpt, DataDirOpt
+from backwatch.cli.params import LOCAL, targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where
 
 
 def register(app: typer.Typer) -> None:
     app.command()(serve)
 
 
+@targeted(*LOCAL)
 def serve(
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
     host: Annotated[
         str | None, typer.Option(help="Address to bind (default 127.0.0.1: local only).")
     ] = None,
@@ -34,6 +34,7 @@ def serve(
             "--access-log/--no-access-log", help="Log every HTTP request (ping keys hidden)."
         ),
     ] = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Run the server: dashboard, API, ingest and alerts.
 
@@ -52,7 +53,7 @@ def serve(
     # known before the settings are: a bad config file is a JSON line too
     early_format = log_format or os.environ.get("BACKWATCH_LOG_FORMAT") or "text"
     try:
-        _serve(config, data_dir, host, port, log_level, log_format, access_log)
+        _serve(where, host, port, log_level, log_format, access_log)
     except BackwatchError as exc:
         if early_format != "json":
             raise
@@ -70,8 +71,7 @@ def serve(
 
 
 def _serve(
-    config: str | None,
-    data_dir: str | None,
+    where: Where,
     host: str | None,
     port: int | None,
     log_level: str,
@@ -80,12 +80,11 @@ def _serve(
 ) -> None:
     import uvicorn
 
-    from backwatch.cli.target import local_settings
     from backwatch.logs import log, log_changes, setup_logging
     from backwatch.store.connect import describe
     from backwatch.web.app import create_app
 
-    settings = local_settings(config=config, db=None, data_dir=data_dir)
+    settings = where.settings()
     if host:
         settings.server.host = host
     if port:

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from backwatch.cli.common import fail, print_json, warn
-from backwatch.cli.params import JsonOpt, TokenOpt, UrlOpt
+from backwatch.cli.params import JsonOpt, targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 
 spool_app = typer.Typer(
     help="Reports waiting on disk because the server could not be reached.",
@@ -63,11 +64,11 @@ def _spool_dir(value: str | None) -> Path:
 
 
 @spool_app.command("flush")
+@targeted("url", "token")
 def spool_flush(
     spool_dir: SpoolDirOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
     json_out: JsonOpt = False,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Deliver spooled reports to the server, oldest first.
 
@@ -76,12 +77,11 @@ def spool_flush(
     server is still unreachable) or some were refused (kept in <dir>/rejected).
     """
     from backwatch import spool
-    from backwatch.cli.target import resolve
 
-    if not url:
+    if not where.url:
         raise fail("give --url URL (or set BACKWATCH_URL): the server to deliver to", 2)
     directory = _spool_dir(spool_dir)
-    target = resolve(url=url, token=token, db=None, config=None)
+    target = open_target(where)
     result = spool.flush(directory, target.request)
     outcome = {
         "spool": str(directory),

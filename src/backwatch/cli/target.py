@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,52 @@ def _spooled_ack(body: Any, status: Any) -> dict[str, Any]:
             "spooled": True}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Where:
+    """The target options a command was given (``cli.params.targeted``); None: not given,
+    the environment or the defaults decide."""
+
+    url: str | None = None
+    token: str | None = None
+    db: str | None = None
+    config: str | None = None
+    data_dir: str | None = None
+
+    def settings(self) -> Any:
+        """The settings of ``--config``, with ``--data-dir`` and ``--db`` applied."""
+        from backwatch.settings import load_settings
+
+        settings = load_settings(self.config)
+        if self.data_dir:
+            settings.data_dir = Path(self.data_dir)
+        if self.db:
+            url = self.db if "://" in self.db else f"sqlite:///{Path(self.db).resolve()}"
+            settings.database_url = url
+        return settings
+
+
+#: a command given none of the target options
+DEFAULT_TARGET = Where()
+
+
+def open_target(where: Where, *, read_only: bool = False) -> Any:
+    """The server (``--url``) or the database a command works on.
+
+    ``read_only`` commands refuse a SQLite file that does not exist yet instead of
+    creating an empty one (a typo in ``--db`` should not look like "no jobs yet").
+    """
+    url = where.url or os.environ.get("BACKWATCH_URL")
+    if url and not where.db:
+        token = where.token or os.environ.get("BACKWATCH_TOKEN")
+        return HttpTarget(url, token or _token_from_data_dir(where.data_dir))
+    from backwatch.cli.local import LocalTarget
+
+    settings = where.settings()
+    if read_only:
+        _require_existing_sqlite(settings.db_url)
+    return LocalTarget(settings)
+
+
 def resolve(
     *,
     url: str | None,
@@ -206,17 +253,9 @@ def resolve(
     data_dir: str | None = None,
     read_only: bool = False,
 ) -> Any:
-    """Pick the target for a command from its flags and the environment."""
-    url = url or os.environ.get("BACKWATCH_URL")
-    if url and not db:
-        token = token or os.environ.get("BACKWATCH_TOKEN") or _token_from_data_dir(data_dir)
-        return HttpTarget(url, token)
-    from backwatch.cli.local import LocalTarget
-
-    settings = local_settings(config=config, db=db, data_dir=data_dir)
-    if read_only:
-        _require_existing_sqlite(settings.db_url)
-    return LocalTarget(settings)
+    """``open_target`` by keywords (tests and scripts)."""
+    where = Where(url=url, token=token, db=db, config=config, data_dir=data_dir)
+    return open_target(where, read_only=read_only)
 
 
 def _require_existing_sqlite(db_url: str) -> None:
@@ -229,17 +268,6 @@ def _require_existing_sqlite(db_url: str) -> None:
             f"no database at {path}: check --db or --data-dir, or give --url to ask a "
             "server (a database is created by `backwatch serve`, `push` or `db migrate`)"
         )
-
-
-def local_settings(*, config: str | None, db: str | None, data_dir: str | None) -> Any:
-    from backwatch.settings import load_settings
-
-    settings = load_settings(config)
-    if data_dir:
-        settings.data_dir = Path(data_dir)
-    if db:
-        settings.database_url = db if "://" in db else f"sqlite:///{Path(db).resolve()}"
-    return settings
 
 
 def _token_from_data_dir(data_dir: str | None) -> str | None:

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.common import console, print_json, target
-from backwatch.cli.params import ConfigOpt, DataDirOpt, DbOpt, JsonOpt, TokenOpt, UrlOpt
+from backwatch.cli.common import console, print_json
+from backwatch.cli.params import JsonOpt, targeted
+from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 
 HEALTH_STYLE = {
     "ok": "green",
@@ -142,20 +143,17 @@ def _runs_table(runs: list[dict[str, Any]], title: str | None = None) -> Any:
     return table
 
 
+@targeted()
 def status(
     job: Annotated[str | None, typer.Argument(help="One job; without it, all jobs.")] = None,
     days: Annotated[int, typer.Option(help="Summary period in days.")] = 30,
     json_out: JsonOpt = False,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """Health at a glance: every job, or one job with its recent runs and ping URL."""
     from backwatch.timeutil import human_bytes, human_duration
 
-    tgt = target(url, token, db, config, data_dir, read_only=True)
+    tgt = open_target(where, read_only=True)
     try:
         if job is None:
             jobs = tgt.list_jobs()
@@ -225,6 +223,7 @@ def _schedule_text(job: dict[str, Any]) -> str:
     return "none yet (learned after 5 runs; no missed-run check until then)"
 
 
+@targeted()
 def history(
     job: Annotated[str, typer.Argument(help="Job id.")],
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 20,
@@ -233,14 +232,10 @@ def history(
     ] = None,
     since: Annotated[str | None, typer.Option(help="ISO time or span such as 7d.")] = None,
     json_out: JsonOpt = False,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """The runs of one job, newest first."""
-    tgt = target(url, token, db, config, data_dir, read_only=True)
+    tgt = open_target(where, read_only=True)
     try:
         tgt.get_job(job)  # a clear "job not found" instead of an empty list
         query: dict[str, Any] = {"job": job, "limit": limit, "status": status_filter}
@@ -268,16 +263,13 @@ def _since(value: str) -> Any:
             raise InvalidInput("--since: use an ISO time or a span such as 7d") from None
 
 
+@targeted()
 def list_jobs(
     json_out: JsonOpt = False,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    db: DbOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
+    where: Where = DEFAULT_TARGET,
 ) -> None:
     """All jobs, one line each."""
-    tgt = target(url, token, db, config, data_dir, read_only=True)
+    tgt = open_target(where, read_only=True)
     try:
         jobs = tgt.list_jobs()
     finally:
