@@ -47,8 +47,8 @@ command = "echo cleanup >> {tmp_path / "ran"}"
 
 
 def _scheduler(tmp_path: Path, **kwargs):
-    from backwatch.services.hub import Hub
     from backwatch.runners.scheduler import Scheduler
+    from backwatch.services.hub import Hub
     from backwatch.settings import load_settings
 
     hub = Hub(load_settings(tmp_path / "bw.toml"))
@@ -79,6 +79,24 @@ def test_due_jobs_run_and_their_after_jobs_follow(tmp_path: Path) -> None:
     (offsite,) = stored_runs(tmp_path / "data", "offsite")
     assert nightly["trigger"] == "schedule" and nightly["status"] == "success"
     assert offsite["trigger"] == "event" and offsite["source"] == "runner"
+
+
+def test_the_schedulers_log_lines_carry_the_job_and_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the JSON log format (logs.py) turns into ``job`` and ``run`` fields."""
+    _config(tmp_path)
+    hub, sched = _scheduler(tmp_path, disk_usage=lambda path: 0.5)
+    caplog.set_level("INFO", logger="backwatch.scheduler")
+    try:
+        run_id = sched.trigger("nightly", "manual")
+        sched.join()
+    finally:
+        hub.close()
+    lines = [r for r in caplog.records if r.name == "backwatch.scheduler"]
+    started, finished = lines[0], lines[-1]
+    assert (started.job, started.run, started.trigger) == ("nightly", run_id, "manual")
+    assert (finished.job, finished.run, finished.status) == ("nightly", run_id, "success")
 
 
 def test_an_overdue_job_runs_once_at_start_up_and_a_full_disk_runs_cleanup(tmp_path: Path) -> None:

@@ -142,7 +142,8 @@ class HubRecorder:
             try:
                 sync_configured_jobs(self.hub, only=job)
             except BackwatchError as exc:
-                log.warning("could not record the job's settings: %s", exc.message)
+                why = exc.message
+                log.warning("could not record the job's settings: %s", why, extra={"job": job})
         report = RunReport(
             job=job,
             status=status,

@@ -131,7 +131,8 @@ class Scheduler:
             self.threads[run_id] = thread
             self._active[job.id] = run_id
         thread.start()
-        log.info("started %s run %s of job %s", trigger, run_id, job.id)
+        extra = {"job": job.id, "run": run_id, "trigger": trigger}
+        log.info("started %s run %s of job %s", trigger, run_id, job.id, extra=extra)
         return run_id
 
     def _run(self, job: JobSettings, run_id: str, trigger: str) -> None:
@@ -141,6 +142,7 @@ class Scheduler:
             engine=self.hub.read_engine,
         )
         recorder = BackgroundRecorder(lambda: HubRecorder(self.hub, actor="scheduler"))
+        about = {"job": job.id, "run": run_id}  # the JSON log's fields (logs.py)
         try:
             runner = JobRunner(
                 RunContext(self.settings, job),
@@ -152,15 +154,20 @@ class Scheduler:
                 clock=self.hub.now,
             )
             result = runner.run()
-            log.info("job %s run %s: %s", job.id, run_id, result.status.value)
+            status = result.status.value
+            log.info("job %s run %s: %s", job.id, run_id, status, extra={**about, "status": status})
         except Busy as exc:
-            log.warning("job %s not run: %s (on_busy = 'refuse')", job.id, exc.message)
+            why = exc.message
+            log.warning("job %s not run: %s (on_busy = 'refuse')", job.id, why, extra=about)
         except Exception:
-            log.exception("job %s run %s failed to run", job.id, run_id)
+            log.exception("job %s run %s failed to run", job.id, run_id, extra=about)
         finally:
             recorder.close()
             if recorder.problem:
-                log.warning("job %s run %s is not recorded: %s", job.id, run_id, recorder.problem)
+                problem = recorder.problem
+                log.warning(
+                    "job %s run %s is not recorded: %s", job.id, run_id, problem, extra=about
+                )
             with self._lock:
                 self.threads.pop(run_id, None)
                 if self._active.get(job.id) == run_id:
@@ -185,7 +192,7 @@ class Scheduler:
             try:
                 self.trigger(job_id, trigger)
             except Exception:
-                log.exception("could not start job %s", job_id)
+                log.exception("could not start job %s", job_id, extra={"job": job_id})
         drills = self._drills_due(now)
         for job_id in drills:
             self.trigger_drill(job_id, "schedule")
@@ -228,7 +235,8 @@ class Scheduler:
             self.threads[key] = thread
             self._active[key] = key
         thread.start()
-        log.info("started %s drill of job %s", trigger, job.id)
+        extra = {"job": job.id, "trigger": trigger}
+        log.info("started %s drill of job %s", trigger, job.id, extra=extra)
         return key
 
     def _drill(self, job: JobSettings, trigger: str) -> None:
@@ -237,9 +245,11 @@ class Scheduler:
             locks = Locks(self.settings.data_dir, engine=self.hub.read_engine)
             report = drill_job(self.settings, job, trigger=trigger, locks=locks)
             self.hub.write(runs.record_report(report, self.hub.now(), actor="scheduler"))
-            log.info("drill of job %s: %s", job.id, report.status.value)
+            status = report.status.value
+            extra = {"job": job.id, "run": report.id, "status": status}
+            log.info("drill of job %s: %s", job.id, status, extra=extra)
         except Exception:
-            log.exception("drill of job %s failed to run", job.id)
+            log.exception("drill of job %s failed to run", job.id, extra={"job": job.id})
         finally:
             with self._lock:
                 self.threads.pop(key, None)
@@ -262,7 +272,8 @@ class Scheduler:
                 sched = schedules[job_id]
                 last = last_started.get(job_id)
                 if last is not None and sched.next_after(last) <= now:
-                    log.info("job %s is overdue (last run %s): running it now", job_id, last)
+                    msg = "job %s is overdue (last run %s): running it now"
+                    log.info(msg, job_id, last, extra={"job": job_id})
                     self.next_due[job_id] = now
                 else:
                     self.next_due[job_id] = sched.next_after(now)
@@ -270,7 +281,8 @@ class Scheduler:
             if self.next_due[job_id] <= now:
                 self.next_due[job_id] = sched.next_after(now)
                 if self.busy(job_id):
-                    log.warning("job %s is due but its last run is still going; skipped", job_id)
+                    msg = "job %s is due but its last run is still going; skipped"
+                    log.warning(msg, job_id, extra={"job": job_id})
                     continue
                 out.append((job_id, "schedule"))
         return out
@@ -302,7 +314,8 @@ class Scheduler:
         for parent, at in current.items():
             if at is not None and (seen.get(parent) is None or at > seen[parent]):
                 for child in children[parent]:
-                    log.info("job %s succeeded: running %s (after)", parent, child)
+                    msg = "job %s succeeded: running %s (after)"
+                    log.info(msg, parent, child, extra={"job": child})
                     out.append((child, "event"))
         return out
 
@@ -322,7 +335,8 @@ class Scheduler:
             for path in paths:
                 used = self.disk_usage(path)
                 if used is not None and used > limit:
-                    log.info("disk of %s is %.0f%% full: running %s", path, used * 100, job.id)
+                    msg = "disk of %s is %.0f%% full: running %s"
+                    log.info(msg, path, used * 100, job.id, extra={"job": job.id})
                     self._disk_fired[job.id] = now
                     out.append((job.id, "event"))
                     break
