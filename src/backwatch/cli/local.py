@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backwatch.domain.lifecycle import RunStatus
-from backwatch.errors import InvalidInput
 from backwatch.ingest.lifecycle import (
-    parse_files,
-    parse_finish,
-    parse_phase_event,
     parse_start,
-    parse_status_update,
 )
 from backwatch.services import intake, retention
 from backwatch.services import runs as run_service
@@ -19,7 +13,6 @@ from backwatch.services.hub import Hub
 from backwatch.services.views import job_out, read_job, read_jobs, run_out, summary_out
 from backwatch.settings import Settings
 from backwatch.store import queries
-from backwatch.timeutil import parse_time
 
 
 class LocalTarget:
@@ -47,36 +40,7 @@ class LocalTarget:
         return self.hub.write(run_service.start_run(report, now, actor=self.actor)).ack()
 
     def run_call(self, run_id: str, what: str, obj: dict[str, Any]) -> dict[str, Any]:
-        now = self.hub.now()
-        if what == "status":
-            body = parse_status_update(obj)
-            status = RunStatus(body.status) if body.status else None
-            op = run_service.update_status(run_id, now, message=body.message, status=status)
-            return run_out(self.hub.write(op))
-        if what == "phases":
-            ev = parse_phase_event(obj)
-            at = parse_time(ev.at, field="at") if ev.at is not None else None
-            phase = self.hub.write(
-                run_service.record_phase(
-                    run_id,
-                    ev.name,
-                    ev.event,
-                    now,
-                    at=at,
-                    duration_s=ev.duration_s,
-                    status=ev.status,
-                )
-            )
-            return {"run": run_id, "phase": phase}
-        if what == "files":
-            return run_out(self.hub.write(run_service.record_files(run_id, parse_files(obj), now)))
-        if what == "finish":
-            status, fields, phases, log = parse_finish(obj)
-            op = run_service.finish_run(
-                run_id, status, now, fields=fields, phases=phases, log=log, actor=self.actor
-            )
-            return run_out(self.hub.write(op))
-        raise InvalidInput(f"unknown run call {what!r}")
+        return self.hub.write(intake.run_call(run_id, what, obj, self.hub.now(), actor=self.actor))
 
     def list_runs(self, **query: Any) -> dict[str, Any]:
         with self.hub.read_engine.connect() as conn:

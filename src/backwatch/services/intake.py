@@ -1,7 +1,8 @@
 """Intake: a body of one report or a batch, as ``POST /api/v1/runs`` and ``backwatch push``
-to a database take it: parsed, checked against the token, recorded and acknowledged.
+to a database take it: parsed, checked against the token, recorded and acknowledged; and
+the lifecycle calls on a stored run (``POST /api/v1/runs/{id}/status|phases|files|finish``).
 
-The route, the ingest fast path (``web/fastpath.py``) and the CLI's database target
+The routes, the ingest fast path (``web/fastpath.py``) and the CLI's database target
 (``cli/local.py``) all call these, so they answer the same.
 """
 
@@ -12,13 +13,29 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from backwatch.domain.lifecycle import RunStatus
 from backwatch.domain.report import RunReport
 from backwatch.errors import BackwatchError, Forbidden, InvalidInput
 from backwatch.ingest import parse_record
-from backwatch.services.runs import Recorded, record_report
+from backwatch.ingest.lifecycle import (
+    parse_files,
+    parse_finish,
+    parse_phase_event,
+    parse_status_update,
+)
+from backwatch.services.runs import (
+    Recorded,
+    finish_run,
+    record_files,
+    record_phase,
+    record_report,
+    update_status,
+)
 from backwatch.services.tokens import Grant
 from backwatch.services.unit import WriteUnit
+from backwatch.services.views import run_out
 from backwatch.store.writer import Op
+from backwatch.timeutil import parse_time
 
 MAX_BATCH = 1000
 
@@ -88,6 +105,37 @@ def answer(result: Recorded | list[Recorded]) -> tuple[dict[str, Any], int]:
         return result.ack(), 201 if result.created else 200
     acks = [r.ack() for r in result]
     return {"items": acks}, 201 if any(a["created"] for a in acks) else 200
+
+
+def run_call(run_id: str, call: str, body: Any, now: float, *, actor: str) -> Op[dict[str, Any]]:
+    """A lifecycle call on a stored run (``call``: status, phases, files or finish) with its
+    JSON body → the write, which answers what the API answers: the run, or for ``phases``
+    ``{"run", "phase"}``. The body is checked before anything is written."""
+    op: Op[dict[str, Any]]
+    if call == "status":
+        update = parse_status_update(body)
+        status = RunStatus(update.status) if update.status else None
+        op = update_status(run_id, now, message=update.message, status=status, actor=actor)
+    elif call == "phases":
+        event = parse_phase_event(body)
+        phase = record_phase(
+            run_id,
+            event.name,
+            event.event,
+            now,
+            at=parse_time(event.at, field="at") if event.at is not None else None,
+            duration_s=event.duration_s,
+            status=event.status,
+        )
+        return lambda conn, unit: {"run": run_id, "phase": phase(conn, unit)}
+    elif call == "files":
+        op = record_files(run_id, parse_files(body), now)
+    elif call == "finish":
+        status, fields, phases, log = parse_finish(body)
+        op = finish_run(run_id, status, now, fields=fields, phases=phases, log=log, actor=actor)
+    else:
+        raise InvalidInput(f"unknown run call {call!r}")
+    return lambda conn, unit: run_out(op(conn, unit))
 
 
 def _in_item(i: int, exc: BackwatchError, batch: bool = True) -> BackwatchError:

@@ -8,21 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from backwatch.domain.lifecycle import RunStatus, parse_status
+from backwatch.domain.lifecycle import parse_status
 from backwatch.errors import InvalidInput
 from backwatch.ingest.lifecycle import (
-    parse_files,
-    parse_finish,
-    parse_phase_event,
     parse_start,
-    parse_status_update,
 )
 from backwatch.services import intake, reads, tokens
 from backwatch.services import runs as run_service
 from backwatch.services.deletion import delete_run
 from backwatch.services.hub import Hub
 from backwatch.services.views import run_out
-from backwatch.timeutil import parse_time
 from backwatch.web.deps import (
     TokenCache,
     authorize,
@@ -88,55 +83,29 @@ async def start_run(request: Request) -> Response:
 
 @router.post("/{run_id}/status", summary="Progress message or lifecycle move")
 async def run_status(run_id: str, request: Request) -> Response:
-    actor = _authorize_for_run(request, run_id)
-    h = hub(request)
-    body = parse_status_update(await json_body(request))
-    status = RunStatus(body.status) if body.status else None
-    run = await h.submit(
-        run_service.update_status(run_id, h.now(), message=body.message, status=status, actor=actor)
-    )
-    return json_response(run_out(run))
+    return await _run_call(request, run_id, "status")
 
 
 @router.post("/{run_id}/phases", summary="Start, end or record a phase")
 async def run_phase(run_id: str, request: Request) -> Response:
-    _authorize_for_run(request, run_id)
-    h = hub(request)
-    body = parse_phase_event(await json_body(request))
-    phase = await h.submit(
-        run_service.record_phase(
-            run_id,
-            body.name,
-            body.event,
-            h.now(),
-            at=parse_time(body.at, field="at") if body.at is not None else None,
-            duration_s=body.duration_s,
-            status=body.status,
-        )
-    )
-    return json_response({"run": run_id, "phase": phase})
+    return await _run_call(request, run_id, "phases")
 
 
 @router.post("/{run_id}/files", summary="Record backed-up files (counts always, records capped)")
 async def run_files(run_id: str, request: Request) -> Response:
-    _authorize_for_run(request, run_id)
-    h = hub(request)
-    files = parse_files(await json_body(request))
-    run = await h.submit(run_service.record_files(run_id, files, h.now()))
-    return json_response(run_out(run))
+    return await _run_call(request, run_id, "files")
 
 
 @router.post("/{run_id}/finish", summary="Finish a run with its final status and figures")
 async def finish_run(run_id: str, request: Request) -> Response:
+    return await _run_call(request, run_id, "finish")
+
+
+async def _run_call(request: Request, run_id: str, call: str) -> Response:
     actor = _authorize_for_run(request, run_id)
     h = hub(request)
-    status, fields, phases, log = parse_finish(await json_body(request))
-    run = await h.submit(
-        run_service.finish_run(
-            run_id, status, h.now(), fields=fields, phases=phases, log=log, actor=actor
-        )
-    )
-    return json_response(run_out(run))
+    body = await json_body(request)
+    return json_response(await h.submit(intake.run_call(run_id, call, body, h.now(), actor=actor)))
 
 
 @router.get("", summary="List runs, newest first, with filters and a cursor")
