@@ -59,8 +59,9 @@ def _pg_reachable() -> bool:
 
 #: the suite's own switches, kept; every other BACKWATCH_* variable is the user's
 SUITE_VARIABLES = frozenset({"BACKWATCH_TEST_PG_URL", "BACKWATCH_REQUIRE_ALL"})
-#: variables outside the BACKWATCH_ prefix that backwatch reads as settings
-SETTING_VARIABLES = frozenset({"RETENTION_DAYS"})
+#: variables outside the BACKWATCH_ prefix that backwatch reads as settings (TZ: the
+#: default time zone of configured jobs)
+SETTING_VARIABLES = frozenset({"RETENTION_DAYS", "TZ"})
 
 
 def scrub_environment(environ: MutableMapping[str, str]) -> list[str]:
@@ -70,7 +71,7 @@ def scrub_environment(environ: MutableMapping[str, str]) -> list[str]:
         name
         for name in environ
         if (name.startswith("BACKWATCH_") and name not in SUITE_VARIABLES)
-        or name in SETTING_VARIABLES
+        or name.removesuffix("_FILE") in SETTING_VARIABLES
     ]
     for name in found:
         del environ[name]
