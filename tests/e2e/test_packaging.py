@@ -77,6 +77,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A clean venv (no system site-packages) with the wheel and its dependencies."""
+    need(importlib.util.find_spec("ensurepip") is not None, "venv needs ensurepip (python3-venv)")
     where = tmp_path_factory.mktemp("venv") / "venv"
     _run(sys.executable, "-m", "venv", where)
     pip = [where / "bin" / "python", "-m", "pip", "install", "-q"]
