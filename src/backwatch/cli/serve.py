@@ -51,7 +51,9 @@ def serve(
     if log_format not in (None, "text", "json"):
         raise fail(f"--log-format must be 'text' or 'json', not {log_format!r}", 2)
     # known before the settings are: a bad config file is a JSON line too
-    early_format = log_format or os.environ.get("BACKWATCH_LOG_FORMAT") or "text"
+    env = os.environ
+    early = env.get("BACKWATCH_LOG_FORMAT") or env.get("BACKWATCH_SERVER__LOG_FORMAT")
+    early_format = log_format or early or "text"
     try:
         _serve(where, host, port, log_level, log_format, access_log)
     except BackwatchError as exc:
