@@ -5,24 +5,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
+
+from backwatch.cli.root import full_app, run
+from backwatch.errors import ConfigError
+from backwatch.settings_env import file_values
 
 
 def main(prog_name: str | None = None) -> None:
     """Run the command line in ``sys.argv`` and exit (``python -m backwatch``, tests)."""
-    import os
-
-    from backwatch.errors import ConfigError
-    from backwatch.settings_env import file_values
-
     try:  # BACKWATCH_TOKEN_FILE and friends: every command, and Typer's envvar=, sees NAME
         os.environ.update(file_values(os.environ))
     except ConfigError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         sys.exit(1)
-    from backwatch.cli.root import run
-
     run(sys.argv[1:], prog_name)
 
 
@@ -33,7 +31,5 @@ script = main
 def __getattr__(name: str) -> Any:
     """``backwatch.cli.app``: the Typer app with every command (tests, the docs check)."""
     if name == "app":
-        from backwatch.cli.root import full_app
-
         return full_app()
     raise AttributeError(f"module 'backwatch.cli' has no attribute {name!r}")

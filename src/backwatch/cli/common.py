@@ -31,7 +31,7 @@ def print_json(data: object) -> None:
 
 
 def console() -> Any:
-    from rich.console import Console
+    from rich.console import Console  # rich loads when a table is printed, not for push
 
     return Console()
 

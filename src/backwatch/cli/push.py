@@ -125,6 +125,7 @@ def push(
 
 def _push_to_gateway(gateway: str, body: object, *, quiet: bool) -> None:
     """Also push the run's metrics to a Prometheus Pushgateway."""
+    # prometheus_client and the report models, only with --pushgateway
     from backwatch.ingest import parse_record
     from backwatch.services.pushgateway import push_run
 

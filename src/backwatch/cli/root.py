@@ -7,6 +7,8 @@ command's parameters, and importing what every command needs, would cost more th
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -73,7 +75,7 @@ _app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from backwatch import __version__
+        from backwatch import __version__  # importlib.metadata: only when asked
 
         typer.echo(f"backwatch {__version__}")
         raise typer.Exit()
@@ -106,7 +108,6 @@ _registered: set[str] = set()
 
 def _register(only: str | None = None) -> None:
     """Register every command module's commands, or just those of module ``only``."""
-    import importlib
 
     names = [only] if only else list(dict.fromkeys(COMMAND_MODULES.values()))
     for name in names:
@@ -133,7 +134,6 @@ def _unwrap(doc: str) -> str:
     but the one the docstring was written for. A line break is kept where it was meant:
     after a short line or a colon, and before an indented line (examples, commands).
     """
-    import inspect
 
     paragraphs = []
     for paragraph in inspect.cleandoc(doc).split("\n\n"):

@@ -4,6 +4,7 @@ and the tools' own output. Everything goes to stderr; stdout stays for ``--json`
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -168,7 +169,6 @@ class ProgressWatcher(Watcher):
 
 def _interactive() -> bool:
     """Whether rich may draw a bar on stderr: a terminal, or a forced one."""
-    import os
 
     forced = os.environ.get("FORCE_COLOR") or os.environ.get("TTY_INTERACTIVE")
     return bool(forced) or sys.stderr.isatty()

@@ -4,22 +4,28 @@
 ``<data>/token`` authenticates). Otherwise the database: ``--db`` (a SQLite file or a
 database URL) or the one in the data directory. Both answer with the same JSON shapes.
 
-The HTTP path uses only the standard library so ``backwatch push`` starts fast, and loads it
-when a request is made (``backwatch run`` with a database never needs it).
+The HTTP path uses only the standard library, so ``backwatch push --url`` starts fast; the
+settings and the database are loaded only when a command works on the database.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
+import urllib.error
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backwatch import spool
 from backwatch.errors import BackwatchError, InvalidInput, StoreUnavailable
+from backwatch.ids import new_run_id
 from backwatch.masking import display_url
+from backwatch.spool import token_refused
 
 HTTP_TIMEOUT_S = 30
 
@@ -51,10 +57,6 @@ class HttpTarget:
         self.token = token
 
     def request(self, method: str, path: str, body: Any = None, query: dict | None = None) -> Any:
-        import http.client
-        import urllib.error
-        import urllib.request
-
         url = self.url + path
         if query:
             clean = {k: v for k, v in query.items() if v is not None}
@@ -94,8 +96,6 @@ class HttpTarget:
                     "e.g. http://127.0.0.1:5001?)"
                 )
             if status in (401, 403):
-                from backwatch.spool import token_refused
-
                 message = token_refused(message)
             return RemoteError(status, err.get("code", "error"), message, err.get("details"))
         except (ValueError, KeyError, TypeError):
@@ -107,7 +107,6 @@ class HttpTarget:
         """POST a report; when the server cannot take it now (unreachable, 5xx, 429), spool
         it and answer ``spooled`` instead (see backwatch.spool). A refused token is an error.
         Spooled entries are delivered first, so the server sees reports in order."""
-        from backwatch import spool
 
         if not spool.enabled():
             return self.request("POST", path, body)
@@ -142,8 +141,6 @@ class HttpTarget:
     # The operations every command needs, as the API offers them. Writes carry client-made
     # run ids so that a spooled or retried report is stored once.
     def report(self, obj: Any) -> dict[str, Any]:
-        from backwatch.ids import new_run_id
-
         def with_id(item: Any) -> Any:  # native reports only: seed 001 has its backup_id
             native = isinstance(item, dict) and "status" in item and "backup_id" not in item
             if native and not item.get("id"):
@@ -156,8 +153,6 @@ class HttpTarget:
         return self.write("/api/v1/runs", body, spooled)  # type: ignore[no-any-return]
 
     def start(self, obj: dict[str, Any]) -> dict[str, Any]:
-        from backwatch.ids import new_run_id
-
         if not obj.get("id"):
             obj = {**obj, "id": new_run_id()}
         spooled = _spooled_ack(obj, obj.get("status") or "running")
@@ -211,7 +206,7 @@ class Where:
 
     def settings(self) -> Any:
         """The settings of ``--config``, with ``--data-dir`` and ``--db`` applied."""
-        from backwatch.settings import load_settings
+        from backwatch.settings import load_settings  # pydantic models: not for push --url
 
         settings = load_settings(self.config)
         if self.data_dir:
@@ -236,7 +231,7 @@ def open_target(where: Where, *, read_only: bool = False) -> Any:
     if url and not where.db:
         token = where.token or os.environ.get("BACKWATCH_TOKEN")
         return HttpTarget(url, token or _token_from_data_dir(where.data_dir))
-    from backwatch.cli.local import LocalTarget
+    from backwatch.cli.local import LocalTarget  # SQLAlchemy and the store: not for --url
 
     settings = where.settings()
     if read_only:
