@@ -26,3 +26,16 @@ def test_a_missing_token_file_is_one_clear_error(tmp_path: Path) -> None:
         result.stderr
         == f"error: environment variable BACKWATCH_TOKEN_FILE: no such file: {missing}\n"
     )
+
+
+def test_the_database_url_from_a_file_serves_every_command(tmp_path: Path) -> None:
+    secret = tmp_path / "database-url"
+    secret.write_text(f"sqlite:///{tmp_path / 'elsewhere.db'}\n")
+    env = {"BACKWATCH_DATA_DIR": str(tmp_path / "data"), "BACKWATCH_DATABASE_URL_FILE": str(secret)}
+    result = run_cli("db", "migrate", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "elsewhere.db").is_file()
+    result = run_cli("push", "--job", "filed", "--status", "success", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = run_cli("list", "--json", env=env, cwd=tmp_path)
+    assert "filed" in listed.stdout

@@ -17,10 +17,13 @@ from backwatch.settings_env import file_values
 def main(prog_name: str | None = None) -> None:
     """Run the command line in ``sys.argv`` and exit (``python -m backwatch``, tests)."""
     try:  # BACKWATCH_TOKEN_FILE and friends: every command, and Typer's envvar=, sees NAME
-        os.environ.update(file_values(os.environ))
+        values = file_values(os.environ)
     except ConfigError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         sys.exit(1)
+    for name, value in values.items():  # read once: NAME replaces NAME_FILE from here on
+        os.environ[name] = value
+        del os.environ[name + "_FILE"]
     run(sys.argv[1:], prog_name)
 
 
