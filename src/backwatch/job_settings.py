@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -182,13 +183,25 @@ class DumpSettings(_Section):
 class RetentionSettings(_Section):
     """``[jobs.retention]``: restic forget --prune, borg prune + compact."""
 
-    keep_last: int | None = Field(None, ge=0, description="Keep the last N snapshots.")
-    keep_hourly: int | None = Field(None, ge=0, description="Keep the last of each of N hours.")
-    keep_daily: int | None = Field(None, ge=0, description="Keep the last of each of N days.")
-    keep_weekly: int | None = Field(None, ge=0, description="Keep the last of each of N weeks.")
-    keep_monthly: int | None = Field(None, ge=0, description="Keep the last of N months.")
-    keep_yearly: int | None = Field(None, ge=0, description="Keep the last of N years.")
-    keep_within: str | None = Field(None, description="Keep everything this recent, e.g. '7d'.")
+    keep_last: int | None = Field(None, ge=0, description="Keep the N newest snapshots.")
+    keep_hourly: int | None = Field(
+        None, ge=0, description="Keep the newest of each of the last N hours."
+    )
+    keep_daily: int | None = Field(
+        None, ge=0, description="Keep the newest of each of the last N days."
+    )
+    keep_weekly: int | None = Field(
+        None, ge=0, description="Keep the newest of each of the last N weeks."
+    )
+    keep_monthly: int | None = Field(
+        None, ge=0, description="Keep the newest of each of the last N months."
+    )
+    keep_yearly: int | None = Field(
+        None, ge=0, description="Keep the newest of each of the last N years."
+    )
+    keep_within: str | None = Field(
+        None, description="Keep all within this of the newest snapshot, e.g. '7d'."
+    )
 
     @field_validator("keep_within")
     @classmethod
@@ -281,6 +294,39 @@ class RunnerSettings(_Section):
     max_concurrent: int = Field(3, ge=1, description="Runs at once; more wait as 'queued'.")
 
 
+@dataclass(frozen=True)
+class Tool:
+    """What ``tool = "<name>"`` brings: its options table and what a run of it can do."""
+
+    #: its ``[jobs.<name>]`` table (None: it has none)
+    options: type[_Section] | None
+    #: it applies ``[jobs.retention]`` (a prune step) and ``[jobs.verify]`` (a check step)
+    prunes_and_checks: bool = False
+    #: a drill restores its backups itself (a command job needs a ``[jobs.drill]`` command)
+    drills: bool = True
+
+
+#: the tools a job can run: runners/ registers one runner for each name (and no other)
+TOOLS: dict[str, Tool] = {
+    "restic": Tool(ResticOptions, prunes_and_checks=True),
+    "borg": Tool(BorgOptions, prunes_and_checks=True),
+    "rsync": Tool(RsyncOptions),
+    "builtin": Tool(BuiltinOptions, prunes_and_checks=True),
+    "command": Tool(None, drills=False),
+}
+
+
+def tool_list(names: list[str] | None = None, conjunction: str = "or") -> str:
+    """'restic, borg, rsync, builtin or command': the tools (or ``names``) for a message."""
+    names = list(TOOLS) if names is None else names
+    return f"{', '.join(names[:-1])} {conjunction} {names[-1]}" if len(names) > 1 else names[0]
+
+
+#: the tools that apply a retention and verify their backups
+PRUNING_TOOLS = [name for name, tool in TOOLS.items() if tool.prunes_and_checks]
+#: tools whose backups a drill restores itself (a command job needs a [jobs.drill] command)
+DRILL_TOOLS = tuple(name for name, tool in TOOLS.items() if tool.drills)
+
 PHASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PHASE_PROBLEM = "must be a name of letters, digits, '.', '_' or '-' (at most 64 characters)"
 RUN_ACTIONS = ("dump", "backup", "prune", "check")
@@ -295,9 +341,7 @@ class JobSettings(BaseModel):
     description: str = Field("", description="What the job backs up, for people.")
     host: str | None = Field(None, description="The host the job runs on.")
     backup_path: str | None = Field(None, description="What it backs up (shown only).")
-    tool: str | None = Field(
-        None, description="restic, borg, rsync, builtin or command (the runner's tool)."
-    )
+    tool: str | None = Field(None, description=f"{tool_list()} (the runner's tool).")
     schedule: str | None = Field(None, description="Cron expression or a period such as '24h'.")
     timezone: str = Field("UTC", description="The schedule's time zone, e.g. 'Europe/Berlin'.")
     grace: str = Field("1h", description="How late a run may start before it is missed.")
@@ -392,7 +436,7 @@ def _check_job_references(jobs: Sequence[JobSettings], source: str) -> None:
 
 
 #: tool → the section it needs
-_TOOL_SECTIONS = {"restic": "restic", "borg": "borg", "rsync": "rsync", "builtin": "builtin"}
+_TOOL_SECTIONS = {name: name for name, tool in TOOLS.items() if tool.options is not None}
 
 
 def _check_runnable_jobs(jobs: Sequence[JobSettings], source: str) -> None:
@@ -419,14 +463,11 @@ def _check_runnable_jobs(jobs: Sequence[JobSettings], source: str) -> None:
             raise ConfigError(
                 f"{at}.command': required for tool = 'command' (or give 'phases' or 'dumps')"
             )
-        if job.retention is not None and job.tool not in ("restic", "borg", "builtin"):
-            raise ConfigError(
-                f"{at}.retention': only restic, borg and builtin jobs apply a retention"
-            )
-        if job.verify is not None and job.tool not in ("restic", "borg", "builtin"):
-            raise ConfigError(
-                f"{at}.verify': only restic, borg and builtin jobs verify their backups"
-            )
+        pruning = tool_list(PRUNING_TOOLS, "and")
+        if job.retention is not None and job.tool not in PRUNING_TOOLS:
+            raise ConfigError(f"{at}.retention': only {pruning} jobs apply a retention")
+        if job.verify is not None and job.tool not in PRUNING_TOOLS:
+            raise ConfigError(f"{at}.verify': only {pruning} jobs verify their backups")
         for j, dump in enumerate(job.dumps):
             if dump.type == "command" and dump.command is None:
                 raise ConfigError(f"{at}.dumps[{j}].command': required for type = 'command'")
@@ -461,8 +502,6 @@ def _after_cycle(jobs: Sequence[JobSettings], start: str) -> str | None:
     return None
 
 
-#: tools whose backups a drill restores itself (a command job needs a [jobs.drill] command)
-DRILL_TOOLS = ("restic", "borg", "rsync", "builtin")
 #: how often the server drills the jobs it runs, when [jobs.drill] schedule does not say
 DEFAULT_DRILL_EVERY = "7d"
 

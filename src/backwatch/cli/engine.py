@@ -16,8 +16,10 @@ import typer
 
 from backwatch.cli.backup import backup, builtin_job, repositories
 from backwatch.cli.common import echo, fail, print_json
-from backwatch.cli.params import LOCAL, JsonOpt, targeted
+from backwatch.cli.params import LOCAL, JsonOpt, grouped, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where
+from backwatch.engine.forget import Policy, forget
+from backwatch.job_settings import RetentionSettings
 
 DestOpt = Annotated[
     list[str] | None,
@@ -212,54 +214,41 @@ def scan_command(
     return 0
 
 
+def _keep_option(name: str, field: Any) -> Any:
+    """forget's ``--keep-…`` option for a field of ``[jobs.retention]``."""
+    bounds = [m.ge for m in field.metadata if getattr(m, "ge", None) is not None]
+    flag = "--" + name.replace("_", "-")
+    if bounds:
+        return Annotated[
+            field.annotation, typer.Option(flag, help=field.description, min=bounds[0])
+        ]
+    return Annotated[field.annotation, typer.Option(flag, help=field.description)]
+
+
+#: --keep-last … --keep-within: the fields of [jobs.retention], so both say the same
+KEEP_OPTIONS = {name: _keep_option(name, f) for name, f in RetentionSettings.model_fields.items()}
+#: forget given no --keep-… option
+NO_POLICY = Policy()
+
+
 @targeted(*LOCAL)
+@grouped(KEEP_OPTIONS, "policy", Policy.from_keep)
 def forget_command(
-    keep_last: Annotated[
-        int | None, typer.Option("--keep-last", min=0, help="Keep the N newest snapshots.")
-    ] = None,
-    keep_hourly: Annotated[
-        int | None,
-        typer.Option("--keep-hourly", min=0, help="Keep the newest of each of the last N hours."),
-    ] = None,
-    keep_daily: Annotated[
-        int | None,
-        typer.Option("--keep-daily", min=0, help="Keep the newest of each of the last N days."),
-    ] = None,
-    keep_weekly: Annotated[
-        int | None,
-        typer.Option("--keep-weekly", min=0, help="Keep the newest of each of the last N weeks."),
-    ] = None,
-    keep_monthly: Annotated[
-        int | None,
-        typer.Option("--keep-monthly", min=0, help="Keep the newest of each of the last N months."),
-    ] = None,
-    keep_yearly: Annotated[
-        int | None,
-        typer.Option("--keep-yearly", min=0, help="Keep the newest of each of the last N years."),
-    ] = None,
-    keep_within: Annotated[
-        str | None, typer.Option("--keep-within", help="Keep all within this, e.g. 7d.")
-    ] = None,
     dest: DestOpt = None,
     job: JobOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
+    policy: Policy = NO_POLICY,
     where: Where = DEFAULT_TARGET,
 ) -> int:
     """Remove the snapshots a retention policy does not keep; a kept one's bases stay.
 
-    Without --keep-… options, a --job's [jobs.retention] applies.
+    Without --keep-… options, a --job's \\[jobs.retention] applies.
     """
-    from backwatch.engine.forget import Policy, forget
-
-    policy = Policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
-                    keep_yearly, keep_within)  # fmt: skip
     if policy.empty() and job and not dest:
         retention = builtin_job(job, where)[1].retention
         if retention is not None:
-            policy = Policy(
-                **{k.removeprefix("keep_"): v for k, v in retention.model_dump().items()}
-            )
+            policy = Policy.from_keep(**retention.model_dump())
     results: list[dict[str, Any]] = []
     for repo in repositories(dest, job, where):
         decision = forget(repo, policy, dry_run=dry_run)

@@ -75,34 +75,37 @@ def _hidden(option: Any) -> Any:
     return Annotated[kind, info]
 
 
-def targeted(*names: str, hidden: bool = False) -> Callable[[F], F]:
-    """Give a command the target options ``names`` (default: all five), after its own,
-    and pass what was given as its ``where`` parameter (a ``Where``). Called directly
-    (not from the command line), the command takes ``where=`` itself."""
-    wanted = names or tuple(TARGET_OPTIONS)
+def grouped(options: dict[str, Any], into: str, make: Callable[..., Any]) -> Callable[[F], F]:
+    """Add ``options`` (name → ``Annotated`` type, default None) to a command's signature,
+    after its own, and pass what was given as one value, ``make(**given)``, in its
+    parameter ``into``. Called directly (not from the command line), the command takes
+    ``into`` itself."""
 
     def decorate(command: F) -> F:
         signature = inspect.signature(command, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.name != "where"]
-        options = [
-            inspect.Parameter(
-                name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=_hidden(TARGET_OPTIONS[name]) if hidden else TARGET_OPTIONS[name],
-            )
-            for name in wanted
+        own = [p for p in signature.parameters.values() if p.name != into]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+            for name, kind in options.items()
         ]
 
         @functools.wraps(command)
-        def with_target(*args: Any, **kwargs: Any) -> Any:
-            if "where" not in kwargs:
-                kwargs["where"] = Where(**{name: kwargs.pop(name, None) for name in wanted})
+        def with_options(*args: Any, **kwargs: Any) -> Any:
+            if into not in kwargs:
+                kwargs[into] = make(**{name: kwargs.pop(name, None) for name in options})
             return command(*args, **kwargs)
 
-        params = [*own, *options]
-        with_target.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-        with_target.__annotations__ = {p.name: p.annotation for p in params}
-        return with_target  # type: ignore[return-value]
+        params = [*own, *added]
+        with_options.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        with_options.__annotations__ = {p.name: p.annotation for p in params}
+        return with_options  # type: ignore[return-value]
 
     return decorate
+
+
+def targeted(*names: str, hidden: bool = False) -> Callable[[F], F]:
+    """Give a command the target options ``names`` (default: all five) and pass what was
+    given as its ``where`` parameter (a ``Where``); ``hidden`` leaves them out of --help."""
+    wanted = names or tuple(TARGET_OPTIONS)
+    options = {n: _hidden(TARGET_OPTIONS[n]) if hidden else TARGET_OPTIONS[n] for n in wanted}
+    return grouped(options, "where", Where)

@@ -41,6 +41,11 @@ class Policy:
     def empty(self) -> bool:
         return all(v is None for v in self.__dict__.values())
 
+    @classmethod
+    def from_keep(cls, **keep: int | str | None) -> Policy:
+        """From ``keep_last`` … ``keep_within``: ``[jobs.retention]``, forget's --keep-…"""
+        return cls(**{name.removeprefix("keep_"): value for name, value in keep.items()})
+
 
 @dataclass
 class Decision:

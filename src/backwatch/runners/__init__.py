@@ -9,13 +9,17 @@ run's figures. Tools register here, once each; asking for an unknown tool names 
 from __future__ import annotations
 
 from backwatch.errors import ConfigError
+from backwatch.job_settings import TOOLS
 from backwatch.runners.base import ToolRunner
 
 _RUNNERS: dict[str, ToolRunner] = {}
 
 
 def register_runner(runner: ToolRunner) -> None:
-    """Make ``runner`` the runner of ``runner.name``; a name can be registered only once."""
+    """Make ``runner`` the runner of ``runner.name``: a tool the settings know
+    (``job_settings.TOOLS``), registered only once."""
+    if runner.name not in TOOLS:
+        raise ValueError(f"runner {runner.name!r} is not a tool of job_settings.TOOLS")
     if runner.name in _RUNNERS:
         raise ValueError(f"runner {runner.name!r} registered twice")
     _RUNNERS[runner.name] = runner

@@ -64,15 +64,11 @@ def _base(opts: ResticOptions) -> list[str]:
 
 
 def retention_args(job: JobSettings) -> list[str]:
-    r = job.retention
-    assert r is not None
+    """``[jobs.retention]`` as flags: each ``keep_x`` is restic's (and borg's) ``--keep-x``."""
+    assert job.retention is not None
     args: list[str] = []
-    for key in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
-        value = getattr(r, f"keep_{key}")
-        if value is not None:
-            args += [f"--keep-{key}", str(value)]
-    if r.keep_within:
-        args += ["--keep-within", r.keep_within]
+    for key, value in job.retention.model_dump(exclude_none=True).items():
+        args += ["--" + key.replace("_", "-"), str(value)]
     return args
 
 
