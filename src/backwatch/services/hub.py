@@ -7,6 +7,7 @@ Everything that changes state goes through ``hub.write(op)`` (CLI, blocking) or
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,8 @@ class Hub:
         self.settings = settings
         self.clock = clock
         self.listeners: list[Listener] = [self._bump]
+        #: this process among the instances sharing a PostgreSQL database (services/changefeed)
+        self.instance = secrets.token_hex(6)
         #: increases with every commit that changed something: read caches compare it
         self.generation = 0
         self._read_cache: dict[Any, tuple[int, float, Any]] = {}
@@ -83,7 +86,7 @@ class Hub:
         return value
 
     def _unit(self) -> WriteUnit:
-        return WriteUnit(listeners=self.listeners)
+        return WriteUnit(listeners=self.listeners, origin=self.instance)
 
     def now(self) -> float:
         return self.clock()

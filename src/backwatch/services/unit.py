@@ -10,6 +10,7 @@ from sqlalchemy import Connection, bindparam, or_, update
 
 from backwatch.domain.lifecycle import BAD, GOOD, RunStatus
 from backwatch.errors import BackwatchError
+from backwatch.services import changefeed
 from backwatch.store import tables as t
 from backwatch.store.dialect import execute_many, insert_for, insert_rows
 
@@ -36,6 +37,8 @@ class _Rollup:
 @dataclass
 class WriteUnit:
     listeners: list[Listener] = field(default_factory=list)
+    #: this instance's name in the changes it announces to others (PostgreSQL: changefeed)
+    origin: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)
     rollups: dict[tuple[str, int], _Rollup] = field(default_factory=dict)
@@ -113,6 +116,8 @@ class WriteUnit:
                 _rollup_upsert(conn),
                 [{"job": job, "day": day, **r.__dict__} for (job, day), r in self.rollups.items()],
             )
+        if self.changes and self.origin and conn.dialect.name == "postgresql":
+            changefeed.announce(conn, self.origin, self.changes)  # heard once committed
 
     def _refresh_jobs(self, conn: Connection) -> None:
         """The snapshot of every job this transaction touched, in a few executemany calls."""

@@ -15,6 +15,7 @@ from backwatch import __version__
 from backwatch.runners.scheduler import Scheduler
 from backwatch.services import retention
 from backwatch.services.bootstrap import ensure_first_token, sync_configured_jobs
+from backwatch.services.changefeed import ChangeFeed
 from backwatch.services.hub import Hub
 from backwatch.services.status_files import StatusFileWriter
 from backwatch.services.watch import Watcher
@@ -96,12 +97,17 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
         scheduler = Scheduler(h, alert_tasks.leader)  # runs configured jobs (docs/runner.md)
         app.state.scheduler = scheduler
         scheduler.start()
+        # PostgreSQL: what other instances commit reaches the listeners above too
+        feed = ChangeFeed(h.read_engine, h.instance, h.listeners)
+        app.state.changefeed = feed
+        feed.start()
         if freeze_heap:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
+            await asyncio.to_thread(feed.stop)
             await scheduler.stop()
             broadcaster.detach()
             task.cancel()

@@ -1,0 +1,77 @@
+"""Two ``serve`` instances on one PostgreSQL database, as behind a load balancer (issue 18):
+a report that reaches the follower is judged by the leader within seconds, and the live
+stream of one instance carries what was written through the other. Real processes."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Server
+
+
+@pytest.fixture
+def pair(tmp_path: Path, pg_url: str) -> Iterator[tuple[Server, Server]]:
+    env = {"BACKWATCH_DATABASE_URL": pg_url}
+    leader = Server(tmp_path / "a", env).start()  # first up: it takes the leader's lock
+    follower = Server(tmp_path / "b", env).start()
+    try:
+        yield leader, follower
+    finally:
+        follower.stop()
+        leader.stop()
+
+
+def call(server: Server, method: str, path: str, token: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        server.url + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_a_failure_reported_to_the_follower_alerts_within_seconds(pair):
+    leader, follower = pair
+    token = leader.token  # one database: one set of tokens
+    failed = {"job": "db", "status": "failed", "started_at": time.time() - 60,
+              "message": "pg_dump: connection refused"}  # fmt: skip
+    call(follower, "POST", "/api/v1/runs", token, failed)
+    deadline = time.monotonic() + 15  # (the leader's full round, the old way, is 10 min)
+    alerts: list[dict[str, Any]] = []
+    while not alerts and time.monotonic() < deadline:
+        alerts = call(leader, "GET", "/api/v1/alerts?state=open&job=db", token)["items"]
+        time.sleep(0.2)
+    assert [(a["rule"], a["severity"]) for a in alerts] == [("failed", "critical")]
+
+
+def test_the_live_stream_of_one_instance_carries_writes_made_through_the_other(pair):
+    leader, follower = pair
+    token = leader.token
+    stream = http.client.HTTPConnection("127.0.0.1", follower.port, timeout=15)
+    stream.request("GET", "/api/v1/stream", headers={"Authorization": f"Bearer {token}"})
+    response = stream.getresponse()
+    assert response.status == 200
+    try:
+        assert b"event: hello" in b"".join(response.readline() for _ in range(3))
+        body = {"job": "photos", "status": "success", "started_at": time.time() - 60}
+        run = call(leader, "POST", "/api/v1/runs", token, body)
+        deadline = time.monotonic() + 10
+        seen: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not any(c.get("id") == run["id"] for c in seen):
+            line = response.readline()
+            if line.startswith(b"data: ") and b'"type"' in line:
+                seen.extend(json.loads(line[6:]))
+        assert any(c.get("id") == run["id"] and c.get("job") == "photos" for c in seen), seen
+    finally:
+        stream.close()
