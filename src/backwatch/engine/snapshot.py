@@ -98,8 +98,9 @@ class Hooks:
 
 
 @dataclass
-class _Plan:
-    """One destination's share of the work."""
+class _Destination:
+    """One destination's share of the work: the snapshot written there, against its own
+    parent."""
 
     repo: Repository
     snapshot_id: str
@@ -139,10 +140,10 @@ def take_snapshot(
             found = walk(request.sources, request.exclude)
             current.entries[:0] = found.entries
             current.problems = found.problems
-            plans = [_plan(request, repo, current, clock()) for repo in request.destinations]
+            dests = [_prepare(request, repo, current, clock()) for repo in request.destinations]
         if request.dry_run:
-            return [_dry(p, current) for p in plans]
-        writing = [p for p in plans if p.outcome.status != SKIPPED]
+            return [_dry(p, current) for p in dests]
+        writing = [p for p in dests if p.outcome.status != SKIPPED]
         hooks.total(sum(_bytes_to_write(p, current) for p in writing))
         with _phase(hooks, "archive"):
             _each(writing, lambda p: _archive(p, current, request.level, hooks))
@@ -150,7 +151,7 @@ def take_snapshot(
             _each(writing, lambda p: _write_manifest(p, request))
         with _phase(hooks, "commit"):
             _each(writing, _commit)
-        return [p.outcome for p in plans]
+        return [p.outcome for p in dests]
 
 
 @contextlib.contextmanager
@@ -203,19 +204,19 @@ def _run_dumps(dumps: list[Dump], spool: Path) -> list[tuple[Entry, Where]]:
     return out
 
 
-def _plan(request: Request, repo: Repository, current: Walk, now: float) -> _Plan:
+def _prepare(request: Request, repo: Repository, current: Walk, now: float) -> _Destination:
     outcome = Outcome(str(repo.path), SUCCESS, problems=list(current.problems))
     parent = None if request.full else repo.latest()
     changes, kept = compare(current, parent, checksum=request.checksum)
-    plan = _Plan(repo, new_snapshot_id(now), parent, changes, kept, outcome, started=now)
-    outcome.kind, outcome.parent = plan.kind, parent.id if parent else None
+    dest = _Destination(repo, new_snapshot_id(now), parent, changes, kept, outcome, started=now)
+    outcome.kind, outcome.parent = dest.kind, parent.id if parent else None
     if parent is not None and changes.nothing:
         outcome.status = SKIPPED
         outcome.snapshot = None
     else:
-        outcome.snapshot = plan.snapshot_id
+        outcome.snapshot = dest.snapshot_id
     outcome.stats = _stats(changes, current)
-    return plan
+    return dest
 
 
 def _stats(changes: Changes, current: Walk) -> dict[str, Any]:
@@ -232,45 +233,45 @@ def _stats(changes: Changes, current: Walk) -> dict[str, Any]:
     }
 
 
-def _dry(plan: _Plan, current: Walk) -> Outcome:
-    plan.outcome.snapshot = None
-    plan.outcome.stats["would_write_bytes"] = _bytes_to_write(plan, current)
-    return plan.outcome
+def _dry(dest: _Destination, current: Walk) -> Outcome:
+    dest.outcome.snapshot = None
+    dest.outcome.stats["would_write_bytes"] = _bytes_to_write(dest, current)
+    return dest.outcome
 
 
-def _bytes_to_write(plan: _Plan, current: Walk) -> int:
-    return sum(e.size for e, _ in current.entries if e.type == FILE and plan.to_write(e))
+def _bytes_to_write(dest: _Destination, current: Walk) -> int:
+    return sum(e.size for e, _ in current.entries if e.type == FILE and dest.to_write(e))
 
 
-def _each(plans: list[_Plan], work: Callable[[_Plan], None]) -> None:
+def _each(dests: list[_Destination], work: Callable[[_Destination], None]) -> None:
     """``work`` on every destination still going, in parallel; a failure stays with its
     destination (the others go on)."""
 
-    def guarded(plan: _Plan) -> None:
-        if plan.outcome.status == FAILED:
+    def guarded(dest: _Destination) -> None:
+        if dest.outcome.status == FAILED:
             return
         try:
-            work(plan)
+            work(dest)
         except (OSError, BackwatchError) as exc:
-            plan.outcome.status = FAILED
-            plan.outcome.snapshot = None
-            plan.outcome.error = getattr(exc, "message", None) or f"{plan.repo.path}: {exc}"
+            dest.outcome.status = FAILED
+            dest.outcome.snapshot = None
+            dest.outcome.error = getattr(exc, "message", None) or f"{dest.repo.path}: {exc}"
 
-    if len(plans) <= 1:
-        for plan in plans:
-            guarded(plan)
+    if len(dests) <= 1:
+        for dest in dests:
+            guarded(dest)
         return
 
-    with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-        list(pool.map(guarded, plans))
+    with ThreadPoolExecutor(max_workers=len(dests)) as pool:
+        list(pool.map(guarded, dests))
 
 
-def _archive(plan: _Plan, current: Walk, level: int, hooks: Hooks) -> None:
-    plan.partial = plan.repo.partial(plan.snapshot_id)
+def _archive(dest: _Destination, current: Walk, level: int, hooks: Hooks) -> None:
+    dest.partial = dest.repo.partial(dest.snapshot_id)
     # zstd compresses on every core (threads=-1) while this thread reads, hashes and
     # frames the files into whole-buffer writes (tarwrite: the bytes tarfile would write).
     compressor = zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True)
-    fd = os.open(plan.partial / ARCHIVE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd = os.open(dest.partial / ARCHIVE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         out = _Output(fd)
         # any object with write() will do (the stubs ask for a file)
@@ -278,15 +279,15 @@ def _archive(plan: _Plan, current: Walk, level: int, hooks: Hooks) -> None:
         with writer as zst:
             tar = TarWriter(zst, _CHUNK, hooks.advance)
             for entry, path in current.entries:
-                plan.entries.append(_add(plan, tar, entry, path))
+                dest.entries.append(_add(dest, tar, entry, path))
             tar.close()
         os.fsync(fd)
     finally:
         os.close(fd)
-    plan.outcome.stats["bytes_added"] = out.size
+    dest.outcome.stats["bytes_added"] = out.size
 
 
-def _add(plan: _Plan, tar: TarWriter, entry: Entry, path: Where) -> Entry:
+def _add(dest: _Destination, tar: TarWriter, entry: Entry, path: Where) -> Entry:
     """Write ``entry`` into the archive if this snapshot holds it; its manifest entry."""
     if entry.type == DIR:
         tar.add(entry.path, DIRTYPE, entry.mode, entry.mtime, "", entry.owner)
@@ -294,7 +295,7 @@ def _add(plan: _Plan, tar: TarWriter, entry: Entry, path: Where) -> Entry:
     if entry.type == SYMLINK:
         tar.add(entry.path, SYMTYPE, entry.mode, entry.mtime, entry.target or "", entry.owner)
         return entry
-    kept = plan.kept.get(entry.path)
+    kept = dest.kept.get(entry.path)
     if kept is not None:
         return entry.held(kept.blake3, kept.snapshot)
     fd = os.open(path, os.O_RDONLY)
@@ -305,8 +306,8 @@ def _add(plan: _Plan, tar: TarWriter, entry: Entry, path: Where) -> Entry:
     finally:
         os.close(fd)
     if short or _modified(path, entry):
-        plan.outcome.problems.append(f"{path}: changed while it was being read")
-    return entry.held(digest, plan.snapshot_id)
+        dest.outcome.problems.append(f"{path}: changed while it was being read")
+    return entry.held(digest, dest.snapshot_id)
 
 
 def _modified(path: Where, entry: Entry) -> bool:
@@ -339,9 +340,9 @@ class _Output:
         return len(data)
 
 
-def _write_manifest(plan: _Plan, request: Request) -> None:
-    assert plan.partial is not None
-    changed = set(plan.changes.new) | set(plan.changes.changed) | set(plan.changes.lost)
+def _write_manifest(dest: _Destination, request: Request) -> None:
+    assert dest.partial is not None
+    changed = set(dest.changes.new) | set(dest.changes.changed) | set(dest.changes.lost)
     sources = [
         {
             "name": s.name,
@@ -351,27 +352,27 @@ def _write_manifest(plan: _Plan, request: Request) -> None:
         for s in request.sources
     ]
     manifest = Manifest(
-        id=plan.snapshot_id,
-        created_at=plan.started,
-        kind=plan.kind,
-        parent=plan.parent.id if plan.parent else None,
+        id=dest.snapshot_id,
+        created_at=dest.started,
+        kind=dest.kind,
+        parent=dest.parent.id if dest.parent else None,
         sources=sources,
-        entries=plan.entries,
+        entries=dest.entries,
         job=request.job,
         host=os.uname().nodename,  # socket.gethostname(), without importing socket
-        stats=plan.outcome.stats,
+        stats=dest.outcome.stats,
     )
-    with open(plan.partial / MANIFEST, "w", encoding="utf-8") as f:
+    with open(dest.partial / MANIFEST, "w", encoding="utf-8") as f:
         f.write(manifest.to_json())
         f.flush()
         os.fsync(f.fileno())
-    plan.outcome.stats["sources"] = sources
+    dest.outcome.stats["sources"] = sources
 
 
 def _under(path: str, top: str) -> bool:
     return path == top or path.startswith(top + "/")
 
 
-def _commit(plan: _Plan) -> None:
-    assert plan.partial is not None
-    plan.repo.commit(plan.partial, plan.snapshot_id)
+def _commit(dest: _Destination) -> None:
+    assert dest.partial is not None
+    dest.repo.commit(dest.partial, dest.snapshot_id)

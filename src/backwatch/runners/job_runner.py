@@ -25,10 +25,10 @@ from backwatch.ids import new_run_id
 from backwatch.ingest.tools import parse_tool_output
 from backwatch.masking import job_secrets
 from backwatch.runners.base import BACKUP, CHECK, Outcome, RunContext, Step
-from backwatch.runners.plan import actions_of, build_plan, lock_names
 from backwatch.runners.process import Finished, Masker, Tail, run_process
 from backwatch.runners.progress import READERS, Progress
 from backwatch.runners.record import Recorder
+from backwatch.runners.steps import actions_of, build_steps, lock_names
 from backwatch.services.locks import Busy, Locks
 from backwatch.timeutil import parse_duration
 
@@ -104,7 +104,7 @@ class JobRunner:
         self._started_at: float | None = None
         self.run_id = run_id or new_run_id(clock())
         self.cancel = cancel or threading.Event()
-        self.steps, self.after_steps, self.failure_steps = build_plan(ctx)
+        self.steps, self.after_steps, self.failure_steps = build_steps(ctx)
         self.env = {**os.environ, **self.job.env}
         self.mask = Masker.for_env(self.env, [*self._file_secrets()])
         self.timeout_s = parse_duration(self.job.timeout) if self.job.timeout else None

@@ -45,11 +45,11 @@ def execute_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> int
     IN lists, Python-side defaults) or rows that do not fit it go through ``conn.execute``."""
     if not rows:
         return 0
-    plan = _plan(conn, stmt)
+    ready = _compiled(conn, stmt)
     keys = rows[0].keys()
-    if plan is None or not plan.keys <= keys or any(row.keys() != keys for row in rows):
+    if ready is None or not ready.keys <= keys or any(row.keys() != keys for row in rows):
         return int(conn.execute(stmt, rows).rowcount)
-    return _driver_executemany(conn, plan.sql, plan.parameters(rows))
+    return _driver_executemany(conn, ready.sql, ready.parameters(rows))
 
 
 def _driver_executemany(conn: Connection, sql: str, params: list[Any]) -> int:
@@ -111,7 +111,7 @@ def insert_rows(
     return execute_many(conn, stmt, rows)
 
 
-class _Plan:
+class _Compiled:
     """A statement compiled once, and how to turn row dicts into the driver's parameters:
     tuples in bind order (``itemgetter``, in C) for a positional paramstyle, the dicts
     themselves for a named one; a bind's processor (JSON, say) applied where it has one."""
@@ -147,19 +147,19 @@ class _Plan:
 
 
 _INSERTS: dict[tuple[str, str, tuple[str, ...], bool], Any] = {}
-#: (dialect, id(statement)) → (statement, plan); the statement is kept so that its id
-#: stays its own. Meant for the write path's fixed statements, so it stays small.
-_PLANS: dict[tuple[str, int], tuple[Any, _Plan | None]] = {}
+#: (dialect, id(statement)) → (statement, its _Compiled or None); the statement is kept so
+#: that its id stays its own. Meant for the write path's fixed statements, so it stays small.
+_COMPILED: dict[tuple[str, int], tuple[Any, _Compiled | None]] = {}
 
 
-def _plan(conn: Connection, stmt: Any) -> _Plan | None:
+def _compiled(conn: Connection, stmt: Any) -> _Compiled | None:
     """The statement compiled for this dialect, if plain bind parameters are all it needs."""
     dialect = conn.dialect
     cache_key = (dialect.name, id(stmt))
-    if cache_key in _PLANS:
-        return _PLANS[cache_key][1]
+    if cache_key in _COMPILED:
+        return _COMPILED[cache_key][1]
     compiled = stmt.compile(dialect=dialect)
-    plan = None
+    ready = None
     defaults = getattr(compiled, "insert_prefetch", None) or getattr(
         compiled, "update_prefetch", None
     )
@@ -167,8 +167,8 @@ def _plan(conn: Connection, stmt: Any) -> _Plan | None:
     if not runtime:
         names = list(compiled.positiontup or ()) if dialect.positional else list(compiled.binds)
         processors = [compiled.binds[n].type._cached_bind_processor(dialect) for n in names]
-        plan = _Plan(compiled.string, names, processors, bool(dialect.positional))
-    if len(_PLANS) > 256:  # not meant for statements built per call; stay bounded anyway
-        _PLANS.clear()
-    _PLANS[cache_key] = (stmt, plan)
-    return plan
+        ready = _Compiled(compiled.string, names, processors, bool(dialect.positional))
+    if len(_COMPILED) > 256:  # not meant for statements built per call; stay bounded anyway
+        _COMPILED.clear()
+    _COMPILED[cache_key] = (stmt, ready)
+    return ready

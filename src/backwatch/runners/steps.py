@@ -35,7 +35,7 @@ def _hooks(commands: list[Command], phase: str, *, on_failure: bool = False) -> 
     ]
 
 
-def build_plan(ctx: RunContext) -> tuple[list[Step], list[Step], list[Step]]:
+def build_steps(ctx: RunContext) -> tuple[list[Step], list[Step], list[Step]]:
     """(main steps, steps after a good run, steps after a failed one)."""
     job = ctx.job
     runner = runner_for(job.tool, job.id)
