@@ -1,7 +1,7 @@
 """Writing the tar stream of a snapshot: the very bytes ``tarfile`` writes in PAX format,
 without its cost per member.
 
-``tarfile.TarFile.addfile`` spends ~40 µs on every member (a copy of the TarInfo, a dict
+``tarfile.TarFile.addfile`` spends time on every member (a copy of the TarInfo, a dict
 of its fields, two headers built field by field) and hands zstd one small write per
 header, file and padding: more than reading, hashing and compressing a small file. Here
 the members of a snapshot (directories, regular files, symlinks with ASCII names of up to

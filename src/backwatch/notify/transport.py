@@ -1,6 +1,6 @@
 """The Apprise adapter: one ``send`` for every kind of channel, and URL masking.
 
-Apprise is imported lazily (it costs ~150 ms); nothing here runs on the ingest path.
+Apprise is imported lazily (it is slow to import); nothing here runs on the ingest path.
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ def _wait(
     had to be killed.
 
     A thread blocks in ``waitpid`` and sets an event, so the run goes on the moment the
-    tool exits; ``Popen.wait(timeout)`` would poll, every 50 ms, and lose 25 ms a step.
+    tool exits; ``Popen.wait(timeout)`` would poll, and lose part of a poll interval a step.
     """
     exited = threading.Event()
 

@@ -69,8 +69,8 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
 
     ``freeze_heap`` (``serve``): once started, move everything alive into the garbage
     collector's permanent generation. The modules, the app and its caches live as long as
-    the process, and without this every full collection walks them again: 60–90 ms pauses
-    in the middle of requests (the overview's slow tail, bench/RESULTS.md)."""
+    the process, and without this every full collection walks them again: pauses in the
+    middle of requests (the overview's slow tail; figures in bench/RESULTS.md)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

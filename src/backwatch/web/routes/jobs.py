@@ -54,7 +54,7 @@ async def list_jobs(request: Request) -> Response:
         return json_response({"items": [_out(request, r, now, secrets) for r in rows]})
 
     # Rebuilt after every write; otherwise reused for up to 2 s (health moves with the
-    # clock): 500 jobs cost ~40 ms to build, and dashboards poll this.
+    # clock): a page of many jobs is costly to build, and dashboards poll this.
     cached = h.cached(("jobs", secrets, str(request.base_url)), build, max_age_s=2.0)
     return Response(cached.body, media_type="application/json")
 
