@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from backwatch.timeutil import parse_time
 from tests.conftest import allow_test_client, run_cli
 from tests.integration.runner_support import stored_runs, write_config
 
@@ -246,3 +247,25 @@ phases = [{name = "archive", command = "echo archiving"}, {name = "upload", comm
     plain = run_cli("run", "remote", "--config", str(config), env=env)
     assert plain.returncode == 0, plain.stderr
     assert "remote: success in " in plain.stderr
+
+
+def test_a_new_leader_keeps_the_period_counted_from_the_last_start(tmp_path: Path) -> None:
+    """Issue 18: after a failover or a restart, an hourly job that ran 50 minutes ago is
+    due in 10 minutes, not an hour after the new scheduler started."""
+    _config(tmp_path)
+    hub, sched = _scheduler(tmp_path, disk_usage=lambda path: 0.5)
+    try:
+        sched.trigger("nightly", "manual")
+        sched.join()
+    finally:
+        hub.close()
+    [run] = stored_runs(tmp_path / "data", "nightly")
+    hub, sched = _scheduler(tmp_path, disk_usage=lambda path: 0.5)  # the new leader
+    try:
+        started = parse_time(run["started_at"])
+        assert sched.tick(started + 50 * 60) == []
+        assert sched.tick(started + 59 * 60) == []
+        assert sched.tick(started + 3600 + 1) == ["nightly"]
+        sched.join()
+    finally:
+        hub.close()

@@ -271,12 +271,14 @@ class Scheduler:
             for job_id in first:
                 sched = schedules[job_id]
                 last = last_started.get(job_id)
-                if last is not None and sched.next_after(last) <= now:
+                if last is None:
+                    self.next_due[job_id] = sched.next_after(now)
+                elif sched.next_after(last) <= now:
                     msg = "job %s is overdue (last run %s): running it now"
                     log.info(msg, job_id, last, extra={"job": job_id})
                     self.next_due[job_id] = now
-                else:
-                    self.next_due[job_id] = sched.next_after(now)
+                else:  # counted from its last start, not from this (new leader's) start
+                    self.next_due[job_id] = sched.next_after(last)
         for job_id, sched in schedules.items():
             if self.next_due[job_id] <= now:
                 self.next_due[job_id] = sched.next_after(now)
