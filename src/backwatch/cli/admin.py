@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from backwatch.cli.common import console, print_json
 from backwatch.cli.params import DATABASE, JsonOpt, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where
+from backwatch.timeutil import iso
 
 token_app = typer.Typer(help="Manage API tokens (stored hashed; shown once).", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance: migrate, prune, vacuum.", no_args_is_help=True)
@@ -20,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _hub(where: Where, *, migrate: bool = True):  # type: ignore[no-untyped-def]
-    from backwatch.services.hub import Hub
+    from backwatch.services.hub import Hub  # the store: see cli/root.py
 
     return Hub(where.settings(), migrate=migrate)
 
@@ -55,7 +57,7 @@ def token_create(
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """Create a token and print it once. Give it to a host as BACKWATCH_TOKEN."""
-    from backwatch.services import tokens
+    from backwatch.services import tokens  # the store: see cli/root.py
 
     # checked before the database is opened: a typo costs nothing
     job_patterns = tokens.check_patterns("jobs", jobs)
@@ -90,8 +92,7 @@ def token_list(
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """Tokens with their scope, job and host patterns, and prefix (never the secret)."""
-    from backwatch.services import tokens
-    from backwatch.timeutil import iso
+    from backwatch.services import tokens  # the store: see cli/root.py
 
     with _hub(where) as hub:
         rows = tokens.list_tokens(hub.read_engine)
@@ -110,7 +111,6 @@ def token_list(
     if json_out:
         print_json(items)
         return
-    from rich.table import Table
 
     table = Table(header_style="bold")
     for col in ("name", "prefix", "scope", "jobs", "hosts", "created", "revoked"):
@@ -137,7 +137,7 @@ def token_revoke(
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """Revoke a token; a running server stops accepting it within 5 seconds."""
-    from backwatch.services import tokens
+    from backwatch.services import tokens  # the store: see cli/root.py
 
     with _hub(where) as hub:
         hub.write(tokens.revoke_token(name, hub.now()))
@@ -148,8 +148,8 @@ def token_revoke(
 @targeted(*DATABASE)
 def db_migrate(where: Where = DEFAULT_TARGET) -> None:
     """Create or upgrade the schema (serve does this on start too)."""
-    from backwatch.store.connect import describe
-    from backwatch.store.migrate import current_revision
+    from backwatch.store.connect import describe  # the store: see cli/root.py
+    from backwatch.store.migrate import current_revision  # the store: see cli/root.py
 
     with _hub(where) as hub:
         revision = current_revision(hub.write_engine)
@@ -165,7 +165,7 @@ def db_prune(
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """Delete raw runs older than the retention period (daily rollups stay two years)."""
-    from backwatch.services import retention
+    from backwatch.services import retention  # the store: see cli/root.py
 
     with _hub(where) as hub:
         keep = days if days is not None else hub.settings.retention_days
@@ -179,7 +179,7 @@ def db_prune(
 @targeted(*DATABASE)
 def db_vacuum(where: Where = DEFAULT_TARGET) -> None:
     """Reclaim free space (SQLite VACUUM, PostgreSQL VACUUM ANALYZE)."""
-    from backwatch.store.connect import describe
+    from backwatch.store.connect import describe  # the store: see cli/root.py
 
     with _hub(where) as hub:
         # VACUUM cannot run inside a transaction, and the engine's connections begin one on

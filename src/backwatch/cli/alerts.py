@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from backwatch.cli import seed_spellings as seed
 from backwatch.cli.common import console, print_json
 from backwatch.cli.params import JsonOpt, targeted
-from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
+from backwatch.cli.target import DEFAULT_TARGET, HttpTarget, Where, open_target
+from backwatch.errors import InvalidInput
+from backwatch.notify.transport import TransportError, mask_url, send
+from backwatch.timeutil import iso, parse_duration
 
 alerts_app = typer.Typer(help="Alerts: list, acknowledge, resolve, snooze.", no_args_is_help=True)
 notify_app = typer.Typer(help="Notification channels (Apprise).", no_args_is_help=True)
@@ -36,7 +40,6 @@ def _alerts(
 
 def _call(tgt: Any, http: tuple[str, str, Any, dict | None], local: Any) -> Any:
     """Run over HTTP when the target is a server, else in-process on its hub."""
-    from backwatch.cli.target import HttpTarget
 
     if isinstance(tgt, HttpTarget):
         method, path, body, query = http
@@ -55,8 +58,7 @@ def alerts_list(
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """Alerts, newest first."""
-    from backwatch.errors import InvalidInput
-    from backwatch.services import alerts as service
+    from backwatch.services import alerts as service  # the store: see cli/root.py
 
     if state is not None and state not in ("open", "acknowledged", "resolved"):
         raise InvalidInput("--state must be open, acknowledged or resolved")
@@ -79,7 +81,6 @@ def alerts_list(
     if not items:
         typer.echo("no alerts")
         return
-    from rich.table import Table
 
     table = Table(header_style="bold")
     for col in ("id", "state", "severity", "job", "rule", "opened", "message"):
@@ -99,7 +100,7 @@ def alerts_list(
 
 
 def _act(action: str, alert_id: int, where: Where) -> None:
-    from backwatch.services import alerts as service
+    from backwatch.services import alerts as service  # the store: see cli/root.py
 
     tgt = open_target(where)
     try:
@@ -143,9 +144,7 @@ def alerts_snooze(
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """Hold back a job's notifications for a while (alerts still open and show)."""
-    from backwatch.errors import InvalidInput
-    from backwatch.services import alerts as service
-    from backwatch.timeutil import iso, parse_duration
+    from backwatch.services import alerts as service  # the store: see cli/root.py
 
     try:
         seconds = parse_duration(duration, field="--for")
@@ -178,7 +177,6 @@ def notify_test(
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """Send a test message now and say, per channel, whether it arrived."""
-    from backwatch.notify.transport import TransportError, mask_url, send
 
     urls = list(apprise_url or [])
     if not urls:

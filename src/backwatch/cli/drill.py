@@ -11,7 +11,11 @@ import typer
 
 from backwatch.cli.common import print_json
 from backwatch.cli.params import JsonOpt, targeted
+from backwatch.cli.run import _configured
 from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
+from backwatch.domain.report import native_body
+from backwatch.job_settings import parse_size
+from backwatch.runners.drill import drill_job
 
 #: exit status per outcome: 0 passed, 1 failed, 4 unknown (nothing to restore)
 EXIT = {"success": 0, "failed": 1, "unknown": 4}
@@ -46,10 +50,6 @@ def drill(
 
       backwatch drill photos --files 50 --bytes 500MB
     """
-    from backwatch.cli.run import _configured
-    from backwatch.domain.report import native_body
-    from backwatch.job_settings import parse_size
-    from backwatch.runners.drill import drill_job
 
     try:
         max_bytes = None if size is None else parse_size(size, field="--bytes")

@@ -14,6 +14,16 @@ import threading
 import time
 from typing import Any
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
 from backwatch.cli.common import echo, print_json
 from backwatch.cli.run import _recorder
 from backwatch.cli.target import Where
@@ -92,15 +102,6 @@ def _progress(quiet: bool) -> Any:
         return StatusLines()
     if quiet or not sys.stderr.isatty():
         return None
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
 
     return Progress(
         TextColumn("{task.description}"),

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from backwatch.errors import BackwatchError
+from backwatch.cli.common import fail
+from backwatch.domain.report import native_body
+from backwatch.errors import BackwatchError, InvalidInput
+from backwatch.ingest.tools import parse_tool_output, tool_names
+from backwatch.masking import Masker
 
 FORMATS = ("auto", "seed001", "native")
 
@@ -24,16 +30,12 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
 def import_jsonl(
     path: str, *, fmt: str, job: str | None, target_factory: Callable[[], Any]
 ) -> dict[str, Any]:
-    from backwatch.cli.common import fail
 
     if fmt not in FORMATS:
-        from backwatch.ingest.tools import tool_names
-
         known = ", ".join([*FORMATS, *tool_names()])
         raise fail(f"--format must be one of: {known} (got {fmt!r})", 2)
     name = "standard input" if path == "-" else path
     outcome: dict[str, Any] = {"imported": 0, "duplicates": 0, "rejected": 0, "errors": []}
-    from backwatch.masking import Masker
 
     mask = Masker.for_env(dict(os.environ))
     tgt = target_factory()
@@ -114,13 +116,6 @@ def import_tool_output(
     output says when the run finished, a file's modification time (or now, for standard
     input) is taken, so importing the same file twice stores one run.
     """
-    import socket
-    import time
-
-    from backwatch.cli.common import fail
-    from backwatch.domain.report import native_body
-    from backwatch.errors import InvalidInput
-    from backwatch.ingest.tools import parse_tool_output
 
     name = "standard input" if path == "-" else path
     try:
@@ -149,7 +144,6 @@ def import_tool_output(
         # nobody measured it: a finish equal to the start would be stored as 0 seconds
         body.pop("finished_at", None)
     body["host"] = host or socket.gethostname()
-    from backwatch.masking import Masker
 
     _mask_texts(body, Masker.for_env(dict(os.environ)))
     tgt = target_factory()

@@ -5,12 +5,17 @@ them, so both give the same JSON."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
+from backwatch.cli import insight_dashboard as board
+from backwatch.cli import insight_report
 from backwatch.cli import seed_spellings as seed
 from backwatch.cli.alerts import _call
 from backwatch.cli.common import console, echo, fail, print_json
@@ -22,6 +27,10 @@ from backwatch.cli.insight_fetch import (
 )
 from backwatch.cli.params import JsonOpt, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
+from backwatch.cli.views import _since
+from backwatch.domain.analysis import parse_period
+from backwatch.errors import InvalidInput
+from backwatch.timeutil import human_bytes, human_duration, iso
 
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
 PeriodOpt = Annotated[str, typer.Option(help="How far back: 24h, 7d, 30d (any 1h…730d).")]
@@ -37,8 +46,6 @@ def register(app: typer.Typer) -> None:
 
 def checked_period(period: str) -> float:
     """``--period`` in seconds, or a clear error before anything is read."""
-    from backwatch.domain.analysis import parse_period
-    from backwatch.errors import InvalidInput
 
     try:
         return parse_period(period)
@@ -72,7 +79,7 @@ def health(
     fixed: list[str] | None = None
     try:
         if fix:
-            from backwatch.services import diagnostics
+            from backwatch.services import diagnostics  # the store: see cli/root.py
 
             fixed = _call(
                 tgt,
@@ -93,9 +100,6 @@ def health(
 
 
 def _print_checks(result: dict[str, Any], fixed: list[str] | None) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
     out = console()
     if fixed is not None:
         out.print("\n".join(f"fixed: {escape(line)}" for line in fixed) or "nothing to fix")
@@ -141,7 +145,6 @@ def performance(
         return
     out = console()
     out.print(performance_table(analyses, title=f"performance, last {period}"))
-    from rich.markup import escape
 
     for a in analyses:
         for line in a["recommendations"]:
@@ -157,10 +160,6 @@ def trend_text(trend: dict[str, Any] | None) -> str:
 
 
 def performance_table(analyses: list[dict[str, Any]], title: str | None = None) -> Any:
-    from rich.table import Table
-
-    from backwatch.timeutil import human_bytes, human_duration
-
     table = Table(title=title, header_style="bold")
     columns = ("job", "runs", "failed", "duration", "size", "bottleneck", "next run")
     for col in columns:
@@ -192,8 +191,6 @@ def report(
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """A report for a period: summary, health checks, open alerts, per-job performance."""
-    from backwatch.cli import insight_report
-    from backwatch.errors import InvalidInput
 
     if fmt not in insight_report.FORMATS:
         raise InvalidInput(f"--format {fmt!r}: use one of {', '.join(insight_report.FORMATS)}")
@@ -217,9 +214,6 @@ def report(
 
 def gather_report(tgt: Any, period: str, seconds: float) -> dict[str, Any]:
     """Everything a report shows, read through the target (server or database)."""
-    import math
-
-    from backwatch.timeutil import iso
 
     days = max(1, min(730, math.ceil(seconds / 86400)))
     jobs = tgt.list_jobs()
@@ -249,7 +243,6 @@ def audit(
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """The audit trail, newest first: state changes, triggers, alerts, acks, fixes."""
-    from backwatch.cli.views import _since
 
     start = _since(since)
     tgt = open_target(where, read_only=True)
@@ -267,9 +260,6 @@ def audit(
 
 
 def _events_table(events: list[dict[str, Any]]) -> Any:
-    from rich.markup import escape
-    from rich.table import Table
-
     table = Table(header_style="bold")
     for col in ("at", "kind", "job", "change", "by", "about"):
         table.add_column(col, overflow="fold", no_wrap=col in ("at", "kind"))
@@ -309,13 +299,11 @@ def dashboard(
     """Every job's health, last run and next due, refreshed until Ctrl-C; or the web page.
 
     Printed once when the output is not a terminal (a pipe, a file, cron), as `top -b` does."""
-    from backwatch.errors import InvalidInput
 
     if mode not in ("terminal", "web"):
         raise InvalidInput(f"--mode {mode!r}: use terminal or web")
     if interval < 0.5:
         raise InvalidInput("--interval must be at least 0.5 seconds")
-    from backwatch.cli import insight_dashboard as board
 
     if mode == "web":
         board.open_web(where, browser)

@@ -3,20 +3,23 @@ refreshed until Ctrl-C, or the web dashboard's URL."""
 
 from __future__ import annotations
 
+import os
 import time
+import webbrowser
 from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.text import Text
 
 from backwatch.cli.common import console, echo
 from backwatch.cli.insight_fetch import fetch_open_alerts
 from backwatch.cli.target import Where
+from backwatch.cli.views import _jobs_table
+from backwatch.masking import display_url
 
 
 def frame(tgt: Any) -> Any:
-    from rich.console import Group
-    from rich.text import Text
-
-    from backwatch.cli.views import _jobs_table
-
     jobs = tgt.list_jobs()
     alerts = fetch_open_alerts(tgt)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -29,8 +32,6 @@ def frame(tgt: Any) -> Any:
 
 
 def live(tgt: Any, interval: float) -> None:
-    from rich.live import Live
-
     with Live(frame(tgt), console=console(), refresh_per_second=4, screen=False) as live:
         try:
             while True:
@@ -41,18 +42,13 @@ def live(tgt: Any, interval: float) -> None:
 
 
 def open_web(where: Where, browser: bool) -> None:
-    import os
-
     base = where.url or os.environ.get("BACKWATCH_URL")
     if not base:
         server = where.settings().server
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
         base = server.base_url or f"http://{host}:{server.port}"
     base = base.rstrip("/") + "/"
-    from backwatch.masking import display_url
 
     echo(f"dashboard: {display_url(base)}")  # a password in BACKWATCH_URL is not printed
     if browser:
-        import webbrowser
-
         webbrowser.open(base)

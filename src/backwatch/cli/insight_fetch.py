@@ -8,6 +8,8 @@ import urllib.parse
 from typing import Any
 
 from backwatch.cli.alerts import _call
+from backwatch.errors import InvalidInput
+from backwatch.timeutil import iso
 
 
 def _get(tgt: Any, path: str, query: dict[str, Any] | None, local: Any) -> Any:
@@ -15,7 +17,7 @@ def _get(tgt: Any, path: str, query: dict[str, Any] | None, local: Any) -> Any:
 
 
 def fetch_checks(tgt: Any, names: list[str] | None) -> dict[str, Any]:
-    from backwatch.services import diagnostics
+    from backwatch.services import diagnostics  # the store: see cli/root.py
 
     query = {"checks": ",".join(names)} if names else None
     return _get(  # type: ignore[no-any-return]
@@ -24,7 +26,7 @@ def fetch_checks(tgt: Any, names: list[str] | None) -> dict[str, Any]:
 
 
 def fetch_analysis(tgt: Any, job: str, period: str) -> dict[str, Any]:
-    from backwatch.services import analysis
+    from backwatch.services import analysis  # the store: see cli/root.py
 
     def local(h: Any) -> Any:
         with h.read_engine.connect() as conn:
@@ -35,7 +37,7 @@ def fetch_analysis(tgt: Any, job: str, period: str) -> dict[str, Any]:
 
 
 def fetch_open_alerts(tgt: Any) -> list[dict[str, Any]]:
-    from backwatch.services import alerts
+    from backwatch.services import alerts  # the store: see cli/root.py
 
     def local(h: Any) -> Any:
         with h.read_engine.connect() as conn:
@@ -46,9 +48,7 @@ def fetch_open_alerts(tgt: Any) -> list[dict[str, Any]]:
 
 def fetch_events(tgt: Any, since: float | None, kind: str | None, job: str | None,
                  limit: int) -> list[dict[str, Any]]:  # fmt: skip
-    from backwatch.errors import InvalidInput
-    from backwatch.services import reads
-    from backwatch.timeutil import iso
+    from backwatch.services import reads  # the store: see cli/root.py
 
     def local(h: Any) -> Any:
         if kind is not None and kind not in reads.EVENT_KINDS:  # the API's own list

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +13,8 @@ from backwatch.cli.common import fail, print_json, warn
 from backwatch.cli.params import targeted
 from backwatch.cli.push import drop_none, iso_now, read_log
 from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
+from backwatch.ingest.tools import tool_names
+from backwatch.timeutil import parse_time
 
 
 def register(app: typer.Typer) -> None:
@@ -81,7 +84,6 @@ def start(
     For scripts: RUN=$(backwatch start nightly), then `backwatch phase` and
     `backwatch finish "$RUN"`.
     """
-    import socket
 
     body = drop_none(
         {
@@ -188,7 +190,7 @@ def wrap(
 
       backwatch wrap nightly -- restic backup /srv
     """
-    from backwatch.cli.wrap import run_wrapped
+    from backwatch.cli.wrap import run_wrapped  # runners and settings: not for push
 
     code = run_wrapped(
         job,
@@ -252,8 +254,7 @@ def import_(
 
       restic backup --json /srv >r.json; backwatch import -f restic -j srv --exit-code $? r.json
     """
-    from backwatch.cli.importer import import_jsonl
-    from backwatch.ingest.tools import tool_names
+    from backwatch.cli.importer import import_jsonl  # not for push
 
     tools = tool_names()
     tool_opts = (exit_code, started_at, finished_at, host, kind)
@@ -301,8 +302,7 @@ def _import_tool(
     json_out: bool,
     target_factory: Any,
 ) -> None:
-    from backwatch.cli.importer import import_tool_output
-    from backwatch.timeutil import parse_time
+    from backwatch.cli.importer import import_tool_output  # not for push
 
     if not job:
         raise fail(f"--job is required with --format {tool}: its output names no job", 2)

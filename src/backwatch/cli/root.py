@@ -2,7 +2,9 @@
 
 Only the module of the command being run is loaded (``COMMAND_MODULES``): building every
 command's parameters, and importing what every command needs, would cost more than a
-``backwatch push`` itself.
+``backwatch push`` itself. Command modules import the store (services, SQLAlchemy) and the
+server inside the commands that use them: ``--help`` loads every command module, and a
+command given ``--url`` never needs the database.
 """
 
 from __future__ import annotations

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Annotated, Any
 
 import typer
 
 from backwatch.cli.common import print_json
 from backwatch.cli.params import JsonOpt, targeted
-from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
+from backwatch.cli.target import DEFAULT_TARGET, HttpTarget, Where, open_target
 
 runs_app = typer.Typer(help="Runs: delete one by id.", no_args_is_help=True)
 
@@ -30,10 +31,8 @@ def runs_delete(
     in the audit trail (`audit --filter delete`). For a report with an impossible date,
     say: retention (`db prune`) removes runs by age, never one from the future.
     """
-    import urllib.parse
 
-    from backwatch.cli.target import HttpTarget
-    from backwatch.services.deletion import delete_run
+    from backwatch.services.deletion import delete_run  # the store: see cli/root.py
 
     tgt: Any = open_target(where, read_only=True)
     try:

@@ -3,6 +3,7 @@ server's scheduler."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from backwatch.cli.params import LOCAL, targeted
+from backwatch.cli.run import _configured
 from backwatch.cli.target import DEFAULT_TARGET, Where
+from backwatch.errors import InvalidInput
+from backwatch.runners.schedule_export import crontab, systemd_units
 
 
 def register(app: typer.Typer) -> None:
@@ -36,9 +40,6 @@ def export_command(
 ) -> int:
     """Print (or write) a systemd service + timer, or a crontab line, that runs JOB on its
     schedule with `backwatch run`."""
-    from backwatch.cli.run import _configured
-    from backwatch.errors import InvalidInput
-    from backwatch.runners.schedule_export import crontab, systemd_units
 
     if systemd == cron:
         raise InvalidInput("choose one of --systemd or --cron")
@@ -66,8 +67,6 @@ def export_command(
 
 
 def _command_line(job: str, settings: Any) -> list[str]:
-    import shutil
-
     # the console script (on PATH, or beside this interpreter in its venv)
     beside = Path(sys.executable).with_name("backwatch")
     exe = shutil.which("backwatch") or (str(beside) if beside.is_file() else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -9,6 +10,9 @@ import typer
 from backwatch.cli.common import CommandFailed, fail
 from backwatch.cli.params import LOCAL, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where
+from backwatch.errors import BackwatchError
+from backwatch.logs import log, log_changes, setup_logging
+from backwatch.private_files import make_private_dir
 
 
 def register(app: typer.Typer) -> None:
@@ -43,10 +47,6 @@ def serve(
     database, and applies schema migrations on start. It binds to 127.0.0.1:5001 by default;
     the first start creates an API token and prints where it is (<data>/token).
     """
-    import os
-
-    from backwatch.errors import BackwatchError
-    from backwatch.logs import log, setup_logging
 
     if log_format not in (None, "text", "json"):
         raise fail(f"--log-format must be 'text' or 'json', not {log_format!r}", 2)
@@ -80,11 +80,10 @@ def _serve(
     log_format: str | None,
     access_log: bool | None,
 ) -> None:
-    import uvicorn
+    import uvicorn  # the server: see cli/root.py
 
-    from backwatch.logs import log, log_changes, setup_logging
-    from backwatch.store.connect import describe
-    from backwatch.web.app import create_app
+    from backwatch.store.connect import describe  # the store: see cli/root.py
+    from backwatch.web.app import create_app  # the server: see cli/root.py
 
     settings = where.settings()
     if host:
@@ -93,10 +92,9 @@ def _serve(
         settings.server.port = port
     fmt = log_format or settings.server.log_format
     log_config = setup_logging(log_level, fmt)
-    from backwatch.private_files import make_private_dir
 
     make_private_dir(settings.data_dir)  # 0700: it holds the ping keys and the token
-    from backwatch.services.hub import Hub
+    from backwatch.services.hub import Hub  # the store: see cli/root.py
 
     # fails here, with a clear message, on a bad database; Alembic runs in a child process
     hub = Hub(settings, grouped=True, migrate="isolated")
@@ -106,7 +104,7 @@ def _serve(
         f"backwatch serving on http://{settings.server.host}:{settings.server.port} "
         f"(database {describe(settings.db_url)})"
     )
-    from backwatch.web.hosts import names_hint
+    from backwatch.web.hosts import names_hint  # the server: see cli/root.py
 
     hint = names_hint(settings.server)
     if fmt == "json":  # every stderr line a JSON object

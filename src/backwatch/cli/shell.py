@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
-from backwatch.cli.common import fail, print_json, warn
+from backwatch import spool
+from backwatch.cli.common import console, fail, print_json, warn
 from backwatch.cli.params import JsonOpt, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 
@@ -58,8 +61,6 @@ def shell_lib(
 
 
 def _spool_dir(value: str | None) -> Path:
-    from backwatch import spool
-
     return Path(value) if value else spool.default_dir()
 
 
@@ -76,7 +77,6 @@ def spool_flush(
     stored twice. Exits 0 when the spool is empty afterwards, 1 when reports remain (the
     server is still unreachable) or some were refused (kept in <dir>/rejected).
     """
-    from backwatch import spool
 
     if not where.url:
         raise fail("give --url URL (or set BACKWATCH_URL): the server to deliver to", 2)
@@ -108,7 +108,6 @@ def spool_flush(
 @spool_app.command("list")
 def spool_list(spool_dir: SpoolDirOpt = None, json_out: JsonOpt = False) -> None:
     """Show the reports waiting in the spool, oldest first."""
-    from backwatch import spool
 
     directory = _spool_dir(spool_dir)
     items = [_describe(entry) for entry in spool.pending(directory)]
@@ -119,10 +118,6 @@ def spool_list(spool_dir: SpoolDirOpt = None, json_out: JsonOpt = False) -> None
     if not items:
         typer.echo(f"nothing waiting in {directory}")
     else:
-        from rich.table import Table
-
-        from backwatch.cli.common import console
-
         table = Table("written (UTC)", "call", "job", "run", title=f"{len(items)} waiting")
         for item in items:
             table.add_row(item["written_at"], item["call"], item["job"] or "", item["run"] or "")
@@ -132,10 +127,6 @@ def spool_list(spool_dir: SpoolDirOpt = None, json_out: JsonOpt = False) -> None
 
 
 def _describe(entry: Path) -> dict[str, Any]:
-    from datetime import UTC, datetime
-
-    from backwatch import spool
-
     try:
         ns = int(entry.name.split("-", 1)[0])
         written = datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")

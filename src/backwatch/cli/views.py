@@ -6,10 +6,15 @@ import time
 from typing import Annotated, Any
 
 import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
 
 from backwatch.cli.common import console, print_json
 from backwatch.cli.params import JsonOpt, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
+from backwatch.errors import InvalidInput
+from backwatch.timeutil import human_ago, human_bytes, human_duration, parse_duration, parse_time
 
 HEALTH_STYLE = {
     "ok": "green",
@@ -44,20 +49,15 @@ def register(app: typer.Typer) -> None:
 def _ts(value: str | None) -> float | None:
     if not value:
         return None
-    from backwatch.timeutil import parse_time
 
     return parse_time(value)
 
 
 def _ago(value: str | None) -> str:
-    from backwatch.timeutil import human_ago
-
     return human_ago(_ts(value), time.time())
 
 
 def _escape(text: str) -> str:
-    from rich.markup import escape
-
     return escape(text)
 
 
@@ -72,10 +72,6 @@ def _status(value: str | None) -> str:
 
 
 def _jobs_table(jobs: list[dict[str, Any]], title: str | None = None) -> Any:
-    from rich.table import Table
-
-    from backwatch.timeutil import human_bytes, human_duration
-
     table = Table(title=title, header_style="bold")
     for col in ("job", "health", "last run", "status", "duration", "size", "next due"):
         table.add_column(col, no_wrap=col != "job")
@@ -106,11 +102,6 @@ _OPTIONAL_RUN_COLUMNS = (("files", 7), ("id", 24))
 
 
 def _runs_table(runs: list[dict[str, Any]], title: str | None = None) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    from backwatch.timeutil import human_bytes, human_duration
-
     # Fixed columns never wrap; the message takes what is left. On a narrow terminal the
     # optional columns go first (the full record is in --json).
     room = console().width - 66 - 20  # fixed columns, and at least 20 for the message
@@ -151,7 +142,6 @@ def status(
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """Health at a glance: every job, or one job with its recent runs and ping URL."""
-    from backwatch.timeutil import human_bytes, human_duration
 
     tgt = open_target(where, read_only=True)
     try:
@@ -214,8 +204,6 @@ def _ended(value: str | None) -> str:
 
 
 def _schedule_text(job: dict[str, Any]) -> str:
-    from backwatch.timeutil import human_duration
-
     if job.get("schedule"):
         return f"{job['schedule']} ({job.get('timezone') or 'UTC'})"
     if job.get("learned_interval_s"):
@@ -251,9 +239,6 @@ def history(
 
 
 def _since(value: str) -> Any:
-    from backwatch.errors import InvalidInput
-    from backwatch.timeutil import parse_duration, parse_time
-
     try:
         return parse_time(value, field="--since")
     except ValueError:
@@ -281,8 +266,6 @@ def list_jobs(
 
 
 def _drill_text(drill: dict[str, Any] | None) -> str:
-    from backwatch.timeutil import human_duration
-
     if not drill:
         return "none yet"
     text = f"{drill['status']} {_ended(drill.get('finished_at'))}"

@@ -20,7 +20,11 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from backwatch.errors import BackwatchError
+from backwatch.ingest.native import check_job_id
+from backwatch.ingest.tools import parse_tool_output, tool_names
+from backwatch.masking import Masker
 from backwatch.runners.process import kill_group
+from backwatch.timeutil import parse_duration
 
 LOG_TAIL_BYTES = 100 * 1024
 KILL_GRACE_S = 10.0
@@ -79,7 +83,6 @@ def run_wrapped(
     timeout: str | None,
     target_factory: Callable[[], Any],
 ) -> int:
-    from backwatch.ingest.native import check_job_id
 
     try:
         check_job_id(job)
@@ -93,8 +96,6 @@ def run_wrapped(
         )
     limit_s = None
     if timeout:
-        from backwatch.timeutil import parse_duration
-
         try:
             limit_s = parse_duration(timeout, field="--timeout")
         except ValueError as exc:
@@ -181,7 +182,6 @@ def _tool_outcome(
     """A wrapped restic, borg or rsync is judged by its tool's outcome contract (the one
     ``import`` and the runner use: docs/tool-output.md), with its figures; any other
     command, or output the tool's parser cannot read, by its exit code."""
-    from backwatch.ingest.tools import parse_tool_output, tool_names
 
     tool = os.path.basename(command[0])
     if tool not in tool_names() or tool == "builtin":
@@ -215,7 +215,6 @@ def _report_end(
 ) -> None:
     finished = time.time()
     # the command's output may echo a secret of its environment, or a URL's password
-    from backwatch.masking import Masker
 
     mask = Masker.for_env(dict(os.environ))
     fields = {
