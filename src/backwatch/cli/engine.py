@@ -19,7 +19,12 @@ from backwatch.cli.common import echo, fail, print_json
 from backwatch.cli.params import LOCAL, JsonOpt, grouped, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where
 from backwatch.engine.forget import Policy, forget
+from backwatch.engine.restore import restore
+from backwatch.engine.scan import since_latest
+from backwatch.engine.verify import parse_sample, verify
+from backwatch.errors import NotFound
 from backwatch.job_settings import RetentionSettings
+from backwatch.timeutil import human_bytes, parse_time
 
 DestOpt = Annotated[
     list[str] | None,
@@ -50,7 +55,6 @@ def register(app: typer.Typer) -> None:
 
 def _repository(dest: list[str] | None, job: str | None, where: Where) -> Any:
     """The one destination a read command works on (the first of a job's)."""
-    from backwatch.errors import NotFound
 
     repo = repositories(dest, job, where)[0]
     if not repo.exists():
@@ -86,8 +90,6 @@ def restore_command(
 
     Never writes outside the target. Exit status 1 when any file could not be restored.
     """
-    from backwatch.engine.restore import restore
-    from backwatch.timeutil import parse_time
 
     if not target:
         raise fail("give --target DIR to restore into", 2)
@@ -131,7 +133,6 @@ def verify_command(
 
     Exit status 1 when a file is damaged or missing (each one is named).
     """
-    from backwatch.engine.verify import parse_sample, verify
 
     share = parse_sample(sample)
     repo = _repository(dest, job, where)
@@ -159,7 +160,6 @@ def snapshots_command(
     where: Where = DEFAULT_TARGET,
 ) -> int:
     """List the snapshots of a destination, oldest first."""
-    from backwatch.timeutil import human_bytes
 
     repo = _repository(dest, job, where)
     # the API's created_at is "time" here, as this command has always printed it
@@ -193,7 +193,6 @@ def scan_command(
     where: Where = DEFAULT_TARGET,
 ) -> int:
     """List files lost, changed or never backed up since the latest snapshot."""
-    from backwatch.engine.scan import since_latest
 
     repo = _repository(dest, job, where)
     exclude = None
