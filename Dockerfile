@@ -35,10 +35,12 @@ RUN apt-get update \
 
 COPY --from=build /opt/backwatch /opt/backwatch
 
+# BACKWATCH_DATA_DIR: `docker exec … backwatch token create` finds the server's database.
 # HOME=/data keeps borg's and restic's caches and borg's security files in the volume.
 # [auth] read = "token": a server bound to 0.0.0.0 shows nothing without a token unless told
 # otherwise (BACKWATCH_AUTH__READ=open); the first start writes the token to /data/token.
 ENV PATH=/opt/backwatch/bin:$PATH \
+    BACKWATCH_DATA_DIR=/data \
     BACKWATCH_AUTH__READ=token \
     HOME=/data \
     TZ=Etc/UTC \

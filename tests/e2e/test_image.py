@@ -136,6 +136,7 @@ def test_the_image_runs_as_its_own_user_with_a_volume_port_and_health_check(
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["BACKWATCH_AUTH__READ"] == "token", "a network-facing server's reads need a token"
     assert env["TZ"]
+    assert env["BACKWATCH_DATA_DIR"] == "/data", "`docker exec … backwatch …` finds the database"
     check = built["Healthcheck"]
     assert check["Test"][0] == "CMD"
     assert "http://127.0.0.1:5001/readyz" in " ".join(check["Test"])
@@ -219,6 +220,15 @@ def test_serve_from_the_image_is_healthy_and_hides_reads_without_a_token(
         _in_image(rootfs, data, built, health), capture_output=True, text=True, timeout=30
     )
     assert unhealthy.returncode != 0, "the health check fails when nothing answers"
+    # a command beside the server (`docker exec … backwatch token list`) sees its database
+    listed = subprocess.run(
+        _in_image(rootfs, data, built, ["backwatch", "token", "list"]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert token[:7] in listed.stdout, listed.stdout
 
 
 def test_the_dockerfile_has_no_hadolint_finding() -> None:
