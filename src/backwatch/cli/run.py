@@ -39,9 +39,9 @@ def _configured(settings: Any, job_id: str) -> Any:
     for job in settings.jobs:
         if job.id == job_id:
             return job
-    where = settings.config_path or "no config file (use --config or BACKWATCH_CONFIG)"
+    source = settings.config_path or "no config file (use --config or BACKWATCH_CONFIG)"
     known = ", ".join(j.id for j in settings.jobs) or "none"
-    raise ConfigError(f"no job {job_id!r} in {where}; declared jobs: {known}")
+    raise ConfigError(f"no job {job_id!r} in {source}; declared jobs: {known}")
 
 
 @targeted()
