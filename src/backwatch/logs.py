@@ -169,6 +169,8 @@ def log_changes(changes: list[dict[str, Any]]) -> None:
     per alert opened or resolved, with ``job``, ``run`` and ``alert`` fields."""
     for change in changes:
         kind = change.get("type")
+        if change.get("from"):
+            continue  # another instance's write (services/changefeed.py): it logs it
         if kind == "run" and "status" in change:
             run, job, status = change["id"], change["job"], change["status"]
             extra = {"job": job, "run": run, "status": status}

@@ -50,6 +50,15 @@ class ServerSettings(_Section):
         "text", description="'json': every log line on stderr is a JSON object (logs.py)."
     )
     access_log: bool = Field(False, description="Log every HTTP request (ping keys hidden).")
+    leader_lease_seconds: float = Field(
+        60,
+        ge=5,
+        le=3600,
+        description=(
+            "PostgreSQL, several instances: a leader that has not renewed its lease for this "
+            "long (hung, frozen) is replaced by another instance."
+        ),
+    )
 
 
 class AuthSettings(_Section):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,10 +17,14 @@ import pytest
 
 from tests.conftest import Server
 
+LEASE_S = 5
+
 
 @pytest.fixture
 def pair(tmp_path: Path, pg_url: str) -> Iterator[tuple[Server, Server]]:
-    env = {"BACKWATCH_DATABASE_URL": pg_url}
+    config = tmp_path / "backwatch.toml"
+    config.write_text(f"[server]\nleader_lease_seconds = {LEASE_S}\n")
+    env = {"BACKWATCH_DATABASE_URL": pg_url, "BACKWATCH_CONFIG": str(config)}
     leader = Server(tmp_path / "a", env).start()  # first up: it takes the leader's lock
     follower = Server(tmp_path / "b", env).start()
     try:
@@ -41,18 +46,48 @@ def call(server: Server, method: str, path: str, token: str, body: Any = None) -
         return json.loads(resp.read())
 
 
-def test_a_failure_reported_to_the_follower_alerts_within_seconds(pair):
-    leader, follower = pair
-    token = leader.token  # one database: one set of tokens
+def report_failure_and_wait_for_its_alert(to: Server, token: str, wait_s: float) -> float:
+    """Seconds from the report to the open alert (fails after ``wait_s``)."""
     failed = {"job": "db", "status": "failed", "started_at": time.time() - 60,
               "message": "pg_dump: connection refused"}  # fmt: skip
-    call(follower, "POST", "/api/v1/runs", token, failed)
-    deadline = time.monotonic() + 15  # (the leader's full round, the old way, is 10 min)
+    start = time.monotonic()
+    call(to, "POST", "/api/v1/runs", token, failed)
     alerts: list[dict[str, Any]] = []
-    while not alerts and time.monotonic() < deadline:
-        alerts = call(leader, "GET", "/api/v1/alerts?state=open&job=db", token)["items"]
+    while not alerts and time.monotonic() < start + wait_s:
+        alerts = call(to, "GET", "/api/v1/alerts?state=open&job=db", token)["items"]
         time.sleep(0.2)
     assert [(a["rule"], a["severity"]) for a in alerts] == [("failed", "critical")]
+    return time.monotonic() - start
+
+
+def test_a_failure_reported_to_the_follower_alerts_within_seconds(pair):
+    leader, follower = pair
+    # (the leader's full round, which alone saw it before, comes every 10 minutes)
+    report_failure_and_wait_for_its_alert(follower, leader.token, wait_s=15)
+
+
+def test_a_killed_leader_is_replaced(pair):
+    leader, follower = pair
+    token = leader.token  # one database: one set of tokens
+    leader.stop(kill=True)  # kill -9: its session ends, its lock with it
+    report_failure_and_wait_for_its_alert(follower, token, wait_s=30)
+
+
+def test_a_frozen_leader_is_replaced_once_its_lease_runs_out(pair):
+    leader, follower = pair
+    token = leader.token
+    assert leader.proc is not None
+    leader.proc.send_signal(signal.SIGSTOP)  # alive, connected, holding its lock: hung
+    try:
+        took = report_failure_and_wait_for_its_alert(follower, token, wait_s=LEASE_S + 25)
+        assert took > LEASE_S / 2  # (not judged before the lease ran out: nobody led)
+    finally:
+        leader.proc.send_signal(signal.SIGCONT)
+    # woken, the old leader finds it lost the lead and keeps answering as a follower
+    time.sleep(LEASE_S / 2)
+    with urllib.request.urlopen(leader.url + "/readyz", timeout=10) as resp:
+        assert resp.status == 200
+    assert len(call(leader, "GET", "/api/v1/alerts?state=open&job=db", token)["items"]) == 1
 
 
 def test_the_live_stream_of_one_instance_carries_writes_made_through_the_other(pair):

@@ -112,8 +112,11 @@ class ChangeFeed:
             return
         if message.get("from") == self.origin or not message.get("changes"):
             return  # our own write: the writer thread told the listeners already
+        # each change says which instance made it: listeners that report only their own
+        # instance's work (the log lines) leave these to the instance that logs them
+        changes = [{**change, "from": message["from"]} for change in message["changes"]]
         for listener in list(self.listeners):
             try:
-                listener(list(message["changes"]))
+                listener(list(changes))
             except Exception:  # one listener's failure never stops the others
                 log.exception("change listener failed")

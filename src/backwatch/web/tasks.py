@@ -34,13 +34,14 @@ DELIVER_EVERY_S = 2.0
 class AlertTasks:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.leader = Leader(hub.read_engine)
+        self.leader = Leader(hub.read_engine, hub.settings.server.leader_lease_seconds)
         self._changed: set[str] = set()
         self._lock = threading.Lock()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_full = float("-inf")
+        self._term = 0  # the leader's term whose catching up is done (services/leader.py)
         self._last_cpu_s = 0.0  # CPU time of the latest rule evaluation
         self._tick_lock = asyncio.Lock()  # one round at a time, also when called directly
         self.system = selfmon.SystemAlerts(hub)
@@ -66,6 +67,7 @@ class AlertTasks:
             asyncio.create_task(self._ingest_loop(), name="alerts-ingest"),
             asyncio.create_task(self._tick_loop(), name="alerts-tick"),
             asyncio.create_task(self._deliver_loop(), name="notify-deliver"),
+            asyncio.create_task(self._lease_loop(), name="leader-lease"),
         ]
 
     async def stop(self) -> None:
@@ -117,6 +119,9 @@ class AlertTasks:
             if selfmon.canary_due(self.hub):  # (PostgreSQL: any commit proves writing works)
                 await self._guard(self.hub.submit(lambda conn, unit: None))
             return
+        if self.leader.terms != self._term:  # a new term: every rule of every job, now
+            self._term = self.leader.terms
+            self._last_full = float("-inf")
         settings = self.hub.settings
         samples = await asyncio.to_thread(disks.measure, disks.watched_paths(settings))
         now = self.hub.now()
@@ -143,6 +148,15 @@ class AlertTasks:
         while True:
             await self.tick()
             await asyncio.sleep(self.hub.settings.alerts.tick_seconds)
+
+    async def _lease_loop(self) -> None:
+        """Renew the leader's lease (or try to take the lead) well within the lease, whatever
+        the tick's interval: a live leader is never taken for a hung one. On taking the
+        lead, a round at once."""
+        while True:
+            if self.leader.check() and self.leader.terms != self._term:
+                await self.tick()
+            await asyncio.sleep(self.leader.lease_s / 6)
 
     async def _deliver_loop(self) -> None:
         while True:
