@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -51,6 +52,7 @@ def new_job_row(job_id: str, now: float, origin: str, **fields: Any) -> dict[str
         "tags": [],
         "paused": False,
         "ping_key": new_ping_key(),
+        "check_uuid": str(uuid.uuid4()),
         "origin": origin,
         "created_at": now,
         "updated_at": now,

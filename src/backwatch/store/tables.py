@@ -64,6 +64,10 @@ jobs = Table(
     # median interval between starts, for unscheduled jobs with ≥ 5 runs (alert evaluator)
     Column("learned_interval_s", Float),
     Column("runs_total", Integer, nullable=False, default=0),
+    # the job as a Healthchecks check: its id in /api/v3/checks/<uuid>, and a ping URL
+    # (/ping/<uuid>) as secret as ping_key (services/hc_api.py)
+    Column("check_uuid", String(36)),
+    Index("ix_jobs_check_uuid", "check_uuid", unique=True),
 )
 
 #: a run not finished yet, as SQL: the predicate of the ``ix_runs_open`` partial index, written
