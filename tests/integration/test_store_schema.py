@@ -11,6 +11,7 @@ from backwatch.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from backwatch.services import retention, tokens
 from backwatch.services import runs as run_service
 from backwatch.services.hub import Hub
+from backwatch.services.jobs import new_job_row
 from backwatch.store import queries
 from backwatch.store import tables as t
 from backwatch.store.connect import make_engine
@@ -194,7 +195,7 @@ class TestRetention:
 
     def test_old_runs_go_with_their_details(self, hub):
         self.seed(hub)
-        removed = hub.write(retention.prune(NOW, 90))
+        removed = retention.prune(hub.write, NOW, 90)
         assert removed == 2
         with hub.read_engine.connect() as conn:
             for gone in ("nightly", "ancient"):
@@ -219,7 +220,7 @@ class TestRetention:
     def test_rollups_outlive_the_runs(self, hub):
         self.seed(hub)
         before = rows(hub, t.daily_rollups)
-        hub.write(retention.prune(NOW, 90))
+        retention.prune(hub.write, NOW, 90)
         after = rows(hub, t.daily_rollups)
         ancient_day = int((NOW - 800 * DAY) // DAY)
         assert [r for r in before if r["day"] != ancient_day] == after
@@ -227,10 +228,42 @@ class TestRetention:
             year = queries.summary(conn, days=365, now=NOW)
         assert year["total"] == 3  # the pruned 100-day-old run still counts
 
+    def test_a_large_prune_lets_reports_in_between_its_chunks(self, hub):
+        """Issue 18: millions of old runs must not hold the one writer for the whole prune.
+        Each chunk is its own transaction, and a report made meanwhile is stored then."""
+        old = NOW - 400 * DAY
+        with hub.write_engine.begin() as conn:
+            conn.execute(t.jobs.insert().values(**new_job_row("fleet", old, "api")))
+            conn.execute(
+                t.runs.insert(),
+                [
+                    {"id": f"old-{i}", "job": "fleet", "status": "success", "source": "api",
+                     "trigger": "api", "started_at": old + i, "updated_at": old + i}
+                    for i in range(2_500)
+                ],
+            )  # fmt: skip
+        transactions: list[int] = []
+        stored_between: list[int] = []
+
+        def write(op):
+            result = hub.write(op)
+            transactions.append(result)
+            if len(transactions) == 2:  # a report arrives while the prune is under way
+                rep = RunReport(id="new", job="fleet", status=RunStatus.SUCCESS, started_at=NOW)
+                hub.write(run_service.record_report(rep, NOW))
+                stored_between.append(len(transactions))
+            return result
+
+        assert retention.prune(write, NOW, 90, chunk=1000) == 2_500
+        assert transactions == [1000, 1000, 500, 0, 2_500]  # chunks, the empty look, the note
+        assert stored_between == [2]
+        with hub.read_engine.connect() as conn:
+            assert queries.get_run(conn, "new")["status"] == "success"
+
     def test_pruning_twice_removes_nothing_more(self, hub):
         self.seed(hub)
-        assert hub.write(retention.prune(NOW, 90)) == 2
-        assert hub.write(retention.prune(NOW, 90)) == 0
+        assert retention.prune(hub.write, NOW, 90) == 2
+        assert retention.prune(hub.write, NOW, 90) == 0
         with hub.read_engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(t.runs)).scalar_one() == 2
 

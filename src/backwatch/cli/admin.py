@@ -171,7 +171,7 @@ def db_prune(
         keep = days if days is not None else hub.settings.retention_days
         if keep < 1:
             raise typer.BadParameter("must be at least 1", param_hint="--days")
-        removed = hub.write(retention.prune(hub.now(), keep, actor="cli"))
+        removed = retention.prune(hub.write, hub.now(), keep, actor="cli")
     typer.echo(f"removed {removed} runs older than {keep} days")
 
 

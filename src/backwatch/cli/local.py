@@ -32,7 +32,7 @@ class LocalTarget:
         return data
 
     def prune(self) -> int:
-        return self.hub.write(retention.prune(self.hub.now(), self.settings.retention_days))  # type: ignore[no-any-return]
+        return retention.prune(self.hub.write, self.hub.now(), self.settings.retention_days)
 
     def start(self, obj: dict[str, Any]) -> dict[str, Any]:
         now = self.hub.now()

@@ -17,6 +17,7 @@ from backwatch.services import retention
 from backwatch.services.bootstrap import ensure_first_token, sync_configured_jobs
 from backwatch.services.changefeed import ChangeFeed
 from backwatch.services.hub import Hub
+from backwatch.services.leader import Leader
 from backwatch.services.status_files import StatusFileWriter
 from backwatch.services.watch import Watcher
 from backwatch.settings import Settings
@@ -88,11 +89,10 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
         watcher.start()
 
         broadcaster = stream.install(app, h)  # live pages: hub changes → /api/v1/stream
-        task = asyncio.create_task(_retention_loop(h))
-
         alert_tasks = AlertTasks(h)  # rule evaluation, disk samples, notification delivery
         app.state.alert_tasks = alert_tasks
         alert_tasks.start()
+        task = asyncio.create_task(_retention_loop(h, alert_tasks.leader))
 
         scheduler = Scheduler(h, alert_tasks.leader)  # runs configured jobs (docs/runner.md)
         app.state.scheduler = scheduler
@@ -157,17 +157,19 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
     return app
 
 
-async def _retention_loop(h: Hub) -> None:
-    """Prune raw runs at start-up and then once a day."""
+async def _retention_loop(h: Hub, leader: Leader) -> None:
+    """Prune raw runs at start-up and then once a day, on the leader only (a follower looks
+    again every hour, in case it becomes the leader). The prune goes in small transactions
+    from a thread: reports are stored between its chunks."""
     while True:
+        if not leader.check():
+            await asyncio.sleep(RETENTION_EVERY_S / 24)
+            continue
         try:
-            removed = await h.submit(retention.prune(h.now(), h.settings.retention_days))
+            days = h.settings.retention_days
+            removed = await asyncio.to_thread(retention.prune, h.write, h.now(), days)
             if removed:
-                log.info(
-                    "retention: removed %d runs older than %d days",
-                    removed,
-                    h.settings.retention_days,
-                )
+                log.info("retention: removed %d runs older than %d days", removed, days)
         except Exception:  # keep serving; the next day tries again
             log.exception("retention prune failed")
         await asyncio.sleep(RETENTION_EVERY_S)
