@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from sqlalchemy import func, select
 
 from backwatch.domain.health import Health
@@ -170,9 +171,12 @@ class StoreCollector:
         yield disk_days
 
 
-def exposition(hub: Hub) -> tuple[bytes, str]:
-    """The Prometheus text format of the store's metrics, and its content type."""
+def exposition(hub: Hub, accept: str | None = None) -> tuple[bytes, str]:
+    """The store's metrics in the format a scraper's ``Accept`` header asks for, and its
+    content type: OpenMetrics when it names ``application/openmetrics-text`` (Prometheus
+    does by default), else the Prometheus text format (also with no header at all)."""
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(hub))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    encode, content_type = choose_encoder(accept or "")
+    return encode(registry), content_type

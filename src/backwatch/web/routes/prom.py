@@ -1,4 +1,4 @@
-"""``GET /metrics``: the Prometheus text format."""
+"""``GET /metrics``: OpenMetrics when the scraper asks for it, else the Prometheus text format."""
 
 from __future__ import annotations
 
@@ -14,5 +14,5 @@ router = APIRouter(tags=["system"])
 @router.get("/metrics", summary="Prometheus metrics (job gauges, run counters, phases)")
 async def metrics(request: Request) -> Response:
     authorize_read(request)
-    body, content_type = exposition(hub(request))
+    body, content_type = exposition(hub(request), request.headers.get("accept"))
     return Response(body, media_type=content_type)
