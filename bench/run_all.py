@@ -30,7 +30,18 @@ from common import BENCH, ROOT, scratch_dir
 from gen_runs import build
 
 RESULTS = BENCH / "RESULTS.md"
-ORDER = ("cli", "shell_lib", "size", "ingest", "read", "memory", "runner", "engine", "drill")
+ORDER = (
+    "cli",
+    "shell_lib",
+    "size",
+    "ingest",
+    "read",
+    "ping",
+    "memory",
+    "runner",
+    "engine",
+    "drill",
+)
 SCRIPTS = {name: BENCH / f"bench_{name}.py" for name in ORDER}
 NOTES_START, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
 PARTIAL_START, PARTIAL_END = "<!-- partial:", "<!-- /partial -->"
@@ -308,6 +319,14 @@ def summary_rows(res: dict[str, Any]) -> list[str]:
         rows.append(
             f"| SQLite size, {size['reports']:,} reports × 4 phases | ≤ {size['target_bytes']} B"
             f"/run | {size['bytes_per_run']:.0f} B/run | {status(size['met'])} |"
+        )
+    ping = res.get("ping")
+    if ping and "ratio" in ping:
+        rows.append(
+            f"| Ping to a job with {ping['runs_in_job']:,} runs | ≥ {ping['budget_ratio']} × a "
+            f"new job's rate | {ping['ratio']:.2f}× ({ping['history_pings_per_s']}/s vs "
+            f"{ping['new_job_pings_per_s']}/s; p95 {ping['history_p95_ms']} vs "
+            f"{ping['new_p95_ms']} ms) | {status(ping['ok'])} |"
         )
     drill = res.get("drill")
     for tool in ("restic", "borg", "builtin"):
