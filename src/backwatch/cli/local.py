@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from backwatch.ingest.lifecycle import (
-    parse_start,
-)
-from backwatch.services import intake, retention
+from backwatch.ingest.lifecycle import parse_start
+from backwatch.services import intake, reads, retention
 from backwatch.services import runs as run_service
 from backwatch.services.hub import Hub
 from backwatch.services.views import job_out, read_job, read_jobs, run_out, summary_out
 from backwatch.settings import Settings
-from backwatch.store import queries
 
 
 class LocalTarget:
@@ -44,12 +41,12 @@ class LocalTarget:
 
     def list_runs(self, **query: Any) -> dict[str, Any]:
         with self.hub.read_engine.connect() as conn:
-            rows, cursor = queries.list_runs(conn, **query)
+            rows, cursor = reads.list_runs(conn, **query)
         return {"items": [run_out(r) for r in rows], "next_cursor": cursor}
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.hub.read_engine.connect() as conn:
-            return run_out(queries.get_run(conn, run_id))
+            return run_out(reads.get_run(conn, run_id))
 
     def _job_out(self, row: dict[str, Any]) -> dict[str, Any]:
         base = self.settings.server.base_url or (

@@ -10,9 +10,7 @@ from fastapi.responses import Response
 
 from backwatch.domain.lifecycle import parse_status
 from backwatch.errors import InvalidInput
-from backwatch.ingest.lifecycle import (
-    parse_start,
-)
+from backwatch.ingest.lifecycle import parse_start
 from backwatch.services import intake, reads, tokens
 from backwatch.services import runs as run_service
 from backwatch.services.deletion import delete_run
