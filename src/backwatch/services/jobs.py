@@ -67,6 +67,13 @@ def new_job_row(job_id: str, now: float, origin: str, **fields: Any) -> dict[str
 _JOB_CACHES: WeakKeyDictionary[Engine, set[str]] = WeakKeyDictionary()
 
 
+def forget_job(conn: Connection, job_id: str) -> None:
+    """A deleted job is no longer known to exist: its next report creates it again."""
+    cache = _JOB_CACHES.get(conn.engine)
+    if cache is not None:
+        cache.discard(job_id)
+
+
 def _job_cache(conn: Connection, unit: WriteUnit) -> set[str]:
     cache = _JOB_CACHES.get(conn.engine)
     if cache is None:

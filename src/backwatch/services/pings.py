@@ -144,8 +144,15 @@ def check_slug(slug: str) -> None:
 
 
 def job_for_key(conn: Connection, key: str) -> str | None:
-    """The job whose own ping key is ``key``."""
-    return conn.execute(select(t.jobs.c.id).where(t.jobs.c.ping_key == key)).scalar_one_or_none()
+    """The job whose own ping key is ``key``, or whose check UUID it is (the ping URL that
+    Healthchecks' management API hands out: services/hc_api.py)."""
+    j = t.jobs
+    found = conn.execute(select(j.c.id).where(j.c.ping_key == key)).scalar_one_or_none()
+    if found is None and len(key) == 36:
+        found = conn.execute(
+            select(j.c.id).where(j.c.check_uuid == key.lower())
+        ).scalar_one_or_none()
+    return found
 
 
 def project_key_matches(conn: Connection, key: str) -> bool:

@@ -37,6 +37,8 @@ from backwatch.web.routes import (
     runs,
     tool_output,
 )
+from backwatch.web.routes import badges as badge_routes
+from backwatch.web.routes import hc_api as hc_api_routes
 from backwatch.web.routes import ping as ping_routes
 from backwatch.web.routes import snapshots as snapshot_routes
 from backwatch.web.tasks import AlertTasks
@@ -138,6 +140,8 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
     app.include_router(analysis.router)
 
     app.include_router(ping_routes.router)
+    app.include_router(hc_api_routes.router)  # Healthchecks' /api/v1|v2|v3/checks/ …
+    app.include_router(badge_routes.router)
 
     app.include_router(prom.router)
 
