@@ -29,6 +29,7 @@ from backwatch.web.routes import alerts as alert_routes
 from backwatch.web.routes import (
     analysis,
     drill,
+    duplicati,
     health,
     jobs,
     overview,
@@ -152,6 +153,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
     app.include_router(snapshot_routes.router)
 
     app.include_router(tool_output.router)
+    app.include_router(duplicati.router)  # Duplicati's --send-http-url reports
     app.include_router(drill.router)
 
     app.include_router(stream.router)
