@@ -104,3 +104,21 @@ def test_a_label_is_escaped_in_the_svg():
     for label in ('a<b&c "d"', "ünïcode", ""):
         root = ET.fromstring(svg(label, "down"))
         assert root.find(f"{SVG}title").text == f"{label}: down"
+
+
+def test_the_job_page_shows_badge_snippets_to_a_signed_in_viewer(api):
+    import html
+    import re
+
+    from tests.integration.test_pages import sign_in
+
+    report(api, "paged", ago_s=60)
+    anonymous = api.get("/jobs/paged").text
+    assert "/badge/" not in anonymous and "Sign in" in anonymous
+    sign_in(api, api.token)
+    page = api.get("/jobs/paged").text
+    markdown = re.search(r'<code id="badge-markdown">([^<]+)</code>', page)
+    assert markdown, "no Markdown badge snippet"
+    url = html.unescape(markdown.group(1)).split("](")[1].rstrip(")")
+    assert svg_says(get(api, url)) == "paged: up"
+    assert 'id="badge-shields">https://img.shields.io/endpoint?url=' in page

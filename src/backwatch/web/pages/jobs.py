@@ -9,8 +9,8 @@ from fastapi.responses import Response
 
 from backwatch.domain.lifecycle import parse_status
 from backwatch.errors import Forbidden, InvalidInput
+from backwatch.services import badges, reads
 from backwatch.services import jobs as job_service
-from backwatch.services import reads
 from backwatch.services.views import read_job, run_out
 from backwatch.timeutil import parse_time
 from backwatch.web.pages.alerts import SNOOZE_CHOICES, active_alerts
@@ -83,6 +83,9 @@ async def job_page(
             conn, job=job_id, status=status or None, limit=HISTORY_PAGE, cursor=cursor
         )
         alerts = active_alerts(conn, job=job_id)
+        badge_key = badges.badge_key(conn) if viewer.grant is not None else None
+    if viewer.grant is not None and badge_key is None:
+        badge_key = await hub.submit(badges.ensure_badge_key())
     job = page_job(request, row, now, secrets=viewer.sees_secrets)
     runs = [run_out(r) for r in history]
     for run in runs:
@@ -104,6 +107,8 @@ async def job_page(
         "token_file": token_file,
         "alerts": alerts,
         "snooze_choices": SNOOZE_CHOICES,
+        # badge URLs (docs/badges.md) for signed-in viewers: they hold the badge key
+        "badges": badges.job_urls(base_url(request), badge_key, job_id) if badge_key else None,
     }
     return render(request, "job.html", context, page="job")
 
