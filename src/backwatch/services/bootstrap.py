@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from backwatch.services import jobs as job_service
 from backwatch.services import tokens
+from backwatch.services.due import refresh_stale_due
 from backwatch.services.hub import Hub
 from backwatch.services.unit import WriteUnit
 from backwatch.store.dialect import lock_for_transaction
@@ -66,4 +67,6 @@ def sync_configured_jobs(hub: Hub, only: str | None = None) -> int:
 
         if hub.write(op):
             changed += 1
+    if only is None:  # and the due times an upgrade (or a write around the services) left
+        hub.write(refresh_stale_due)
     return changed

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, or_, update
 
 from backwatch.domain.lifecycle import BAD, GOOD, RunStatus
 from backwatch.errors import BackwatchError
-from backwatch.services import changefeed
+from backwatch.services import changefeed, due
 from backwatch.store import tables as t
 from backwatch.store.dialect import execute_many, insert_for, insert_rows
 
@@ -110,6 +110,9 @@ class WriteUnit:
         insert_rows(conn, t.events, self.events)
         if self.latest:
             self._refresh_jobs(conn)
+        touched = due.touched_jobs(self.changes)
+        if touched:  # after the snapshot: a new start moves a scheduled job's due time
+            due.refresh_due(conn, touched)
         if self.rollups:
             execute_many(
                 conn,

@@ -64,6 +64,17 @@ jobs = Table(
     # median interval between starts, for unscheduled jobs with ≥ 5 runs (alert evaluator)
     Column("learned_interval_s", Float),
     Column("runs_total", Integer, nullable=False, default=0),
+    # A scheduled job's next due time, kept by each write (services/due.py) so that health
+    # can be counted and filtered in SQL (store/job_list.py): a cron walk is not SQL. It
+    # holds for the job's start time (or creation) ``due_from`` and ``due_key`` (schedule
+    # and time zone); a row whose inputs moved since is stale and is refreshed.
+    Column("due_at", Float),
+    Column("due_from", Float),
+    Column("due_key", String(200)),
+    Index("ix_jobs_host", "host", "id"),
+    Index("ix_jobs_last_started", "last_started_at", "id"),
+    Index("ix_jobs_last_status", "last_status", "id"),
+    Index("ix_jobs_due", "due_at"),
     # the job as a Healthchecks check: its id in /api/v3/checks/<uuid>, and a ping URL
     # (/ping/<uuid>) as secret as ping_key (services/hc_api.py)
     Column("check_uuid", String(36)),

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from backwatch.services import job_list
 from backwatch.services import jobs as job_service
-from backwatch.services.views import job_out, read_job, read_jobs
+from backwatch.services.views import job_out, read_job
 from backwatch.web.deps import (
     authorize,
     authorize_grant,
@@ -41,21 +42,47 @@ def _can_see_secrets(request: Request) -> bool:
         return False
 
 
-@router.get("", summary="All jobs with health, last run and next due time")
-async def list_jobs(request: Request) -> Response:
+@router.get("", summary="Jobs with health, last run and next due time: a page, filtered")
+async def list_jobs(
+    request: Request,
+    limit: int = job_list.DEFAULT_LIMIT,
+    cursor: str | None = None,
+    tag: str | None = None,
+    host: str | None = None,
+    q: str | None = None,
+    sort: str = "id",
+    counts: bool = False,
+) -> Response:
+    """``health`` may repeat or list states with commas; ``counts=true`` adds the number of
+    jobs per health among those the other filters match (docs/api.md)."""
     authorize_read(request)
     h = hub(request)
     secrets = _can_see_secrets(request)  # once per request, not once per job
+    wanted = job_list.JobFilter.parse(request.query_params.getlist("health"), tag, host, q)
+    stuck = h.settings.alerts.stuck_minutes
 
     def build() -> Response:
         now = h.now()
         with h.read_engine.connect() as conn:
-            rows = read_jobs(conn)
-        return json_response({"items": [_out(request, r, now, secrets) for r in rows]})
+            found = job_list.read_page(
+                conn, wanted, now=now, stuck_minutes=stuck, sort=sort, limit=limit, cursor=cursor
+            )
+            body: dict[str, Any] = {
+                "items": [_out(request, r, now, secrets) for r in found.rows],
+                "next_cursor": found.next_cursor,
+            }
+            if counts:
+                body["counts"] = h.cached(
+                    ("job-counts", wanted.tag, wanted.host, wanted.q),
+                    lambda: job_list.health_counts(conn, wanted, now=now, stuck_minutes=stuck),
+                    max_age_s=5.0,
+                )
+        return json_response(body)
 
     # Rebuilt after every write; otherwise reused for up to 2 s (health moves with the
-    # clock): a page of many jobs is costly to build, and dashboards poll this.
-    cached = h.cached(("jobs", secrets, str(request.base_url)), build, max_age_s=2.0)
+    # clock): dashboards poll this.
+    key = ("jobs", secrets, str(request.base_url), wanted, sort, limit, cursor, counts)
+    cached = h.cached(key, build, max_age_s=2.0)
     return Response(cached.body, media_type="application/json")
 
 

@@ -1,0 +1,301 @@
+"""Jobs as a paged, filtered collection, and health counted in SQL.
+
+``health_sql(now, stuck_minutes)`` is domain/health.py's precedence written as one SQL
+``CASE`` over the job row (its snapshot of the latest backup run, ``due_at`` kept by
+services/due.py, the learned interval) and the open critical alerts: so a fleet's counts
+and a filtered page never load every job into Python. The health each listed job shows is
+still computed by domain/health.py; tests/integration/test_job_list.py holds both equal.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from backwatch.errors import InvalidInput
+from backwatch.store import tables as t
+
+_j = t.jobs
+_a = t.alerts
+
+HEALTH_STATES = (
+    "failing", "missed", "stuck", "late", "unknown", "running", "new", "ok", "paused",
+)  # fmt: skip
+#: problems first, in this order; the ``health`` sort and the overview follow it
+PROBLEMS = ("failing", "missed", "stuck", "late")
+SORTS = ("id", "last_run", "health")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+_RUNNING = ("running", "queued")
+_BAD = ("failed", "timed_out")
+#: rules health judges first-hand (domain/health.py SEEN_BY_HEALTH): their alerts do not
+#: turn a job failing
+_SEEN_BY_HEALTH = ("missed", "failed", "stuck")
+
+
+def _alerting() -> Select[Any]:
+    """Jobs with an open or acknowledged critical alert of a rule health does not judge."""
+    return select(_a.c.job).where(
+        _a.c.state.in_(("open", "acknowledged")),
+        _a.c.severity == "critical",
+        _a.c.rule.not_in(_SEEN_BY_HEALTH),
+    )
+
+
+def _scheduled() -> ColumnElement[bool]:
+    return and_(_j.c.schedule.is_not(None), _j.c.schedule != "")
+
+
+def due_sql() -> ColumnElement[Any]:
+    """The job's next due time: ``due_at`` when scheduled, else its latest start plus the
+    learned interval (NULL without either), as domain/health.py ``next_due``."""
+    return case(
+        (_scheduled(), _j.c.due_at),
+        else_=_j.c.last_started_at + _j.c.learned_interval_s,
+    )
+
+
+def health_sql(now: float, stuck_minutes: float) -> ColumnElement[int]:
+    """domain/health.py ``job_health`` as SQL, for a job row at ``now``: the health's
+    position in ``HEALTH_STATES`` (problems first), so that one evaluation serves the
+    filter, the count and the ``health`` sort alike."""
+    code = {state: i for i, state in enumerate(HEALTH_STATES)}
+    due = due_sql()
+    grace = func.coalesce(_j.c.grace_s, 0.0)
+    floor = stuck_minutes * 60
+    three_median = 3 * _j.c.median_duration_s
+    limit = case(
+        (func.coalesce(_j.c.timeout_s, 0.0) != 0, _j.c.timeout_s),
+        (three_median > floor, three_median),
+        else_=literal(floor),
+    )
+    never_ran = or_(_j.c.last_started_at.is_(None), _j.c.last_status.is_(None))
+    at = literal(now)
+    base = case(
+        (never_ran & due.is_(None), code["new"]),
+        (never_ran & (at > due + grace), code["missed"]),
+        (never_ran & (at > due), code["late"]),
+        (never_ran, code["new"]),
+        ((_j.c.last_status == "running") & (at - _j.c.last_started_at > limit), code["stuck"]),
+        (_j.c.last_status.in_(_RUNNING), code["running"]),
+        (_j.c.last_status.in_(_BAD), code["failing"]),
+        (due.is_not(None) & (at > due + grace), code["missed"]),
+        (_j.c.last_status == "unknown", code["unknown"]),
+        (due.is_not(None) & (at > due), code["late"]),
+        else_=code["ok"],
+    )
+    overridden = [code[s] for s in ("ok", "new", "late", "unknown")]
+    return case(
+        (_j.c.paused == true(), code["paused"]),
+        (base.in_(overridden) & _j.c.id.in_(_alerting()), code["failing"]),
+        else_=base,
+    )
+
+
+def health_codes(states: Sequence[str]) -> list[int]:
+    """The codes ``health_sql`` gives ``states``."""
+    return [HEALTH_STATES.index(state) for state in states]
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What ``GET /api/v1/jobs`` and the overview narrow the jobs to; empty: all."""
+
+    health: tuple[str, ...] = ()
+    tag: str | None = None
+    host: str | None = None
+    q: str | None = None  # an id prefix
+
+    @classmethod
+    def parse(
+        cls,
+        health: Sequence[str] = (),
+        tag: str | None = None,
+        host: str | None = None,
+        q: str | None = None,
+    ) -> JobFilter:
+        """From query parameters; ``health`` may repeat or hold commas (``failing,missed``).
+        An unknown health is refused by name."""
+        states: list[str] = []
+        for value in health:
+            for part in value.split(","):
+                part = part.strip()
+                if not part:
+                    continue
+                if part not in HEALTH_STATES:
+                    raise InvalidInput.field(
+                        "health", f"{part!r} is not one of: {', '.join(HEALTH_STATES)}"
+                    )
+                if part not in states:
+                    states.append(part)
+        for name, given in (("tag", tag), ("host", host), ("q", q)):
+            if given is not None and ("\x00" in given or len(given) > 255):
+                raise InvalidInput.field(name, "must be at most 255 characters, without NUL")
+        return cls(tuple(states), tag or None, host or None, q or None)
+
+
+def _tag_sql(conn: Connection, tag: str) -> ColumnElement[bool]:
+    # tags are a JSON list on the row: matched in place (no index; see docs/api.md)
+    if conn.dialect.name == "postgresql":
+        return func.jsonb_exists(cast(_j.c.tags, JSONB), tag)
+    each = func.json_each(_j.c.tags).table_valued("value")
+    return exists(select(1).select_from(each).where(each.c.value == tag))
+
+
+def _where(conn: Connection, f: JobFilter) -> list[ColumnElement[bool]]:
+    """The filters but health, each served by an index but ``tag``."""
+    where: list[ColumnElement[bool]] = []
+    if f.host is not None:
+        where.append(_j.c.host == f.host)
+    if f.q is not None:  # a range on the primary key, then the exact prefix
+        where += [
+            _j.c.id >= f.q,
+            _j.c.id < f.q + "\U0010ffff",
+            func.substr(_j.c.id, 1, len(f.q)) == f.q,
+        ]
+    if f.tag is not None:
+        where.append(_tag_sql(conn, f.tag))
+    return where
+
+
+def _health_hint(states: tuple[str, ...]) -> ColumnElement[bool] | None:
+    """An indexed predicate every job in ``states`` meets, to narrow the rows the health
+    CASE is computed for; None when a state has none (missed, late, ok, new, paused)."""
+    hints: list[ColumnElement[bool]] = []
+    for state in states:
+        if state in ("running", "stuck"):
+            hints.append(_j.c.last_status.in_(_RUNNING))
+        elif state == "unknown":
+            hints.append(_j.c.last_status == "unknown")
+        elif state == "failing":
+            hints += [_j.c.last_status.in_(_BAD), _j.c.id.in_(_alerting())]
+        else:
+            return None
+    return or_(*hints) if hints else None
+
+
+def encode_cursor(sort: str, key: Any, job_id: str) -> str:
+    raw = json.dumps([sort, key, job_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        found_sort, key, job_id = json.loads(raw)
+        if found_sort != sort or not isinstance(job_id, str):
+            raise ValueError(sort)
+        if key is not None and not isinstance(key, (int, float)):
+            raise ValueError(key)
+        return key, job_id
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise InvalidInput.field(
+            "cursor", "is not a cursor this API returned for this sort"
+        ) from None
+
+
+def page(
+    conn: Connection,
+    f: JobFilter,
+    *,
+    now: float,
+    stuck_minutes: float,
+    sort: str = "id",
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of job rows matching ``f``, in the order of ``sort`` (``id``; ``last_run``:
+    latest start first, never-run jobs last; ``health``: problems first), and the cursor
+    of the next page (None at the end)."""
+    if sort not in SORTS:
+        raise InvalidInput.field("sort", f"must be one of: {', '.join(SORTS)}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput.field("limit", f"must be between 1 and {MAX_LIMIT}")
+    health = health_sql(now, stuck_minutes)
+    query = select(_j).where(*_where(conn, f))
+    if f.health:
+        hint = _health_hint(f.health)
+        if hint is not None:
+            query = query.where(hint)
+        query = query.where(health.in_(health_codes(f.health)))
+    after = decode_cursor(cursor, sort) if cursor else None
+    if sort == "id":
+        if after:
+            query = query.where(_j.c.id > after[1])
+        query = query.order_by(_j.c.id)
+    elif sort == "last_run":
+        started = _j.c.last_started_at
+        if after:
+            key, job_id = after
+            if key is None:
+                query = query.where(started.is_(None), _j.c.id > job_id)
+            else:
+                query = query.where(
+                    or_(
+                        started < key,
+                        and_(started == key, _j.c.id > job_id),
+                        started.is_(None),
+                    )
+                )
+        query = query.order_by(started.desc().nulls_last(), _j.c.id)
+    else:
+        rank = health
+        query = query.add_columns(rank.label("_rank"))
+        if after:
+            key, job_id = after
+            query = query.where(or_(rank > key, and_(rank == key, _j.c.id > job_id)))
+        query = query.order_by(rank, _j.c.id)
+    rows = [dict(r) for r in conn.execute(query.limit(limit + 1)).mappings()]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        key = {"id": None, "last_run": last["last_started_at"]}.get(sort, last.get("_rank"))
+        next_cursor = encode_cursor(sort, key, last["id"])
+    for row in rows:
+        row.pop("_rank", None)
+    return rows, next_cursor
+
+
+def counts(conn: Connection, f: JobFilter, *, now: float, stuck_minutes: float) -> dict[str, int]:
+    """How many jobs matching ``f`` (but its health) are in each health now: one grouped
+    query, every state named (0 included)."""
+    health = health_sql(now, stuck_minutes).label("health")
+    query = select(health, func.count()).where(*_where(conn, f)).group_by(health)
+    found = {state: 0 for state in HEALTH_STATES}
+    for code, n in conn.execute(query):
+        found[HEALTH_STATES[code]] += n
+    return found
+
+
+def hosts(conn: Connection, limit: int = 200) -> list[tuple[str, int]]:
+    """The hosts with the most jobs first (the overview's grouping), at most ``limit``."""
+    n = func.count().label("n")
+    query = (
+        select(_j.c.host, n)
+        .where(_j.c.host.is_not(None))
+        .group_by(_j.c.host)
+        .order_by(n.desc(), _j.c.host)
+        .limit(limit)
+    )
+    return [(host, count) for host, count in conn.execute(query)]

@@ -1,0 +1,165 @@
+"""``GET /api/v1/jobs`` as a paged, filtered collection (issue 18): cursors walk every job
+once in each sort, each filter keeps exactly the jobs it names, and the health counted in
+SQL equals the health each job shows (domain/health.py) — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.integration.test_api_errors import _envelopes  # noqa: F401  (checks every error)
+
+HOUR = 3600
+
+
+def _report(api: Any, job: str, status: str = "success", ago: float = 60, **extra: Any) -> None:
+    body = {"job": job, "status": status, "started_at": time.time() - ago, **extra}
+    if status not in ("running", "queued"):
+        body["duration_s"] = 5
+    response = api.post("/api/v1/runs", json=body, headers=api.auth_headers)
+    assert response.status_code == 201, response.text
+
+
+def _put(api: Any, job: str, **body: Any) -> None:
+    response = api.put(f"/api/v1/jobs/{job}", json=body, headers=api.auth_headers)
+    assert response.status_code == 200, response.text
+
+
+def _walk(api: Any, query: str, limit: int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(100):
+        url = f"/api/v1/jobs?limit={limit}&{query}" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(url).json()
+        assert len(page["items"]) <= limit
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("the cursor never ended")
+
+
+def _fleet(api: Any) -> None:
+    """One job in each health, some on shared hosts and tags."""
+    _report(api, "ok-1", host="web1")
+    _report(api, "ok-2", host="web1", ago=3 * HOUR)
+    _report(api, "failing-1", "failed", host="web2")
+    _report(api, "running-1", "running", host="web2", ago=120)
+    _report(api, "stuck-1", "running", ago=30 * HOUR)
+    _report(api, "unknown-1", "unknown")
+    _report(api, "missed-1", ago=5 * HOUR)
+    _put(api, "missed-1", schedule="1h", grace="30m", tags=["db"])
+    _report(api, "late-1", ago=90 * 60)
+    _put(api, "late-1", schedule="1h", grace="2h", tags=["db", "nas"])
+    _put(api, "new-1", description="never ran, no schedule", tags=["nas"])
+    _report(api, "paused-1", "failed")
+    assert api.post("/api/v1/jobs/paused-1/pause", headers=api.auth_headers).status_code == 200
+
+
+EXPECTED = {
+    "ok-1": "ok", "ok-2": "ok", "failing-1": "failing", "running-1": "running",
+    "stuck-1": "stuck", "unknown-1": "unknown", "missed-1": "missed", "late-1": "late",
+    "new-1": "new", "paused-1": "paused",
+}  # fmt: skip
+
+
+def test_counts_and_health_filters_equal_each_jobs_health(api):
+    _fleet(api)
+    everything = api.get("/api/v1/jobs?limit=1000&counts=true").json()
+    shown = {j["id"]: j["health"] for j in everything["items"]}
+    assert shown == EXPECTED
+    tally: dict[str, int] = {}
+    for health in shown.values():
+        tally[health] = tally.get(health, 0) + 1
+    assert {k: v for k, v in everything["counts"].items() if v} == tally
+    assert set(everything["counts"]) >= {"failing", "missed", "stuck", "late", "ok"}
+    for health in set(EXPECTED.values()):
+        found = api.get(f"/api/v1/jobs?health={health}").json()["items"]
+        assert sorted(j["id"] for j in found) == sorted(
+            job for job, h in EXPECTED.items() if h == health
+        ), health
+    several = api.get("/api/v1/jobs?health=failing,missed&health=stuck").json()["items"]
+    assert [j["id"] for j in several] == ["failing-1", "missed-1", "stuck-1"]
+
+
+def test_a_schedule_change_moves_the_job_between_health_filters(api):
+    _report(api, "db", ago=5 * HOUR)
+    _put(api, "db", schedule="1h", grace="30m")
+    assert [j["id"] for j in api.get("/api/v1/jobs?health=missed").json()["items"]] == ["db"]
+    _put(api, "db", schedule="24h")
+    assert api.get("/api/v1/jobs?health=missed").json()["items"] == []
+    assert [j["health"] for j in api.get("/api/v1/jobs?health=ok").json()["items"]] == ["ok"]
+    _report(api, "db", ago=25 * HOUR)  # an older run does not move the latest start
+    assert api.get("/api/v1/jobs?counts=true").json()["counts"]["ok"] == 1
+
+
+def test_filters_by_host_tag_and_id_prefix(api):
+    _fleet(api)
+
+    def ids(query: str) -> list[str]:
+        return [j["id"] for j in api.get(f"/api/v1/jobs?{query}").json()["items"]]
+
+    assert ids("host=web1") == ["ok-1", "ok-2"]
+    assert ids("host=web2&health=running") == ["running-1"]
+    assert ids("tag=nas") == ["late-1", "new-1"]
+    assert ids("tag=db&health=missed") == ["missed-1"]
+    assert ids("q=ok-") == ["ok-1", "ok-2"]
+    assert ids("q=s") == ["stuck-1"]
+    assert ids("q=zzz") == []
+    counts = api.get("/api/v1/jobs?tag=nas&counts=true").json()["counts"]
+    assert {k: v for k, v in counts.items() if v} == {"late": 1, "new": 1}
+
+
+@pytest.mark.parametrize("sort", ["id", "last_run", "health"])
+def test_cursor_walks_every_job_once_in_each_sort(api, sort):
+    _fleet(api)
+    for i in range(15):
+        _report(api, f"bulk-{i:02d}", ago=600 + (i % 4) * 60)  # equal start times share keys
+    walked = _walk(api, f"sort={sort}", limit=4)
+    ids = [j["id"] for j in walked]
+    assert len(ids) == len(set(ids)) == 25
+    whole = [j["id"] for j in api.get(f"/api/v1/jobs?sort={sort}&limit=1000").json()["items"]]
+    assert ids == whole
+    if sort == "id":
+        assert ids == sorted(ids)
+    if sort == "health":  # problems first
+        assert [j["health"] for j in walked][:4] == ["failing", "missed", "stuck", "late"]
+        assert walked[-1]["health"] == "paused"
+    if sort == "last_run":
+        starts = [j["last_run"]["started_at"] for j in walked if j["last_run"]]
+        assert starts == sorted(starts, reverse=True)
+        assert walked[-1]["id"] == "new-1"  # never ran: last
+
+
+def test_default_page_is_100_and_says_where_to_go_on(api):
+    now = time.time()
+    jobs = [
+        {"job": f"j{i:03d}", "status": "success", "started_at": now - 60, "duration_s": 1}
+        for i in range(120)
+    ]
+    response = api.post("/api/v1/runs", json=jobs, headers=api.auth_headers)
+    assert response.status_code in (200, 201), response.text
+    first = api.get("/api/v1/jobs").json()
+    assert len(first["items"]) == 100 and first["next_cursor"]
+    rest = api.get(f"/api/v1/jobs?cursor={first['next_cursor']}").json()
+    assert [j["id"] for j in rest["items"]] == [f"j{i:03d}" for i in range(100, 120)]
+    assert rest["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("health=sideways", "health"),
+        ("sort=colour", "sort"),
+        ("cursor=not-a-cursor", "cursor"),
+        ("sort=health&cursor=WyJpZCIsbnVsbCwiYSJd", "cursor"),  # an id cursor
+    ],
+)
+def test_bad_parameters_are_refused_by_name(api, query, field):
+    response = api.get(f"/api/v1/jobs?{query}")
+    assert response.status_code in (400, 422), response.text
+    assert field in response.text
