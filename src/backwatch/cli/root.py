@@ -103,7 +103,7 @@ COMMAND_MODULES = {
     "run": "run", "schedule": "schedule", "backup": "engine", "restore": "engine",
     "verify": "engine", "snapshots": "engine", "scan": "engine", "forget": "engine",
     "health": "insight", "performance": "insight", "report": "insight", "audit": "insight",
-    "dashboard": "insight", "runs": "runs", "drill": "drill",
+    "dashboard": "insight", "runs": "runs", "drill": "drill", "metrics": "metrics",
 }  # fmt: skip
 _registered: set[str] = set()
 
