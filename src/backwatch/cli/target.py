@@ -171,7 +171,15 @@ class HttpTarget:
         return self.request("GET", path)  # type: ignore[no-any-return]
 
     def list_jobs(self) -> list[dict[str, Any]]:
-        return self.request("GET", "/api/v1/jobs")["items"]  # type: ignore[no-any-return]
+        """Every job, page after page (the server answers 1,000 at most at a time)."""
+        items: list[dict[str, Any]] = []
+        query: dict[str, Any] = {"limit": 1000}
+        while True:
+            page = self.request("GET", "/api/v1/jobs", query=query)
+            items += page["items"]
+            if not page.get("next_cursor"):
+                return items
+            query["cursor"] = page["next_cursor"]
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         path = f"/api/v1/jobs/{urllib.parse.quote(job_id, safe='')}"
