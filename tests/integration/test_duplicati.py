@@ -8,6 +8,8 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "duplicati"
 URL = "/api/v1/ingest/duplicati"
@@ -148,3 +150,68 @@ def test_a_wrong_value_names_its_field(api) -> None:
     )  # fmt: skip
     assert resp.status_code == 422
     assert resp.json()["error"]["details"][0]["field"] == "Data.SizeOfExaminedFiles"
+
+
+# -- fuzzing: no body makes the endpoint answer 5xx ------------------------------------------
+
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+chars = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, blacklist_categories=())
+leaves = st.one_of(
+    st.none(), st.booleans(), st.text(chars, max_size=20),
+    st.sampled_from([0, -1, 2**63, 2**70, 1e308, 0.5, "0001-01-01T00:00:00",
+                     "9999-12-31T23:59:59Z", "99999999.23:59:59", "00:00:00", "Fatal",
+                     "Unknown", "Backup", "Test", "12/5/2026 2:00:03 AM (99999999999999)"]),
+    st.integers(min_value=-(2**70), max_value=2**70),
+)  # fmt: skip
+values = st.recursive(leaves, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.text(chars, max_size=8), inner, max_size=3), max_leaves=8)  # fmt: skip
+DATA_KEYS = sorted(json.loads((FIXTURES / "success.json").read_text())["Data"])
+TEXT_LINES = (FIXTURES / "warning.txt").read_text().splitlines()
+
+
+def _answers_cleanly(resp) -> None:
+    assert resp.status_code < 500, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    if resp.status_code >= 400:
+        assert resp.json()["error"]["message"]
+
+
+@FUZZ
+@given(
+    changes=st.dictionaries(st.sampled_from([*DATA_KEYS, "Extra", "LogLines", "Exception"]),
+                            values, max_size=4),
+)  # fmt: skip
+def test_fuzzed_json_reports(api, changes: dict) -> None:
+    report = json.loads((FIXTURES / "success.json").read_text())
+    for key, value in changes.items():
+        if key in ("Extra", "LogLines", "Exception"):
+            report[key] = value
+        else:
+            report["Data"][key] = value
+    body = json.dumps(report).encode("utf-8", "surrogatepass")
+    resp = api.post(URL, content=body, headers={"Content-Type": "application/json",
+                                                **api.auth_headers})  # fmt: skip
+    _answers_cleanly(resp)
+
+
+@FUZZ
+@given(
+    edits=st.lists(st.tuples(st.integers(0, len(TEXT_LINES) - 1), st.text(chars, max_size=40)),
+                   max_size=4),
+    raw=st.binary(max_size=200),
+)  # fmt: skip
+def test_fuzzed_text_reports(api, edits: list, raw: bytes) -> None:
+    lines = list(TEXT_LINES)
+    for index, line in edits:
+        lines[index] = line
+    text = "\n".join(lines).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    form = {"Content-Type": "application/x-www-form-urlencoded", **api.auth_headers}
+    _answers_cleanly(api.post(URL, content=_form(text), headers=form))
+    for ctype in ("application/x-www-form-urlencoded", "application/json", "text/plain"):
+        _answers_cleanly(
+            api.post(URL, content=raw, headers={"Content-Type": ctype, **api.auth_headers})
+        )
