@@ -59,6 +59,8 @@ def test_create_returns_healthchecks_fields_and_a_working_ping_url(api):
     body = api.get(urlsplit(pings[0]["body_url"]).path, headers=key(api))
     assert body.status_code == 200 and body.text == "dumped 3 tables"
     assert api.get(f"{V3}/checks/{code}/pings/2/body", headers=key(api)).status_code == 404
+    for n in ("0", "x", "99999999999999999999999"):
+        assert api.get(f"{V3}/checks/{code}/pings/{n}/body", headers=key(api)).status_code == 404
 
 
 def test_cron_schedule_and_tz(api):
@@ -130,6 +132,8 @@ def test_a_name_that_is_not_a_job_id_becomes_one_and_cannot_be_renamed(api):
         ({"unique": ["color"]}, "json validation error: an item in 'unique' has unexpected"),
         ({"channels": "nope"}, "invalid channel identifier: nope"),
         ({"manual_resume": True}, "manual_resume"),
+        ({"slug": "-starts-with-a-dash"}, "slug: "),
+        ({"slug": "x" * 65}, "slug: "),
     ],
 )
 def test_bad_bodies_get_healthchecks_errors(api, body, error):

@@ -15,143 +15,34 @@ backwatch jobs: a check is a job, a ping is a run.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import available_timezones
 
 from sqlalchemy import Connection, delete, func, select
 
 from backwatch.domain.health import Health, HealthVerdict
 from backwatch.domain.schedule import parse_schedule
-from backwatch.errors import Conflict, Forbidden, InvalidInput, NotFound
-from backwatch.ids import JOB_ID_RE
-from backwatch.services import badges
+from backwatch.errors import Conflict, Forbidden, NotFound
+from backwatch.services import badges, hc_spec
 from backwatch.services import jobs as job_service
 from backwatch.services.unit import WriteUnit
 from backwatch.services.views import job_verdict, with_health_facts
 from backwatch.store import tables as t
 from backwatch.store.writer import Op
+from backwatch.timeutil import MAX_EPOCH
 
 #: pings listed per check, newest first (Healthchecks' free plan keeps 100)
 PING_LIMIT = 100
-MIN_SECONDS, MAX_SECONDS = 60, 31536000
-UNIQUE_FIELDS = ("name", "slug", "tags", "timeout", "grace")
 _GOOD = ("success", "warning", "skipped")
 _OPEN = ("queued", "running")
 #: alert rules that mean "down" (Healthchecks' flips are up/down changes)
 _DOWN_RULES = ("failed", "missed", "stuck")
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SLUG_CUT = re.compile(r"[^a-z0-9._-]+")
-
-
-class HCInvalid(InvalidInput):
-    """A body Healthchecks would answer with 400: the message is its own wording."""
-
-    status = 400
-
-
-@dataclass(frozen=True)
-class Spec:
-    """The fields of a create or update body that were sent (None: not sent)."""
-
-    name: str | None = None
-    slug: str | None = None
-    tags: str | None = None
-    desc: str | None = None
-    timeout: int | None = None
-    grace: int | None = None
-    schedule: str | None = None
-    tz: str | None = None
-    manual_resume: bool | None = None
-    methods: str | None = None
-    channels: str | None = None
-    unique: tuple[str, ...] = ()
-
-
-def _invalid(field: str, problem: str) -> HCInvalid:
-    return HCInvalid(f"json validation error: {field} {problem}")
-
-
-def parse_spec(body: dict[str, Any]) -> Spec:
-    """A create or update body → Spec, checked as Healthchecks checks it (strict types,
-    its ranges) with its error texts: ``json validation error: timeout is too small``."""
-    values: dict[str, Any] = {}
-    limits = {"name": 100, "slug": 100, "schedule": 100, "tags": 500, "desc": 10_000}
-    for field in ("name", "slug", "tags", "desc", "schedule", "tz", "methods", "channels"):
-        if field not in body:
-            continue
-        value = body[field]
-        if not isinstance(value, str):
-            raise _invalid(field, "is not a string")
-        if len(value) > limits.get(field, 1000):
-            raise _invalid(field, "is too long")
-        values[field] = value
-    for field in ("timeout", "grace"):
-        if field not in body:
-            continue
-        value = body[field]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _invalid(field, "is not a number")
-        if value < MIN_SECONDS:
-            raise _invalid(field, "is too small")
-        if value > MAX_SECONDS:
-            raise _invalid(field, "is too large")
-        values[field] = value
-    if "manual_resume" in body:
-        if not isinstance(body["manual_resume"], bool):
-            raise _invalid("manual_resume", "is not a boolean")
-        values["manual_resume"] = body["manual_resume"]
-    if "unique" in body:
-        unique = body["unique"]
-        if not isinstance(unique, list):
-            raise _invalid("unique", "is not an array")
-        if any(item not in UNIQUE_FIELDS for item in unique):
-            raise _invalid("an item in 'unique'", "has unexpected value")
-        values["unique"] = tuple(unique)
-    spec = Spec(**values)
-    _check_spec(spec)
-    return spec
-
-
-def _check_spec(spec: Spec) -> None:
-    if spec.slug is not None and not re.fullmatch(r"[a-z0-9-_]*", spec.slug):
-        raise _invalid("slug", "does not match pattern")
-    if spec.methods not in (None, ""):
-        if spec.methods != "POST":
-            raise _invalid("methods", "has unexpected value")
-        raise HCInvalid("methods: backwatch accepts pings by HEAD, GET and POST; leave it ''")
-    if spec.manual_resume:
-        raise HCInvalid(
-            "manual_resume: backwatch does not resume a paused job on a ping; "
-            "resume it with POST …/resume (leave manual_resume false)"
-        )
-    if spec.schedule is not None and spec.schedule.strip():
-        try:
-            parse_schedule(spec.schedule, "UTC")
-            if len(spec.schedule.split()) < 5 and not spec.schedule.startswith("@"):
-                raise ValueError("not cron")
-        except ValueError:
-            raise _invalid("schedule", "is not a valid cron expression") from None
-    if spec.tz is not None and spec.tz not in _timezones():
-        raise _invalid("tz", "is not a valid timezone")
-
-
-_TZ: set[str] = set()
-
-
-def _timezones() -> set[str]:
-    if not _TZ:
-        _TZ.update(available_timezones())
-        _TZ.add("UTC")
-    return _TZ
-
-
-def slugify(name: str) -> str:
-    """A check name → a job id ('My DB backup' → 'my-db-backup'); '' when nothing is left."""
-    return _SLUG_CUT.sub("-", name.strip().lower()).strip("-._")[:64].strip("-._")
 
 
 def unique_key(check_uuid: str) -> str:
@@ -207,9 +98,16 @@ def hc_status(verdict: HealthVerdict, v: int) -> str:
 
 def isostring(ts: float | None) -> str | None:
     """Healthchecks' time format: whole seconds, ``+00:00``."""
-    if ts is None:
+    if ts is None or not math.isfinite(ts):
         return None
-    return datetime.fromtimestamp(int(ts), UTC).isoformat()
+    return datetime.fromtimestamp(int(min(max(ts, 0.0), MAX_EPOCH)), UTC).isoformat()
+
+
+def _whole(value: float | None) -> int | None:
+    """Seconds as Healthchecks' whole numbers; None for a figure that is no number."""
+    if value is None or not math.isfinite(value):
+        return None
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -235,7 +133,7 @@ def check_out(row: dict[str, Any], now: float, view: View) -> dict[str, Any]:
         "slug": job,
         "tags": " ".join(row.get("tags") or []),
         "desc": row.get("description") or "",
-        "grace": int(row.get("grace_s") or 0),
+        "grace": _whole(row.get("grace_s")) or 0,
         "n_pings": row.get("runs_total") or 0,
         "status": hc_status(verdict, view.v),
         "started": row.get("last_status") in _OPEN,
@@ -255,7 +153,7 @@ def check_out(row: dict[str, Any], now: float, view: View) -> dict[str, Any]:
         "badge_url": badges.job_urls(view.base, view.badge_key, job)["svg"],
     }
     if row.get("last_duration_s") is not None and row.get("last_status") not in _OPEN:
-        out["last_duration"] = int(row["last_duration_s"])
+        out["last_duration"] = _whole(row["last_duration_s"])
     code = row.get("check_uuid") or ""
     if view.readonly:
         out["unique_key"] = unique_key(code) if code else None
@@ -274,7 +172,7 @@ def check_out(row: dict[str, Any], now: float, view: View) -> dict[str, Any]:
         except ValueError:
             period = None
         if period is not None:
-            out["timeout"] = int(period)
+            out["timeout"] = _whole(period)
         else:
             out["schedule"] = schedule
             out["tz"] = row.get("timezone") or "UTC"
@@ -336,7 +234,7 @@ def _ping_type(status: str) -> str:
 
 def ping_body(conn: Connection, job: str, n: int) -> str | None:
     """The log of the job's ``n``-th stored run (as ``pings_out`` numbers them), or None."""
-    if n < 1:
+    if not 1 <= n <= 2**31:  # an OFFSET the databases take
         return None
     r = t.runs
     run_id = conn.execute(
@@ -398,64 +296,6 @@ def badge_of(
 # --- writes --------------------------------------------------------------------------------
 
 
-def _period(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _patch_body(spec: Spec) -> dict[str, Any]:
-    """The job fields a spec sets, in ``PUT /api/v1/jobs`` terms (``job_patch`` checks)."""
-    body: dict[str, Any] = {}
-    if spec.desc is not None:
-        body["description"] = spec.desc
-    if spec.tags is not None:
-        body["tags"] = spec.tags.split()
-    if spec.schedule:
-        body["schedule"] = spec.schedule
-    elif spec.timeout is not None:
-        body["schedule"] = _period(spec.timeout)
-    if spec.tz is not None and spec.schedule:
-        body["timezone"] = spec.tz
-    if spec.grace is not None:
-        body["grace"] = f"{spec.grace}s"
-    return body
-
-
-def _job_id(spec: Spec) -> str:
-    if spec.slug:
-        return spec.slug
-    if spec.name:
-        job = slugify(spec.name)
-        if job and JOB_ID_RE.match(job):
-            return job
-    return "check-" + uuid.uuid4().hex[:8]
-
-
-def _matches(row: dict[str, Any], spec: Spec) -> bool:
-    for field in spec.unique:
-        value = getattr(spec, field)
-        if value is None:
-            return False
-        if field == "name" and row["id"] != slugify(value):
-            return False
-        if field == "slug" and row["id"] != value:
-            return False
-        if field == "tags" and (row.get("tags") or []) != value.split():
-            return False
-        if field == "grace" and float(row.get("grace_s") or 0) != float(value):
-            return False
-        if field == "timeout":
-            try:
-                period = parse_schedule(row.get("schedule") or "", "UTC").period_s
-            except ValueError:
-                return False
-            if period != float(value):
-                return False
-    return True
-
-
 def _check_channels(conn: Connection, channels: str | None) -> None:
     """Healthchecks' channel identifiers are checked; backwatch routes notifications by its
     ``[[notify]]`` filters, so what a check names is not stored."""
@@ -464,24 +304,24 @@ def _check_channels(conn: Connection, channels: str | None) -> None:
     known = {c["id"] for c in channel_rows(conn)} | {c["name"] for c in channel_rows(conn)}
     for item in (channels or "").split(","):
         if item == "":
-            raise HCInvalid("empty channel identifier")
+            raise hc_spec.HCInvalid("empty channel identifier")
         if item not in known:
-            raise HCInvalid(f"invalid channel identifier: {item}")
+            raise hc_spec.HCInvalid(f"invalid channel identifier: {item}")
 
 
-def create_check(spec: Spec, now: float, *, actor: str) -> Op[tuple[str, bool]]:
+def create_check(spec: hc_spec.Spec, now: float, *, actor: str) -> Op[tuple[str, bool]]:
     """Op → (job id, created). With ``unique``, an existing job matching those fields is
     updated instead (Healthchecks' upsert)."""
-    patch = job_service.job_patch(_patch_body(spec))
+    patch = job_service.job_patch(hc_spec.patch_body(spec))
 
     def op(conn: Connection, unit: WriteUnit) -> tuple[str, bool]:
         _check_channels(conn, spec.channels)
         if spec.unique:
             for row in conn.execute(select(t.jobs).order_by(t.jobs.c.id)).mappings():
-                if _matches(dict(row), spec):
+                if hc_spec.matches(dict(row), spec):
                     job_service.update_job(conn, unit, row["id"], patch, now, actor)
                     return row["id"], False
-        job = _job_id(spec)
+        job = hc_spec.job_id_for(spec)
         if conn.execute(select(t.jobs.c.id).where(t.jobs.c.id == job)).first() is not None:
             raise Conflict(
                 f"a check named {job!r} exists already (backwatch names a check by its job "
@@ -494,14 +334,14 @@ def create_check(spec: Spec, now: float, *, actor: str) -> Op[tuple[str, bool]]:
     return op
 
 
-def update_check(job: str, spec: Spec, now: float, *, actor: str) -> Op[None]:
+def update_check(job: str, spec: hc_spec.Spec, now: float, *, actor: str) -> Op[None]:
     for field, value in (("name", spec.name), ("slug", spec.slug)):
-        if value is not None and (slugify(value) if field == "name" else value) != job:
-            raise HCInvalid(
+        if value is not None and (hc_spec.slugify(value) if field == "name" else value) != job:
+            raise hc_spec.HCInvalid(
                 f"{field}: a check's name and slug are its backwatch job id ({job!r}) and "
                 "cannot be changed"
             )
-    patch = job_service.job_patch(_patch_body(spec))
+    patch = job_service.job_patch(hc_spec.patch_body(spec))
 
     def op(conn: Connection, unit: WriteUnit) -> None:
         _check_channels(conn, spec.channels)

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from sqlalchemy import text
 
 from backwatch.errors import BackwatchError, Forbidden, NotFound
-from backwatch.services import badges, hc_api, tokens
+from backwatch.services import badges, hc_api, hc_spec, tokens
 from backwatch.services import jobs as job_service
 from backwatch.web.deps import hub, json_response, parse_json
 
@@ -62,9 +62,9 @@ async def _body(request: Request) -> dict[str, Any]:
     try:
         body = parse_json(raw)
     except BackwatchError:
-        raise hc_api.HCInvalid("could not parse request body") from None
+        raise hc_spec.HCInvalid("could not parse request body") from None
     if not isinstance(body, dict):
-        raise hc_api.HCInvalid("json validation error: value is not an object")
+        raise hc_spec.HCInvalid("json validation error: value is not an object")
     return body
 
 
@@ -138,7 +138,7 @@ async def list_or_create(request: Request, v: int) -> Response:
     body = await _body(request)
     if request.method == "POST":
         grant = _grant(request, body, "admin")
-        spec = hc_api.parse_spec(body)
+        spec = hc_spec.parse_spec(body)
         h = hub(request)
         job, created = await h.submit(hc_api.create_check(spec, h.now(), actor=grant.name))
         return await _check_answer(request, grant, v, job, 201 if created else 200)
@@ -169,7 +169,7 @@ async def single(request: Request, v: int, code: str) -> Response:
         answer = await _check_answer(request, grant, v, row["id"])
         await h.submit(hc_api.delete_check(row["id"], h.now(), actor=grant.name))
         return answer
-    spec = hc_api.parse_spec(body)
+    spec = hc_spec.parse_spec(body)
     await h.submit(hc_api.update_check(row["id"], spec, h.now(), actor=grant.name))
     return await _check_answer(request, grant, v, row["id"])
 
@@ -223,7 +223,7 @@ async def flips(request: Request, v: int, code: str) -> Response:
     for name in ("seconds", "start", "end"):
         value = request.query_params.get(name)
         if value is not None and not (value.isascii() and value.isdigit()):
-            raise hc_api.HCInvalid(f"{name} must be a whole number of seconds")
+            raise hc_spec.HCInvalid(f"{name} must be a whole number of seconds")
         params[name] = float(value) if value is not None else None
     h = hub(request)
     start, seconds = params["start"], params["seconds"]
