@@ -50,6 +50,7 @@ def test_metrics_negotiates_openmetrics_by_accept_header(api) -> None:
     assert om.status_code == 200
     assert om.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
     assert om.text.endswith("# EOF\n")
+    assert om.headers["vary"] == "Accept"
     families = list(parse_om(om.text))  # the strict parser: raises on any format error
     values = _samples(families)
     assert values[("backwatch_job_last_size_bytes", "")] == 123456789

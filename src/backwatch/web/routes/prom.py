@@ -15,4 +15,5 @@ router = APIRouter(tags=["system"])
 async def metrics(request: Request) -> Response:
     authorize_read(request)
     body, content_type = exposition(hub(request), request.headers.get("accept"))
-    return Response(body, media_type=content_type)
+    # the format follows Accept: a cache in between must not hand one scraper's to another
+    return Response(body, media_type=content_type, headers={"Vary": "Accept"})
