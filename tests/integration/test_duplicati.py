@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from backwatch.services import tokens
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "duplicati"
 URL = "/api/v1/ingest/duplicati"
 EXPECTED = {  # case → status, size, duration, files, new, changed, uploaded
@@ -215,3 +217,19 @@ def test_fuzzed_text_reports(api, edits: list, raw: bytes) -> None:
         _answers_cleanly(
             api.post(URL, content=raw, headers={"Content-Type": ctype, **api.auth_headers})
         )
+
+
+def test_the_token_scope_and_patterns_hold(api) -> None:
+    hub = api.app.state.hub
+    limited, _ = hub.write(tokens.create_token("dup", "ingest", hub.now(), jobs=["photos*"]))
+    reader, _ = hub.write(tokens.create_token("ro", "read", hub.now()))
+    ok = _send(api, "success", "json", query=f"?token={limited}", headers={})
+    assert ok.status_code == 201, ok.text  # photos-nas matches photos*
+    other = _send(api, "warning", "json", query=f"?job=mail&token={limited}", headers={})
+    assert other.status_code == 403, other.text
+    read_only = _send(api, "error", "json", query=f"?token={reader}", headers={})
+    assert read_only.status_code == 403, read_only.text
+    wrong = _send(api, "error", "json", query="?token=bw_not-a-token", headers={})
+    assert wrong.status_code == 401
+    assert len(_runs(api, "photos-nas")) == 1
+    assert _runs(api, "mail") == []
