@@ -155,6 +155,8 @@ def test_keys(api):
     assert api.get(f"{V3}/checks/").status_code == 401
     wrong = api.get(f"{V3}/checks/", headers={"X-Api-Key": "bw_nope"})
     assert wrong.status_code == 401 and wrong.json() == {"error": "wrong api key"}
+    # backwatch's own Authorization: Bearer is accepted too
+    assert api.get(f"{V3}/checks/", headers=api.auth_headers).status_code == 200
     # api_key in the body, as Healthchecks accepts it for POST
     resp = api.post(f"{V3}/checks/", json={"api_key": api.token, "name": "body-key"})
     assert resp.status_code == 201

@@ -200,7 +200,83 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
                     "content": {"application/json": {"schema": _schema_of(body, components)}},
                 }
             op["responses"] = _responses(method, path, op)
+            if path.startswith(HC_PREFIX):
+                _healthchecks_operation(method, path, op)
+            elif path.startswith("/badge/"):
+                op["responses"] = _badge_responses()
     return spec
+
+
+#: Healthchecks' management API (web/routes/hc_api.py, docs/healthchecks-api.md): its own
+#: error shape ``{"error": "..."}`` and its own answers; v1 and v2 are not in the document
+HC_PREFIX = "/api/v3/"
+_HC_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+_HC_SPEC = {
+    "type": "object",
+    "properties": {
+        **{k: {"type": "string"} for k in ("name", "slug", "tags", "desc", "channels")},
+        "timeout": {"type": "integer", "minimum": 60, "maximum": 31536000},
+        "grace": {"type": "integer", "minimum": 60, "maximum": 31536000},
+        "schedule": {"type": "string", "examples": ["0 2 * * *"]},
+        "tz": {"type": "string", "examples": ["Europe/Berlin"]},
+        "manual_resume": {"type": "boolean"},
+        "methods": {"type": "string", "enum": ["", "POST"]},
+        "unique": {
+            "type": "array",
+            "items": {"enum": ["name", "slug", "tags", "timeout", "grace"]},
+        },
+    },
+}
+
+
+def _healthchecks_operation(method: str, path: str, op: dict[str, Any]) -> None:
+    text = path in ("/api/v3/status/", "/api/v3/checks/{code}/pings/{n}/body")
+    media = "text/plain" if text else "application/json"
+    ok = {
+        "description": "OK",
+        "content": {media: {"schema": {"type": "string" if text else "object"}}},
+    }
+    responses: dict[str, Any] = {"200": ok}
+    if method == "post" and path == "/api/v3/checks/":
+        responses["201"] = {**ok, "description": "Created"}
+    if method == "post" and path in ("/api/v3/checks/", "/api/v3/checks/{code}"):
+        op["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": _HC_SPEC}},
+        }
+    errors = {400, 401, 403, 404, 409, 413, 421, 422, 503}
+    if path == "/api/v3/status/":
+        errors = {421, 503}
+    for status in sorted(errors):
+        responses[str(status)] = {
+            "description": _REASONS[status],
+            "content": {"application/json": {"schema": _HC_ERROR}},
+        }
+    op["responses"] = responses
+
+
+def _badge_responses() -> dict[str, Any]:
+    """A badge (web/routes/badges.py): SVG or JSON; 404 text for a wrong key or signature."""
+    return {
+        "200": {
+            "description": "The badge",
+            "content": {
+                "image/svg+xml": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        },
+        "404": {
+            "description": "No such badge (a wrong key or signature, a reset key, no such job)",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **{
+            str(status): {
+                "description": _REASONS[status],
+                "content": {"application/json": {"schema": _ERROR_REF}},
+            }
+            for status in (421, 503)
+        },
+    }
 
 
 def _responses(method: str, path: str, op: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ backwatch's envelope. Only v3 is in the OpenAPI schema; v1 and v2 answer the sam
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -72,6 +73,9 @@ def _grant(request: Request, body: dict[str, Any], needed: str) -> tokens.Grant:
     key = request.headers.get("x-api-key")
     if key is None and "api_key" in body:
         key = str(body["api_key"])
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    if key is None and scheme.lower() == "bearer":  # backwatch's own way, accepted too
+        key = bearer
     if not key:
         raise _Unauthorized("missing api key")
     grant = request.app.state.token_cache.lookup(hub(request), key.strip())
@@ -271,22 +275,31 @@ _ROUTES: list[tuple[str, Endpoint, list[str], str]] = [
 ]
 
 
-def _bind(endpoint: Endpoint, v: int) -> Endpoint:
-    """``endpoint`` with its API version fixed, as a route FastAPI can call."""
+def _bind(endpoint: Endpoint, v: int, path: str) -> Endpoint:
+    """``endpoint`` with its API version fixed, as a route FastAPI can call (its signature
+    names the path's parameters, so that the OpenAPI document declares them)."""
 
-    @_answers_like_healthchecks
-    async def route(request: Request) -> Response:
-        return await endpoint(request, v, **request.path_params)
+    async def route(request: Request, **params: str) -> Response:
+        return await endpoint(request, v, **params)
 
-    route.__name__ = f"hc_{endpoint.__name__}_v{v}"
-    route.__doc__ = endpoint.__doc__
-    return route
+    wrapped = _answers_like_healthchecks(route)
+    wrapped.__name__ = f"hc_{endpoint.__name__}_v{v}"
+    wrapped.__doc__ = endpoint.__doc__
+    first = [
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
+    ]
+    named = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=str)
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+    wrapped.__signature__ = inspect.Signature(first + named)  # type: ignore[attr-defined]
+    return wrapped
 
 
 for _v in VERSIONS:
     for _path, _endpoint, _methods, _summary in _ROUTES:
         for _method in _methods:
-            _route = _bind(_endpoint, _v)
+            _route = _bind(_endpoint, _v, _path)
             router.add_api_route(
                 f"/api/v{_v}/{_path}",
                 _route,
