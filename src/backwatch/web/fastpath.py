@@ -21,7 +21,6 @@ from backwatch.web.deps import json_bytes
 from backwatch.web.routes.runs import ingest
 
 PATH = "/api/v1/runs"
-_JSON = (b"content-type", b"application/json")
 
 
 class ClientGone(Exception):
@@ -62,7 +61,4 @@ async def answer(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> No
     except Exception as exc:
         await errors.send_error(send, exc)
         return
-    body = json_bytes(data)
-    headers = [(b"content-length", str(len(body)).encode()), _JSON]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await errors.send_json(send, status, json_bytes(data))
