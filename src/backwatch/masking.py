@@ -45,6 +45,11 @@ _SECRET_OPTION = re.compile(
 _API_TOKEN = re.compile(r"\bbw_[A-Za-z0-9_-]{20,}")
 _BEARER = re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 _KEY_SHAPE = re.compile(rf"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{{{PING_KEY_LENGTH}}}(?![A-Za-z0-9_-])")
+#: a job's check UUID is a ping URL too (``/ping/<uuid>``, services/hc_api.py)
+_UUID_SHAPE = re.compile(
+    r"(?<![0-9A-Za-z-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"(?![0-9A-Za-z-])"
+)
 
 
 class Masker:
@@ -125,6 +130,7 @@ def ping_key_candidates(*texts: str | None) -> set[str]:
     for text in texts:
         if text and len(text) >= PING_KEY_LENGTH:
             found.update(_KEY_SHAPE.findall(text))
+            found.update(_UUID_SHAPE.findall(text))
     return found
 
 

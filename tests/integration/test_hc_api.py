@@ -213,3 +213,14 @@ def test_a_job_from_a_report_is_a_check_too(api):
     check = api.get(f"{V3}/checks/", params={"slug": "reported"}, headers=key(api)).json()
     assert check["checks"][0]["status"] == "down"
     assert check["checks"][0]["n_pings"] == 1
+
+
+def test_a_check_uuid_is_masked_in_logs_like_a_ping_key(api):
+    check = create(api, name="masked")
+    log = f"curl -fsS https://hub/ping/{check['uuid']}\nand {check['uuid'].upper()} again"
+    run = {"job": "other", "status": "success", "started_at": "2026-01-01T00:00:00Z", "log": log}
+    resp = api.post("/api/v1/runs", json=run, headers=api.auth_headers)
+    assert resp.status_code in (200, 201), resp.text
+    stored = api.get(f"/api/v1/runs/{resp.json()['id']}").json()["log"]
+    assert check["uuid"] not in stored.lower()
+    assert stored.count("<ping-key>") == 2

@@ -44,7 +44,8 @@ def _masker(conn: Connection) -> Callable[[str], str]:
 
 
 def known_ping_keys(conn: Connection, candidates: Iterable[str]) -> set[str]:
-    """Those of ``candidates`` that are some job's ping key or the project ping key."""
+    """Those of ``candidates`` that are some job's ping key or check UUID (a ping URL too),
+    or the project ping key."""
     wanted = sorted(set(candidates))
     if not wanted:
         return set()
@@ -54,6 +55,15 @@ def known_ping_keys(conn: Connection, candidates: Iterable[str]) -> set[str]:
         found.update(
             conn.execute(select(t.jobs.c.ping_key).where(t.jobs.c.ping_key.in_(chunk))).scalars()
         )
+    uuids = sorted({c.lower() for c in wanted if len(c) == 36})
+    for start in range(0, len(uuids), _CHUNK):
+        chunk = uuids[start : start + _CHUNK]
+        codes = set(
+            conn.execute(
+                select(t.jobs.c.check_uuid).where(t.jobs.c.check_uuid.in_(chunk))
+            ).scalars()
+        )
+        found.update(c for c in wanted if c.lower() in codes)
     project = conn.execute(
         select(t.meta_kv.c.value).where(t.meta_kv.c.key == PROJECT_KEY)
     ).scalar_one_or_none()
