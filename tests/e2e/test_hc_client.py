@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -41,6 +42,11 @@ with Client(api_key=key, api_url=url + "/api/", ping_url=url + "/ping/", api_ver
     out["start"] = c.start_ping(uuid=made.uuid)
     out["success"] = c.success_ping(uuid=made.uuid, data="dumped 12 tables")
     out["after_ping"] = c.get_check(made.uuid).status
+    import pathlib, time
+    status_file, deadline = pathlib.Path(os.environ["HC_STATUS_FILE"]), time.monotonic() + 10
+    while not status_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out["status_file_before"] = status_file.exists()
     out["pings"] = [{"type": p.type, "n": p.number_of_pings, "duration": p.duration}
                     for p in c.get_check_pings(made.uuid)]
     out["paused"] = c.pause_check(made.uuid).status
@@ -82,7 +88,12 @@ def client_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_healthchecks_io_client_manages_checks(client_python: Path, server: Server) -> None:
     done = subprocess.run(
         [client_python, "-c", CLIENT_SCRIPT],
-        env={"HC_URL": server.url, "HC_KEY": server.token, "PATH": "/usr/bin:/bin"},
+        env={
+            "HC_URL": server.url,
+            "HC_KEY": server.token,
+            "HC_STATUS_FILE": str(server.data_dir / "status" / "hc-db_status.json"),
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -106,7 +117,13 @@ def test_healthchecks_io_client_manages_checks(client_python: Path, server: Serv
 
     # the runs landed in backwatch itself, and the badge URLs the client listed serve SVG
     runs = httpx.get(f"{server.url}/api/v1/runs", params={"job": "hc-db"}).json()["items"]
-    assert runs == []  # deleted with its check
+    assert runs == []  # deleted with its check, and so is its status file
+    assert out["status_file_before"]
+    status_file = server.data_dir / "status" / "hc-db_status.json"
+    deadline = time.monotonic() + 10
+    while status_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not status_file.exists()
     for tag, state in (("prod", "up"), ("dev", "up")):
         resp = httpx.get(out["badges"][tag]["svg"])
         assert resp.status_code == 200

@@ -179,10 +179,10 @@ class StatusFileWriter:
         for job_id in ids:
             job = jobs.get(job_id)
             run = runs.get(job["last_run_id"]) if job and job.get("last_run_id") else None
-            if job is not None and not job.get("last_run_id"):
-                self._remove(job_id)  # every run of the job was deleted: none to describe
+            if job is None or not job.get("last_run_id"):
+                self._remove(job_id)  # the job, or every run of it, was deleted
                 continue
-            if job is None or run is None:
+            if run is None:
                 continue
             text = json.dumps(status_document(job, run), indent=2, ensure_ascii=False) + "\n"
             digest = hashlib.sha1(text.encode("utf-8")).hexdigest()
