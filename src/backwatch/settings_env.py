@@ -18,16 +18,17 @@ stripped. ``TZ`` is the time zone of configured jobs that name none.
 
 from __future__ import annotations
 
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel
 
 from backwatch.errors import ConfigError
-
-if TYPE_CHECKING:  # pydantic is imported only when settings are read: push starts fast
-    from pydantic import BaseModel
 
 PREFIX = "BACKWATCH_"
 FILE_SUFFIX = "_FILE"
@@ -40,7 +41,6 @@ ALIASES = {
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
     """The settings table an annotation is (``ServerSettings``, ``X | None``), or None."""
-    from pydantic import BaseModel
 
     for arg in (annotation, *typing.get_args(annotation)):
         if isinstance(arg, type) and issubclass(arg, BaseModel):
@@ -119,7 +119,6 @@ def _value(variable: str, text: str, annotation: Any) -> Any:
     (pydantic reads numbers and booleans from text)."""
     if not _is_structured(annotation):
         return text
-    import tomllib
 
     stripped = text.strip()
     if _is_text_list(annotation) and not stripped.startswith("["):
@@ -180,7 +179,6 @@ def environment_time_zone(raw: dict[str, Any], env: Mapping[str, str]) -> None:
     tz = (env.get("TZ") or "").strip().removeprefix(":")
     if not tz or tz.startswith("/"):  # a file (":/etc/localtime"): the system's own zone
         return
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
         ZoneInfo(tz)
