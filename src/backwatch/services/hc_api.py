@@ -278,6 +278,11 @@ def flips_out(
     return out
 
 
+def database_answers(conn: Connection) -> None:
+    """``status/``: a query the database must answer (raises when it cannot)."""
+    conn.execute(select(1)).scalar_one()
+
+
 def badge_of(
     conn: Connection, kind: str, name: str, states: int, now: float, stuck_minutes: float
 ) -> tuple[str, badges.BadgeState] | None:

@@ -33,7 +33,16 @@ def _badge(request: Request, key: str, sig: str, kind: str, file: str) -> Respon
         states = badges.states_for(stored, kind, name, sig)
         if states is None:
             return _not_found()
-        found = hc_api.badge_of(conn, kind, name, states, h.now(), h.settings.alerts.stuck_minutes)
+
+    def compute() -> tuple[str, badges.BadgeState] | None:
+        with h.read_engine.connect() as conn:
+            return hc_api.badge_of(
+                conn, kind, name, states, h.now(), h.settings.alerts.stuck_minutes
+            )
+
+    # a README's badge is fetched by every reader (and by image proxies): reuse the answer
+    # until the next write, or for 10 s at most since health moves with the clock
+    found = h.cached(("badge", kind, name, states), compute, max_age_s=10.0)
     if found is None:
         return _not_found()
     label, state = found

@@ -17,7 +17,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 
 from backwatch.errors import BackwatchError, Forbidden, NotFound
 from backwatch.services import badges, hc_api, hc_spec, tokens
@@ -257,7 +256,7 @@ async def badge_list(request: Request, v: int) -> Response:
 
 async def status(request: Request, v: int) -> Response:
     with hub(request).read_engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
+        hc_api.database_answers(conn)
     return Response("OK", media_type="text/plain")
 
 
