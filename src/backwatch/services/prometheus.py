@@ -8,72 +8,167 @@ rule).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from backwatch.domain.health import Health
 from backwatch.domain.rules import days_until_full
 from backwatch.services.alerts import disk_facts, open_counts
 from backwatch.services.hub import Hub
-from backwatch.services.views import job_verdict, last_run_at, with_health_facts
 from backwatch.store import tables as t
+from backwatch.store.job_list import HEALTH_STATES, health_sql
 
 OVERDUE = {Health.LATE, Health.MISSED}
 
 
-class StoreCollector:
-    """prometheus_client collector over one Hub."""
+_OVERDUE_NAMES = frozenset(h.value for h in OVERDUE)
+#: the per-job gauges, in the order they are written: name, help, the row's value
+_JOB_GAUGES: tuple[tuple[str, str, Callable[[Any], float | None]], ...] = (
+    (
+        "last_run_timestamp_seconds",
+        "When the job's latest backup run ended (its start while it runs).",
+        lambda r: r.last_finished_at if r.last_finished_at is not None else r.last_started_at,
+    ),
+    (
+        "last_success_timestamp_seconds",
+        "When the job's latest good backup run (success, warning, skipped) ended.",
+        lambda r: r.last_success_at,
+    ),
+    (
+        "last_verified_timestamp_seconds",
+        "When the job's latest passed restore drill or repository check ended.",
+        lambda r: r.last_verified_at,
+    ),
+    (
+        "last_run_success",
+        "1 if the latest finished backup run succeeded, else 0 (unknown is 0).",
+        lambda r: (
+            None
+            if r.last_status in (None, "running", "queued")
+            else (1.0 if r.last_status in ("success", "warning", "skipped") else 0.0)
+        ),
+    ),
+    ("last_duration_seconds", "Duration of the latest run.", lambda r: r.last_duration_s),
+    ("last_size_bytes", "Size of the latest run.", lambda r: r.last_size_bytes),
+    (
+        "overdue",
+        "1 if the job is late or missed its schedule.",
+        lambda r: 1.0 if HEALTH_STATES[r.health] in _OVERDUE_NAMES else 0.0,
+    ),
+)
 
-    def __init__(self, hub: Hub) -> None:
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _job_series(
+    hub: Hub, conn: Connection, now: float, *, openmetrics: bool
+) -> tuple[str, dict[str, int]]:
+    """The per-job families as exposition text (the same lines in both formats), written
+    straight from one pass over the jobs table: prometheus_client's objects cost seconds
+    per 100,000 jobs. Health comes from store/job_list.py's SQL (domain/health.py's
+    precedence, open critical alerts included). Also answers the jobs per health."""
+    j = t.jobs
+    stuck = hub.settings.alerts.stuck_minutes
+    rows = conn.execute(
+        select(
+            j.c.id,
+            j.c.host,
+            j.c.last_started_at,
+            j.c.last_finished_at,
+            j.c.last_success_at,
+            j.c.last_verified_at,
+            j.c.last_status,
+            j.c.last_duration_s,
+            j.c.last_size_bytes,
+            health_sql(now, stuck).label("health"),
+        ).order_by(j.c.id)
+    ).all()
+    keys = {row.id: f'job="{_escape(row.id)}",host="{_escape(row.host or "")}"' for row in rows}
+    out: list[str] = []
+    for name, doc, value in _JOB_GAUGES:
+        metric = f"backwatch_job_{name}"
+        out.append(f"# HELP {metric} {doc}\n# TYPE {metric} gauge\n")
+        for row in rows:
+            found = value(row)
+            if found is not None:
+                out.append(f"{metric}{{{keys[row.id]}}} {float(found)!r}\n")
+    out.append(
+        "# HELP backwatch_job_health 1 for the job's current health (an open critical alert "
+        "makes it failing).\n# TYPE backwatch_job_health gauge\n"
+    )
+    per_health = dict.fromkeys(HEALTH_STATES, 0)
+    for row in rows:
+        state = HEALTH_STATES[row.health]
+        per_health[state] += 1
+        out.append(f'backwatch_job_health{{{keys[row.id]},health="{state}"}} 1.0\n')
+    d = t.daily_rollups
+    totals = conn.execute(
+        select(
+            d.c.job,
+            func.sum(d.c.success),
+            func.sum(d.c.warning),
+            func.sum(d.c.failed),
+            func.sum(d.c.other),
+        )
+        .group_by(d.c.job)
+        .order_by(d.c.job)
+    ).all()
+    # OpenMetrics names a counter family without its ``_total``; the text format with it
+    runs = "backwatch_job_runs" if openmetrics else "backwatch_job_runs_total"
+    out.append(f"# HELP {runs} Finished runs by status.\n# TYPE {runs} counter\n")
+    for job_id, *by_status in totals:
+        key = keys.get(job_id) or f'job="{_escape(job_id)}",host=""'
+        for status, count in zip(("success", "warning", "failed", "other"), by_status, strict=True):
+            out.append(
+                f'backwatch_job_runs_total{{{key},status="{status}"}} {float(count or 0)!r}\n'
+            )
+    p = t.phases
+    phase_rows = conn.execute(
+        select(j.c.id, p.c.name, p.c.duration_s)
+        .join(p, p.c.run_id == j.c.last_run_id)
+        .where(p.c.duration_s.is_not(None))
+        .order_by(j.c.id, p.c.seq)
+    ).all()
+    out.append(
+        "# HELP backwatch_job_phase_duration_seconds Phase durations of the job's latest run.\n"
+        "# TYPE backwatch_job_phase_duration_seconds gauge\n"
+    )
+    for job_id, name, duration in phase_rows:
+        out.append(
+            f"backwatch_job_phase_duration_seconds{{{keys[job_id]},"
+            f'phase="{_escape(name)}"}} {float(duration)!r}\n'
+        )
+    return "".join(out), per_health
+
+
+class StoreCollector:
+    """The small families (alerts, disks, jobs per health) as a prometheus_client collector;
+    ``_job_series`` writes the per-job ones."""
+
+    def __init__(self, hub: Hub, conn: Connection, now: float, per_health: dict[str, int]) -> None:
         self.hub = hub
+        self.conn = conn
+        self.now = now
+        self.per_health = per_health
 
     def describe(self) -> list[Any]:
         return []
 
     def collect(self) -> Iterator[Any]:
-        labels = ["job", "host"]
-        g = {
-            name: GaugeMetricFamily(f"backwatch_job_{name}", doc, labels=labels)
-            for name, doc in (
-                (
-                    "last_run_timestamp_seconds",
-                    "When the job's latest backup run ended (its start while it runs).",
-                ),
-                (
-                    "last_success_timestamp_seconds",
-                    "When the job's latest good backup run (success, warning, skipped) ended.",
-                ),
-                (
-                    "last_verified_timestamp_seconds",
-                    "When the job's latest passed restore drill or repository check ended.",
-                ),
-                (
-                    "last_run_success",
-                    "1 if the latest finished backup run succeeded, else 0 (unknown is 0).",
-                ),
-                ("last_duration_seconds", "Duration of the latest run."),
-                ("last_size_bytes", "Size of the latest run."),
-                ("overdue", "1 if the job is late or missed its schedule."),
-            )
-        }
-        health = GaugeMetricFamily(
-            "backwatch_job_health",
-            "1 for the job's current health (an open critical alert makes it failing).",
-            labels=[*labels, "health"],
+        jobs = GaugeMetricFamily(
+            "backwatch_jobs",
+            "Jobs in each health now (every health named, 0 included).",
+            labels=["health"],
         )
-        runs_total = CounterMetricFamily(
-            "backwatch_job_runs", "Finished runs by status.", labels=[*labels, "status"]
-        )
-        phases = GaugeMetricFamily(
-            "backwatch_job_phase_duration_seconds",
-            "Phase durations of the job's latest run.",
-            labels=[*labels, "phase"],
-        )
+        for state, count in self.per_health.items():
+            jobs.add_metric([state], count)
         alerts_open = GaugeMetricFamily(
             "backwatch_alerts_open", "Open or acknowledged alerts.", labels=["severity"]
         )
@@ -90,81 +185,18 @@ class StoreCollector:
             "Days until the disk is full at its current growth (absent while not forecast).",
             labels=["path"],
         )
-        now = self.hub.now()
-        stuck = self.hub.settings.alerts.stuck_minutes
-        with self.hub.read_engine.connect() as conn:
-            jobs = with_health_facts(
-                conn, [dict(r) for r in conn.execute(select(t.jobs)).mappings()]
-            )
-            d = t.daily_rollups
-            totals = conn.execute(
-                select(
-                    d.c.job,
-                    func.sum(d.c.success),
-                    func.sum(d.c.warning),
-                    func.sum(d.c.failed),
-                    func.sum(d.c.other),
-                ).group_by(d.c.job)
-            ).all()
-            for severity, count in open_counts(conn).items():
-                alerts_open.add_metric([severity], count)
-            paths = [row[0] for row in conn.execute(select(t.disk_samples.c.path).distinct()).all()]
-            disks = disk_facts(conn, sorted(paths), now)
-            last_ids = [j["last_run_id"] for j in jobs if j["last_run_id"]]
-            phase_rows = (
-                conn.execute(
-                    select(t.phases.c.run_id, t.phases.c.name, t.phases.c.duration_s).where(
-                        t.phases.c.run_id.in_(last_ids)
-                    )
-                ).all()
-                if last_ids
-                else []
-            )
-        hosts = {j["id"]: j["host"] or "" for j in jobs}
-        by_run = {j["last_run_id"]: j["id"] for j in jobs if j["last_run_id"]}
-        for job in jobs:
-            key = [job["id"], hosts[job["id"]]]
-            verdict = job_verdict(job, now, stuck_minutes=stuck)
-            health.add_metric([*key, verdict.health.value], 1)
-            g["overdue"].add_metric(key, 1 if verdict.health in OVERDUE else 0)
-            last_run = last_run_at(job)
-            if last_run is not None:
-                g["last_run_timestamp_seconds"].add_metric(key, last_run)
-            if job["last_success_at"] is not None:
-                g["last_success_timestamp_seconds"].add_metric(key, job["last_success_at"])
-            if job.get("last_verified_at") is not None:
-                g["last_verified_timestamp_seconds"].add_metric(key, job["last_verified_at"])
-            if job["last_status"] not in (None, "running", "queued"):
-                ok = job["last_status"] in ("success", "warning", "skipped")
-                g["last_run_success"].add_metric(key, 1 if ok else 0)
-            if job["last_duration_s"] is not None:
-                g["last_duration_seconds"].add_metric(key, job["last_duration_s"])
-            if job["last_size_bytes"] is not None:
-                g["last_size_bytes"].add_metric(key, job["last_size_bytes"])
-        for job_id, success, warning, failed, other in totals:
-            host = hosts.get(job_id, "")
-            for status, value in (
-                ("success", success),
-                ("warning", warning),
-                ("failed", failed),
-                ("other", other),
-            ):
-                runs_total.add_metric([job_id, host, status], value or 0)
-        for run_id, name, duration in phase_rows:
-            if duration is not None:
-                job_id = by_run[run_id]
-                phases.add_metric([job_id, hosts[job_id], name], duration)
-        for disk in disks:
+        conn = self.conn
+        for severity, count in open_counts(conn).items():
+            alerts_open.add_metric([severity], count)
+        paths = [row[0] for row in conn.execute(select(t.disk_samples.c.path).distinct()).all()]
+        for disk in disk_facts(conn, sorted(paths), self.now):
             _at, used, total = disk.samples[-1]
             disk_used.add_metric([disk.path], used)
             disk_size.add_metric([disk.path], total)
             left = days_until_full(disk)
             if left is not None:
                 disk_days.add_metric([disk.path], left)
-        yield from g.values()
-        yield health
-        yield runs_total
-        yield phases
+        yield jobs
         yield alerts_open
         yield disk_used
         yield disk_size
@@ -174,9 +206,20 @@ class StoreCollector:
 def exposition(hub: Hub, accept: str | None = None) -> tuple[bytes, str]:
     """The store's metrics in the format a scraper's ``Accept`` header asks for, and its
     content type: OpenMetrics when it names ``application/openmetrics-text`` (Prometheus
-    does by default), else the Prometheus text format (also with no header at all)."""
+    does by default), else the Prometheus text format (also with no header at all).
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(hub))
+    The text is built in one pass and reused until the next write (at most 10 s: health
+    moves with the clock), so scrapes between changes cost nothing."""
     encode, content_type = choose_encoder(accept or "")
-    return encode(registry), content_type
+
+    def build() -> bytes:
+        now = hub.now()
+        with hub.read_engine.connect() as conn:
+            openmetrics = content_type.startswith("application/openmetrics-text")
+            per_job, per_health = _job_series(hub, conn, now, openmetrics=openmetrics)
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(StoreCollector(hub, conn, now, per_health))
+            rest = encode(registry)
+        return per_job.encode() + rest
+
+    return hub.cached(("metrics", content_type), build, max_age_s=10.0), content_type
