@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from backwatch.domain.rules import RULES
 from backwatch.domain.schedule import parse_schedule
 from backwatch.domain.thresholds import SETTINGS as THRESHOLD_SETTINGS
 from backwatch.domain.thresholds import Thresholds
@@ -426,6 +425,9 @@ def _check_job_references(jobs: Sequence[JobSettings], source: str) -> None:
                 )
         if not job.alerts.off:
             continue
+        # the alert rules and their statistics: only a job that turns rules off needs them
+        # here, and backwatch run reads the settings before its tool starts
+        from backwatch.domain.rules import RULES
 
         for name in job.alerts.off:
             if name not in RULES:

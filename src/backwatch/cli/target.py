@@ -4,19 +4,16 @@
 ``<data>/token`` authenticates). Otherwise the database: ``--db`` (a SQLite file or a
 database URL) or the one in the data directory. Both answer with the same JSON shapes.
 
-The HTTP path uses only the standard library, so ``backwatch push --url`` starts fast; the
-settings and the database are loaded only when a command works on the database.
+The HTTP path uses only the standard library, loaded at the first request; the settings and
+the database are loaded only when a command works on the database.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +54,12 @@ class HttpTarget:
         self.token = token
 
     def request(self, method: str, path: str, body: Any = None, query: dict | None = None) -> Any:
+        # http.client and email load with urllib.request: a command on the database
+        # (backwatch run) never needs them
+        import http.client
+        import urllib.error
+        import urllib.request
+
         url = self.url + path
         if query:
             clean = {k: v for k, v in query.items() if v is not None}
