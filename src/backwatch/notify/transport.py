@@ -60,7 +60,7 @@ def channel(url: str) -> Channel:
 
 def send(url: str, title: str, body: str, *, severity: str = "info") -> None:
     """Deliver one message; raise TransportError with Apprise's reason on failure."""
-    import apprise
+    import apprise  # heavy: see mask_url
 
     kinds = {
         "critical": apprise.NotifyType.FAILURE,
