@@ -67,6 +67,10 @@ _SUCCESSES: dict[tuple[str, str], dict[int, str]] = {
     ("post", "/api/v1/runs"): {201: "Stored", 200: "Already stored (same id or backup_id)"},
     ("post", "/api/v1/runs/start"): {201: "Opened", 200: "Already open (same id)"},
     ("post", "/api/v1/tool-output/{tool}"): {201: "Stored", 200: "Already stored (same id)"},
+    ("post", "/api/v1/ingest/duplicati"): {
+        201: "Stored",
+        200: "Already stored, or not a backup or test (`recorded: false`)",
+    },
     ("post", "/api/v1/jobs/{job_id}/run"): {202: "Queued: answers the run id"},
     ("post", "/api/v1/jobs/{job_id}/drill"): {201: "Drilled: answers the drill's run"},
 }
@@ -135,6 +139,7 @@ def _body_models() -> dict[tuple[str, str], Any]:
             [],
         ),
         ("post", "/api/v1/tool-output/{tool}"): "text",
+        ("post", "/api/v1/ingest/duplicati"): "text",  # Duplicati's form or JSON body
         ("post", "/ping/{key}"): "text",
         ("post", "/ping/{key}/{part}"): "text",
         ("post", "/ping/{key}/{slug}/{action}"): "text",
