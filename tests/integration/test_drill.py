@@ -279,8 +279,8 @@ def test_a_passed_drill_makes_the_job_restorable_as_of_its_end(restic_job) -> No
 def test_the_server_drills_a_job_it_runs_once_a_week(restic_job) -> None:
     from backwatch.domain.lifecycle import RunStatus
     from backwatch.domain.report import RunReport
-    from backwatch.services import runs
     from backwatch.runners.scheduler import Scheduler
+    from backwatch.services import runs
 
     config, _tree, _repo = restic_job
     config.write_text(

@@ -85,6 +85,7 @@ def state(hub: Hub) -> dict[str, Any]:
         jobs = rows(select(t.jobs).order_by(t.jobs.c.id))
         for job in jobs:
             job.pop("ping_key")  # random
+            job.pop("check_uuid")  # random
         events = rows(select(t.events).order_by(t.events.c.id))
         for event in events:
             event.pop("id")
