@@ -125,7 +125,7 @@ def test_cursor_walks_every_job_once_in_each_sort(api, sort):
     if sort == "id":
         assert ids == sorted(ids)
     if sort == "health":  # problems first
-        assert [j["health"] for j in walked][:4] == ["failing", "missed", "stuck", "late"]
+        assert [j["health"] for j in walked][:4] == ["failing", "missed", "stuck", "unknown"]
         assert walked[-1]["health"] == "paused"
     if sort == "last_run":
         starts = [j["last_run"]["started_at"] for j in walked if j["last_run"]]

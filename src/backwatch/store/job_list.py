@@ -37,11 +37,12 @@ from backwatch.store import tables as t
 _j = t.jobs
 _a = t.alerts
 
+#: most urgent first (the overview's order, web/pages/common.py): the ``health`` sort
 HEALTH_STATES = (
-    "failing", "missed", "stuck", "late", "unknown", "running", "new", "ok", "paused",
+    "failing", "missed", "stuck", "unknown", "late", "running", "ok", "new", "paused",
 )  # fmt: skip
-#: problems first, in this order; the ``health`` sort and the overview follow it
-PROBLEMS = ("failing", "missed", "stuck", "late")
+#: what the overview lists first: a backup not shown to work, or not on time
+PROBLEMS = ("failing", "missed", "stuck", "unknown", "late")
 SORTS = ("id", "last_run", "health")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

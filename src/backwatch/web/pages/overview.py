@@ -1,18 +1,21 @@
-"""The overview (``/``): 30-day cards, the job grid with filters, open alerts, recent runs.
+"""The overview (``/``): 30-day cards, the counts per health, the jobs that need attention
+first, then the other jobs a page at a time, open alerts and recent runs.
 
-Light with 500 jobs: the jobs table's latest-run snapshot, one summary query on the daily
-rollups, the newest runs, and job cards rendered once and reused until they change
-(``overview_cards``); nothing per job on a request.
+Bounded at any fleet size: the jobs come from ``services.job_list`` (the same read as
+``GET /api/v1/jobs``), a page at a time, with the counts per health counted in the
+database; only the cards of the jobs shown are rendered (``overview_cards``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from backwatch.services import reads
+from backwatch.services import job_list, reads
 from backwatch.services.views import run_out
 from backwatch.timeutil import parse_time
 from backwatch.web.pages.alerts import active_alerts
@@ -25,26 +28,73 @@ from backwatch.web.pages.welcome import welcome_context
 router = APIRouter(include_in_schema=False)
 SUMMARY_DAYS = 30
 RECENT_RUNS = 12
-#: health moves with the clock: the grid is worked out again after every write, else
-#: after this long ("3 h ago" or "late" may lag by that much)
+#: health moves with the clock: what the page shows is worked out again after every write,
+#: else after this long ("3 h ago" or "late" may lag by that much)
 CARDS_MAX_AGE_S = 5.0
+#: jobs that need attention shown above the others (the rest: a link to them filtered)
+ATTENTION_SHOWN = 48
+#: other jobs per page
+PAGE_SIZE = 60
+#: counts that took longer than this to count are reused for CARDS_MAX_AGE_S even across
+#: writes: a large fleet under steady ingest would otherwise count on every view
+SLOW_COUNT_S = 0.05
+
+T = TypeVar("T")
+
+
+def _counts(request: Request, key: Any, compute: Callable[[], T]) -> T:
+    """``compute()`` through the hub's cache; once it proved slow (a large fleet), also
+    reused across writes for up to ``CARDS_MAX_AGE_S``."""
+    hub = request.app.state.hub
+    state = request.app.state
+    slow: dict[Any, tuple[float, Any]] = getattr(state, "overview_slow_counts", None) or {}
+    state.overview_slow_counts = slow
+    held = slow.get(key)
+    if held is not None and time.monotonic() - held[0] < CARDS_MAX_AGE_S:
+        return held[1]  # type: ignore[no-any-return]
+    started = time.monotonic()
+    value = hub.cached(key, compute, max_age_s=CARDS_MAX_AGE_S)
+    if time.monotonic() - started > SLOW_COUNT_S:
+        slow.clear()  # one entry per filter: keep few
+        slow[key] = (time.monotonic(), value)
+    return value
 
 
 @router.get("/")
 @html_page
 async def overview(
-    request: Request, tag: str | None = None, host: str | None = None, health: str | None = None
+    request: Request,
+    tag: str | None = None,
+    host: str | None = None,
+    health: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
 ) -> Response:
     hub = request.app.state.hub
     now = hub.now()
+    stuck = hub.settings.alerts.stuck_minutes
+    wanted = job_list.JobFilter.parse([health] if health else [], tag, host, q)
+    everyone = job_list.JobFilter()
     with hub.read_engine.connect() as conn:
-        deck = hub.cached(
-            ("overview-deck",),
-            lambda: card_cache(request).deck(request, conn, now),
-            max_age_s=CARDS_MAX_AGE_S,
+        total = _counts(
+            request,
+            ("overview-counts", everyone),
+            lambda: job_list.health_counts(conn, everyone, now=now, stuck_minutes=stuck),
         )
-        if not deck.cards:
+        if not sum(total.values()):
             return render(request, "welcome.html", await welcome_context(request), page="welcome")
+        counts = total
+        if wanted != job_list.JobFilter(wanted.health):  # a tag, host or id prefix
+            key = ("overview-counts", job_list.JobFilter((), wanted.tag, wanted.host, wanted.q))
+            counts = _counts(
+                request,
+                key,
+                lambda: job_list.health_counts(conn, wanted, now=now, stuck_minutes=stuck),
+            )
+        attention, others = _jobs(conn, wanted, now, stuck, cursor)
+        cards = card_cache(request)
+        attention_cards = cards.cards_for(request, conn, attention.rows, now)
+        other_cards = cards.cards_for(request, conn, others.rows, now)
         summary = hub.cached(
             ("summary", SUMMARY_DAYS, None),
             lambda: reads.summary(conn, days=SUMMARY_DAYS, now=now, job=None),
@@ -56,18 +106,62 @@ async def overview(
     for run in recent:
         # None: a start stored as NaN, which no calendar prints (iso() gives None)
         run["_started"] = parse_time(run["started_at"]) if run["started_at"] else None
+    attention_total = sum(counts[s] for s in job_list.PROBLEMS)
+    filters = {"tag": tag or "", "host": host or "", "health": health or "", "q": q or ""}
     context: dict[str, Any] = {
         "summary": summary,
-        "cards": deck.matching(tag, host, health),
-        "job_count": len(deck.cards),
-        "counts": deck.counts,
+        "attention": attention_cards,
+        "attention_total": attention_total,
+        "attention_more": attention.next_cursor is not None,
+        "cards": other_cards,
+        "next_cursor": others.next_cursor,
+        "paged": cursor is not None,
+        "job_count": sum(total.values()),
+        "matching": sum(counts.values()),
+        "counts": counts,
+        "total_counts": total,
+        "problems": job_list.PROBLEMS,
         "labels": HEALTH_LABELS,
-        "tags": deck.tags,
-        "hosts": deck.hosts,
-        "filters": {"tag": tag or "", "host": host or "", "health": health or ""},
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "query": {k: v for k, v in filters.items() if v},
         "recent": recent,
         "alerts": alerts,
         "days": SUMMARY_DAYS,
         "can_act": viewer_for(request).may("operate"),
     }
     return render(request, "overview.html", context, page="overview")
+
+
+def _jobs(
+    conn: Any, wanted: job_list.JobFilter, now: float, stuck: float, cursor: str | None
+) -> tuple[job_list.JobPage, job_list.JobPage]:
+    """Without a health asked for: the jobs that need attention (most urgent first, on the
+    first page only) and a page of the others (by id), each job in one of the two. With
+    one: no attention list, a page of those jobs, most urgent first."""
+    if wanted.health:
+        found = job_list.read_page(
+            conn, wanted, now=now, stuck_minutes=stuck, sort="health", limit=PAGE_SIZE,
+            cursor=cursor,
+        )  # fmt: skip
+        return job_list.JobPage([], None), found
+    attention = job_list.JobPage([], None)
+    if cursor is None:
+        attention = job_list.read_page(
+            conn,
+            job_list.JobFilter(job_list.PROBLEMS, wanted.tag, wanted.host, wanted.q),
+            now=now,
+            stuck_minutes=stuck,
+            sort="health",
+            limit=ATTENTION_SHOWN,
+        )
+    rest = tuple(s for s in job_list.HEALTH_STATES if s not in job_list.PROBLEMS)
+    others = job_list.read_page(
+        conn,
+        job_list.JobFilter(rest, wanted.tag, wanted.host, wanted.q),
+        now=now,
+        stuck_minutes=stuck,
+        limit=PAGE_SIZE,
+        cursor=cursor,
+    )
+    return attention, others

@@ -1,19 +1,15 @@
 """The overview's job cards, each rendered once and reused until what it shows changes.
 
-With 500 jobs, rendering every card on every request was most of the overview's time
-(issue 5). A card shows its job row, its sparkline and three things that move with the
-clock: the health, "3 h ago" and "in 2 h". A refresh reads the rows, works those three out
-for every job (cheap) and renders again only the cards whose inputs differ from the last
-rendering. Sparklines are read again only for jobs whose row changed (a new or finished
-run changes it), and for all jobs every ``SPARKS_MAX_AGE_S`` (an older run finishing late,
-or a run deleted, leaves the row as it was).
+Only the cards of the jobs a page shows are rendered (a page of them, whatever the fleet's
+size). A card shows its job row, its sparkline and three things that move with the clock:
+the health, "3 h ago" and "in 2 h"; a card whose inputs are the same as at its last
+rendering is reused. Sparklines are read for the jobs shown, in one bounded query.
 
 One ``CardCache`` per app; it is used from the event loop only, so it needs no lock.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +18,9 @@ from markupsafe import Markup
 from sqlalchemy import Connection
 
 from backwatch.services import reads
-from backwatch.services.views import job_verdict, last_run_at, read_jobs
-from backwatch.web.pages.common import HEALTH_ORDER, health_rank, page_job
+from backwatch.services.views import job_verdict, last_run_at
+from backwatch.web.pages.common import page_job
 from backwatch.web.pages.render import environment, relative
-
-SPARKS_MAX_AGE_S = 60.0
-#: more changed jobs than this: read every sparkline (one query, no huge IN list)
-SPARKS_SUBSET_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -44,64 +36,41 @@ class Card:
     inputs: tuple[Any, ...]
 
 
-@dataclass(frozen=True)
-class Deck:
-    """Every card, most urgent first, with the figures of the filter bar."""
-
-    cards: list[Card]
-    counts: dict[str, int]
-    tags: list[str]
-    hosts: list[str]
-
-    def matching(self, tag: str | None, host: str | None, health: str | None) -> list[Card]:
-        return [
-            card
-            for card in self.cards
-            if (not tag or tag in card.tags)
-            and (not host or card.host == host)
-            and (not health or card.health == health)
-        ]
+#: cards kept for reuse; past this, the cache starts again (pages shown recently refill it)
+CARDS_KEPT = 2000
 
 
 @dataclass
 class CardCache:
-    """The cards last rendered and the sparklines last read, by job id."""
+    """The cards last rendered, by job id."""
 
     cards: dict[str, Card] = field(default_factory=dict)
-    sparks: dict[str, str] = field(default_factory=dict)
-    sparks_read_at: float = float("-inf")
 
-    def deck(self, request: Request, conn: Connection, now: float) -> Deck:
-        """Every job's card as of ``now``, rendering only those whose inputs changed."""
-        rows = read_jobs(conn)
-        self._refresh_sparks(conn, rows)
+    def cards_for(
+        self, request: Request, conn: Connection, rows: list[dict[str, Any]], now: float
+    ) -> list[Card]:
+        """The cards of ``rows`` (job rows with their health facts) as of ``now``, in their
+        order, rendering only those whose inputs changed."""
+        if not rows:
+            return []
+        sparks = _spark_texts(reads.recent_durations(conn, jobs=[row["id"] for row in rows]))
         stuck_minutes = request.app.state.hub.settings.alerts.stuck_minutes
+        if len(self.cards) > CARDS_KEPT:
+            self.cards = {}
         cards = []
         for row in rows:
             verdict = job_verdict(row, now, stuck_minutes=stuck_minutes)
             inputs = (
-                self.sparks.get(row["id"], ""),
+                sparks.get(row["id"], ""),
                 verdict.health.value,
                 relative(last_run_at(row), now),
                 relative(verdict.next_due, now) if verdict.next_due is not None else "",
             )
             card = self.cards.get(row["id"])
             if card is None or card.inputs != inputs or card.row != row:
-                card = _render(request, row, inputs, now)
+                card = self.cards[row["id"]] = _render(request, row, inputs, now)
             cards.append(card)
-        self.cards = {card.id: card for card in cards}
-        return _deck(cards)
-
-    def _refresh_sparks(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        changed = [row["id"] for row in rows if _row_of(self.cards.get(row["id"])) != row]
-        stale = time.monotonic() - self.sparks_read_at >= SPARKS_MAX_AGE_S
-        if stale or len(changed) > SPARKS_SUBSET_MAX:
-            self.sparks = _spark_texts(reads.recent_durations(conn))
-            self.sparks_read_at = time.monotonic()
-        elif changed:
-            fresh = _spark_texts(reads.recent_durations(conn, jobs=changed))
-            for job in changed:
-                self.sparks[job] = fresh.get(job, "")
+        return cards
 
 
 def card_cache(request: Request) -> CardCache:
@@ -111,10 +80,6 @@ def card_cache(request: Request) -> CardCache:
     if cache is None:
         cache = state.overview_cards = CardCache()
     return cache
-
-
-def _row_of(card: Card | None) -> dict[str, Any] | None:
-    return card.row if card is not None else None
 
 
 def _spark_texts(durations: dict[str, list[float]]) -> dict[str, str]:
@@ -138,16 +103,4 @@ def _render(request: Request, row: dict[str, Any], inputs: tuple[Any, ...], now:
         html=Markup(html),
         row=row,
         inputs=inputs,
-    )
-
-
-def _deck(cards: list[Card]) -> Deck:
-    counts = dict.fromkeys(HEALTH_ORDER, 0)
-    for card in cards:
-        counts[card.health] = counts.get(card.health, 0) + 1
-    return Deck(
-        cards=sorted(cards, key=lambda c: (health_rank(c.health), c.id)),
-        counts=counts,
-        tags=sorted({tag for card in cards for tag in card.tags}),
-        hosts=sorted({card.host for card in cards if card.host}),
     )
