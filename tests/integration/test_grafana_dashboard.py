@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import ROOT, Server, free_port, make_settings, need_tool
+from tests.conftest import ROOT, Server, make_settings, need_tool
+from tests.integration.prometheus_support import Prometheus
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "backwatch-dashboard.json"
 GB = 10**9
@@ -42,17 +42,6 @@ def _substitute(expr: str) -> str:
         expr = expr.replace(name, value)
     assert "$" not in expr, f"a Grafana variable the test does not know: {expr}"
     return expr
-
-
-def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        body = json.load(resp)
-    assert body["status"] == "success", body
-    return body["data"]
-
-
-def _query(prom_url: str, expr: str) -> list:
-    return _get(f"{prom_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))["result"]
 
 
 def _post_run(server: Server, **body: object) -> None:
@@ -101,7 +90,7 @@ def test_the_dashboard_is_well_formed() -> None:
 
 
 def test_every_panel_query_returns_series(tmp_path: Path) -> None:
-    prometheus = need_tool("prometheus")
+    need_tool("prometheus")  # (before the data is made)
     dashboard = json.loads(DASHBOARD.read_text())
     data_dir = tmp_path / "data"
     # a destination filling up by 10 GB a day over the last 5 days: a forecast to show
@@ -117,64 +106,33 @@ def test_every_panel_query_returns_series(tmp_path: Path) -> None:
     finally:
         hub.close()
     server = Server(data_dir).start()
-    proc = None
     try:
         _post_runs(server, 0)
-        port = free_port()
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            "global:\n  scrape_interval: 1s\n"
-            "scrape_configs:\n  - job_name: backwatch\n    honor_labels: true\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:{server.port}']\n"
-        )
-        proc = subprocess.Popen(
-            [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
-        )  # fmt: skip
-        prom_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        with Prometheus(tmp_path, server.port) as prom:
+            prom.wait_for('backwatch_job_runs_total{job="db-dump"}')
+            time.sleep(2)  # a few scrapes of the first counts, then more runs: rates to show
+            _post_runs(server, 1)
+            prom.wait_for('backwatch_job_runs_total{job="db-dump",status="failed"} == 2')
+            time.sleep(2)
 
-        def wait_for(expr: str) -> list:
-            while time.monotonic() < deadline:
-                try:
-                    found = _query(prom_url, expr)
-                except OSError:
-                    found = []
-                if found:
-                    return found
-                time.sleep(0.5)
-            raise AssertionError(
-                f"no series for {expr}: " + (tmp_path / "prometheus.log").read_text()[-2000:]
-            )
+            queries = [(title, _substitute(expr)) for title, expr in _expressions(dashboard)]
+            empty = [(title, expr) for title, expr in queries if not prom.query(expr)]
+            assert not empty, f"panel queries without series: {empty}"
 
-        wait_for('backwatch_job_runs_total{job="db-dump"}')
-        time.sleep(2)  # a few scrapes of the first counts, then more runs: rates to show
-        _post_runs(server, 1)
-        wait_for('backwatch_job_runs_total{job="db-dump",status="failed"} == 2')
-        time.sleep(2)
+            # the values mean what the panels say
+            rate = prom.query(_substitute(dict(_expressions(dashboard))["Success rate"]))
+            assert 0 < float(rate[0]["value"][1]) < 1, rate  # 3 good of 4 in the second round
+            by_severity = prom.query("sum by (severity) (backwatch_alerts_open)")
+            alerts = {a["metric"]["severity"]: float(a["value"][1]) for a in by_severity}
+            assert sum(alerts.values()) >= 1, alerts  # db-dump's failure opened one
+            left = prom.query('backwatch_disk_days_until_full{path="/srv/backups"}')
+            assert 80 < float(left[0]["value"][1]) < 90, left
 
-        queries = [(title, _substitute(expr)) for title, expr in _expressions(dashboard)]
-        empty = [(title, expr) for title, expr in queries if not _query(prom_url, expr)]
-        assert not empty, f"panel queries without series: {empty}"
-
-        # the values mean what the panels say
-        rate = _query(prom_url, _substitute(dict(_expressions(dashboard))["Success rate"]))
-        assert 0 < float(rate[0]["value"][1]) < 1, rate  # 3 good of 4 in the second round
-        by_severity = _query(prom_url, "sum by (severity) (backwatch_alerts_open)")
-        alerts = {a["metric"]["severity"]: float(a["value"][1]) for a in by_severity}
-        assert sum(alerts.values()) >= 1, alerts  # db-dump's failure opened one
-        left = _query(prom_url, 'backwatch_disk_days_until_full{path="/srv/backups"}')
-        assert 80 < float(left[0]["value"][1]) < 90, left
-
-        # the job variable's query: label_values(<metric>, job)
-        variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "job")
-        match = re.fullmatch(r"label_values\((\w+), job\)", variable["definition"])
-        assert match, variable["definition"]
-        values = _get(f"{prom_url}/api/v1/label/job/values?match[]={match.group(1)}")
-        assert {"photos", "db-dump", "nas-sync"} <= set(values), values
+            # the job variable's query: label_values(<metric>, job)
+            variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "job")
+            match = re.fullmatch(r"label_values\((\w+), job\)", variable["definition"])
+            assert match, variable["definition"]
+            values = prom.api(f"/api/v1/label/job/values?match[]={match.group(1)}")
+            assert {"photos", "db-dump", "nas-sync"} <= set(values), values
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=20)
         server.stop()

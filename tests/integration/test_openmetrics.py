@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -21,7 +20,8 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from tests.conftest import Server, free_port, need_tool
+from tests.conftest import Server
+from tests.integration.prometheus_support import Prometheus
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -96,12 +96,6 @@ class _Forward(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _query(prom_url: str, expr: str) -> list:
-    url = f"{prom_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return json.load(resp)["data"]["result"]
-
-
 @pytest.mark.parametrize(
     ("accept", "expected_type"),
     [(None, "application/openmetrics-text"), ("text/plain;version=0.0.4", "text/plain")],
@@ -110,7 +104,6 @@ def _query(prom_url: str, expr: str) -> list:
 def test_prometheus_scrapes_both_formats(
     server: Server, tmp_path: Path, accept: str | None, expected_type: str
 ) -> None:
-    prometheus = need_tool("prometheus")
     req = urllib.request.Request(
         server.url + "/api/v1/runs",
         data=json.dumps({**RUN, "started_at": time.time() - 60}).encode(),
@@ -120,45 +113,23 @@ def test_prometheus_scrapes_both_formats(
         assert resp.status == 201
     proxy = _Proxy(server.url, accept)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n"
-        "scrape_configs:\n  - job_name: backwatch\n    honor_labels: true\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{proxy.server_address[1]}']\n"
-    )
-    proc = subprocess.Popen(
-        [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
-    )  # fmt: skip
-    prom_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        result: list = []
-        while time.monotonic() < deadline and not result:
-            time.sleep(1)
-            try:
-                result = _query(prom_url, 'backwatch_job_runs_total{job="photos"}')
-            except OSError:
-                continue
-        assert result, (tmp_path / "prometheus.log").read_text()[-2000:]
-        assert {r["metric"]["status"]: float(r["value"][1]) for r in result}["success"] == 1
-        size = _query(prom_url, 'backwatch_job_last_size_bytes{job="photos"}')
-        assert float(size[0]["value"][1]) == 123456789
-        phases = _query(prom_url, 'backwatch_job_phase_duration_seconds{job="photos"}')
-        assert {p["metric"]["phase"]: float(p["value"][1]) for p in phases} == {
-            "dump": 2.0,
-            "upload": 40.0,
-        }
-        # Prometheus asked for OpenMetrics first; what it got is the format under test
-        asked, content_type = proxy.seen[-1]
-        assert asked.startswith("application/openmetrics-text"), asked
-        assert content_type.startswith(expected_type), content_type
-        health = _query(prom_url, "up")
-        assert float(health[0]["value"][1]) == 1
+        with Prometheus(tmp_path, proxy.server_address[1]) as prom:
+            result = prom.wait_for('backwatch_job_runs_total{job="photos"}')
+            assert {r["metric"]["status"]: float(r["value"][1]) for r in result}["success"] == 1
+            size = prom.query('backwatch_job_last_size_bytes{job="photos"}')
+            assert float(size[0]["value"][1]) == 123456789
+            phases = prom.query('backwatch_job_phase_duration_seconds{job="photos"}')
+            assert {p["metric"]["phase"]: float(p["value"][1]) for p in phases} == {
+                "dump": 2.0,
+                "upload": 40.0,
+            }
+            # Prometheus asked for OpenMetrics first; what it got is the format under test
+            asked, content_type = proxy.seen[-1]
+            assert asked.startswith("application/openmetrics-text"), asked
+            assert content_type.startswith(expected_type), content_type
+            health = prom.query("up")
+            assert float(health[0]["value"][1]) == 1
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
         proxy.shutdown()
         proxy.server_close()
