@@ -7,6 +7,7 @@ nothing is skipped silently there.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,6 +245,18 @@ class Server:
     @property
     def token(self) -> str:
         return (self.data_dir / "token").read_text().strip()
+
+    def report(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST one run report with the server's token; its acknowledgement (201)."""
+        req = urllib.request.Request(
+            self.url + "/api/v1/runs",
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201
+            ack: dict[str, Any] = json.loads(resp.read())
+        return ack
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from tests.conftest import ROOT, Server, make_settings, need_tool
@@ -45,13 +43,7 @@ def _substitute(expr: str) -> str:
 
 
 def _post_run(server: Server, **body: object) -> None:
-    req = urllib.request.Request(
-        server.url + "/api/v1/runs",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        assert resp.status == 201
+    server.report(body)
 
 
 def _post_runs(server: Server, round_: int) -> None:

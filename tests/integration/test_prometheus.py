@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from tests.conftest import Server
 from tests.integration.prometheus_support import Prometheus
 
 
-def _post_run(server: Server, body: dict) -> None:
-    req = urllib.request.Request(
-        server.url + "/api/v1/runs",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        assert resp.status == 201
-
-
 def test_prometheus_scrapes_backwatch_series(server: Server, tmp_path: Path) -> None:
-    _post_run(
-        server,
+    server.report(
         {"job": "photos", "host": "nas", "status": "success", "started_at": time.time() - 60,
          "duration_s": 42, "size_bytes": 123456789, "phases": {"dump": 2, "upload": 40}},
     )  # fmt: skip
