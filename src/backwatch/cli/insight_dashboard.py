@@ -17,18 +17,68 @@ from backwatch.cli.insight_fetch import fetch_open_alerts
 from backwatch.cli.target import Where
 from backwatch.cli.views import _jobs_table
 from backwatch.masking import display_url
+from backwatch.services import job_list
+from backwatch.services.views import job_out
+
+#: rows of each table in a frame: a fleet of 100,000 jobs still draws two short tables
+ATTENTION_ROWS = 20
+OTHER_ROWS = 15
+
+
+def job_page(tgt: Any, **query: Any) -> dict[str, Any]:
+    """A page of jobs as ``GET /api/v1/jobs`` answers it (``items``, ``next_cursor``,
+    ``counts``): from the server, or the same read on the local database."""
+    if hasattr(tgt, "request"):
+        wanted = {k: (",".join(v) if isinstance(v, tuple) else v) for k, v in query.items()}
+        wanted["counts"] = "true" if wanted.get("counts") else None
+        return tgt.request("GET", "/api/v1/jobs", query=wanted)  # type: ignore[no-any-return]
+    hub = tgt.hub
+    stuck = tgt.settings.alerts.stuck_minutes
+    now = hub.now()
+    wanted_filter = job_list.JobFilter(query.pop("health", ()))
+    with_counts = bool(query.pop("counts", False))
+    with hub.read_engine.connect() as conn:
+        page = job_list.read_page(
+            conn, wanted_filter, now=now, stuck_minutes=stuck, with_counts=with_counts, **query
+        )
+    return {
+        "items": [job_out(row, now, stuck_minutes=stuck) for row in page.rows],
+        "next_cursor": page.next_cursor,
+        "counts": page.counts,
+    }
 
 
 def frame(tgt: Any) -> Any:
-    jobs = tgt.list_jobs()
+    """Counts per health, the jobs that need attention (most urgent first), then a few of
+    the others: two bounded reads, whatever the number of jobs."""
+    problems = job_list.PROBLEMS
+    attention = job_page(tgt, health=problems, sort="health", limit=ATTENTION_ROWS, counts=True)
+    rest = tuple(h for h in job_list.HEALTH_STATES if h not in problems)
+    others = job_page(tgt, health=rest, sort="last_run", limit=OTHER_ROWS)
     alerts = fetch_open_alerts(tgt)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    counts: dict[str, int] = {}
-    for j in jobs:
-        counts[j["health"]] = counts.get(j["health"], 0) + 1
-    tally = ", ".join(f"{n} {h}" for h, n in sorted(counts.items())) or "no jobs yet"
-    head = Text(f"backwatch — {stamp} — {tally} — {len(alerts)} open alert(s)", style="bold")
-    return Group(head, _jobs_table(jobs))
+    counts: dict[str, int] = attention.get("counts") or {}
+    total = sum(counts.values())
+    tally = ", ".join(f"{n} {h}" for h, n in counts.items() if n) or "no jobs yet"
+    head = Text(
+        f"backwatch — {stamp} — {total} job(s): {tally} — {len(alerts)} open alert(s)",
+        style="bold",
+    )
+    parts: list[Any] = [head]
+    need = sum(counts.get(h, 0) for h in problems)
+    if attention["items"]:
+        parts.append(_jobs_table(attention["items"], title=f"Needs attention ({need})"))
+        if need > len(attention["items"]):
+            more = need - len(attention["items"])
+            parts.append(Text(f"… {more} more: backwatch jobs, or the web dashboard", style="dim"))
+    if others["items"]:
+        title = "Other jobs, latest run first" if attention["items"] else None
+        parts.append(_jobs_table(others["items"], title=title))
+        shown_others = total - need
+        if shown_others > len(others["items"]):
+            more = shown_others - len(others["items"])
+            parts.append(Text(f"… {more} more", style="dim"))
+    return Group(*parts)
 
 
 def live(tgt: Any, interval: float) -> None:
