@@ -1,0 +1,179 @@
+"""axe-core (vendored from npm for tests only, tests/fixtures/vendor/axe-core) on every
+dashboard page, in both themes, at a desktop and a phone width, against a real ``backwatch
+serve`` with an ok, a failing, a missed and a paused job, their runs and alerts. Any serious
+or critical violation fails, ``target-size`` (off by default in axe) included (issue 19).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, Server, need, need_tool
+from tests.e2e.test_browser import CHROMIUM_ARGS, api, sign_in
+
+AXE = ROOT / "tests" / "fixtures" / "vendor" / "axe-core" / "axe.min.js"
+VIEWPORTS = [(1280, 900), (375, 812)]
+THEMES = ["light", "dark"]
+LONG_URL = "https://backups.example.com/" + "runbooks/" * 8 + "restore-the-photo-library.html"
+
+
+def _wait_for(what: str, probe: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def a11y_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """ok, failing, missed and paused jobs; an open, an acknowledged and a resolved alert."""
+    srv = Server(
+        tmp_path_factory.mktemp("a11y") / "data", env={"BACKWATCH_ALERTS__TICK_SECONDS": "1"}
+    ).start()
+    now = time.time()
+    for i in range(6):
+        srv.report(
+            {
+                "job": "photos",
+                "host": "nas",
+                "status": "success",
+                "started_at": now - (6 - i) * 86400,
+                "duration_s": 600 + 20 * i,
+                "size_bytes": 40_000_000_000 + i * 10**8,
+                "phases": {"snapshot": 60, "upload": 500 + i},
+                "tool": "restic",
+            }
+        )
+    api(
+        srv,
+        "PUT",
+        "/api/v1/jobs/photos",
+        {
+            "schedule": "0 2 * * *",
+            "tags": ["media", "nas", "offsite-copy", "family", "raw-files", "weekly", "2026"],
+            "description": f"The photo library; how to restore: {LONG_URL}",
+        },
+    )
+    for i in range(3):
+        srv.report(
+            {
+                "job": "mail",
+                "host": "mx1",
+                "status": "failed" if i == 2 else "success",
+                "started_at": now - (3 - i) * 3600,
+                "duration_s": 30,
+                "message": "exit 2: repository locked" if i == 2 else None,
+                "log": "open repository\nerror: repository is already locked\n",
+            }
+        )
+    api(srv, "PUT", "/api/v1/jobs/offsite", {"schedule": "1h", "grace": "30m", "tags": ["s3"]})
+    srv.report({"job": "offsite", "status": "success", "started_at": now - 3 * 3600})
+    srv.report({"job": "wiki", "status": "success", "started_at": now - 600, "duration_s": 12})
+    srv.report({"job": "old-nas", "status": "failed", "started_at": now - 7200})
+    _wait_for(
+        "the missed and failing alerts",
+        lambda: (
+            {a["rule"] for a in api(srv, "GET", "/api/v1/alerts?state=open")["items"]}
+            >= {"missed", "failed"}
+        ),
+    )
+    opened = api(srv, "GET", "/api/v1/alerts?state=open&job=old-nas")["items"]
+    api(srv, "POST", f"/api/v1/alerts/{opened[0]['id']}/ack", {})
+    api(srv, "POST", "/api/v1/jobs/old-nas/pause", {})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def a11y_browser() -> Iterator[Any]:
+    chromium = need_tool("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - dev extras not installed
+        need(False, "playwright is not installed (pip install -e '.[dev]')")
+        raise
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def scan(page: Any) -> list[dict[str, Any]]:
+    """axe's serious and critical violations on the page as it is now."""
+    result: list[dict[str, Any]] = page.evaluate(
+        """async () => {
+             const r = await axe.run(document, {
+               rules: { 'target-size': { enabled: true } }, resultTypes: ['violations'] });
+             return r.violations
+               .filter(v => v.impact === 'serious' || v.impact === 'critical')
+               .map(v => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 5).map(
+                 n => n.target.join(' ') + ': ' + (n.failureSummary || '').split('\\n')[1]) }));
+           }"""
+    )
+    return result
+
+
+def set_theme(page: Any, theme: str) -> None:
+    """Through the page's own toggle, as a user would (the charts redraw on it)."""
+    if page.locator("html").get_attribute("data-theme") != theme:
+        page.locator("#theme-toggle").click()
+    assert page.locator("html").get_attribute("data-theme") == theme
+
+
+def test_every_page_has_no_serious_axe_violation(a11y_browser: Any, a11y_server: Server) -> None:
+    assert AXE.exists(), "axe-core is not vendored at tests/fixtures/vendor/axe-core"
+    failed_run = api(a11y_server, "GET", "/api/v1/runs?job=mail&status=failed&limit=1")["items"]
+    ok_run = api(a11y_server, "GET", "/api/v1/runs?job=photos&limit=1")["items"]
+    context = a11y_browser.new_context(viewport={"width": 1280, "height": 900})
+    # an init script is not held to the page's CSP (script-src 'self'), which stays on
+    context.add_init_script(path=str(AXE))
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    signed_out = ["/login", "/alerts", "/jobs/no-such-job"]
+    signed_in = [
+        "/",
+        "/?health=failing",
+        "/jobs/photos",
+        "/jobs/mail",
+        "/jobs/offsite",
+        "/jobs/old-nas",
+        f"/runs/{failed_run[0]['id']}",
+        f"/runs/{ok_run[0]['id']}",
+        "/alerts",
+        "/alerts?state=acknowledged",
+        "/alerts?state=resolved",
+        "/events",
+        "/welcome",
+    ]
+    found: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for path in [*signed_out, "sign-in", *signed_in]:
+            if path == "sign-in":
+                sign_in(page, a11y_server)
+                continue
+            page.goto(a11y_server.url + path)
+            page.wait_for_load_state("load")
+            for width, height in VIEWPORTS:
+                page.set_viewport_size({"width": width, "height": height})
+                for theme in THEMES:
+                    set_theme(page, theme)
+                    violations = scan(page)
+                    if violations:
+                        found[f"{path} {theme} {width}px"] = violations
+    finally:
+        context.close()
+    report = "\n".join(
+        f"{where}: {v['id']} ({v['impact']}) {v['nodes']}"
+        for where, violations in found.items()
+        for v in violations
+    )
+    assert not found, f"axe found serious or critical violations:\n{report}"
+    assert not errors, f"JavaScript errors: {errors}"
