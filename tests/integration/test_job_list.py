@@ -163,3 +163,23 @@ def test_bad_parameters_are_refused_by_name(api, query, field):
     response = api.get(f"/api/v1/jobs?{query}")
     assert response.status_code in (400, 422), response.text
     assert field in response.text
+
+
+def test_summary_pages_its_per_job_figures_and_counts_health_like_the_list(api):
+    _fleet(api)
+    walked: dict[str, Any] = {}
+    cursor = None
+    for _ in range(20):
+        url = "/api/v1/summary?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(url).json()
+        assert len(page["jobs"]) <= 3
+        walked.update(page["jobs"])
+        cursor = page["jobs_next_cursor"]
+        if cursor is None:
+            break
+    whole = api.get("/api/v1/summary").json()
+    assert walked == whole["jobs"] and whole["jobs_next_cursor"] is None
+    assert whole["total"] == sum(j["total"] for j in whole["jobs"].values())
+    counts = api.get("/api/v1/jobs?counts=true").json()["counts"]
+    assert whole["health"] == {k: v for k, v in sorted(counts.items()) if v}
+    assert api.get("/api/v1/summary?limit=0").status_code in (400, 422)

@@ -18,6 +18,8 @@ from backwatch.store.job_list import (
     PROBLEMS,
     SORTS,
     JobFilter,
+    decode_cursor,
+    encode_cursor,
 )
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "SORTS",
     "JobFilter",
     "JobPage",
+    "decode_cursor",
+    "encode_cursor",
     "health_counts",
     "hosts",
     "read_page",

@@ -90,7 +90,8 @@ def _job_series(
             health_sql(now, stuck).label("health"),
         ).order_by(j.c.id)
     ).all()
-    keys = {row.id: f'job="{_escape(row.id)}",host="{_escape(row.host or "")}"' for row in rows}
+    # labels in name order, as prometheus_client writes them: health, host, job, phase, status
+    keys = {row.id: f'host="{_escape(row.host or "")}",job="{_escape(row.id)}"' for row in rows}
     out: list[str] = []
     for name, doc, value in _JOB_GAUGES:
         metric = f"backwatch_job_{name}"
@@ -107,7 +108,7 @@ def _job_series(
     for row in rows:
         state = HEALTH_STATES[row.health]
         per_health[state] += 1
-        out.append(f'backwatch_job_health{{{keys[row.id]},health="{state}"}} 1.0\n')
+        out.append(f'backwatch_job_health{{health="{state}",{keys[row.id]}}} 1.0\n')
     d = t.daily_rollups
     totals = conn.execute(
         select(
@@ -124,7 +125,7 @@ def _job_series(
     runs = "backwatch_job_runs" if openmetrics else "backwatch_job_runs_total"
     out.append(f"# HELP {runs} Finished runs by status.\n# TYPE {runs} counter\n")
     for job_id, *by_status in totals:
-        key = keys.get(job_id) or f'job="{_escape(job_id)}",host=""'
+        key = keys.get(job_id) or f'host="",job="{_escape(job_id)}"'
         for status, count in zip(("success", "warning", "failed", "other"), by_status, strict=True):
             out.append(
                 f'backwatch_job_runs_total{{{key},status="{status}"}} {float(count or 0)!r}\n'

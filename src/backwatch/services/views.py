@@ -18,7 +18,7 @@ from backwatch.domain.health import CriticalAlert, HealthVerdict, JobState, job_
 from backwatch.domain.lifecycle import RunStatus
 from backwatch.domain.schedule import Schedule, parse_schedule
 from backwatch.domain.thresholds import Thresholds
-from backwatch.store import queries
+from backwatch.store import job_list, queries
 from backwatch.store import tables as t
 from backwatch.timeutil import iso
 
@@ -164,20 +164,24 @@ def summary_out(
     now: float,
     job: str | None = None,
     stuck_minutes: float = Thresholds.stuck_minutes,
+    jobs_limit: int | None = None,
+    jobs_after: str | None = None,
 ) -> dict[str, Any]:
-    """``GET /api/v1/summary``: the period's figures (``queries.summary``) and ``health``,
-    how many jobs (or whether the one ``job``) are in each health now — counted as the
-    overview counts them, open critical alerts included."""
-    out = queries.summary(conn, days=days, now=now, job=job)
+    """``GET /api/v1/summary``: the period's figures (``queries.summary``; per job, a page
+    of them with ``jobs_limit``) and ``health``, how many jobs (or whether the one ``job``)
+    are in each health now — counted as the overview counts them, open critical alerts
+    included (in the database for all jobs: store/job_list.py)."""
+    out = queries.summary(
+        conn, days=days, now=now, job=job, jobs_limit=jobs_limit, jobs_after=jobs_after
+    )
+    health: dict[str, int] = {}
     if job is None:
-        rows = read_jobs(conn)
+        counted = job_list.counts(conn, job_list.JobFilter(), now=now, stuck_minutes=stuck_minutes)
+        health = {name: n for name, n in counted.items() if n}
     else:  # an unknown job has an empty summary, as before, not a 404
         found = conn.execute(select(t.jobs).where(t.jobs.c.id == job)).mappings().first()
-        rows = with_health_facts(conn, [dict(found)]) if found else []
-    health: dict[str, int] = {}
-    for row in rows:
-        name = job_verdict(row, now, stuck_minutes=stuck_minutes).health.value
-        health[name] = health.get(name, 0) + 1
+        for row in with_health_facts(conn, [dict(found)]) if found else []:
+            health[job_verdict(row, now, stuck_minutes=stuck_minutes).health.value] = 1
     out["health"] = dict(sorted(health.items()))
     return out
 

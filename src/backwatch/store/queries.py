@@ -147,8 +147,18 @@ def get_job(conn: Connection, job_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def summary(conn: Connection, *, days: int, now: float, job: str | None = None) -> dict[str, Any]:
-    """Totals over the last ``days`` days (today included) from the daily rollups."""
+def summary(
+    conn: Connection,
+    *,
+    days: int,
+    now: float,
+    job: str | None = None,
+    jobs_limit: int | None = None,
+    jobs_after: str | None = None,
+) -> dict[str, Any]:
+    """Totals over the last ``days`` days (today included) from the daily rollups, and the
+    figures per job: of every job, or of ``jobs_limit`` jobs by id after ``jobs_after``
+    (then ``jobs_next`` names the last one when more follow)."""
     first_day = int(now // DAY) - days + 1
     d = t.daily_rollups
     sums = [
@@ -163,20 +173,31 @@ def summary(conn: Connection, *, days: int, now: float, job: str | None = None) 
         func.sum(d.c.size_count).label("size_count"),
     ]
     query = select(d.c.job, *sums).where(d.c.day >= first_day).group_by(d.c.job)
+    whole = select(*sums).where(d.c.day >= first_day)
     if job is not None:
         query = query.where(d.c.job == job)
+        whole = whole.where(d.c.job == job)
+    if jobs_after is not None:
+        query = query.where(d.c.job > jobs_after)
+    if jobs_limit is not None:
+        query = query.order_by(d.c.job).limit(jobs_limit + 1)
     per_job = {row["job"]: _figures(row) for row in conn.execute(query).mappings()}
-    totals = _figures(
-        {key: sum((f["_raw"][key] for f in per_job.values()), 0) for key in ROLLUP_FIELDS}
-    )
+    jobs_next = None
+    if jobs_limit is not None and len(per_job) > jobs_limit:
+        per_job = dict(list(per_job.items())[:jobs_limit])
+        jobs_next = list(per_job)[-1]
+    totals = _figures(conn.execute(whole).mappings().one())
     for figures in [totals, *per_job.values()]:
         figures.pop("_raw")
-    return {
+    out = {
         "days": days,
         "since": iso(first_day * DAY),  # 00:00 UTC of the first day counted
         **totals,
         "jobs": per_job,
     }
+    if jobs_limit is not None:
+        out["jobs_next"] = jobs_next
+    return out
 
 
 def _figures(row: Any) -> dict[str, Any]:

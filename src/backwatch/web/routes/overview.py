@@ -7,12 +7,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from backwatch.errors import InvalidInput
-from backwatch.services import reads
+from backwatch.services import job_list, reads
 from backwatch.services.views import seed001_out, summary_out
 from backwatch.timeutil import iso
 from backwatch.web.deps import authorize_read, hub, json_response, time_param
 
 router = APIRouter()
+#: per-job figures in one answer of the summary, at most
+SUMMARY_JOBS_MAX = 1000
 
 
 @router.get("/api/metrics", tags=["compat"], summary="30 newest runs in seed 001's JSONL shape")
@@ -25,18 +27,40 @@ async def api_metrics(request: Request) -> Response:
 
 
 @router.get("/api/v1/summary", tags=["overview"], summary="Totals and per-job figures")
-async def summary(request: Request, days: int = 30, job: str | None = None) -> Response:
+async def summary(
+    request: Request,
+    days: int = 30,
+    job: str | None = None,
+    limit: int = SUMMARY_JOBS_MAX,
+    cursor: str | None = None,
+) -> Response:
+    """``jobs`` holds the figures of ``limit`` jobs at most (by id); ``jobs_next_cursor``
+    continues (null at the end)."""
     authorize_read(request)
     if not 1 <= days <= 730:
         raise InvalidInput.field("days", "must be between 1 and 730")
+    if not 1 <= limit <= SUMMARY_JOBS_MAX:
+        raise InvalidInput.field("limit", f"must be between 1 and {SUMMARY_JOBS_MAX}")
+    after = job_list.decode_cursor(cursor, "summary")[1] if cursor else None
     h = hub(request)
     with h.read_engine.connect() as conn:
         stuck = h.settings.alerts.stuck_minutes
         data = h.cached(
-            ("summary+health", days, job),  # the overview page caches the figures alone
-            lambda: summary_out(conn, days=days, now=h.now(), job=job, stuck_minutes=stuck),
+            ("summary+health", days, job, limit, after),  # the overview caches the figures
+            lambda: summary_out(
+                conn,
+                days=days,
+                now=h.now(),
+                job=job,
+                stuck_minutes=stuck,
+                jobs_limit=limit,
+                jobs_after=after,
+            ),
             max_age_s=5.0,  # its health counts move with the clock
         )
+    data = dict(data)
+    last = data.pop("jobs_next", None)
+    data["jobs_next_cursor"] = job_list.encode_cursor("summary", None, last) if last else None
     return json_response(data)
 
 
