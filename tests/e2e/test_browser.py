@@ -307,3 +307,81 @@ def test_screenshots_were_saved() -> None:
     need(SHOTS.exists(), "the browser tests did not run (no screenshots)")
     names = {p.stem for p in Path(SHOTS).glob("*.png")}
     assert {"overview", "job", "alerts", "events", "runs", "welcome"} <= names
+
+
+def _watch_live_page(page: Any) -> None:
+    """Mark the charts and canvases and count every DOM change inside <main> from now on."""
+    page.evaluate(
+        """() => {
+             window.__mutations = 0;
+             new MutationObserver(list => { window.__mutations += list.length; })
+               .observe(document.getElementById('main'),
+                        { subtree: true, childList: true, attributes: true, characterData: true });
+             document.querySelectorAll('canvas').forEach(c => { c.__seen = true; });
+             Chart.getChart('chart-duration').__seen = true;
+           }"""
+    )
+
+
+def _refreshes(page: Any) -> int:
+    return int(page.locator("body").get_attribute("data-refreshed") or 0)
+
+
+def _report_charted(server: Server, job: str, ago_s: float) -> dict[str, Any]:
+    return server.report(
+        {
+            "job": job,
+            "status": "success",
+            "started_at": time.time() - ago_s,
+            "duration_s": 60,
+            "phases": {"dump": 40, "upload": 20},
+        }
+    )
+
+
+def test_a_live_update_that_changes_nothing_moves_no_focus_and_redraws_nothing(
+    page: Any, hub_server: Server
+) -> None:
+    for hours in (30, 20, 10):
+        _report_charted(hub_server, "charted", hours * 3600)
+    sign_in(page, hub_server, "/jobs/charted")
+    page.wait_for_selector("body[data-stream='open']", timeout=WAIT_MS)
+    page.wait_for_function("window.Chart && Chart.getChart('chart-duration')")
+    page.locator("#pause-toggle").focus()
+    _watch_live_page(page)
+    before = _refreshes(page)
+    # a run of another job: the stream says "change", this page has nothing new to show
+    _report_charted(hub_server, "elsewhere", 5)
+    page.wait_for_function(
+        "n => Number(document.body.dataset.refreshed || 0) > n", arg=before, timeout=WAIT_MS
+    )
+    assert page.evaluate("document.activeElement.id") == "pause-toggle"
+    assert page.evaluate("window.__mutations") == 0, "the unchanged page was redrawn"
+    assert page.evaluate("[...document.querySelectorAll('canvas')].every(c => c.__seen)")
+    assert page.evaluate("Chart.getChart('chart-duration').__seen") is True
+
+
+def test_a_live_update_that_changes_the_page_keeps_focus_in_place(
+    page: Any, hub_server: Server
+) -> None:
+    for hours in (30, 20):
+        _report_charted(hub_server, "charted2", hours * 3600)
+    sign_in(page, hub_server, "/jobs/charted2")
+    page.wait_for_selector("body[data-stream='open']", timeout=WAIT_MS)
+    page.wait_for_function("window.Chart && Chart.getChart('chart-duration')")
+    first_link = page.locator("[data-live-id='history'] a.run-link").first
+    first_link.focus()
+    _watch_live_page(page)
+    ack = _report_charted(hub_server, "charted2", 5)
+    page.wait_for_selector(f"[data-live-id='history'] tr[data-run='{ack['id']}']", timeout=WAIT_MS)
+    # the history was replaced; focus is on the same place in its new copy, not on <main>
+    focused = page.evaluate(
+        """() => { const a = document.activeElement;
+                   return [a.tagName, !!a.closest("[data-live-id='history']")]; }"""
+    )
+    assert focused == ["A", True]
+    # the charts got the new run: redrawn once, with one more point
+    page.wait_for_function(
+        "Chart.getChart('chart-duration') && !Chart.getChart('chart-duration').__seen"
+    )
+    assert page.evaluate("Chart.getChart('chart-duration').data.datasets[0].data.length") == 3

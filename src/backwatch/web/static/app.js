@@ -19,15 +19,20 @@
   var shortFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   function localizeTimes(root) {
     root.querySelectorAll("time[datetime]").forEach(function (el) {
-      var ms = Date.parse(el.getAttribute("datetime"));
+      var ms = Date.parse(el.getAttribute("datetime")), text, title;
       if (isNaN(ms)) return;
       if (el.hasAttribute("data-ago")) {
-        el.textContent = relative(ms);
-        el.title = fullFmt.format(ms);
+        text = relative(ms);
+        title = fullFmt.format(ms);
       } else if (el.hasAttribute("data-local")) {
-        el.textContent = shortFmt.format(ms);
-        el.title = fullFmt.format(ms) + " (" + el.getAttribute("datetime") + ")";
+        text = shortFmt.format(ms);
+        title = fullFmt.format(ms) + " (" + el.getAttribute("datetime") + ")";
+      } else {
+        return;
       }
+      // write only what differs: a rewrite with the same text is still a DOM change
+      if (el.textContent !== text) el.textContent = text;
+      if (el.title !== title) el.title = title;
     });
   }
 
@@ -113,6 +118,50 @@
   }
 
   /* ---- live updates ---- */
+  // A region is compared as the server wrote it: what this script adds (local times, drawn
+  // sparklines, Chart.js sizes on canvases) and the server's own minute-by-minute relative
+  // times are left out, so an unchanged page is left alone (issue 19).
+  function signature(el) {
+    var copy = el.cloneNode(true);
+    copy.querySelectorAll("time[datetime]").forEach(function (t) { t.textContent = ""; t.removeAttribute("title"); });
+    copy.querySelectorAll("svg[data-spark]").forEach(function (svg) {
+      while (svg.firstChild) svg.removeChild(svg.firstChild);
+      svg.removeAttribute("aria-label");
+    });
+    copy.querySelectorAll("canvas").forEach(function (c) {
+      c.removeAttribute("style"); c.removeAttribute("width"); c.removeAttribute("height");
+    });
+    return copy.innerHTML;
+  }
+  var FIELDS = "input:not([type=hidden]), select, textarea";
+  var FOCUSABLE = "a[href], button, input:not([type=hidden]), select, textarea, [tabindex]";
+  // the same control in the region's new copy: by id, else by its place among the region's
+  // focusable elements
+  function counterpart(oldRegion, fresh, active) {
+    if (active.id) {
+      var byId = fresh.querySelector("#" + CSS.escape(active.id));
+      if (byId) return byId;
+    }
+    var at = Array.prototype.indexOf.call(oldRegion.querySelectorAll(FOCUSABLE), active);
+    return at < 0 ? null : fresh.querySelectorAll(FOCUSABLE)[at] || null;
+  }
+  var held = false; // a region was kept because someone is typing or choosing in it
+  function swap(old, el) {
+    var active = doc.activeElement, inside = active && active !== doc.body && old.contains(active);
+    if (inside && active.matches(FIELDS)) {
+      // never yank a field from under the user: refresh once they leave it
+      if (!held) {
+        held = true;
+        active.addEventListener("blur", function () { held = false; scheduleRefresh(100); }, { once: true });
+      }
+      return null;
+    }
+    var fresh = doc.importNode(el, true);
+    var target = inside ? counterpart(old, fresh, active) : null;
+    old.replaceWith(fresh);
+    if (target) target.focus({ preventScroll: true });
+    return fresh;
+  }
   var refreshing = false, again = false, timer = null;
   function scheduleRefresh(delay) {
     if (timer) return;
@@ -124,18 +173,19 @@
     fetch(location.href, { credentials: "same-origin", headers: { "X-Backwatch-Live": "1" } })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
-        var fresh = new DOMParser().parseFromString(html, "text/html");
-        fresh.querySelectorAll("[data-live-id]").forEach(function (el) {
-          var old = doc.querySelector('[data-live-id="' + el.getAttribute("data-live-id") + '"]');
-          if (old && old.innerHTML !== el.innerHTML) {
-            var active = doc.activeElement && old.contains(doc.activeElement);
-            old.replaceWith(doc.importNode(el, true));
-            if (active) doc.getElementById("main").focus({ preventScroll: true });
-          }
+        var page = new DOMParser().parseFromString(html, "text/html"), changed = [];
+        page.querySelectorAll("[data-live-id]").forEach(function (el) {
+          var id = el.getAttribute("data-live-id");
+          var old = doc.querySelector('[data-live-id="' + id + '"]');
+          if (!old || signature(old) === signature(el)) return;
+          var fresh = swap(old, el);
+          if (!fresh) return;
+          localizeTimes(fresh);
+          drawSparks(fresh);
+          changed.push(id);
         });
-        enhance(doc);
         doc.body.setAttribute("data-refreshed", String(Number(doc.body.getAttribute("data-refreshed") || 0) + 1));
-        doc.dispatchEvent(new CustomEvent("bw:updated"));
+        if (changed.length) doc.dispatchEvent(new CustomEvent("bw:updated", { detail: { changed: changed } }));
       })
       .catch(function () { /* next change or tick tries again */ })
       .then(function () {

@@ -1,5 +1,5 @@
 /* The job page's four charts (Chart.js, vendored), drawn from #chart-data and redrawn when
-   the page refreshes live or the theme changes. */
+   the theme changes or a live refresh brought new chart data; an unchanged refresh keeps them. */
 (function () {
   "use strict";
   var charts = [];
@@ -99,9 +99,13 @@
     });
   }
 
+  function current() {
+    // still the drawn canvases with the drawn data: nothing to redraw
+    return charts.length > 0 && charts.every(function (c) { return c.canvas && c.canvas.isConnected; });
+  }
   function start() {
     draw();
-    document.addEventListener("bw:updated", draw);
+    document.addEventListener("bw:updated", function () { if (!current()) draw(); });
     document.addEventListener("bw:theme", draw);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
