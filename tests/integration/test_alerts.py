@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -408,3 +409,21 @@ def test_two_rounds_never_run_at_once(world):
     tasks._tick = round_
     world.client.portal.call(two_at_once)
     assert most == 1
+
+
+def test_the_alerts_page_lists_critical_alerts_first_then_the_newest(world):
+    world.report("early", status="unknown", message="no dump file")  # warning, oldest
+    world.clock.advance(H)
+    world.report("broken", status="failed", message="exit 2")  # critical
+    world.clock.advance(H)
+    world.report("late", status="unknown", message="no dump file")  # warning, newest
+    world.settle()
+    by_id = {a["id"]: (a["job"], a["severity"]) for a in world.alerts("open")}
+    assert sorted(by_id.values()) == [
+        ("broken", "critical"),
+        ("early", "warning"),
+        ("late", "warning"),
+    ]
+    page = world.client.get("/alerts").text
+    shown = [by_id[int(i)][0] for i in re.findall(r'data-alert="(\d+)"', page)]
+    assert shown == ["broken", "late", "early"]

@@ -65,8 +65,11 @@ async def alerts_page(request: Request, state: str = "open", job: str | None = N
             s: len(alert_service.list_alerts(conn, state=s, job=job or None, limit=PAGE_LIMIT))
             for s in ("open", "acknowledged")
         }
+    alerts = _shaped(rows)
+    if state != "resolved":  # what needs a person first; the resolved tab stays a history
+        alerts.sort(key=lambda a: (_SEVERITY_RANK.get(a["severity"], 3), -a["_opened"]))
     context = {
-        "alerts": _shaped(rows),
+        "alerts": alerts,
         "state": state,
         "states": STATES,
         "counts": counts,
