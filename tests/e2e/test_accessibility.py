@@ -168,6 +168,11 @@ def test_every_page_has_no_serious_axe_violation(a11y_browser: Any, a11y_server:
                     violations = scan(page)
                     if violations:
                         found[f"{path} {theme} {width}px"] = violations
+                # after the scans: the charts have followed the new width by now
+                scroll, client = page.evaluate(
+                    "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+                )
+                assert scroll <= client, f"{path} scrolls sideways at {width} px"
     finally:
         context.close()
     report = "\n".join(
@@ -177,3 +182,36 @@ def test_every_page_has_no_serious_axe_violation(a11y_browser: Any, a11y_server:
     )
     assert not found, f"axe found serious or critical violations:\n{report}"
     assert not errors, f"JavaScript errors: {errors}"
+
+
+def test_a_long_url_in_a_description_is_a_link_that_wraps_on_a_phone(
+    a11y_browser: Any, a11y_server: Server
+) -> None:
+    context = a11y_browser.new_context(viewport={"width": 375, "height": 812})
+    page = context.new_page()
+    try:
+        page.goto(a11y_server.url + "/jobs/photos")
+        link = page.locator(".page-head .lead a")
+        assert link.get_attribute("href") == LONG_URL
+        assert link.inner_text() == LONG_URL
+        scroll, client = page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert scroll <= client, "the description's URL widens the page"
+    finally:
+        context.close()
+
+
+def test_the_connecting_indicator_stays_hidden_where_there_are_no_live_updates(
+    a11y_browser: Any, a11y_server: Server
+) -> None:
+    context = a11y_browser.new_context(viewport={"width": 375, "height": 812})
+    page = context.new_page()
+    try:
+        for path in ("/login", "/jobs/no-such-job"):
+            page.goto(a11y_server.url + path)
+            status = page.locator("#live-status")
+            assert status.get_attribute("hidden") is not None
+            assert status.evaluate("el => getComputedStyle(el).display") == "none", path
+    finally:
+        context.close()
