@@ -179,20 +179,34 @@ def _where(conn: Connection, f: JobFilter) -> list[ColumnElement[bool]]:
     return where
 
 
-def _health_hint(states: tuple[str, ...]) -> ColumnElement[bool] | None:
-    """An indexed predicate every job in ``states`` meets, to narrow the rows the health
-    CASE is computed for; None when a state has none (missed, late, ok, new, paused)."""
-    hints: list[ColumnElement[bool]] = []
+def _state_hints(now: float) -> dict[str, list[ColumnElement[bool]]]:
+    """Per health but ``ok``, indexed predicates that every job in it meets (each has an
+    index: last_status, due_at, learned_interval_s, paused, last_started_at). A job that
+    meets none of them is ``ok``: so the health CASE need only be worked out for the jobs
+    that meet one, which in a healthy fleet are few."""
+    running = _j.c.last_status.in_(_RUNNING)
+    overdue = [_j.c.due_at <= now, _j.c.learned_interval_s.is_not(None)]
+    return {
+        "failing": [_j.c.last_status.in_(_BAD), _j.c.id.in_(_alerting())],
+        "missed": overdue,
+        "stuck": [running],
+        "unknown": [_j.c.last_status == "unknown"],
+        "late": overdue,
+        "running": [running],
+        "new": [_j.c.last_started_at.is_(None), _j.c.last_status.is_(None)],
+        "paused": [_j.c.paused == true()],
+    }
+
+
+def _health_hint(states: Sequence[str], now: float) -> ColumnElement[bool] | None:
+    """``_state_hints`` of ``states`` as one predicate; None when ``ok`` is among them."""
+    hints = _state_hints(now)
+    if "ok" in states:
+        return None
+    found: list[ColumnElement[bool]] = []
     for state in states:
-        if state in ("running", "stuck"):
-            hints.append(_j.c.last_status.in_(_RUNNING))
-        elif state == "unknown":
-            hints.append(_j.c.last_status == "unknown")
-        elif state == "failing":
-            hints += [_j.c.last_status.in_(_BAD), _j.c.id.in_(_alerting())]
-        else:
-            return None
-    return or_(*hints) if hints else None
+        found += [h for h in hints[state] if not any(h is seen for seen in found)]
+    return or_(*found) if found else None
 
 
 def encode_cursor(sort: str, key: Any, job_id: str) -> str:
@@ -235,7 +249,7 @@ def page(
     health = health_sql(now, stuck_minutes)
     query = select(_j).where(*_where(conn, f))
     if f.health:
-        hint = _health_hint(f.health)
+        hint = _health_hint(f.health, now)
         if hint is not None:
             query = query.where(hint)
         query = query.where(health.in_(health_codes(f.health)))
@@ -279,13 +293,19 @@ def page(
 
 
 def counts(conn: Connection, f: JobFilter, *, now: float, stuck_minutes: float) -> dict[str, int]:
-    """How many jobs matching ``f`` (but its health) are in each health now: one grouped
-    query, every state named (0 included)."""
+    """How many jobs matching ``f`` (but its health) are in each health now, every state
+    named (0 included): the health worked out for the jobs a hint names, the rest counted."""
     health = health_sql(now, stuck_minutes).label("health")
-    query = select(health, func.count()).where(*_where(conn, f)).group_by(health)
+    where = _where(conn, f)
+    not_ok = _health_hint([s for s in HEALTH_STATES if s != "ok"], now)
+    assert not_ok is not None
+    query = select(health, func.count()).where(*where, not_ok).group_by(health)
     found = {state: 0 for state in HEALTH_STATES}
     for code, n in conn.execute(query):
         found[HEALTH_STATES[code]] += n
+    # the jobs none of the hints names are ok (``_state_hints``): counted, not evaluated
+    total = conn.execute(select(func.count()).select_from(_j).where(*where)).scalar_one()
+    found["ok"] += total - sum(found.values())
     return found
 
 

@@ -75,6 +75,8 @@ jobs = Table(
     Index("ix_jobs_last_started", "last_started_at", "id"),
     Index("ix_jobs_last_status", "last_status", "id"),
     Index("ix_jobs_due", "due_at"),
+    Index("ix_jobs_learned", "learned_interval_s"),
+    Index("ix_jobs_paused", "paused"),
     # the job as a Healthchecks check: its id in /api/v3/checks/<uuid>, and a ping URL
     # (/ping/<uuid>) as secret as ping_key (services/hc_api.py)
     Column("check_uuid", String(36)),
