@@ -385,3 +385,24 @@ def test_a_live_update_that_changes_the_page_keeps_focus_in_place(
         "Chart.getChart('chart-duration') && !Chart.getChart('chart-duration').__seen"
     )
     assert page.evaluate("Chart.getChart('chart-duration').data.datasets[0].data.length") == 3
+
+
+def test_a_filter_waits_for_the_button_from_the_keyboard_and_applies_at_once_by_mouse(
+    page: Any, hub_server: Server
+) -> None:
+    url = hub_server.url + "/jobs/photos"
+    page.goto(url)
+    status = page.locator("#history-filter select[name=status]")
+    status.focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_timeout(500)  # long enough for a submit to have started
+    assert page.url == url, "an arrow key submitted the filter"
+    chosen = status.input_value()
+    assert chosen
+    page.locator("#history-filter button[type=submit]").click()
+    page.wait_for_url(f"{url}?status={chosen}")
+    # with the mouse, choosing applies the filter without the button
+    page.locator("#history-filter select[name=status]").click()
+    page.locator("#history-filter select[name=status]").select_option("")
+    page.wait_for_url(f"{url}?status=")

@@ -238,9 +238,13 @@
     });
     var logInput = doc.getElementById("log-filter");
     if (logInput) logInput.addEventListener("input", filterLog);
-    // filters apply on change (the Filter button stays for keyboard and no-JS use)
+    // a filter chosen with a mouse or a finger applies at once; from the keyboard each arrow
+    // key changes the value, so it waits for the Filter button (WCAG 3.2.2, issue 19)
     doc.querySelectorAll("form.filters select").forEach(function (sel) {
-      sel.addEventListener("change", function () { sel.form.submit(); });
+      var pointer = false;
+      sel.addEventListener("pointerdown", function () { pointer = true; });
+      sel.addEventListener("keydown", function () { pointer = false; });
+      sel.addEventListener("change", function () { if (pointer) sel.form.submit(); });
     });
     connect();
   });
