@@ -406,3 +406,32 @@ def test_a_filter_waits_for_the_button_from_the_keyboard_and_applies_at_once_by_
     page.locator("#history-filter select[name=status]").click()
     page.locator("#history-filter select[name=status]").select_option("")
     page.wait_for_url(f"{url}?status=")
+
+
+def test_a_failed_runs_log_opens_at_its_first_error(page: Any, hub_server: Server) -> None:
+    lines = [f"processed chunk {i}" for i in range(200)]
+    lines[124] = "Fatal: unable to save snapshot: repository is locked"
+    lines[180] = "error: cleanup skipped"
+    ack = hub_server.report(
+        {
+            "job": "loggy",
+            "status": "failed",
+            "started_at": time.time() - 60,
+            "log": "\n".join(lines),
+        }
+    )
+    page.goto(f"{hub_server.url}/runs/{ack['id']}")
+    link = page.locator("#log-error-link")
+    assert link.inner_text() == "Jump to the first error (line 125)"
+    error = page.locator("#log .ln.err")
+    assert error.count() == 1 and error.inner_text() == lines[124]
+    # the log box is scrolled so the line shows; the page itself stays at the top
+    inside = page.evaluate(
+        """() => { const box = document.getElementById('log').getBoundingClientRect();
+                   const ln = document.getElementById('log-error').getBoundingClientRect();
+                   return ln.top >= box.top && ln.bottom <= box.bottom; }"""
+    )
+    assert inside, "the first error is not in view in the log box"
+    assert page.evaluate("window.scrollY") == 0
+    link.click()
+    assert page.evaluate("location.hash") == "#log-error"

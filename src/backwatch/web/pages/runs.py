@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,6 +12,19 @@ from backwatch.services import reads
 from backwatch.web.pages.render import html_page, render, strip_ansi
 
 router = APIRouter(include_in_schema=False)
+_ERROR_WORDS = re.compile(
+    r"\b(error|errors|fatal|failed|failure|panic|traceback|exception|denied|refused)\b",
+    re.IGNORECASE,
+)
+_OK_STATUSES = {"success", "running", "queued"}
+
+
+def first_error_line(lines: list[str], status: str) -> int | None:
+    """The index of the log's first line that reads like an error, for a run that did not
+    succeed (the page opens its log there); None for a good run or a log without one."""
+    if status in _OK_STATUSES:
+        return None
+    return next((i for i, line in enumerate(lines) if _ERROR_WORDS.search(line)), None)
 
 
 def dedup_ratio(run: dict[str, Any]) -> float | None:
@@ -80,11 +94,13 @@ async def run_page(request: Request, run_id: str) -> Response:
         run = reads.get_run(conn, run_id)
     log = strip_ansi(run.get("log") or "")
     stats = run.get("stats")
+    lines = log.split("\n") if log else []
     context = {
         "run": run,
         "timeline": timeline(run),
         "dedup": dedup_ratio(run),
-        "log_lines": log.split("\n") if log else [],
+        "log_lines": lines,
+        "error_line": first_error_line(lines, run["status"]),
         "extra_stats": sorted(stats.items()) if isinstance(stats, dict) else [],
     }
     return render(request, "run.html", context, page="run")

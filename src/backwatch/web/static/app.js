@@ -117,6 +117,13 @@
     if (out) out.textContent = needle ? shown + " of " + lines.length + " lines" : lines.length + " lines";
   }
 
+  /* ---- a failed run's log opens at its first error (the box scrolls, the page stays) ---- */
+  function showLogError() {
+    var log = doc.getElementById("log"), line = doc.getElementById("log-error");
+    if (!log || !line || location.hash) return;
+    log.scrollTop += line.getBoundingClientRect().top - log.getBoundingClientRect().top - log.clientHeight / 3;
+  }
+
   /* ---- live updates ---- */
   // A region is compared as the server wrote it: what this script adds (local times, drawn
   // sparklines, Chart.js sizes on canvases) and the server's own minute-by-minute relative
@@ -230,6 +237,7 @@
   doc.addEventListener("DOMContentLoaded", function () {
     syncToggle();
     enhance(doc);
+    showLogError();
     var toggle = doc.getElementById("theme-toggle");
     if (toggle) toggle.addEventListener("click", toggleTheme);
     doc.addEventListener("click", function (e) {
