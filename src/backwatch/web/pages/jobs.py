@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from backwatch.domain.lifecycle import parse_status
 from backwatch.errors import Forbidden, InvalidInput
-from backwatch.services import badges, reads
+from backwatch.services import analysis, badges, reads
 from backwatch.services import jobs as job_service
 from backwatch.services.views import read_job, run_out
 from backwatch.timeutil import parse_time
@@ -62,6 +62,9 @@ def chart_data(runs: list[dict[str, Any]], phases: dict[str, list[dict]]) -> dic
     }
 
 
+ANALYSIS_PERIOD = "30d"
+
+
 @router.get("/jobs/{job_id}")
 @html_page
 async def job_page(
@@ -83,6 +86,8 @@ async def job_page(
             conn, job=job_id, status=status or None, limit=HISTORY_PAGE, cursor=cursor
         )
         alerts = active_alerts(conn, job=job_id)
+        # the same sentences as GET /api/v1/jobs/{id}/analysis (issue 19)
+        findings = analysis.job_analysis(conn, hub.settings, job_id, ANALYSIS_PERIOD, now)
         badge_key = badges.badge_key(conn) if viewer.grant is not None else None
     if viewer.grant is not None and badge_key is None:
         badge_key = await hub.submit(badges.ensure_badge_key())
@@ -106,6 +111,8 @@ async def job_page(
         "can_act": viewer.may("operate"),
         "token_file": token_file,
         "alerts": alerts,
+        "findings": findings["recommendations"],
+        "analysis_period": ANALYSIS_PERIOD,
         "snooze_choices": SNOOZE_CHOICES,
         # badge URLs (docs/badges.md) for signed-in viewers: they hold the badge key
         "badges": badges.job_urls(base_url(request), badge_key, job_id) if badge_key else None,
