@@ -158,7 +158,7 @@ def summary(
 ) -> dict[str, Any]:
     """Totals over the last ``days`` days (today included) from the daily rollups, and the
     figures per job: of every job, or of ``jobs_limit`` jobs by id after ``jobs_after``
-    (then ``jobs_next`` names the last one when more follow)."""
+    (then ``jobs_next`` names the last one when more follow; 0: the totals alone)."""
     first_day = int(now // DAY) - days + 1
     d = t.daily_rollups
     sums = [
@@ -181,7 +181,11 @@ def summary(
         query = query.where(d.c.job > jobs_after)
     if jobs_limit is not None:
         query = query.order_by(d.c.job).limit(jobs_limit + 1)
-    per_job = {row["job"]: _figures(row) for row in conn.execute(query).mappings()}
+    per_job = (
+        {row["job"]: _figures(row) for row in conn.execute(query).mappings()}
+        if jobs_limit != 0
+        else {}
+    )
     jobs_next = None
     if jobs_limit is not None and len(per_job) > jobs_limit:
         per_job = dict(list(per_job.items())[:jobs_limit])

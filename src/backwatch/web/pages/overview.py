@@ -96,8 +96,8 @@ async def overview(
         attention_cards = cards.cards_for(request, conn, attention.rows, now)
         other_cards = cards.cards_for(request, conn, others.rows, now)
         summary = hub.cached(
-            ("summary", SUMMARY_DAYS, None),
-            lambda: reads.summary(conn, days=SUMMARY_DAYS, now=now, job=None),
+            ("summary-totals", SUMMARY_DAYS),
+            lambda: reads.summary(conn, days=SUMMARY_DAYS, now=now, job=None, jobs_limit=0),
         )
         recent = [run_out(r) for r in reads.newest_runs(conn, RECENT_RUNS)]
         alerts = hub.cached(
