@@ -435,3 +435,32 @@ def test_a_failed_runs_log_opens_at_its_first_error(page: Any, hub_server: Serve
     assert page.evaluate("window.scrollY") == 0
     link.click()
     assert page.evaluate("location.hash") == "#log-error"
+
+
+def test_pause_asks_first_and_then_says_what_it_did(page: Any, hub_server: Server) -> None:
+    hub_server.report({"job": "pausable", "status": "success", "started_at": time.time() - 60})
+    sign_in(page, hub_server, "/jobs/pausable")
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Any:
+        def handle(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        return handle
+
+    page.once("dialog", answer(False))
+    page.locator("#pause-toggle").click()
+    page.wait_for_timeout(300)
+    assert asked == ["Pause pausable? It raises no alerts until you resume it."]
+    assert api(hub_server, "GET", "/api/v1/jobs/pausable")["paused"] is False
+    page.once("dialog", answer(True))
+    page.locator("#pause-toggle").click()
+    page.wait_for_selector("#flash")
+    assert api(hub_server, "GET", "/api/v1/jobs/pausable")["paused"] is True
+    flash = page.locator("#flash")
+    assert (
+        flash.inner_text() == "pausable paused: no alerts and health 'paused' until you resume it."
+    )
+    assert page.evaluate("document.activeElement.id") == "flash"
+    assert page.locator("#pause-toggle").inner_text() == "Resume"

@@ -97,7 +97,19 @@ async def _act(request: Request, alert_id: int, action: str) -> Response:
     await hub.submit(
         alert_service.set_alert_state(hub.settings, alert_id, action, hub.now(), actor)
     )
-    return redirect(request, local_path(form.get("next"), "/alerts"))
+    return redirect(request, local_path(form.get("next"), "/alerts"), _SAID[action](alert_id))
+
+
+_SAID = {
+    "ack": lambda alert_id: (
+        f"Alert {alert_id} acknowledged: no more reminders. It resolves by itself when its"
+        " condition clears."
+    ),
+    "resolve": lambda alert_id: (
+        f"Alert {alert_id} resolved. If what raised it still holds, the next check opens a"
+        " new alert."
+    ),
+}
 
 
 @router.post("/alerts/{alert_id}/ack")
@@ -122,4 +134,6 @@ async def snooze(request: Request, job_id: str) -> Response:
         raise InvalidInput.field("for", str(exc)) from None
     hub = request.app.state.hub
     await hub.submit(alert_service.snooze(job_id, seconds, hub.now(), viewer_for(request).actor))
-    return redirect(request, local_path(form.get("next"), "/alerts"))
+    label = dict(SNOOZE_CHOICES).get(form.get("for", ""), form.get("for", ""))
+    said = f"Notifications of {job_id} held back for {label}; its alerts still open and show."
+    return redirect(request, local_path(form.get("next"), "/alerts"), said)

@@ -131,7 +131,12 @@ async def _set_paused(request: Request, job_id: str, paused: bool) -> Response:
     await hub.submit(
         lambda conn, unit: job_service.set_paused(conn, unit, job_id, paused, now, viewer.actor)
     )
-    return redirect(request, local_path(form.get("next"), f"/jobs/{job_id}"))
+    said = (
+        f"{job_id} paused: no alerts and health 'paused' until you resume it."
+        if paused
+        else f"{job_id} resumed: its schedule and alerts count again."
+    )
+    return redirect(request, local_path(form.get("next"), f"/jobs/{job_id}"), said)
 
 
 @router.post("/jobs/{job_id}/pause")

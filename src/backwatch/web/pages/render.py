@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import jinja2
 from fastapi import Request
@@ -26,6 +26,8 @@ from backwatch.timeutil import human_bytes, human_duration, iso
 from backwatch.web.pages.viewer import Viewer, viewer_for
 
 CSRF_COOKIE = "bw_csrf"
+# what a form action did, said once on the page it returns to (issue 19)
+FLASH_COOKIE = "bw_flash"
 CSRF_FIELD = "csrf"
 GZIP_MIN_BYTES = 1400
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -160,6 +162,7 @@ def render(
             page=page,
             now=hub.now(),
             read_protected=hub.settings.auth.read == "token",
+            flash=unquote(request.cookies.get(FLASH_COOKIE, ""))[:300],
             **context,
         )
         .encode("utf-8", "replace")  # a lone surrogate stored before text was cleaned: '?'
@@ -169,11 +172,25 @@ def render(
         body = gzip.compress(body, compresslevel=6)
         headers["Content-Encoding"] = "gzip"
     response = Response(body, status_code=status, media_type="text/html", headers=headers)
+    if FLASH_COOKIE in request.cookies:
+        response.delete_cookie(FLASH_COOKIE, path="/")
     return _finish(request, response)
 
 
-def redirect(request: Request, url: str) -> Response:
-    return _finish(request, RedirectResponse(url, status_code=303))
+def redirect(request: Request, url: str, said: str = "") -> Response:
+    """303 to ``url``; ``said`` (what the action did) is shown once on that page."""
+    response = RedirectResponse(url, status_code=303)
+    if said:
+        response.set_cookie(
+            FLASH_COOKIE,
+            quote(said),
+            max_age=60,
+            httponly=True,
+            samesite="strict",
+            secure=_secure(request),
+            path="/",
+        )
+    return _finish(request, response)
 
 
 def local_path(value: str | None, default: str = "/") -> str:

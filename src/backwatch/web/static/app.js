@@ -238,6 +238,13 @@
     syncToggle();
     enhance(doc);
     showLogError();
+    // after a form action: say what it did, and start from there
+    var flash = doc.getElementById("flash");
+    if (flash) flash.focus();
+    doc.addEventListener("submit", function (e) {
+      var ask = e.target.getAttribute && e.target.getAttribute("data-confirm");
+      if (ask && !window.confirm(ask)) e.preventDefault();
+    });
     var toggle = doc.getElementById("theme-toggle");
     if (toggle) toggle.addEventListener("click", toggleTheme);
     doc.addEventListener("click", function (e) {
