@@ -55,3 +55,16 @@ def test_a_write_is_seen_by_the_next_scrape(api):
         if s.name == "backwatch_job_runs_total"
     }
     assert runs["success"] == 1 and runs["failed"] == 1
+
+
+def test_a_scrape_can_keep_the_per_job_series_of_some_jobs(api):
+    _fleet(api)
+    resp = api.get("/metrics?health=failing,missed&host=web2")
+    assert resp.status_code == 200
+    families = {f.name: f for f in parse_text(resp.text)}
+    jobs = {s.labels["job"] for f in families.values() for s in f.samples if "job" in s.labels}
+    assert jobs == {"failing-1"}
+    per_health = {s.labels["health"]: s.value for s in families["backwatch_jobs"].samples}
+    assert sum(per_health.values()) == len(EXPECTED)  # the aggregate counts every job
+    refused = api.get("/metrics?health=sideways")
+    assert refused.status_code in (400, 422) and "health" in refused.text

@@ -21,7 +21,7 @@ from backwatch.domain.rules import days_until_full
 from backwatch.services.alerts import disk_facts, open_counts
 from backwatch.services.hub import Hub
 from backwatch.store import tables as t
-from backwatch.store.job_list import HEALTH_STATES, health_sql
+from backwatch.store.job_list import HEALTH_STATES, JobFilter, counts, health_sql, matching
 
 OVERDUE = {Health.LATE, Health.MISSED}
 
@@ -68,7 +68,7 @@ def _escape(value: str) -> str:
 
 
 def _job_series(
-    hub: Hub, conn: Connection, now: float, *, openmetrics: bool
+    hub: Hub, conn: Connection, now: float, *, openmetrics: bool, wanted: JobFilter | None
 ) -> tuple[str, dict[str, int]]:
     """The per-job families as exposition text (the same lines in both formats), written
     straight from one pass over the jobs table: prometheus_client's objects cost seconds
@@ -88,7 +88,9 @@ def _job_series(
             j.c.last_duration_s,
             j.c.last_size_bytes,
             health_sql(now, stuck).label("health"),
-        ).order_by(j.c.id)
+        )
+        .where(*matching(conn, wanted or JobFilter(), now=now, stuck_minutes=stuck))
+        .order_by(j.c.id)
     ).all()
     # labels in name order, as prometheus_client writes them: health, host, job, phase, status
     keys = {row.id: f'host="{_escape(row.host or "")}",job="{_escape(row.id)}"' for row in rows}
@@ -126,6 +128,8 @@ def _job_series(
     out.append(f"# HELP {runs} Finished runs by status.\n# TYPE {runs} counter\n")
     for job_id, *by_status in totals:
         key = keys.get(job_id) or f'host="",job="{_escape(job_id)}"'
+        if wanted is not None and job_id not in keys:
+            continue  # a job the filter leaves out
         for status, count in zip(("success", "warning", "failed", "other"), by_status, strict=True):
             out.append(
                 f'backwatch_job_runs_total{{{key},status="{status}"}} {float(count or 0)!r}\n'
@@ -142,10 +146,14 @@ def _job_series(
         "# TYPE backwatch_job_phase_duration_seconds gauge\n"
     )
     for job_id, name, duration in phase_rows:
+        if job_id not in keys:
+            continue
         out.append(
             f"backwatch_job_phase_duration_seconds{{{keys[job_id]},"
             f'phase="{_escape(name)}"}} {float(duration)!r}\n'
         )
+    if wanted is not None:  # backwatch_jobs counts every job, whatever the filter
+        per_health = counts(conn, JobFilter(), now=now, stuck_minutes=stuck)
     return "".join(out), per_health
 
 
@@ -204,10 +212,13 @@ class StoreCollector:
         yield disk_days
 
 
-def exposition(hub: Hub, accept: str | None = None) -> tuple[bytes, str]:
+def exposition(
+    hub: Hub, accept: str | None = None, wanted: JobFilter | None = None
+) -> tuple[bytes, str]:
     """The store's metrics in the format a scraper's ``Accept`` header asks for, and its
     content type: OpenMetrics when it names ``application/openmetrics-text`` (Prometheus
     does by default), else the Prometheus text format (also with no header at all).
+    ``wanted``: the per-job series of those jobs only (``backwatch_jobs`` counts them all).
 
     The text is built in one pass and reused until the next write (at most 10 s: health
     moves with the clock), so scrapes between changes cost nothing."""
@@ -217,10 +228,12 @@ def exposition(hub: Hub, accept: str | None = None) -> tuple[bytes, str]:
         now = hub.now()
         with hub.read_engine.connect() as conn:
             openmetrics = content_type.startswith("application/openmetrics-text")
-            per_job, per_health = _job_series(hub, conn, now, openmetrics=openmetrics)
+            per_job, per_health = _job_series(
+                hub, conn, now, openmetrics=openmetrics, wanted=wanted
+            )
             registry = CollectorRegistry(auto_describe=False)
             registry.register(StoreCollector(hub, conn, now, per_health))
             rest = encode(registry)
         return per_job.encode() + rest
 
-    return hub.cached(("metrics", content_type), build, max_age_s=10.0), content_type
+    return hub.cached(("metrics", content_type, wanted), build, max_age_s=10.0), content_type

@@ -229,6 +229,19 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
         ) from None
 
 
+def matching(
+    conn: Connection, f: JobFilter, *, now: float, stuck_minutes: float
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of the jobs ``f`` keeps, health included."""
+    where = _where(conn, f)
+    if f.health:
+        hint = _health_hint(f.health, now)
+        if hint is not None:
+            where.append(hint)
+        where.append(health_sql(now, stuck_minutes).in_(health_codes(f.health)))
+    return where
+
+
 def page(
     conn: Connection,
     f: JobFilter,
@@ -247,12 +260,7 @@ def page(
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput.field("limit", f"must be between 1 and {MAX_LIMIT}")
     health = health_sql(now, stuck_minutes)
-    query = select(_j).where(*_where(conn, f))
-    if f.health:
-        hint = _health_hint(f.health, now)
-        if hint is not None:
-            query = query.where(hint)
-        query = query.where(health.in_(health_codes(f.health)))
+    query = select(_j).where(*matching(conn, f, now=now, stuck_minutes=stuck_minutes))
     after = decode_cursor(cursor, sort) if cursor else None
     if sort == "id":
         if after:
