@@ -464,3 +464,23 @@ def test_pause_asks_first_and_then_says_what_it_did(page: Any, hub_server: Serve
     )
     assert page.evaluate("document.activeElement.id") == "flash"
     assert page.locator("#pause-toggle").inner_text() == "Resume"
+
+
+def test_a_failed_run_is_told_on_the_charts_by_shape_and_in_words(
+    page: Any, hub_server: Server
+) -> None:
+    runs = api(hub_server, "GET", "/api/v1/runs?job=photos&limit=100")["items"]
+    failed = [r["id"] for r in reversed(runs) if r["status"] == "failed"]
+    page.goto(hub_server.url + "/jobs/photos")
+    page.wait_for_function("window.Chart && Chart.getChart('chart-duration')")
+    styles = page.evaluate(
+        """() => { const c = Chart.getChart('chart-duration');
+                   const ids = JSON.parse(document.getElementById('chart-data').textContent)
+                     .runs.map(r => r.id);
+                   return ids.map((id, i) => [id, c.data.datasets[0].pointStyle[i]]); }"""
+    )
+    assert [run_id for run_id, style in styles if style == "crossRot"] == failed
+    summary = page.locator("#charts-summary").inner_text()
+    assert f"{len(runs)} runs, {len(failed)} failed or timed out" in summary
+    described = page.locator("#chart-duration").get_attribute("aria-describedby")
+    assert described == "charts-summary"

@@ -35,6 +35,10 @@
     Chart.defaults.borderColor = line;
     Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
     var labels = data.runs.map(function (r) { return labelFmt.format(r.t * 1000); });
+    // a failed run is told by its shape too, not by colour alone
+    var failed = data.runs.map(function (r) { return r.status === "failed" || r.status === "timed_out"; });
+    var pointStyle = failed.map(function (f) { return f ? "crossRot" : "circle"; });
+    var pointRadius = failed.map(function (f) { return f ? 7 : 3; });
     var statusColor = data.runs.map(function (r) {
       return r.status === "success" ? css("--ok") : r.status === "warning" ? css("--warn")
         : (r.status === "failed" || r.status === "timed_out") ? css("--bad") : css("--idle");
@@ -54,8 +58,9 @@
     make("chart-duration", {
       type: "line",
       data: { labels: labels, datasets: [{ label: "Duration", data: data.duration, borderColor: accent,
-        backgroundColor: accent + "33", fill: true, tension: 0.25, spanGaps: true, pointRadius: 3,
-        pointBackgroundColor: statusColor }] },
+        backgroundColor: accent + "33", fill: true, tension: 0.25, spanGaps: true, pointRadius: pointRadius,
+        pointStyle: pointStyle, pointBorderWidth: failed.map(function (f) { return f ? 3 : 1; }),
+        pointBorderColor: statusColor, pointBackgroundColor: statusColor }] },
       options: Object.assign({}, base, {
         scales: { x: { ticks: { maxTicksLimit: 6, maxRotation: 0 } },
           y: { beginAtZero: true, ticks: { callback: function (v) { return humanDuration(v); } } } },
