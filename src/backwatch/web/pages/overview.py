@@ -35,16 +35,18 @@ CARDS_MAX_AGE_S = 5.0
 ATTENTION_SHOWN = 48
 #: other jobs per page
 PAGE_SIZE = 60
-#: counts that took longer than this to count are reused for CARDS_MAX_AGE_S even across
-#: writes: a large fleet under steady ingest would otherwise count on every view
+#: counts (and attention lists) that took longer than this are reused for CARDS_MAX_AGE_S
+#: even across writes: a large fleet under steady ingest would otherwise count on every view
 SLOW_COUNT_S = 0.05
 
 T = TypeVar("T")
 
 
 def _counts(request: Request, key: Any, compute: Callable[[], T]) -> T:
-    """``compute()`` through the hub's cache; once it proved slow (a large fleet), also
-    reused across writes for up to ``CARDS_MAX_AGE_S``."""
+    """``compute()`` (the counts, or the jobs that need attention) through the hub's cache;
+    once it proved slow (a large fleet), also reused across writes for up to
+    ``CARDS_MAX_AGE_S``: such a page may show a change up to 5 s late, and live updates
+    bring it."""
     hub = request.app.state.hub
     state = request.app.state
     slow: dict[Any, tuple[float, Any]] = getattr(state, "overview_slow_counts", None) or {}
@@ -55,7 +57,8 @@ def _counts(request: Request, key: Any, compute: Callable[[], T]) -> T:
     started = time.monotonic()
     value = hub.cached(key, compute, max_age_s=CARDS_MAX_AGE_S)
     if time.monotonic() - started > SLOW_COUNT_S:
-        slow.clear()  # one entry per filter: keep few
+        if len(slow) > 16:
+            slow.clear()
         slow[key] = (time.monotonic(), value)
     return value
 
@@ -91,7 +94,7 @@ async def overview(
                 key,
                 lambda: job_list.health_counts(conn, wanted, now=now, stuck_minutes=stuck),
             )
-        attention, others = _jobs(conn, wanted, now, stuck, cursor)
+        attention, others = _jobs(request, conn, wanted, now, stuck, cursor)
         cards = card_cache(request)
         attention_cards = cards.cards_for(request, conn, attention.rows, now)
         other_cards = cards.cards_for(request, conn, others.rows, now)
@@ -134,7 +137,12 @@ async def overview(
 
 
 def _jobs(
-    conn: Any, wanted: job_list.JobFilter, now: float, stuck: float, cursor: str | None
+    request: Request,
+    conn: Any,
+    wanted: job_list.JobFilter,
+    now: float,
+    stuck: float,
+    cursor: str | None,
 ) -> tuple[job_list.JobPage, job_list.JobPage]:
     """Without a health asked for: the jobs that need attention (most urgent first, on the
     first page only) and a page of the others (by id), each job in one of the two. With
@@ -146,14 +154,19 @@ def _jobs(
         )  # fmt: skip
         return job_list.JobPage([], None), found
     attention = job_list.JobPage([], None)
-    if cursor is None:
-        attention = job_list.read_page(
-            conn,
-            job_list.JobFilter(job_list.PROBLEMS, wanted.tag, wanted.host, wanted.q),
-            now=now,
-            stuck_minutes=stuck,
-            sort="health",
-            limit=ATTENTION_SHOWN,
+    if cursor is None:  # on a large fleet, reused like the counts (``_counts``)
+        problems = job_list.JobFilter(job_list.PROBLEMS, wanted.tag, wanted.host, wanted.q)
+        attention = _counts(
+            request,
+            ("overview-attention", problems),
+            lambda: job_list.read_page(
+                conn,
+                problems,
+                now=now,
+                stuck_minutes=stuck,
+                sort="health",
+                limit=ATTENTION_SHOWN,
+            ),
         )
     rest = tuple(s for s in job_list.HEALTH_STATES if s not in job_list.PROBLEMS)
     others = job_list.read_page(
