@@ -220,10 +220,14 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
         found_sort, key, job_id = json.loads(raw)
         if found_sort != sort or not isinstance(job_id, str):
             raise ValueError(sort)
-        if key is not None and not isinstance(key, (int, float)):
-            raise ValueError(key)
+        if key is not None:
+            if isinstance(key, bool) or not isinstance(key, (int, float)):
+                raise ValueError(key)
+            key = float(key)  # a huge integer is refused here, not by the driver
+            if key != key or key in (float("inf"), float("-inf")):
+                raise ValueError(key)
         return key, job_id
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
         raise InvalidInput.field(
             "cursor", "is not a cursor this API returned for this sort"
         ) from None
