@@ -35,31 +35,31 @@ CARDS_MAX_AGE_S = 5.0
 ATTENTION_SHOWN = 48
 #: other jobs per page
 PAGE_SIZE = 60
-#: counts (and attention lists) that took longer than this are reused for CARDS_MAX_AGE_S
-#: even across writes: a large fleet under steady ingest would otherwise count on every view
-SLOW_COUNT_S = 0.05
+#: from this many jobs on, what the overview shows is reused across writes (``_reused``)
+LARGE_FLEET = 10_000
 
 T = TypeVar("T")
 
 
-def _counts(request: Request, key: Any, compute: Callable[[], T]) -> T:
-    """``compute()`` (the counts, or the jobs that need attention) through the hub's cache;
-    once it proved slow (a large fleet), also reused across writes for up to
-    ``CARDS_MAX_AGE_S``: such a page may show a change up to 5 s late, and live updates
-    bring it."""
+def _reused(request: Request, key: Any, compute: Callable[[], T]) -> T:
+    """``compute()`` through the hub's cache (rebuilt after every write); on a large fleet
+    (``LARGE_FLEET`` jobs, as last counted) also reused across writes for up to
+    ``CARDS_MAX_AGE_S``: the counts, the lists and the 30-day totals cost tenths of a
+    second there, and a fleet under steady ingest would pay them on every view. Such a
+    page may show a change up to 5 s late; live updates bring it."""
     hub = request.app.state.hub
     state = request.app.state
-    slow: dict[Any, tuple[float, Any]] = getattr(state, "overview_slow_counts", None) or {}
-    state.overview_slow_counts = slow
-    held = slow.get(key)
+    if not getattr(state, "overview_large", False):
+        return hub.cached(key, compute, max_age_s=CARDS_MAX_AGE_S)
+    held_all: dict[Any, tuple[float, Any]] = getattr(state, "overview_held", None) or {}
+    state.overview_held = held_all
+    held = held_all.get(key)
     if held is not None and time.monotonic() - held[0] < CARDS_MAX_AGE_S:
-        return held[1]  # type: ignore[no-any-return]
-    started = time.monotonic()
+        return held[1]
     value = hub.cached(key, compute, max_age_s=CARDS_MAX_AGE_S)
-    if time.monotonic() - started > SLOW_COUNT_S:
-        if len(slow) > 16:
-            slow.clear()
-        slow[key] = (time.monotonic(), value)
+    if len(held_all) > 32:
+        held_all.clear()
+    held_all[key] = (time.monotonic(), value)
     return value
 
 
@@ -79,26 +79,32 @@ async def overview(
     wanted = job_list.JobFilter.parse([health] if health else [], tag, host, q)
     everyone = job_list.JobFilter()
     with hub.read_engine.connect() as conn:
-        total = _counts(
+        total = _reused(
             request,
             ("overview-counts", everyone),
             lambda: job_list.health_counts(conn, everyone, now=now, stuck_minutes=stuck),
         )
+        request.app.state.overview_large = sum(total.values()) >= LARGE_FLEET
         if not sum(total.values()):
             return render(request, "welcome.html", await welcome_context(request), page="welcome")
         counts = total
         if wanted != job_list.JobFilter(wanted.health):  # a tag, host or id prefix
             key = ("overview-counts", job_list.JobFilter((), wanted.tag, wanted.host, wanted.q))
-            counts = _counts(
+            counts = _reused(
                 request,
                 key,
                 lambda: job_list.health_counts(conn, wanted, now=now, stuck_minutes=stuck),
             )
-        attention, others = _jobs(request, conn, wanted, now, stuck, cursor)
+        attention, others = _reused(
+            request,
+            ("overview-jobs", wanted, cursor),
+            lambda: _jobs(conn, wanted, now, stuck, cursor),
+        )
         cards = card_cache(request)
         attention_cards = cards.cards_for(request, conn, attention.rows, now)
         other_cards = cards.cards_for(request, conn, others.rows, now)
-        summary = hub.cached(
+        summary = _reused(
+            request,
             ("summary-totals", SUMMARY_DAYS),
             lambda: reads.summary(conn, days=SUMMARY_DAYS, now=now, job=None, jobs_limit=0),
         )
@@ -137,7 +143,6 @@ async def overview(
 
 
 def _jobs(
-    request: Request,
     conn: Any,
     wanted: job_list.JobFilter,
     now: float,
@@ -154,19 +159,14 @@ def _jobs(
         )  # fmt: skip
         return job_list.JobPage([], None), found
     attention = job_list.JobPage([], None)
-    if cursor is None:  # on a large fleet, reused like the counts (``_counts``)
-        problems = job_list.JobFilter(job_list.PROBLEMS, wanted.tag, wanted.host, wanted.q)
-        attention = _counts(
-            request,
-            ("overview-attention", problems),
-            lambda: job_list.read_page(
-                conn,
-                problems,
-                now=now,
-                stuck_minutes=stuck,
-                sort="health",
-                limit=ATTENTION_SHOWN,
-            ),
+    if cursor is None:
+        attention = job_list.read_page(
+            conn,
+            job_list.JobFilter(job_list.PROBLEMS, wanted.tag, wanted.host, wanted.q),
+            now=now,
+            stuck_minutes=stuck,
+            sort="health",
+            limit=ATTENTION_SHOWN,
         )
     rest = tuple(s for s in job_list.HEALTH_STATES if s not in job_list.PROBLEMS)
     others = job_list.read_page(
