@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--runs-per-job", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--db", type=Path, help="a database gen_fleet.py made (copied)")
+    parser.add_argument("--only-overview", action="store_true", help="time the overview alone")
     args = parser.parse_args()
     with scratch_dir("bw-fleet-") as tmp:
         data = tmp / "data"
@@ -99,6 +100,10 @@ def main() -> None:
             figures["overview_cold_ms"] = round(took * 1000, 1)
             figures["overview"] = _measure(server, "/", args.rounds)
             print("overview", figures["overview"], flush=True)
+            if args.only_overview:
+                figures["rss_mb_after_reads"] = round(rss_mb(server.pid), 1)
+                result("fleet", **figures)
+                return
             page = json.loads(_get(server, "/api/v1/jobs?limit=1")[2])
             host = page["items"][0]["host"]
             queries = {
