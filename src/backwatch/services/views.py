@@ -183,6 +183,8 @@ def summary_out(
         for row in with_health_facts(conn, [dict(found)]) if found else []:
             health[job_verdict(row, now, stuck_minutes=stuck_minutes).health.value] = 1
     out["health"] = dict(sorted(health.items()))
+    last = out.pop("jobs_next", None)  # where the next page of per-job figures starts
+    out["jobs_next_cursor"] = job_list.encode_cursor("summary", None, last) if last else None
     return out
 
 

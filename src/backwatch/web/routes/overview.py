@@ -58,9 +58,6 @@ async def summary(
             ),
             max_age_s=5.0,  # its health counts move with the clock
         )
-    data = dict(data)
-    last = data.pop("jobs_next", None)
-    data["jobs_next_cursor"] = job_list.encode_cursor("summary", None, last) if last else None
     return json_response(data)
 
 
