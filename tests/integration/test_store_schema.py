@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import func, select, text
 
@@ -260,6 +263,26 @@ class TestRetention:
         with hub.read_engine.connect() as conn:
             assert queries.get_run(conn, "new")["status"] == "success"
 
+    def test_a_prune_stops_between_chunks_when_the_server_stops(self, hub):
+        old = NOW - 400 * DAY
+        with hub.write_engine.begin() as conn:
+            conn.execute(t.jobs.insert().values(**new_job_row("fleet", old, "api")))
+            conn.execute(
+                t.runs.insert(),
+                [
+                    {"id": f"old-{i}", "job": "fleet", "status": "success", "source": "api",
+                     "trigger": "api", "started_at": old + i, "updated_at": old + i}
+                    for i in range(300)
+                ],
+            )  # fmt: skip
+        stopping = threading.Event()
+
+        def write(op):
+            stopping.set()  # the server stops while the first chunk is written
+            return hub.write(op)
+
+        assert retention.prune(write, NOW, 90, chunk=100, stop=stopping) == 100
+
     def test_pruning_twice_removes_nothing_more(self, hub):
         self.seed(hub)
         assert retention.prune(hub.write, NOW, 90) == 2
@@ -274,6 +297,18 @@ def test_the_known_head_revision_is_alembics_head() -> None:
     from backwatch.store.migrate import HEAD_REVISION, head_revision
 
     assert head_revision() == HEAD_REVISION
+
+
+def test_a_thread_waiting_for_a_closed_writer_is_told_so(settings) -> None:
+    """A server that stops closes its writer; a thread still waiting for it (a prune, a
+    file tailer) must be answered, or the server's shutdown waits for that thread forever."""
+    hub = Hub(settings, grouped=True)
+    hub.writer.close()
+    began = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="writer has stopped"):
+        hub.write(lambda conn, unit: None)
+    assert time.monotonic() - began < 5
+    hub.close()
 
 
 class TestInsertRows:

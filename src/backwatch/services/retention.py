@@ -7,6 +7,7 @@ retention period instead of deleting it on the spot.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from sqlalchemy import Connection, delete, select
@@ -27,14 +28,19 @@ def prune(
     *,
     actor: str = "retention",
     chunk: int = CHUNK,
+    stop: threading.Event | None = None,
 ) -> int:
     """Delete runs (with phases, files, logs, run events) started before the cutoff, and
     rollups older than two years; returns the number of runs removed.
 
     Each chunk of runs is its own transaction through ``write`` (``hub.write``), so a
-    backlog of millions never holds the one writer: reports are stored between chunks."""
+    backlog of millions never holds the one writer: reports are stored between chunks.
+    ``stop`` (set by a server that is stopping) ends it after the current chunk."""
     removed = 0
-    while n := write(_prune_chunk(now, retention_days, chunk)):
+    while not (stop is not None and stop.is_set()):
+        n = write(_prune_chunk(now, retention_days, chunk))
+        if not n:
+            break
         removed += n
     write(_finish(now, retention_days, removed, actor))
     return removed

@@ -238,6 +238,17 @@ class SyncWriter:
         pass
 
 
+#: how often a thread waiting for the writer looks whether it is still there
+WAIT_STEP_S = 0.5
+
+
+def _step(deadline: float | None) -> float:
+    """How long to wait for the writer before looking again."""
+    if deadline is None:
+        return WAIT_STEP_S
+    return min(WAIT_STEP_S, max(0.0, deadline - time.monotonic()))
+
+
 class GroupWriter:
     """A writer thread that batches operations into shared transactions."""
 
@@ -284,8 +295,12 @@ class GroupWriter:
             event.set()
 
         self._queue.put((op, done))
-        if not event.wait(timeout):
-            raise StoreUnavailable(f"the database writer did not answer within {timeout:g} s")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not event.wait(_step(deadline)):
+            if not self._thread.is_alive() and not event.is_set():  # closed: nobody answers
+                raise StoreUnavailable("the database writer has stopped (the server is stopping)")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise StoreUnavailable(f"the database writer did not answer within {timeout:g} s")
         if box[1] is not None:
             raise box[1]
         return box[0]  # type: ignore[no-any-return]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -95,7 +96,8 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
         alert_tasks = AlertTasks(h)  # rule evaluation, disk samples, notification delivery
         app.state.alert_tasks = alert_tasks
         alert_tasks.start()
-        task = asyncio.create_task(_retention_loop(h, alert_tasks.leader))
+        stopping = threading.Event()  # ends a prune under way between two of its chunks
+        task = asyncio.create_task(_retention_loop(h, alert_tasks.leader, stopping))
 
         scheduler = Scheduler(h, alert_tasks.leader)  # runs configured jobs (docs/runner.md)
         app.state.scheduler = scheduler
@@ -113,6 +115,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
             await asyncio.to_thread(feed.stop)
             await scheduler.stop()
             broadcaster.detach()
+            stopping.set()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -163,7 +166,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
     return app
 
 
-async def _retention_loop(h: Hub, leader: Leader) -> None:
+async def _retention_loop(h: Hub, leader: Leader, stopping: threading.Event) -> None:
     """Prune raw runs at start-up and then once a day, on the leader only (a follower looks
     again every hour, in case it becomes the leader). The prune goes in small transactions
     from a thread: reports are stored between its chunks."""
@@ -173,7 +176,9 @@ async def _retention_loop(h: Hub, leader: Leader) -> None:
             continue
         try:
             days = h.settings.retention_days
-            removed = await asyncio.to_thread(retention.prune, h.write, h.now(), days)
+            removed = await asyncio.to_thread(
+                retention.prune, h.write, h.now(), days, stop=stopping
+            )
             if removed:
                 log.info("retention: removed %d runs older than %d days", removed, days)
         except Exception:  # keep serving; the next day tries again
