@@ -203,12 +203,14 @@ def test_a_data_disk_below_the_free_space_floor_is_not_ready(world):
 
 
 def test_an_alert_that_cannot_be_written_is_held_and_written_once_it_can(world):
-    world.hub.settings.alerts.data_min_free_mb = 10.0**12  # the data disk is "full"
-    world.read_only(True)  # and nothing can be written
+    # (the server's own rounds go on beside the test's: nothing may be written between
+    # the disk filling up and the writes being refused, so writes go first)
+    world.read_only(True)  # nothing can be written
+    world.hub.settings.alerts.data_min_free_mb = 10.0**12  # and the data disk is "full"
     world.settle()
     assert "disk_space" in world.tasks.system.held  # (and the refused writes, when 3 or more)
-    world.read_only(False)
     world.hub.settings.alerts.data_min_free_mb = 0  # space is back before it was written
+    world.read_only(False)
     world.settle()
     assert world.tasks.system.held == {}
     assert "[CRITICAL] _system: disk filling up" in world.receiver.titles()
