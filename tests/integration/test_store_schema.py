@@ -231,9 +231,9 @@ class TestRetention:
             year = queries.summary(conn, days=365, now=NOW)
         assert year["total"] == 3  # the pruned 100-day-old run still counts
 
-    def test_a_large_prune_lets_reports_in_between_its_chunks(self, hub):
-        """Issue 18: millions of old runs must not hold the one writer for the whole prune.
-        Each chunk is its own transaction, and a report made meanwhile is stored then."""
+    @staticmethod
+    def seed_old_fleet(hub: Hub, runs: int) -> None:
+        """``runs`` runs of job "fleet", started and written 400 days ago."""
         old = NOW - 400 * DAY
         with hub.write_engine.begin() as conn:
             conn.execute(t.jobs.insert().values(**new_job_row("fleet", old, "api")))
@@ -242,9 +242,14 @@ class TestRetention:
                 [
                     {"id": f"old-{i}", "job": "fleet", "status": "success", "source": "api",
                      "trigger": "api", "started_at": old + i, "updated_at": old + i}
-                    for i in range(2_500)
+                    for i in range(runs)
                 ],
             )  # fmt: skip
+
+    def test_a_large_prune_lets_reports_in_between_its_chunks(self, hub):
+        """Issue 18: millions of old runs must not hold the one writer for the whole prune.
+        Each chunk is its own transaction, and a report made meanwhile is stored then."""
+        self.seed_old_fleet(hub, 2_500)
         transactions: list[int] = []
         stored_between: list[int] = []
 
@@ -264,17 +269,7 @@ class TestRetention:
             assert queries.get_run(conn, "new")["status"] == "success"
 
     def test_a_prune_stops_between_chunks_when_the_server_stops(self, hub):
-        old = NOW - 400 * DAY
-        with hub.write_engine.begin() as conn:
-            conn.execute(t.jobs.insert().values(**new_job_row("fleet", old, "api")))
-            conn.execute(
-                t.runs.insert(),
-                [
-                    {"id": f"old-{i}", "job": "fleet", "status": "success", "source": "api",
-                     "trigger": "api", "started_at": old + i, "updated_at": old + i}
-                    for i in range(300)
-                ],
-            )  # fmt: skip
+        self.seed_old_fleet(hub, 300)
         stopping = threading.Event()
 
         def write(op):

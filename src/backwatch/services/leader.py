@@ -90,7 +90,8 @@ class Leader:
 
     def _end_hung_leader(self) -> bool:
         """The lock is held: if its holder's lease ran out, end its session. True if one
-        was ended (the lock is free now)."""
+        was ended: its lock goes with its session a moment later, so this check or the next
+        one (never a wait on the event loop) takes it."""
         row = self._conn.execute(
             text(
                 "SELECT split_part(value, ' ', 1)::int AS pid, extract(epoch FROM "
@@ -116,12 +117,6 @@ class Leader:
             row.pid,
             row.age,
         )
-        for _ in range(50):  # its lock goes with its session, a moment later
-            if not self._conn.execute(
-                text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": row.pid}
-            ).first():
-                break
-            time.sleep(0.1)
         return True
 
     def release(self) -> None:
