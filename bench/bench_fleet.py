@@ -9,6 +9,7 @@ written); the timed figure is the request alone.
 
     .venv/bin/python bench/bench_fleet.py [--jobs 100000] [--runs-per-job 1] [--rounds 20]
                                           [--db EXISTING.db]   # a copy is used
+                                          [--only-overview | --only-metrics]
 """
 
 from __future__ import annotations
@@ -73,6 +74,23 @@ def _settle(pid: int, limit_s: float = 300.0) -> float:
     return round(time.monotonic() - t0, 1)
 
 
+def _metrics(server: Server, figures: dict[str, Any], rounds: int) -> None:
+    """``/metrics`` as served (above [metrics] per_job_limit: the problems' per-job series
+    and the aggregates), and with every job's series (``?jobs=all``)."""
+    took, size, _ = _get(server, "/metrics")
+    figures["metrics_first_s"] = round(took, 2)
+    figures["metrics_mb"] = round(size / 2**20, 1)
+    figures["metrics_rebuilt"] = _measure(server, "/metrics", max(3, rounds // 4))
+    figures["metrics_cached"] = _measure(server, "/metrics", 5, fresh=False)
+    figures["metrics_problems_only"] = _measure(
+        server, "/metrics?health=failing,missed,stuck", max(3, rounds // 4)
+    )
+    figures["metrics_every_job"] = _measure(server, "/metrics?jobs=all", 3)
+    print("metrics", figures["metrics_rebuilt"], figures["metrics_cached"], flush=True)
+    print("metrics, problems only", figures["metrics_problems_only"], flush=True)
+    print("metrics, every job", figures["metrics_every_job"], flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
@@ -80,6 +98,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--db", type=Path, help="a database gen_fleet.py made (copied)")
     parser.add_argument("--only-overview", action="store_true", help="time the overview alone")
+    parser.add_argument("--only-metrics", action="store_true", help="time /metrics alone")
     args = parser.parse_args()
     with scratch_dir("bw-fleet-") as tmp:
         data = tmp / "data"
@@ -96,7 +115,12 @@ def main() -> None:
             figures: dict[str, Any] = {"jobs": made["jobs"], "runs": made.get("runs")}
             figures["settle_s"] = _settle(server.pid)
             print(f"server settled after {figures['settle_s']} s", flush=True)
-            took, size, _ = _get(server, "/", token=False)
+            if args.only_metrics:
+                _metrics(server, figures, args.rounds)
+                figures["rss_mb_after_metrics"] = round(rss_mb(server.pid), 1)
+                result("fleet", **figures)
+                return
+            took, _size, _ = _get(server, "/", token=False)
             figures["overview_cold_ms"] = round(took * 1000, 1)
             figures["overview"] = _measure(server, "/", args.rounds)
             print("overview", figures["overview"], flush=True)
@@ -123,16 +147,7 @@ def main() -> None:
                 figures["api"][name] = _measure(server, path, args.rounds)
                 print("api", name, figures["api"][name], flush=True)
             figures["rss_mb_after_reads"] = round(rss_mb(server.pid), 1)
-            took, size, _ = _get(server, "/metrics")
-            figures["metrics_first_s"] = round(took, 2)
-            figures["metrics_mb"] = round(size / 2**20, 1)
-            figures["metrics_rebuilt"] = _measure(server, "/metrics", max(3, args.rounds // 4))
-            figures["metrics_cached"] = _measure(server, "/metrics", 5, fresh=False)
-            figures["metrics_problems_only"] = _measure(
-                server, "/metrics?health=failing,missed,stuck", max(3, args.rounds // 4)
-            )
-            print("metrics", figures["metrics_rebuilt"], figures["metrics_cached"], flush=True)
-            print("metrics, problems only", figures["metrics_problems_only"], flush=True)
+            _metrics(server, figures, args.rounds)
             summary = _measure(server, "/api/v1/summary", max(3, args.rounds // 4))
             figures["summary"] = summary
             time.sleep(2)

@@ -129,6 +129,18 @@ class IngestSettings(_Section):
         return value
 
 
+class MetricsSettings(_Section):
+    per_job_limit: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "Above this many jobs, /metrics keeps per-job series only for jobs with a problem "
+            "(failing, missed, stuck, unknown, late); the per-health and per-tag counts "
+            "always cover every job. ?jobs=all asks for every job's series."
+        ),
+    )
+
+
 class FileSettings(_Section):
     """The whole ``backwatch.toml``."""
 
@@ -139,6 +151,7 @@ class FileSettings(_Section):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     notify: list[NotifySettings] = Field(default_factory=list)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     jobs: list[JobSettings] = Field(default_factory=list)
@@ -157,6 +170,7 @@ class Settings:
         self.auth = file.auth
         self.alerts = file.alerts
         self.ingest = file.ingest
+        self.metrics = file.metrics
         self.notify = file.notify
         self.runner = file.runner
         self.jobs = file.jobs

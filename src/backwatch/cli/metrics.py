@@ -47,6 +47,14 @@ def metrics(
             "a *.prom file in its --collector.textfile.directory.",
         ),
     ] = None,
+    all_jobs: Annotated[
+        bool,
+        typer.Option(
+            "--all-jobs",
+            help="Every job's per-job series, however many jobs (above [metrics] "
+            "per_job_limit only the jobs with a problem have them; docs/alerts.md).",
+        ),
+    ] = False,
     where: Where = DEFAULT_TARGET,
 ) -> None:
     """Print the Prometheus metrics that GET /metrics serves, or write them to a file.
@@ -60,7 +68,10 @@ def metrics(
 
     tgt: Any = open_target(where, read_only=True)
     try:
-        body = _from_server(tgt) if isinstance(tgt, HttpTarget) else _from_database(tgt)
+        if isinstance(tgt, HttpTarget):
+            body = _from_server(tgt, all_jobs=all_jobs)
+        else:
+            body = _from_database(tgt, all_jobs=all_jobs)
     finally:
         tgt.close()
     if textfile is None:
@@ -75,15 +86,16 @@ def metrics(
         raise fail(f"cannot write {textfile}: {exc.strerror or exc}") from None
 
 
-def _from_database(tgt: Any) -> bytes:
+def _from_database(tgt: Any, *, all_jobs: bool) -> bytes:
     from backwatch.services.prometheus import exposition  # the store: see cli/root.py
 
-    body, _content_type = exposition(tgt.hub)
+    body, _content_type = exposition(tgt.hub, every_job=all_jobs)
     return body
 
 
-def _from_server(tgt: HttpTarget) -> bytes:
-    req = urllib.request.Request(tgt.url + "/metrics", headers={"Accept": TEXT_FORMAT})
+def _from_server(tgt: HttpTarget, *, all_jobs: bool) -> bytes:
+    path = "/metrics?jobs=all" if all_jobs else "/metrics"
+    req = urllib.request.Request(tgt.url + path, headers={"Accept": TEXT_FORMAT})
     if tgt.token:
         req.add_header("Authorization", f"Bearer {tgt.token}")
     try:
