@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -137,10 +138,11 @@ def test_overview_cards_equal_the_summary_api(page: Any, hub_server: Server) -> 
         for key in ("total", "success_rate", "avg_duration_s", "avg_size_bytes")
     }
     assert summary["total"] == 13
-    # a relative time with the exact local time on hover
+    # a relative time, the absolute one with its zone beside it, every detail on hover
     last = page.locator('[data-job="photos"] time[data-ago]').first
-    assert last.inner_text().endswith("ago")
-    assert last.get_attribute("title") and "T" not in last.get_attribute("title")
+    assert re.fullmatch(r"\S+ \w+ ago \d{4}-\d{2}-\d{2} \d{2}:\d{2} \S+", last.text_content())
+    title = last.get_attribute("title")
+    assert title and title.endswith(f"({last.get_attribute('datetime')})")
     page.wait_for_selector('[data-job="photos"] svg.spark polyline', state="attached")
     shot(page, "overview")
 
@@ -166,6 +168,7 @@ def test_job_charts_have_as_many_points_as_the_api_returns(page: Any, hub_server
 
 
 def test_the_theme_choice_survives_a_reload(page: Any, hub_server: Server) -> None:
+    page.emulate_media(color_scheme="dark")  # no choice made yet: the system's theme
     page.goto(hub_server.url + "/")
     html = page.locator("html")
     assert html.get_attribute("data-theme") == "dark"
@@ -483,4 +486,4 @@ def test_a_failed_run_is_told_on_the_charts_by_shape_and_in_words(
     summary = page.locator("#charts-summary").inner_text()
     assert f"{len(runs)} runs, {len(failed)} failed or timed out" in summary
     described = page.locator("#chart-duration").get_attribute("aria-describedby")
-    assert described == "charts-summary"
+    assert described == "charts-summary chart-keys"

@@ -19,10 +19,11 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import jinja2
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup, escape
 
 from backwatch import __version__
 from backwatch.errors import BackwatchError, Forbidden, MalformedInput
-from backwatch.timeutil import human_bytes, human_duration, iso
+from backwatch.timeutil import human_bytes, human_duration, iso, parse_time
 from backwatch.web.pages.viewer import Viewer, viewer_for
 
 CSRF_COOKIE = "bw_csrf"
@@ -74,6 +75,42 @@ def relative(ts: float | None, now: float) -> str:
     return f"in {text}" if ahead else f"{text} ago"
 
 
+# One format for every absolute time on the pages (docs/dashboard.md): date, 24-hour time
+# and the zone. The server writes UTC; app.js rewrites it in the viewer's own zone.
+_ISO_IN_TEXT = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z")
+
+
+def stamp(value: float | str | None) -> str:
+    """'2026-12-07 20:15 UTC' from epoch seconds or an ISO time; '–' when unknown."""
+    if isinstance(value, str):
+        try:
+            value = parse_time(value)
+        except ValueError:
+            return value
+    text = iso(value)
+    if text is None:
+        return "–"
+    return f"{text[:10]} {text[11:16]} UTC"
+
+
+def timed(text: str | None) -> Markup:
+    """``text`` escaped, each ISO time in it (alert and run messages say 'the run of
+    2026-12-07T03:00:20Z …') shown in the page's format and the viewer's zone."""
+    out, at = [], 0
+    text = text or ""
+    for m in _ISO_IN_TEXT.finditer(text):
+        out.append(escape(text[at : m.start()]))
+        value = m.group(0)
+        out.append(
+            Markup('<time datetime="{0}" data-local title="{0}">{1}</time>').format(
+                value, stamp(value)
+            )
+        )
+        at = m.end()
+    out.append(escape(text[at:]))
+    return Markup("").join(out)
+
+
 def percent(value: float | None) -> str:
     if value is None:
         return "–"
@@ -107,6 +144,9 @@ def environment() -> Any:
         duration=_dash(human_duration),
         size=_dash(human_bytes),
         iso=iso,
+        stamp=stamp,
+        epoch=lambda v: parse_time(v) if v else None,
+        timed=timed,
         percent=percent,
         number=number,
         tojson_compact=lambda v: json.dumps(v, separators=(",", ":")),

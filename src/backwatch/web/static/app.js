@@ -15,23 +15,43 @@
     else text = Math.round(delta / 86400) + " d";
     return ahead ? "in " + text : text + " ago";
   }
-  var fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
-  var shortFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  // One format for absolute times (docs/dashboard.md): "2026-12-07 15:15 EST", in the
+  // viewer's zone (the server writes UTC); a job's own zone is added where it differs.
+  var stampFmts = {};
+  function stamp(ms, zone) {
+    var key = zone || "", fmt = stampFmts[key];
+    if (!fmt) {
+      var opts = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+                   hourCycle: "h23", timeZoneName: "short", numberingSystem: "latn" };
+      if (zone) opts.timeZone = zone;
+      try { fmt = new Intl.DateTimeFormat(undefined, opts); } catch (e) { return ""; }
+      stampFmts[key] = fmt;
+    }
+    var p = {};
+    fmt.formatToParts(ms).forEach(function (x) { p[x.type] = x.value; });
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + " " + p.timeZoneName;
+  }
+  var viewerZone = new Intl.DateTimeFormat().resolvedOptions().timeZone;
+  var fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
+  // "5 min ago <span class=abs>2026-12-07 15:15 EST</span>" (app.css puts the "·" between)
+  function setTime(el, rel, abs) {
+    if (el.textContent === (rel ? rel + " " + abs : abs)) return; // a rewrite is a DOM change
+    el.textContent = rel ? rel + " " : abs;
+    if (rel) {
+      var span = doc.createElement("span");
+      span.className = "abs";
+      span.textContent = abs;
+      el.appendChild(span);
+    }
+  }
   function localizeTimes(root) {
     root.querySelectorAll("time[datetime]").forEach(function (el) {
-      var ms = Date.parse(el.getAttribute("datetime")), text, title;
-      if (isNaN(ms)) return;
-      if (el.hasAttribute("data-ago")) {
-        text = relative(ms);
-        title = fullFmt.format(ms);
-      } else if (el.hasAttribute("data-local")) {
-        text = shortFmt.format(ms);
-        title = fullFmt.format(ms) + " (" + el.getAttribute("datetime") + ")";
-      } else {
-        return;
-      }
-      // write only what differs: a rewrite with the same text is still a DOM change
-      if (el.textContent !== text) el.textContent = text;
+      var ms = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(ms) || !(el.hasAttribute("data-ago") || el.hasAttribute("data-local"))) return;
+      var abs = stamp(ms), zone = el.getAttribute("data-zone");
+      if (zone && zone !== viewerZone && stamp(ms, zone)) abs += " (" + stamp(ms, zone) + ", " + zone + ")";
+      setTime(el, el.hasAttribute("data-ago") ? relative(ms) : "", abs);
+      var title = fullFmt.format(ms) + " (" + el.getAttribute("datetime") + ")";
       if (el.title !== title) el.title = title;
     });
   }
@@ -137,6 +157,7 @@
     });
     copy.querySelectorAll("canvas").forEach(function (c) {
       c.removeAttribute("style"); c.removeAttribute("width"); c.removeAttribute("height");
+      c.removeAttribute("aria-valuenow"); c.removeAttribute("aria-valuetext"); // the keyboard's place
     });
     return copy.innerHTML;
   }
@@ -263,5 +284,5 @@
     });
     connect();
   });
-  window.backwatch = { refresh: refresh, relative: relative };
+  window.backwatch = { refresh: refresh, relative: relative, stamp: stamp };
 })();

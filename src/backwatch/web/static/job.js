@@ -2,7 +2,7 @@
    the theme changes or a live refresh brought new chart data; an unchanged refresh keeps them. */
 (function () {
   "use strict";
-  var charts = [];
+  var charts = [], data = null;
 
   function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
   function humanDuration(s) {
@@ -20,21 +20,25 @@
     while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(1) : n.toFixed(0)) + " " + units[i];
   }
-  var labelFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  // the page's one format for times (app.js; docs/dashboard.md)
+  function when(t) {
+    var stamp = window.backwatch && window.backwatch.stamp;
+    return stamp ? stamp(t * 1000) : new Date(t * 1000).toISOString();
+  }
 
   function draw() {
     charts.forEach(function (c) { c.destroy(); });
     charts = [];
     var holder = document.getElementById("chart-data");
     if (!holder || !window.Chart) return;
-    var data = JSON.parse(holder.textContent);
+    data = JSON.parse(holder.textContent);
     var Chart = window.Chart;
     var text = css("--text"), muted = css("--muted"), line = css("--line"), accent = css("--accent");
     var palette = ["--p0", "--p1", "--p2", "--p3", "--p4", "--p5", "--p6", "--p7"].map(css);
     Chart.defaults.color = muted;
     Chart.defaults.borderColor = line;
     Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-    var labels = data.runs.map(function (r) { return labelFmt.format(r.t * 1000); });
+    var labels = data.runs.map(function (r) { return when(r.t); });
     // a failed run is told by its shape too, not by colour alone
     var failed = data.runs.map(function (r) { return r.status === "failed" || r.status === "timed_out"; });
     var pointStyle = failed.map(function (f) { return f ? "crossRot" : "circle"; });
@@ -53,7 +57,14 @@
     };
     function make(id, config) {
       var canvas = document.getElementById(id);
-      if (canvas) charts.push(new Chart(canvas, config));
+      if (!canvas) return;
+      var chart = new Chart(canvas, config);
+      charts.push(chart);
+      canvas.bwChart = chart; // a redraw (theme, new data) keeps the canvas and its keys
+      if (canvas.getAttribute("role") === "slider" && !canvas.bwKeys) {
+        canvas.bwKeys = true;
+        keyboard(canvas);
+      }
     }
     make("chart-duration", {
       type: "line",
@@ -101,6 +112,42 @@
         plugins: { legend: { display: phaseNames.length > 0, labels: { color: text, boxWidth: 12 } },
           tooltip: { callbacks: { label: function (c) { return c.dataset.label + ": " + humanDuration(c.parsed.y); } } } }
       })
+    });
+  }
+
+  /* ---- keyboard: a trend chart is a slider over the runs (arrows, Home, End, Enter) ---- */
+  function describe(i) {
+    var r = data.runs[i];
+    return "run " + (i + 1) + " of " + data.runs.length + ", " + when(r.t) + ", " + r.status.replace("_", " ") +
+      ", duration " + humanDuration(data.duration[i]) + ", size " + humanBytes(data.size[i]);
+  }
+  function keyboard(canvas) {
+    function count() { return data ? data.runs.length : 0; }
+    function at() { return Math.min(count(), Math.max(1, Number(canvas.getAttribute("aria-valuenow")) || count())) - 1; }
+    function show(i) {
+      var chart = canvas.bwChart;
+      var active = i < 0 ? [] : chart.data.datasets.map(function (_d, k) { return { datasetIndex: k, index: i }; });
+      if (i >= 0) {
+        canvas.setAttribute("aria-valuenow", String(i + 1));
+        canvas.setAttribute("aria-valuetext", describe(i));
+      }
+      chart.setActiveElements(active);
+      chart.tooltip.setActiveElements(active, { x: 0, y: 0 });
+      chart.update("none");
+    }
+    canvas.addEventListener("focus", function () { if (count()) show(at()); });
+    canvas.addEventListener("blur", function () { show(-1); });
+    canvas.addEventListener("keydown", function (e) {
+      var n = count(), i = at();
+      if (!n) return;
+      if (e.key === "ArrowLeft" || e.key === "ArrowDown") i = Math.max(0, i - 1);
+      else if (e.key === "ArrowRight" || e.key === "ArrowUp") i = Math.min(n - 1, i + 1);
+      else if (e.key === "Home") i = 0;
+      else if (e.key === "End") i = n - 1;
+      else if (e.key === "Enter") { location.href = "/runs/" + encodeURIComponent(data.runs[i].id); return; }
+      else return;
+      e.preventDefault();
+      show(i);
     });
   }
 
