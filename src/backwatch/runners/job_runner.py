@@ -30,6 +30,7 @@ from backwatch.runners.progress import READERS, Progress
 from backwatch.runners.record import Recorder
 from backwatch.runners.steps import actions_of, build_steps, lock_names
 from backwatch.services.locks import Busy, Locks
+from backwatch.services.orphans import RUN_ENV
 from backwatch.timeutil import parse_duration
 
 if TYPE_CHECKING:
@@ -145,7 +146,9 @@ class JobRunner:
     def run(self) -> RunResult:
         names = lock_names(self.ctx)
         refuse = {f"job:{self.job.id}"} if self.job.on_busy == "refuse" else set()
-        note = {"job": self.job.id, "run_id": self.run_id}
+        # timeout_s: a runner that takes over from a dead one knows when it may stop the
+        # dead run's command (services/locks.py)
+        note = {"job": self.job.id, "run_id": self.run_id, "timeout_s": self.timeout_s}
         self.locks.on_stale = self.recorder.stale_lock
         started = False
 
@@ -310,7 +313,9 @@ class JobRunner:
             self.watcher.output(step, self.mask(line))
             return False
 
-        env = {**self.env, **step.env}
+        # the run id marks every process of the run: should this runner die, the next one
+        # finds the commands it left running (services/orphans.py)
+        env = {**self.env, **step.env, RUN_ENV: self.run_id}
         if step.stdout_path is None:
             return run_process(
                 step.argv,

@@ -15,6 +15,13 @@
 Only the leader instance schedules (services/leader.py). Runs happen in threads, each
 taking the same locks as ``backwatch run`` (services/locks.py), so a cron-started run and a
 scheduled one never overlap.
+
+A runner that died mid-run (a leader killed with ``kill -9``, a crashed ``backwatch run``)
+leaves its lock's note behind (in the data directory's lock file, and on PostgreSQL in the
+database): the leader sweeps those notes when it takes the lead (on one server: at start)
+and every ``SWEEP_EVERY_S``, so the dead run is closed as failed within seconds, not left
+``running``; a run of that job waits for a command the dead runner left running on this
+host (services/locks.py).
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ from backwatch.runners.record import BackgroundRecorder, HubRecorder
 from backwatch.services import runs
 from backwatch.services.hub import Hub
 from backwatch.services.leader import Leader
-from backwatch.services.locks import Busy, Locks
+from backwatch.services.locks import Busy, Holder, Locks
+from backwatch.services.stale_locks import clear_stale_lock
 from backwatch.settings import JobSettings
 from backwatch.store import tables as t
 
@@ -51,6 +59,8 @@ log = logging.getLogger("backwatch.scheduler")
 TICK_S = 1.0
 DISK_EVERY_S = 60.0
 DISK_COOLDOWN_S = 3600.0
+#: how often the leader looks for runs whose runner died (and at once on taking the lead)
+SWEEP_EVERY_S = 60.0
 
 #: path → fraction of its disk in use
 DiskUsage = Callable[[str], float | None]
@@ -97,6 +107,9 @@ class Scheduler:
         #: jobs that others run ``after``: only their runs wake the scheduler at once
         self._parents: frozenset[str] = frozenset()
         self._task: asyncio.Task[None] | None = None
+        self._swept_term = 0  # the leader's term whose sweep for dead runners is done
+        self._last_sweep = float("-inf")
+        self._sweeper: Locks | None = None
 
     # --- what can run ------------------------------------------------------------------
 
@@ -186,6 +199,7 @@ class Scheduler:
         return self._round(now)
 
     def _round(self, now: float | None = None) -> list[str]:
+        self._sweep()
         now = self.hub.now() if now is None else now
         started = self._due(now) + self._after() + self._disk(now)
         for job_id, trigger in started:
@@ -197,6 +211,25 @@ class Scheduler:
         for job_id in drills:
             self.trigger_drill(job_id, "schedule")
         return [job_id for job_id, _ in started] + [f"drill:{job_id}" for job_id in drills]
+
+    def _sweep(self) -> None:
+        """Close the runs of runners that died (services/locks.py ``sweep``): at once in a
+        new term, then every ``SWEEP_EVERY_S``."""
+        fresh = self.leader.terms != self._swept_term
+        if not fresh and time.monotonic() - self._last_sweep < SWEEP_EVERY_S:
+            return
+        self._swept_term, self._last_sweep = self.leader.terms, time.monotonic()
+        if self._sweeper is None:
+            self._sweeper = Locks(
+                self.settings.data_dir, engine=self.hub.read_engine, on_stale=self._runner_died
+            )
+        try:
+            self._sweeper.sweep()
+        except Exception:
+            log.exception("looking for runs whose runner died failed")
+
+    def _runner_died(self, holder: Holder) -> None:
+        self.hub.write(clear_stale_lock(holder, self.hub.now(), actor="scheduler"))
 
     # --- restore drills ----------------------------------------------------------------
 

@@ -35,6 +35,8 @@ jobs = Table(
     "jobs",
     metadata,
     Column("id", String(64), primary_key=True),
+    # a display name in any script (the id is a slug): migration 0012
+    Column("name", String(120), nullable=False, default="", server_default=""),
     Column("description", Text, nullable=False, default=""),
     Column("host", String(255)),
     Column("backup_path", Text),
@@ -215,6 +217,23 @@ meta_kv = Table(
     metadata,
     Column("key", String(128), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# Who holds a run lock (services/locks.py), for locks held in PostgreSQL (advisory locks):
+# the lock ends with its holder's session, the note stays, so whoever takes the lock next
+# learns that its holder died mid-run, wherever that was (the lock files' notes are seen only
+# on their own host and data directory).
+lock_holders = Table(
+    "lock_holders",
+    metadata,
+    Column("key", String(64), primary_key=True),  # sha256 of the name: names can be long
+    Column("name", Text, nullable=False),
+    Column("job", String(64)),
+    Column("run_id", String(64)),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("since", Float),
+    Column("deadline", Float),  # when its runner would have killed the run (its timeout)
 )
 
 # --- alerts and notifications (issue 4) -----------------------------------------------------
