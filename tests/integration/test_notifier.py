@@ -63,3 +63,82 @@ def test_a_permanent_failure_marks_the_channel_and_is_not_retried(tmp_path: Path
         }
         [channel] = notifier.channel_status(hub.read_engine)
     assert channel["failing"] and "not a valid Apprise URL" in channel["last_error"]
+
+
+def _queue(tmp_path: Path, db_url: str, count: int):
+    config = tmp_path / "backwatch.toml"
+    config.write_text(f'[[notify]]\nurls = ["{URL}"]\n')
+    settings = make_settings(tmp_path / "data", db_url, BACKWATCH_CONFIG=str(config))
+    with Hub(settings) as hub:
+        hub.write(notifier.queue_test(settings, [URL] * count, 1000.0))
+    return settings
+
+
+def _statuses(engine) -> list[str]:
+    with engine.connect() as conn:
+        return [r.status for r in conn.execute(t.deliveries.select().order_by(t.deliveries.c.id))]
+
+
+def test_each_delivery_is_claimed_only_when_its_turn_comes(tmp_path: Path, db_url: str) -> None:
+    """A round never claims messages ahead: one killed mid-round leaves the rest pending,
+    for any instance to send at once, not 'sending' until their claims expire."""
+    settings = _queue(tmp_path, db_url, 3)
+    engine = make_engine(settings.db_url)
+    seen: list[list[str]] = []
+
+    def sender(url: str, title: str, body: str, severity: str) -> None:
+        seen.append(_statuses(engine))
+
+    try:
+        assert notifier.deliver(engine, settings, 1000.0, sender=sender)["sent"] == 3
+        assert _statuses(engine) == ["sent"] * 3
+    finally:
+        engine.dispose()
+    assert seen == [
+        ["sending", "pending", "pending"],
+        ["sent", "sending", "pending"],
+        ["sent", "sent", "sending"],
+    ]
+
+
+def test_a_dead_workers_claim_is_taken_over_only_once_it_expires(
+    tmp_path: Path, db_url: str
+) -> None:
+    settings = _queue(tmp_path, db_url, 1)
+    engine = make_engine(settings.db_url)
+    sent: list[str] = []
+    try:
+        # a worker claimed it at 1000 and died before marking it (sent or not: unknown)
+        assert notifier.claim_one(engine, 1000.0, "dead-host:1/attempt") is not None
+        quiet = notifier.deliver(engine, settings, 1000.0 + notifier.STALE_CLAIM_S - 1,
+                                 sender=lambda *a: sent.append("early"))  # fmt: skip
+        assert quiet == {"sent": 0, "retry": 0, "dead": 0} and sent == []
+        later = notifier.deliver(engine, settings, 1000.0 + notifier.STALE_CLAIM_S + 1,
+                                 sender=lambda *a: sent.append("again"))  # fmt: skip
+        assert later["sent"] == 1 and sent == ["again"]  # at least once: sent again
+        assert _statuses(engine) == ["sent"]
+    finally:
+        engine.dispose()
+
+
+def test_a_mark_by_an_attempt_whose_claim_was_taken_over_changes_nothing(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A worker that hung past its claim's expiry finds the row another worker claimed:
+    its late 'sent' does not overwrite the other's claim."""
+    settings = _queue(tmp_path, db_url, 1)
+    engine = make_engine(settings.db_url)
+    try:
+        slow = notifier.claim_one(engine, 1000.0, "slow:1/a")
+        assert slow is not None
+        later = 1000.0 + notifier.STALE_CLAIM_S + 1
+        fast = notifier.claim_one(engine, later, "fast:2/b")
+        assert fast is not None and fast["claimed_by"] == "fast:2/b"
+        assert notifier._record(engine, slow, later + 1, None) == "sent"
+        with engine.connect() as conn:
+            row = conn.execute(t.deliveries.select()).mappings().one()
+        assert (row["status"], row["claimed_by"]) == ("sending", "fast:2/b")
+        assert notifier._record(engine, fast, later + 2, None) == "sent"
+        assert _statuses(engine) == ["sent"]
+    finally:
+        engine.dispose()

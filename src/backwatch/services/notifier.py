@@ -1,15 +1,26 @@
 """The notifier: sends what the alert evaluator queued in the ``deliveries`` outbox.
 
 A delivery is claimed with a conditional UPDATE that must change exactly one row, so two
-``serve`` instances on one PostgreSQL never send the same message twice. Transient failures
-are retried with exponential backoff; a permanent one (an invalid URL) or too many attempts
-marks the delivery dead and the channel failing, with the error kept for the user to see.
+``serve`` instances on one PostgreSQL never claim the same message at once. Transient
+failures are retried with exponential backoff; a permanent one (an invalid URL) or too many
+attempts marks the delivery dead and the channel failing, with the error kept for the user.
+
+Delivery is at least once, not exactly once: no transport (Apprise, SMTP, a webhook) can
+take part in our transaction. Each delivery is claimed just before it is sent (one at a
+time, never a batch claimed ahead) under an attempt id, and marked sent in its own short
+transaction the moment the transport returns. A claim is taken over only once it is older
+than ``STALE_CLAIM_S``, far longer than one send takes, so a live worker's claim is never
+taken; what remains is a worker that dies between the transport's return and that commit
+(milliseconds): its message is sent again once the claim expires.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +36,12 @@ from backwatch.store import tables as t
 MAX_ATTEMPTS = 6
 BASE_DELAY_S = 30.0
 MAX_DELAY_S = 3600.0
+#: a claim older than this was left by a worker that died (or hung) while sending
 STALE_CLAIM_S = 300.0
+#: deliveries sent per round at most (each claimed when its turn comes)
 BATCH = 20
+
+log = logging.getLogger("backwatch.notifier")
 
 Sender = Callable[[str, str, str, str], None]
 
@@ -39,31 +54,43 @@ def backoff(attempts: int) -> float:
     return min(MAX_DELAY_S, BASE_DELAY_S * 2 ** max(0, attempts - 1))
 
 
-def claim(engine: Engine, now: float, worker: str, limit: int = BATCH) -> list[dict[str, Any]]:
-    """Claim due deliveries (also ones a dead worker left in 'sending')."""
+def attempt_id(worker: str) -> str:
+    """Who claims, and which attempt: a mark by an attempt whose claim was taken over
+    finds the row no longer its own."""
+    return f"{worker[:50]}/{secrets.token_hex(6)}"
+
+
+def claim_one(engine: Engine, now: float, attempt: str) -> dict[str, Any] | None:
+    """Claim the next due delivery (also one a dead worker left in 'sending' longer than
+    ``STALE_CLAIM_S``); None when nothing is due."""
     d = t.deliveries
-    claimed = []
-    with engine.begin() as conn:
+    due = ((d.c.status == "pending") & (d.c.next_attempt_at <= now)) | (
+        (d.c.status == "sending") & (d.c.claimed_at < now - STALE_CLAIM_S)
+    )
+    with engine.connect() as conn:
         candidates = conn.execute(
-            select(d.c.id, d.c.status)
-            .where(
-                ((d.c.status == "pending") & (d.c.next_attempt_at <= now))
-                | ((d.c.status == "sending") & (d.c.claimed_at < now - STALE_CLAIM_S))
-            )
-            .order_by(d.c.id)
-            .limit(limit)
+            select(d.c.id, d.c.status, d.c.claimed_by).where(due).order_by(d.c.id).limit(5)
         ).all()
-    for delivery_id, status in candidates:
+    for delivery_id, status, claimed_by in candidates:
         with engine.begin() as conn:
             changed = conn.execute(
-                update(d)
-                .where(d.c.id == delivery_id, d.c.status == status)
-                .values(status="sending", claimed_by=worker, claimed_at=now)
+                update(d)  # unchanged since read: status and claim (None → IS NULL)
+                .where(d.c.id == delivery_id, d.c.status == status, d.c.claimed_by == claimed_by)
+                .values(status="sending", claimed_by=attempt, claimed_at=now)
             ).rowcount
-            if changed == 1:
-                row = conn.execute(select(d).where(d.c.id == delivery_id)).mappings().one()
-                claimed.append(dict(row))
-    return claimed
+            row = conn.execute(select(d).where(d.c.id == delivery_id)).mappings().one()
+        if changed == 1:
+            if status == "sending":
+                log.warning(
+                    "delivery %s was claimed by %s more than %.0f s ago and never marked: "
+                    "that worker died or hung while sending; sending it again (it may have "
+                    "gone out already)",
+                    delivery_id,
+                    claimed_by,
+                    STALE_CLAIM_S,
+                )
+            return dict(row)
+    return None
 
 
 def channel_urls(settings: Settings) -> dict[str, str]:
@@ -79,7 +106,12 @@ def deliver(
     )
     urls = channel_urls(settings)
     outcome = {"sent": 0, "retry": 0, "dead": 0}
-    for row in claim(engine, now, worker_id()):
+    began, worker = time.monotonic(), worker_id()
+    for _ in range(BATCH):
+        at = now + (time.monotonic() - began)  # each claim stamped when it is taken
+        row = claim_one(engine, at, attempt_id(worker))
+        if row is None:
+            break
         url = urls.get(row["channel"])
         error: TransportError | None = None
         if url is None:
@@ -91,20 +123,27 @@ def deliver(
                 error = exc
             except Exception as exc:
                 error = TransportError(f"{type(exc).__name__}: {exc}")
-        outcome[_record(engine, row, now, error)] += 1
+        outcome[_record(engine, row, now + (time.monotonic() - began), error)] += 1
     return outcome
 
 
 def _record(engine: Engine, row: dict[str, Any], now: float, error: TransportError | None) -> str:
     d, c = t.deliveries, t.channels
     attempts = row["attempts"] + 1
+    ours = (d.c.id == row["id"]) & (d.c.status == "sending") & (d.c.claimed_by == row["claimed_by"])
     with engine.begin() as conn:
         if error is None:
-            conn.execute(
+            marked = conn.execute(
                 update(d)
-                .where(d.c.id == row["id"])
+                .where(ours)
                 .values(status="sent", attempts=attempts, sent_at=now, last_error=None)
-            )
+            ).rowcount
+            if not marked:  # its claim outlived STALE_CLAIM_S: another worker took it over
+                log.warning(
+                    "delivery %s was sent, but its claim had expired and another worker "
+                    "took it over: the message may go out twice",
+                    row["id"],
+                )
             conn.execute(
                 update(c).where(c.c.id == row["channel"]).values(last_success_at=now, failing=False)
             )
@@ -112,7 +151,7 @@ def _record(engine: Engine, row: dict[str, Any], now: float, error: TransportErr
         dead = error.permanent or attempts >= MAX_ATTEMPTS
         conn.execute(
             update(d)
-            .where(d.c.id == row["id"])
+            .where(ours)
             .values(
                 status="dead" if dead else "pending",
                 attempts=attempts,
