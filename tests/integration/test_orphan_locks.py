@@ -147,13 +147,30 @@ def test_the_sweep_reports_dead_runners_and_leaves_live_ones(
     assert live.try_acquire(["job:other"])
     live.write_note({"job": "other", "run_id": "run-live", "host": "h3", "pid": 9, "since": 2.0})
     stale: list[Holder] = []
+    sweeper = Locks(tmp_path, engine=engine, on_stale=stale.append)
     try:
-        assert Locks(tmp_path, engine=engine, on_stale=stale.append).sweep() == 1
+        assert sweeper.sweep() == 1
+        assert sweeper.sweep() == 0  # reported once
         assert [h.run_id for h in stale] == ["run-gone"]
-        assert [n["run_id"] for n in notes(engine)] == ["run-live"]
+        # the dead runner's note stays: a runner on its host must still find its command
+        assert sorted(str(n["run_id"]) for n in notes(engine)) == ["run-gone", "run-live"]
     finally:
         live.release()
+    assert [n["run_id"] for n in notes(engine)] == ["run-gone"]
+    locks = Locks(tmp_path, engine=engine)
+    held = locks.acquire(["job:nightly"], note={"job": "nightly", "run_id": "run-next"})
+    assert held is not None
+    held.release()  # the next holder replaced it; giving the lock back leaves no note
     assert notes(engine) == []
+
+
+def test_the_sweep_forgets_a_dead_runner_of_this_host(tmp_path: Path, engine: Engine) -> None:
+    locks = Locks(tmp_path, engine=engine)
+    leave_note(engine, "run-here", host=locks.host, pid=dead_pid(), since=time.time())
+    stale: list[Holder] = []
+    locks.on_stale = stale.append
+    assert locks.sweep() == 1
+    assert [h.run_id for h in stale] == ["run-here"] and notes(engine) == []
 
 
 def test_a_command_left_running_by_a_dead_runner_of_this_data_dir_is_waited_for(

@@ -391,7 +391,10 @@ class Locks:
             try:
                 if not advisory.try_acquire([name]):
                     continue  # held by a live session: not stale
-                if self._noted_holders(advisory, stale) is None:
+                hosts = {note["host"] for note in advisory.notes()}
+                # another host's note stays: a runner there still finds its dead run's
+                # command, which cannot be seen from here (the next holder replaces it)
+                if self._noted_holders(advisory, stale) is None and hosts <= {self.host}:
                     advisory.forget(name)
             finally:
                 advisory.release()

@@ -33,8 +33,8 @@ def clear_stale_lock(holder: Holder, now: float, *, actor: str) -> Op[None]:
         )
 
     def op(conn: Connection, unit: WriteUnit) -> None:
-        if holder.left_running and holder.run_id and not _active(conn, holder.run_id):
-            return  # found again by a runner that waits for its command: recorded once
+        if holder.run_id and _status(conn, holder.run_id) not in (None, *ACTIVE):
+            return  # its run is closed: recorded already (found again by another runner)
         unit.event(
             at=now,
             kind="auto_resolve",
@@ -76,6 +76,10 @@ def died_message(holder: Holder) -> str:
     return message
 
 
-def _active(conn: Connection, run_id: str | None) -> bool:
+def _status(conn: Connection, run_id: str | None) -> RunStatus | None:
     status = conn.execute(select(t.runs.c.status).where(t.runs.c.id == run_id)).scalar()
-    return status is not None and RunStatus(status) in ACTIVE
+    return None if status is None else RunStatus(status)
+
+
+def _active(conn: Connection, run_id: str | None) -> bool:
+    return _status(conn, run_id) in ACTIVE
