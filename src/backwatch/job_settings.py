@@ -331,12 +331,19 @@ PHASE_PROBLEM = "must be a name of letters, digits, '.', '_' or '-' (at most 64 
 RUN_ACTIONS = ("dump", "backup", "prune", "check")
 
 
+#: a job's display name, shown on pages and in notifications beside its id
+NAME_MAX = 120
+
+
 class JobSettings(BaseModel):
     """One ``[[jobs]]`` table. An unknown key is an error, so a typo never goes unnoticed."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(description="The job's slug: [a-z0-9][a-z0-9._-]{0,63}.")
+    name: str = Field(
+        "", description="A display name for people, any characters (the id stays the slug)."
+    )
     description: str = Field("", description="What the job backs up, for people.")
     host: str | None = Field(None, description="The host the job runs on.")
     backup_path: str | None = Field(None, description="What it backs up (shown only).")
@@ -386,6 +393,16 @@ class JobSettings(BaseModel):
     def _slug(cls, value: str) -> str:
         if not JOB_ID_RE.match(value):
             raise ValueError(JOB_ID_PROBLEM)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = " ".join(value.split())  # one line: no tabs, newlines or runs of spaces
+        if len(value) > NAME_MAX:
+            raise ValueError(f"must be at most {NAME_MAX} characters")
+        if not value.isprintable():
+            raise ValueError("must be printable text (no control characters)")
         return value
 
     _duration = field_validator("grace", "timeout")(lambda cls, v: check_duration(v))

@@ -113,10 +113,16 @@ def test_update_pause_resume_delete(api):
     assert api.post(urlsplit(check["ping_url"]).path).status_code == 404  # no longer pings
 
 
-def test_a_name_that_is_not_a_job_id_becomes_one_and_cannot_be_renamed(api):
-    check = create(api, name="My DB Backup")
-    assert check["name"] == "my-db-backup"
-    resp = api.post(f"{V3}/checks/{check['uuid']}", json={"name": "other"}, headers=key(api))
+def test_a_name_is_kept_as_written_its_slug_is_the_job_id_and_only_the_name_changes(api):
+    check = create(api, name="Fotos von Oma 📷")
+    assert (check["name"], check["slug"]) == ("Fotos von Oma 📷", "fotos-von-oma")
+    job = api.get("/api/v1/jobs/fotos-von-oma", headers=api.auth_headers).json()
+    assert job["name"] == "Fotos von Oma 📷"
+    url = f"{V3}/checks/{check['uuid']}"
+    resp = api.post(url, json={"name": "Fotos (alt)"}, headers=key(api))
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["name"], resp.json()["slug"]) == ("Fotos (alt)", "fotos-von-oma")
+    resp = api.post(url, json={"slug": "other"}, headers=key(api))
     assert resp.status_code == 400 and "cannot be changed" in resp.json()["error"]
 
 

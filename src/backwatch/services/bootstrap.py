@@ -48,6 +48,7 @@ def sync_configured_jobs(hub: Hub, only: str | None = None) -> int:
             continue
         values = {
             "id": job.id,
+            "name": job.name,
             "description": job.description,
             "host": job.host,
             "backup_path": job.backup_path or (job.destinations[0] if job.destinations else None),

@@ -129,7 +129,7 @@ def check_out(row: dict[str, Any], now: float, view: View) -> dict[str, Any]:
                     default=None)  # fmt: skip
     job = row["id"]
     out: dict[str, Any] = {
-        "name": job,
+        "name": row.get("name") or job,
         "slug": job,
         "tags": " ".join(row.get("tags") or []),
         "desc": row.get("description") or "",
@@ -340,12 +340,11 @@ def create_check(spec: hc_spec.Spec, now: float, *, actor: str) -> Op[tuple[str,
 
 
 def update_check(job: str, spec: hc_spec.Spec, now: float, *, actor: str) -> Op[None]:
-    for field, value in (("name", spec.name), ("slug", spec.slug)):
-        if value is not None and (hc_spec.slugify(value) if field == "name" else value) != job:
-            raise hc_spec.HCInvalid(
-                f"{field}: a check's name and slug are its backwatch job id ({job!r}) and "
-                "cannot be changed"
-            )
+    # the name is the job's display name and may change; the slug is its id and may not
+    if spec.slug is not None and spec.slug != job:
+        raise hc_spec.HCInvalid(
+            f"slug: a check's slug is its backwatch job id ({job!r}) and cannot be changed"
+        )
     patch = job_service.job_patch(hc_spec.patch_body(spec))
 
     def op(conn: Connection, unit: WriteUnit) -> None:

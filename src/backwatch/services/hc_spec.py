@@ -137,6 +137,8 @@ def _period(seconds: int) -> str:
 def patch_body(spec: Spec) -> dict[str, Any]:
     """The job fields a spec sets, in ``PUT /api/v1/jobs`` terms (``job_patch`` checks)."""
     body: dict[str, Any] = {}
+    if spec.name is not None:
+        body["name"] = spec.name  # the check's name as written; the job id is its slug
     if spec.desc is not None:
         body["description"] = spec.desc
     if spec.tags is not None:
@@ -164,12 +166,18 @@ def job_id_for(spec: Spec) -> str:
     return "check-" + uuid.uuid4().hex[:8]
 
 
+def _named(row: dict[str, Any], name: str) -> bool:
+    """The job is the check called ``name``: by its display name, or by its id when it has
+    none (a job that reports made before any check was created for it)."""
+    return row.get("name") == name or (not row.get("name") and row["id"] == slugify(name))
+
+
 def matches(row: dict[str, Any], spec: Spec) -> bool:
     for field in spec.unique:
         value = getattr(spec, field)
         if value is None:
             return False
-        if field == "name" and row["id"] != slugify(value):
+        if field == "name" and not _named(row, value):
             return False
         if field == "slug" and row["id"] != value:
             return False

@@ -23,6 +23,7 @@ from backwatch.timeutil import parse_duration
 
 #: fields a user may change with PUT /api/v1/jobs/{id} (the rest is derived)
 EDITABLE = (
+    "name",
     "description",
     "host",
     "backup_path",
@@ -44,6 +45,7 @@ def new_job_row(job_id: str, now: float, origin: str, **fields: Any) -> dict[str
     """A new job's row: the defaults every job starts with, then ``fields``."""
     return {
         "id": job_id,
+        "name": "",
         "description": "",
         "host": None,
         "tool": None,
@@ -207,8 +209,8 @@ def update_job(
 
 #: what PUT /api/v1/jobs/{id} may change; the rest of a job lives in backwatch.toml
 PUT_FIELDS = frozenset(
-    {"description", "host", "backup_path", "tool", "schedule", "timezone", "grace", "timeout",
-     "tags", "paused"}
+    {"name", "description", "host", "backup_path", "tool", "schedule", "timezone", "grace",
+     "timeout", "tags", "paused"}
 )  # fmt: skip
 
 
@@ -230,7 +232,16 @@ def job_patch(body: Any) -> dict[str, Any]:
     except ValidationError as exc:
         raise invalid_from(exc) from None
     patch: dict[str, Any] = {}
-    for key in ("description", "host", "backup_path", "tool", "schedule", "timezone", "tags"):
+    for key in (
+        "name",
+        "description",
+        "host",
+        "backup_path",
+        "tool",
+        "schedule",
+        "timezone",
+        "tags",
+    ):
         if key in body:
             patch[key] = getattr(parsed, key)
     if "paused" in body:

@@ -236,6 +236,7 @@ def job_out(
         }
     return {
         "id": row["id"],
+        "name": row.get("name") or "",
         "description": row.get("description") or "",
         "host": row.get("host"),
         "backup_path": row.get("backup_path"),
