@@ -126,7 +126,7 @@ async def overview(
         "next_cursor": others.next_cursor,
         "paged": cursor is not None,
         "job_count": sum(total.values()),
-        "matching": sum(counts.values()),
+        "matching": sum(counts.get(s, 0) for s in (wanted.health or counts)),
         "counts": counts,
         "total_counts": total,
         "problems": job_list.PROBLEMS,
