@@ -232,20 +232,9 @@ def job_patch(body: Any) -> dict[str, Any]:
     except ValidationError as exc:
         raise invalid_from(exc) from None
     patch: dict[str, Any] = {}
-    for key in (
-        "name",
-        "description",
-        "host",
-        "backup_path",
-        "tool",
-        "schedule",
-        "timezone",
-        "tags",
-    ):
+    for key in EDITABLE:  # the columns named as their fields (not grace_s, timeout_s)
         if key in body:
             patch[key] = getattr(parsed, key)
-    if "paused" in body:
-        patch["paused"] = parsed.paused
     if "grace" in body:
         patch["grace_s"] = parse_duration(parsed.grace)
     if "timeout" in body:
