@@ -7,51 +7,18 @@ orphaned command ended (never beside it), and each notification arrives once."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import Server
+from tests.integration.test_alerts import Receiver, receiver  # noqa: F401  (fixture)
 
 LEASE_S = 5
 PERIOD_S = 15  # the job's schedule: a period, counted from its last start
 ORPHAN_S = 20  # how long the first run's command goes on after its leader died
-
-
-class Receiver:
-    """A local webhook: what Apprise's json:// sends lands in ``messages``."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                outer.messages.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"json://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
 
 
 def runs_of(server: Server, token: str) -> list[dict[str, Any]]:
@@ -89,7 +56,11 @@ def marks(path: Path) -> list[tuple[str, str, float]]:
     return out
 
 
-def test_a_leader_killed_mid_run(tmp_path: Path, pg_url: str, receiver: Receiver) -> None:
+def test_a_leader_killed_mid_run(
+    tmp_path: Path,
+    pg_url: str,
+    receiver: Receiver,  # noqa: F811
+) -> None:
     marker, duration = tmp_path / "marks", tmp_path / "duration"
     duration.write_text(str(ORPHAN_S))
     script = tmp_path / "job.sh"
