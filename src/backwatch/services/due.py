@@ -8,6 +8,10 @@ the creation, it counts from) and ``due_key`` (schedule and time zone) say what 
 computed for: a row whose inputs moved since (a migration, a write that went around the
 services) is *stale*; ``refresh_due(conn)`` finds those with one query, on start.
 Unscheduled jobs need nothing here: their due time (last start + learned interval) is SQL.
+
+The same index serves the periodic check of the time rules (services/alerts):
+``time_rule_suspects`` names the jobs past their due time and grace, or running longer than
+a run may take, without reading the others.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    case,
+    false,
     func,
     literal,
     or_,
@@ -79,19 +85,30 @@ _SET_DUE = (
 
 
 def refresh_due(conn: Connection, job_ids: Iterable[str] | None = None) -> int:
-    """Set ``due_at`` on the stale rows among ``job_ids`` (all jobs: None); answers how
-    many it set."""
+    """Set ``due_at`` on the stale rows among ``job_ids`` (all jobs: None, ``_IN_CHUNK`` at
+    a time by id); answers how many it set."""
     query = select(
         _j.c.id, _j.c.schedule, _j.c.timezone, _j.c.last_started_at, _j.c.created_at
     ).where(stale())
+    count = 0
     if job_ids is None:
-        rows = list(conn.execute(query))
-    else:
-        ids = sorted(set(job_ids))
-        rows = []
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
-            rows.extend(conn.execute(query.where(_j.c.id.in_(chunk))))
+        after = ""
+        while True:
+            rows = list(
+                conn.execute(query.where(_j.c.id > after).order_by(_j.c.id).limit(_IN_CHUNK))
+            )
+            count += _set_due(conn, rows)
+            if len(rows) < _IN_CHUNK:
+                return count
+            after = rows[-1][0]
+    ids = sorted(set(job_ids))
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        count += _set_due(conn, list(conn.execute(query.where(_j.c.id.in_(chunk)))))
+    return count
+
+
+def _set_due(conn: Connection, rows: list[Any]) -> int:
     updates = []
     for job_id, schedule, timezone, last_started, created in rows:
         base = last_started if last_started is not None else created
@@ -105,6 +122,37 @@ def refresh_due(conn: Connection, job_ids: Iterable[str] | None = None) -> int:
         )
     execute_many(conn, _SET_DUE, updates)
     return len(updates)
+
+
+def time_rule_suspects(conn: Connection, now: float, stuck_minutes: float) -> set[str]:
+    """The jobs not paused that are past their due time and grace (a scheduled job by
+    ``due_at``, an unscheduled one by its learned interval), or whose latest run has been
+    running longer than ``stuck_minutes`` and three of its median durations (or than its
+    timeout): each found by an index, the other jobs not read."""
+    grace = func.coalesce(_j.c.grace_s, 0.0)
+    awake = or_(_j.c.paused.is_(None), _j.c.paused == false())
+    scheduled_late = select(_j.c.id).where(
+        _j.c.due_at < now, _j.c.due_at + grace < now, scheduled(), awake
+    )
+    learned_late = select(_j.c.id).where(
+        _j.c.learned_interval_s.is_not(None),
+        _j.c.last_started_at + _j.c.learned_interval_s + grace < now,
+        awake,  # scheduled ones too: a schedule that does not parse falls back on it
+    )
+    floor = stuck_minutes * 60
+    three_median = 3 * _j.c.median_duration_s
+    limit = case(
+        (func.coalesce(_j.c.timeout_s, 0.0) != 0, _j.c.timeout_s),
+        (three_median > floor, three_median),
+        else_=literal(floor),
+    )
+    running_long = select(_j.c.id).where(
+        _j.c.last_status == "running", literal(now) - _j.c.last_started_at > limit, awake
+    )
+    found: set[str] = set()
+    for query in (scheduled_late, learned_late, running_long):
+        found.update(conn.execute(query).scalars())
+    return found
 
 
 def touched_jobs(changes: list[dict[str, Any]]) -> set[str]:

@@ -29,6 +29,8 @@ INGEST_DELAY_S = 0.5
 INGEST_MIN_INTERVAL_S = 2.0
 FULL_EVERY_S = 600.0
 DELIVER_EVERY_S = 2.0
+#: the share of one core a round over every job may take (pages, with pauses between)
+FULL_SHARE = 0.5
 
 
 class AlertTasks:
@@ -43,6 +45,7 @@ class AlertTasks:
         self._last_full = float("-inf")
         self._term = 0  # the leader's term whose catching up is done (services/leader.py)
         self._last_cpu_s = 0.0  # CPU time of the latest rule evaluation
+        self.page_size = alerts.PAGE  # jobs per page of a round over every job
         self._tick_lock = asyncio.Lock()  # one round at a time, also when called directly
         self.system = selfmon.SystemAlerts(hub)
         hub.listeners.append(self._on_commit)
@@ -94,7 +97,7 @@ class AlertTasks:
             gap = pacing.gap_after(self._last_cpu_s, INGEST_MIN_INTERVAL_S)
             await asyncio.sleep(gap - INGEST_DELAY_S)
 
-    async def evaluate(self, jobs: list[str] | None, kind: str | None) -> int:
+    async def evaluate(self, jobs: list[str], kind: str | None) -> int:
         """Work out the rules on a read connection in a thread, then hand the writer only
         the alerts that change: ingest never waits behind rule evaluation."""
         settings, now = self.hub.settings, self.hub.now()
@@ -103,9 +106,51 @@ class AlertTasks:
             with self.hub.read_engine.connect() as conn:
                 return alerts.find_changes(conn, settings, now, jobs, kind)
 
+        return await self._find_and_apply(find, now)
+
+    async def evaluate_due(self) -> int:
+        """The time rules of the jobs they can say something about (overdue, running long,
+        with an open alert of one: services/alerts ``time_rule_jobs``), not of every job."""
+        settings, now = self.hub.settings, self.hub.now()
+
+        def find() -> alerts.AlertChanges:
+            with self.hub.read_engine.connect() as conn:
+                return alerts.find_due_changes(conn, settings, now)
+
+        return await self._find_and_apply(find, now)
+
+    async def evaluate_all(self) -> int:
+        """Every rule of every job, ``page_size`` jobs at a time by id: never every job in
+        memory at once, and reports are stored between two pages. Stops when this instance
+        no longer leads; re-notifications are queued with the last page."""
+        settings, now = self.hub.settings, self.hub.now()
+        after: str | None = ""
+        changed = 0
+        while after is not None:
+
+            def find(start: str = after) -> tuple[alerts.AlertChanges, str | None]:
+                with self.hub.read_engine.connect() as conn:
+                    return alerts.find_changes_page(
+                        conn, settings, now, None, start, self.page_size
+                    )
+
+            (found, after), self._last_cpu_s = await asyncio.to_thread(pacing.timed, find)
+            found.full = after is None  # the round is complete: re-notifications are due
+            changed += await self._apply(found, now)
+            if after is not None:
+                # a big fleet's round takes at most FULL_SHARE of a core: ingest keeps pace
+                await asyncio.sleep(pacing.gap_after(self._last_cpu_s, 0.0, FULL_SHARE))
+                if not self.leader.check():
+                    return changed
+        return changed
+
+    async def _find_and_apply(self, find: Any, now: float) -> int:
         found, self._last_cpu_s = await asyncio.to_thread(pacing.timed, find)
+        return await self._apply(found, now)
+
+    async def _apply(self, found: alerts.AlertChanges, now: float) -> int:
         if found.changes or found.intervals or found.medians or found.full:
-            await self.hub.submit(alerts.apply_changes(settings, now, found))
+            await self.hub.submit(alerts.apply_changes(self.hub.settings, now, found))
         return len(found.changes)
 
     async def tick(self) -> None:
@@ -132,10 +177,11 @@ class AlertTasks:
             changed, self._changed = sorted(self._changed), set()
         if changed:
             await self._guard(self.evaluate(changed, "run"))
-        # time rules every tick, from the jobs' snapshots; every rule (the 7-day error
-        # rate slides with the clock) now and then, and on the first tick
+        # time rules every tick, from the snapshots of the jobs they can say something
+        # about; every rule of every job (the 7-day error rate slides with the clock) now
+        # and then, and on the first tick, a page at a time
         full = now - self._last_full >= FULL_EVERY_S
-        await self._guard(self.evaluate(None, None if full else "time"))
+        await self._guard(self.evaluate_all() if full else self.evaluate_due())
         if full:
             self._last_full = now
 

@@ -11,10 +11,14 @@ The names callers use are re-exported here (``from backwatch.services import ale
 from __future__ import annotations
 
 from backwatch.services.alerts.evaluation import (
+    PAGE,
     AlertChanges,
     apply_changes,
     evaluate_jobs,
     find_changes,
+    find_changes_page,
+    find_due_changes,
+    time_rule_jobs,
 )
 from backwatch.services.alerts.facts import (
     disk_facts,
@@ -34,6 +38,7 @@ from backwatch.services.alerts.output import alert_out, list_alerts, open_counts
 
 __all__ = [
     "ACTIVE",
+    "PAGE",
     "SYSTEM_JOB",
     "AlertChanges",
     "AlertWriter",
@@ -43,6 +48,8 @@ __all__ = [
     "ensure_channel",
     "evaluate_jobs",
     "find_changes",
+    "find_changes_page",
+    "find_due_changes",
     "job_facts",
     "list_alerts",
     "open_counts",
@@ -50,4 +57,5 @@ __all__ = [
     "snapshot_facts",
     "snooze",
     "thresholds_for",
+    "time_rule_jobs",
 ]

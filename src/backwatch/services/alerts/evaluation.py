@@ -3,6 +3,11 @@
 The changes are found on a read connection (``find_changes``) and applied by the writer
 (``apply_changes``), so the writer — and the reports waiting for it — only pays for the
 alerts that really change.
+
+Jobs are read ``PAGE`` at a time, never all at once: a round over every job goes through
+them by id (``find_changes_page``), and the periodic check of the time rules reads only the
+jobs whose time rules can say something now (``time_rule_jobs``: overdue by the due-time
+index, running long, with an open alert of a time rule, or configured here).
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from backwatch.domain.rules import Finding, learned_interval
+from backwatch.domain.rules import RULES, Finding, learned_interval
 from backwatch.domain.rules import evaluate as evaluate_rules
+from backwatch.services import due
 from backwatch.services.alerts.facts import (
     configured_jobs,
     job_facts,
@@ -24,6 +30,11 @@ from backwatch.services.alerts.lifecycle import ACTIVE, AlertWriter
 from backwatch.services.unit import WriteUnit
 from backwatch.settings import Settings
 from backwatch.store import tables as t
+
+#: jobs evaluated per batch: what a round holds in memory at once
+PAGE = 500
+#: the rules the periodic check evaluates (``kind == "time"``)
+TIME_RULES = tuple(name for name, spec in RULES.items() if spec.kind == "time")
 
 
 @dataclass
@@ -53,15 +64,85 @@ def find_changes(
     """Evaluate the rules of ``kind`` (None: all) for these jobs (None: every job) and list
     what differs from the stored alerts. backwatch's own alerts (the ``_system`` job) are
     evaluated on every tick from measurements taken then: services/selfmon.py."""
-    query = select(t.jobs)
-    alerts_query = select(t.alerts).where(t.alerts.c.state.in_(ACTIVE))
-    if job_ids is not None:
-        query = query.where(t.jobs.c.id.in_(job_ids))
-        alerts_query = alerts_query.where(t.alerts.c.job.in_(job_ids))
+    found = AlertChanges(full=job_ids is None)
+    if job_ids is None:
+        after: str | None = ""
+        while after is not None:
+            after = _find_page(conn, settings, now, kind, after, PAGE, found)
+        return found
+    ids = sorted(set(job_ids))
+    for start in range(0, len(ids), PAGE):
+        _find_in(conn, settings, now, _rows(conn, ids[start : start + PAGE]), kind, found)
+    return found
+
+
+def find_changes_page(
+    conn: Connection, settings: Settings, now: float, kind: str | None, after: str, limit: int
+) -> tuple[AlertChanges, str | None]:
+    """One page of a round over every job: the ``limit`` jobs after the id ``after``
+    (``""``: from the first). Answers what changes and where the next page starts (None:
+    this was the last)."""
+    found = AlertChanges()
+    return found, _find_page(conn, settings, now, kind, after, limit, found)
+
+
+def find_due_changes(conn: Connection, settings: Settings, now: float) -> AlertChanges:
+    """The periodic check: the time rules of the jobs for which they can say something."""
+    return find_changes(conn, settings, now, time_rule_jobs(conn, settings, now), "time")
+
+
+def time_rule_jobs(conn: Connection, settings: Settings, now: float) -> list[str]:
+    """The jobs whose time rules may find something, or clear something, at ``now``: past
+    their due time and grace or running longer than the shortest a run may take
+    (services/due.py, by index), with an open or acknowledged alert of a time rule, and the
+    configured jobs (their disks, drills and own thresholds). For every other job each time
+    rule is clear, and none of their alerts is open: evaluating them would change nothing."""
+    found = set(due.time_rule_suspects(conn, now, settings.alerts.stuck_minutes))
+    a = t.alerts
+    found.update(
+        conn.execute(
+            select(a.c.job).where(a.c.state.in_(ACTIVE), a.c.rule.in_(TIME_RULES)).distinct()
+        ).scalars()
+    )
+    found.update(job.id for job in settings.jobs)
+    return sorted(found)
+
+
+def _rows(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(select(t.jobs).where(t.jobs.c.id.in_(ids))).mappings()]
+
+
+def _find_page(
+    conn: Connection,
+    settings: Settings,
+    now: float,
+    kind: str | None,
+    after: str,
+    limit: int,
+    found: AlertChanges,
+) -> str | None:
+    query = select(t.jobs).where(t.jobs.c.id > after).order_by(t.jobs.c.id).limit(limit)
     rows = [dict(r) for r in conn.execute(query).mappings()]
+    _find_in(conn, settings, now, rows, kind, found)
+    return rows[-1]["id"] if len(rows) == limit else None
+
+
+def _find_in(
+    conn: Connection,
+    settings: Settings,
+    now: float,
+    rows: list[dict[str, Any]],
+    kind: str | None,
+    found: AlertChanges,
+) -> None:
+    """The rules of ``kind`` for these job rows, against their stored alerts, into ``found``."""
+    if not rows:
+        return
+    ids = [row["id"] for row in rows]
+    alerts_query = select(t.alerts).where(t.alerts.c.state.in_(ACTIVE), t.alerts.c.job.in_(ids))
     active = {r["fingerprint"]: dict(r) for r in conn.execute(alerts_query).mappings()}
     configured = configured_jobs(settings)
-    found = AlertChanges(full=job_ids is None, jobs=len(rows))
+    found.jobs += len(rows)
     for row in rows:
         if kind == "time":  # the periodic check: the job's snapshot is enough, no history
             facts = snapshot_facts(conn, row, settings, now)
@@ -81,7 +162,6 @@ def find_changes(
             finding = None if rule_name in off else finding
             if _differs(active.get(f"{rule_name}:{row['id']}"), finding):
                 found.changes.append((row["id"], rule_name, finding))
-    return found
 
 
 def apply_changes(settings: Settings, now: float, found: AlertChanges) -> Any:

@@ -1,0 +1,165 @@
+"""Background work over a fleet reads jobs a page at a time and only the jobs that can have
+changed (issue 18): the periodic check of the time rules looks at the overdue, the long
+running and those with an open alert of a time rule, and finds what a check of every job
+finds; a round over every job goes through them in pages; status files are brought up to
+date in pages on start and a restart rewrites none. On real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from backwatch.domain.lifecycle import RunStatus
+from backwatch.domain.report import RunReport
+from backwatch.services import alerts
+from backwatch.services.alerts import evaluation
+from backwatch.services.hub import Hub
+from backwatch.services.jobs import put_job
+from backwatch.services.runs import record_report, start_run
+from backwatch.services.status_files import SUFFIX, StatusFileWriter, status_document
+from backwatch.services.unit import WriteUnit
+from backwatch.store import tables as t
+from backwatch.web.app import create_app
+from tests.conftest import Clock, make_settings
+
+H = 3600.0
+
+
+def _report(job: str, started_at: float, status: str = "success") -> RunReport:
+    return RunReport(
+        job=job, status=RunStatus(status), started_at=started_at, duration_s=60, size_bytes=1000
+    )
+
+
+def _pause(job: str, now: float) -> Any:
+    def op(conn: Any, unit: WriteUnit) -> None:
+        from backwatch.services.jobs import set_paused
+
+        set_paused(conn, unit, job, True, now, "test")
+
+    return op
+
+
+def _fleet(hub: Hub, now: float) -> None:
+    """Jobs in every situation the time rules care about, as of ``now``."""
+    daily = {"schedule": "24h", "grace": "1h"}
+    for job, last in (("ontime", 2 * H), ("overdue", 26 * H), ("late", 24.5 * H)):
+        hub.write(put_job(job, daily, now - 40 * H, actor="test"))
+        hub.write(record_report(_report(job, now - last), now - last))
+    hub.write(put_job("never", daily, now - 30 * H, actor="test"))  # declared, never ran
+    hub.write(put_job("paused_overdue", daily, now - 40 * H, actor="test"))
+    hub.write(record_report(_report("paused_overdue", now - 30 * H), now - 30 * H))
+    hub.write(_pause("paused_overdue", now - 29 * H))
+    hub.write(put_job("long_run", {"timeout": "1h"}, now - 40 * H, actor="test"))
+    hub.write(start_run(_report("long_run", now - 2 * H, "running"), now - 2 * H))
+    hub.write(start_run(_report("short_run", now - 60, "running"), now - 60))
+    for i in range(5):  # unscheduled: every 6 h, the last 8 h ago (learned, past grace)
+        started = now - 8 * H - (4 - i) * 6 * H
+        hub.write(record_report(_report("adhoc", started), started))
+    hub.write(record_report(_report("quiet", now - H), now - H))
+    # "fixed": missed once (its alert opened), then it reported
+    hub.write(put_job("fixed", daily, now - 40 * H, actor="test"))
+    hub.write(record_report(_report("fixed", now - 30 * H), now - 30 * H))
+    hub.write(alerts.evaluate_jobs(hub.settings, now - H, None, None))  # learns, opens
+    hub.write(record_report(_report("fixed", now - 10 * 60), now - 10 * 60))
+
+
+def _changes(found: alerts.AlertChanges) -> set[tuple[str, str, str | None]]:
+    return {(job, rule, f.message if f else None) for job, rule, f in found.changes}
+
+
+def test_the_time_check_reads_only_jobs_that_can_have_changed(tmp_path: Path, db_url: str):
+    settings = make_settings(tmp_path / "data", db_url)
+    now = 1_780_000_000.0
+    with Hub(settings, clock=lambda: now) as hub:
+        _fleet(hub, now)
+        with hub.read_engine.connect() as conn:
+            suspects = alerts.time_rule_jobs(conn, settings, now)
+            assert suspects == ["adhoc", "fixed", "long_run", "never", "overdue"]
+            due = alerts.find_due_changes(conn, settings, now)
+            every = alerts.find_changes(conn, settings, now, None, "time")
+        assert due.jobs == 5 and every.jobs == 10
+        assert _changes(due) == _changes(every)  # the same verdicts as checking every job
+        hub.write(alerts.apply_changes(settings, now, due))
+        with hub.read_engine.connect() as conn:
+            open_ = {(a["job"], a["rule"]) for a in alerts.list_alerts(conn, state="open")}
+    assert open_ == {
+        ("overdue", "missed"),
+        ("never", "missed"),
+        ("adhoc", "missed"),
+        ("long_run", "stuck"),
+    }  # and fixed's missed alert was resolved by the check
+
+
+def test_a_round_over_every_job_goes_page_by_page(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    settings = make_settings(tmp_path / "data", db_url)
+    clock = Clock()
+    hub = Hub(settings, grouped=True, clock=clock)
+    for i in range(10):
+        hub.write(record_report(_report(f"job-{i:02d}", clock.t - 60, "failed"), clock.t))
+    pages: list[tuple[str, int]] = []
+    real = evaluation.find_changes_page
+
+    def recording(conn: Any, settings: Any, now: float, kind: Any, after: str, limit: int) -> Any:
+        found, next_after = real(conn, settings, now, kind, after, limit)
+        pages.append((after, found.jobs))
+        return found, next_after
+
+    monkeypatch.setattr(alerts, "find_changes_page", recording)
+    monkeypatch.setattr(alerts, "PAGE", 3)
+    app = create_app(settings, hub=hub)
+    with TestClient(app) as client:
+        # the server's first round is over every job (its own, or this one if it has not
+        # started yet: rounds take turns, and the clock stands still, so there is one)
+        client.portal.call(app.state.alert_tasks.tick)
+        opened = client.get("/api/v1/alerts", params={"state": "open"}).json()["items"]
+    hub.close()
+    assert pages == [("", 3), ("job-02", 3), ("job-05", 3), ("job-08", 1)]
+    assert sorted(a["job"] for a in opened if a["rule"] == "failed") == [
+        f"job-{i:02d}" for i in range(10)
+    ]
+
+
+def test_status_files_of_many_jobs_are_written_in_pages_and_a_restart_writes_none(
+    tmp_path: Path,
+):
+    settings = make_settings(tmp_path / "data")
+    now = 1_780_000_000.0
+    with Hub(settings, clock=lambda: now) as hub:
+        for i in range(23):
+            status = "failed" if i % 4 == 0 else "success"
+            hub.write(record_report(_report(f"svc-{i:02d}", now - i * 60, status), now))
+        hub.write(put_job("declared", {"schedule": "24h"}, now, actor="test"))  # no run: no file
+
+        def sweep() -> StatusFileWriter:
+            writer = StatusFileWriter(hub, settle_s=0.0)
+            writer.page_size = 5
+            writer.start()
+            assert writer.swept.wait(30)
+            writer.stop()
+            return writer
+
+        assert sweep().files_written == 23
+        directory = settings.data_dir / "status"
+        assert sorted(p.name for p in directory.iterdir()) == [
+            f"svc-{i:02d}{SUFFIX}" for i in range(23)
+        ]
+        with hub.read_engine.connect() as conn:
+            for job in conn.execute(select(t.jobs).where(t.jobs.c.id != "declared")).mappings():
+                run = conn.execute(select(t.runs).where(t.runs.c.id == job["last_run_id"]))
+                expected = status_document(dict(job), dict(run.mappings().one()))
+                assert json.loads((directory / f"{job['id']}{SUFFIX}").read_text()) == expected
+
+        assert sweep().files_written == 0  # a restart: every file is already right
+        (directory / f"svc-07{SUFFIX}").write_text("{}")  # changed behind its back
+        (directory / f"svc-11{SUFFIX}").unlink()
+        assert sweep().files_written == 2
+        assert json.loads((directory / f"svc-07{SUFFIX}").read_text())["service"] == "svc-07"
+        assert (directory / f"svc-11{SUFFIX}").exists()
