@@ -23,6 +23,7 @@ from backwatch.services import due
 from backwatch.services.alerts.facts import (
     configured_jobs,
     job_facts,
+    run_histories,
     snapshot_facts,
     snapshot_median,
 )
@@ -143,11 +144,13 @@ def _find_in(
     active = {r["fingerprint"]: dict(r) for r in conn.execute(alerts_query).mappings()}
     configured = configured_jobs(settings)
     found.jobs += len(rows)
+    # the periodic check reads each job's snapshot alone, the others its latest runs
+    histories = run_histories(conn, ids) if kind != "time" else {}
     for row in rows:
-        if kind == "time":  # the periodic check: the job's snapshot is enough, no history
+        if kind == "time":
             facts = snapshot_facts(conn, row, settings, now)
         else:
-            facts = job_facts(conn, row, settings, now)
+            facts = job_facts(conn, row, settings, now, histories.get(row["id"], ()))
             # health (computed when read) and the missed rule must agree on unscheduled jobs
             learned = None if facts.schedule is not None else learned_interval(facts)
             if learned != row.get("learned_interval_s"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from backwatch.domain.lifecycle import BAD
 from backwatch.domain.rules import DiskFacts, JobFacts, RunFacts
@@ -68,31 +68,56 @@ def disk_facts(conn: Connection, paths: list[str], now: float) -> tuple[DiskFact
 
 
 _r = t.runs
+_HISTORY_COLUMNS = (
+    _r.c.id,
+    _r.c.status,
+    _r.c.started_at,
+    _r.c.finished_at,
+    _r.c.duration_s,
+    _r.c.size_bytes,
+    _r.c.files,
+    _r.c.message,
+    _r.c.stats,
+    _r.c.trigger,
+    _r.c.kind,
+)
 #: a job's latest runs, built once: a round over 100,000 jobs asks it 100,000 times, and
 #: building the statement each time cost as much as running it
 _HISTORY = (
-    select(
-        _r.c.id,
-        _r.c.status,
-        _r.c.started_at,
-        _r.c.finished_at,
-        _r.c.duration_s,
-        _r.c.size_bytes,
-        _r.c.files,
-        _r.c.message,
-        _r.c.stats,
-        _r.c.trigger,
-        _r.c.kind,
-    )
+    select(*_HISTORY_COLUMNS)
     .where(_r.c.job == bindparam("job_id"))
     .order_by(_r.c.started_at.desc())
     .limit(RUN_HISTORY)
 )
 
 
-def job_facts(conn: Connection, job: dict[str, Any], settings: Settings, now: float) -> JobFacts:
-    rows = conn.execute(_HISTORY, {"job_id": job["id"]}).all()
-    return _facts(conn, job, settings, now, tuple(_run_facts(row) for row in rows))
+def job_facts(
+    conn: Connection,
+    job: dict[str, Any],
+    settings: Settings,
+    now: float,
+    runs: tuple[RunFacts, ...] | None = None,
+) -> JobFacts:
+    """A job's facts with its latest ``RUN_HISTORY`` runs (read here unless ``runs`` are
+    given: ``run_histories`` reads those of a page of jobs at once)."""
+    if runs is None:
+        rows = conn.execute(_HISTORY, {"job_id": job["id"]}).all()
+        runs = tuple(_run_facts(row) for row in rows)
+    return _facts(conn, job, settings, now, runs)
+
+
+def run_histories(conn: Connection, job_ids: list[str]) -> dict[str, tuple[RunFacts, ...]]:
+    """The latest ``RUN_HISTORY`` runs of each of these jobs, newest first, with one query
+    (a round over every job: one statement per page, not one per job)."""
+    rank = (
+        func.row_number().over(partition_by=_r.c.job, order_by=_r.c.started_at.desc()).label("rank")
+    )
+    ranked = select(_r.c.job, *_HISTORY_COLUMNS, rank).where(_r.c.job.in_(job_ids)).subquery()
+    query = select(ranked).where(ranked.c.rank <= RUN_HISTORY).order_by(ranked.c.job, ranked.c.rank)
+    found: dict[str, list[RunFacts]] = {}
+    for row in conn.execute(query):
+        found.setdefault(row.job, []).append(_run_facts(row))
+    return {job: tuple(runs) for job, runs in found.items()}
 
 
 def snapshot_facts(
