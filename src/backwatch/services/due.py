@@ -25,7 +25,6 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
-    case,
     false,
     func,
     literal,
@@ -37,6 +36,7 @@ from sqlalchemy import (
 from backwatch.domain.schedule import parse_schedule
 from backwatch.store import tables as t
 from backwatch.store.dialect import execute_many
+from backwatch.store.job_list import stuck_limit_sql
 
 _IN_CHUNK = 500
 _j = t.jobs
@@ -139,15 +139,10 @@ def time_rule_suspects(conn: Connection, now: float, stuck_minutes: float) -> se
         _j.c.last_started_at + _j.c.learned_interval_s + grace < now,
         awake,  # scheduled ones too: a schedule that does not parse falls back on it
     )
-    floor = stuck_minutes * 60
-    three_median = 3 * _j.c.median_duration_s
-    limit = case(
-        (func.coalesce(_j.c.timeout_s, 0.0) != 0, _j.c.timeout_s),
-        (three_median > floor, three_median),
-        else_=literal(floor),
-    )
     running_long = select(_j.c.id).where(
-        _j.c.last_status == "running", literal(now) - _j.c.last_started_at > limit, awake
+        _j.c.last_status == "running",
+        literal(now) - _j.c.last_started_at > stuck_limit_sql(stuck_minutes),
+        awake,
     )
     found: set[str] = set()
     for query in (scheduled_late, learned_late, running_long):

@@ -77,6 +77,18 @@ def due_sql() -> ColumnElement[Any]:
     )
 
 
+def stuck_limit_sql(stuck_minutes: float) -> ColumnElement[float]:
+    """How long the job's run may go before it is stuck (domain/health.py): its timeout,
+    else three of its median durations, at least ``stuck_minutes``."""
+    floor = stuck_minutes * 60
+    three_median = 3 * _j.c.median_duration_s
+    return case(
+        (func.coalesce(_j.c.timeout_s, 0.0) != 0, _j.c.timeout_s),
+        (three_median > floor, three_median),
+        else_=literal(floor),
+    )
+
+
 def health_sql(now: float, stuck_minutes: float) -> ColumnElement[int]:
     """domain/health.py ``job_health`` as SQL, for a job row at ``now``: the health's
     position in ``HEALTH_STATES`` (problems first), so that one evaluation serves the
@@ -84,13 +96,7 @@ def health_sql(now: float, stuck_minutes: float) -> ColumnElement[int]:
     code = {state: i for i, state in enumerate(HEALTH_STATES)}
     due = due_sql()
     grace = func.coalesce(_j.c.grace_s, 0.0)
-    floor = stuck_minutes * 60
-    three_median = 3 * _j.c.median_duration_s
-    limit = case(
-        (func.coalesce(_j.c.timeout_s, 0.0) != 0, _j.c.timeout_s),
-        (three_median > floor, three_median),
-        else_=literal(floor),
-    )
+    limit = stuck_limit_sql(stuck_minutes)
     never_ran = or_(_j.c.last_started_at.is_(None), _j.c.last_status.is_(None))
     at = literal(now)
     base = case(
