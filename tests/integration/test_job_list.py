@@ -56,12 +56,27 @@ def _fleet(api: Any) -> None:
     _put(api, "new-1", description="never ran, no schedule", tags=["nas"])
     _report(api, "paused-1", "failed")
     assert api.post("/api/v1/jobs/paused-1/pause", headers=api.auth_headers).status_code == 200
+    # unscheduled, due at their learned interval (an hour; grace an hour by default)
+    for job, last in (
+        ("learned-ok", 10 * 60),
+        ("learned-late", 75 * 60),
+        ("learned-missed", 5 * HOUR),
+    ):
+        for k in reversed(range(6)):
+            _report(api, job, ago=last + k * HOUR)
+    # the rule round learns the interval after the commit
+    deadline = time.monotonic() + 30
+    for job in ("learned-ok", "learned-late", "learned-missed"):
+        while not api.get(f"/api/v1/jobs/{job}").json()["learned_interval_s"]:
+            assert time.monotonic() < deadline, f"{job} learned no interval"
+            time.sleep(0.1)
 
 
 EXPECTED = {
     "ok-1": "ok", "ok-2": "ok", "failing-1": "failing", "running-1": "running",
     "stuck-1": "stuck", "unknown-1": "unknown", "missed-1": "missed", "late-1": "late",
     "new-1": "new", "paused-1": "paused",
+    "learned-ok": "ok", "learned-late": "late", "learned-missed": "missed",
 }  # fmt: skip
 
 
@@ -81,7 +96,7 @@ def test_counts_and_health_filters_equal_each_jobs_health(api):
             job for job, h in EXPECTED.items() if h == health
         ), health
     several = api.get("/api/v1/jobs?health=failing,missed&health=stuck").json()["items"]
-    assert [j["id"] for j in several] == ["failing-1", "missed-1", "stuck-1"]
+    assert [j["id"] for j in several] == ["failing-1", "learned-missed", "missed-1", "stuck-1"]
 
 
 def test_a_schedule_change_moves_the_job_between_health_filters(api):
@@ -119,13 +134,14 @@ def test_cursor_walks_every_job_once_in_each_sort(api, sort):
         _report(api, f"bulk-{i:02d}", ago=600 + (i % 4) * 60)  # equal start times share keys
     walked = _walk(api, f"sort={sort}", limit=4)
     ids = [j["id"] for j in walked]
-    assert len(ids) == len(set(ids)) == 25
+    assert len(ids) == len(set(ids)) == len(EXPECTED) + 15
     whole = [j["id"] for j in api.get(f"/api/v1/jobs?sort={sort}&limit=1000").json()["items"]]
     assert ids == whole
     if sort == "id":
         assert ids == sorted(ids)
     if sort == "health":  # problems first
-        assert [j["health"] for j in walked][:4] == ["failing", "missed", "stuck", "unknown"]
+        healths = [j["health"] for j in walked]
+        assert healths[:5] == ["failing", "missed", "missed", "stuck", "unknown"]
         assert walked[-1]["health"] == "paused"
     if sort == "last_run":
         starts = [j["last_run"]["started_at"] for j in walked if j["last_run"]]

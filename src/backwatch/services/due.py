@@ -135,8 +135,8 @@ def time_rule_suspects(conn: Connection, now: float, stuck_minutes: float) -> se
         _j.c.due_at < now, _j.c.due_at + grace < now, scheduled(), awake
     )
     learned_late = select(_j.c.id).where(
-        _j.c.learned_interval_s.is_not(None),
-        _j.c.last_started_at + _j.c.learned_interval_s + grace < now,
+        now > t.LEARNED_DUE,  # found by its index; then past the grace too
+        t.LEARNED_DUE + grace < now,
         awake,  # scheduled ones too: a schedule that does not parse falls back on it
     )
     running_long = select(_j.c.id).where(

@@ -73,7 +73,7 @@ def due_sql() -> ColumnElement[Any]:
     learned interval (NULL without either), as domain/health.py ``next_due``."""
     return case(
         (_scheduled(), _j.c.due_at),
-        else_=_j.c.last_started_at + _j.c.learned_interval_s,
+        else_=t.LEARNED_DUE,
     )
 
 
@@ -188,11 +188,11 @@ def _where(conn: Connection, f: JobFilter) -> list[ColumnElement[bool]]:
 
 def _state_hints(now: float) -> dict[str, list[ColumnElement[bool]]]:
     """Per health but ``ok``, indexed predicates that every job in it meets (each has an
-    index: last_status, due_at, learned_interval_s, paused, last_started_at). A job that
+    index: last_status, due_at, the learned due time, paused, last_started_at). A job that
     meets none of them is ``ok``: so the health CASE need only be worked out for the jobs
     that meet one, which in a healthy fleet are few."""
     running = _j.c.last_status.in_(_RUNNING)
-    overdue = [_j.c.due_at <= now, _j.c.learned_interval_s.is_not(None)]
+    overdue = [_j.c.due_at <= now, now >= t.LEARNED_DUE]
     return {
         "failing": [_j.c.last_status.in_(_BAD), _j.c.id.in_(_alerting())],
         "missed": overdue,
