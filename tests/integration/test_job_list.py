@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from backwatch.store.job_list import HEALTH_STATES
 from tests.integration.test_api_errors import _envelopes  # noqa: F401  (checks every error)
 
 HOUR = 3600
@@ -142,6 +143,8 @@ def test_cursor_walks_every_job_once_in_each_sort(api, sort):
     if sort == "health":  # problems first
         healths = [j["health"] for j in walked]
         assert healths[:5] == ["failing", "missed", "missed", "stuck", "unknown"]
+        assert healths == sorted(healths, key=HEALTH_STATES.index)  # ok ones in the middle
+        assert "running" in healths and "new" in healths  # either side of them
         assert walked[-1]["health"] == "paused"
     if sort == "last_run":
         starts = [j["last_run"]["started_at"] for j in walked if j["last_run"]]

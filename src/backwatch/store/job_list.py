@@ -293,13 +293,14 @@ def page(
                 )
         query = query.order_by(started.desc().nulls_last(), _j.c.id)
     else:
-        rank = health
-        query = query.add_columns(rank.label("_rank"))
+        query = query.add_columns(health.label("_rank"))
         if after:
             key, job_id = after
-            query = query.where(or_(rank > key, and_(rank == key, _j.c.id > job_id)))
-        query = query.order_by(rank, _j.c.id)
-    rows = [dict(r) for r in conn.execute(query.limit(limit + 1)).mappings()]
+            query = query.where(or_(health > key, and_(health == key, _j.c.id > job_id)))
+    if sort == "health":
+        rows = _by_health(conn, query, health, now, limit + 1)
+    else:
+        rows = [dict(r) for r in conn.execute(query.limit(limit + 1)).mappings()]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -309,6 +310,26 @@ def page(
     for row in rows:
         row.pop("_rank", None)
     return rows, next_cursor
+
+
+def _by_health(
+    conn: Connection, query: Select[Any], health: ColumnElement[int], now: float, n: int
+) -> list[dict[str, Any]]:
+    """The first ``n`` rows of ``query`` by (health, id) without sorting the whole table:
+    the jobs before ``ok`` and after it are among those the hints name (few, found by
+    index), and the ``ok`` ones, most of a fleet, are read in id order."""
+    ok = HEALTH_STATES.index("ok")
+    hint = _health_hint([s for s in HEALTH_STATES if s != "ok"], now)
+    assert hint is not None
+    rows: list[dict[str, Any]] = []
+    for segment in (
+        query.where(hint, health < ok).order_by(health, _j.c.id),
+        query.where(health == ok).order_by(_j.c.id),
+        query.where(hint, health > ok).order_by(health, _j.c.id),
+    ):
+        if len(rows) < n:
+            rows += [dict(r) for r in conn.execute(segment.limit(n - len(rows))).mappings()]
+    return rows
 
 
 def counts(conn: Connection, f: JobFilter, *, now: float, stuck_minutes: float) -> dict[str, int]:
