@@ -163,3 +163,25 @@ def test_status_files_of_many_jobs_are_written_in_pages_and_a_restart_writes_non
         assert sweep().files_written == 2
         assert json.loads((directory / f"svc-07{SUFFIX}").read_text())["service"] == "svc-07"
         assert (directory / f"svc-11{SUFFIX}").exists()
+
+
+def test_due_times_written_around_the_services_are_refreshed_page_by_page(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    from sqlalchemy import update
+
+    from backwatch.services import due
+
+    settings = make_settings(tmp_path / "data", db_url)
+    now = 1_780_000_000.0
+    with Hub(settings, clock=lambda: now) as hub:
+        for i in range(7):
+            hub.write(put_job(f"sched-{i}", {"schedule": "24h"}, now - i * H, actor="test"))
+        with hub.write_engine.begin() as conn:  # an upgrade, or a write around the services
+            conn.execute(update(t.jobs).values(due_at=None, due_from=None, due_key=None))
+        monkeypatch.setattr(due, "_IN_CHUNK", 3)
+        assert hub.write(due.refresh_stale_due) == 7
+        assert hub.write(due.refresh_stale_due) == 0  # nothing stale is left
+        with hub.read_engine.connect() as conn:
+            rows = conn.execute(select(t.jobs.c.id, t.jobs.c.due_at)).all()
+    assert {job: at for job, at in rows} == {f"sched-{i}": now - i * H + 24 * H for i in range(7)}
