@@ -60,8 +60,8 @@ def _pings(server: Server, pairs: int) -> dict[str, Any]:
     }
 
 
-def measure(server: Server, rounds: int, pairs: int) -> dict[str, Any]:
-    figures: dict[str, Any] = {"settle_s": _settle(server.pid, limit_s=600)}
+def measure(server: Server, rounds: int, pairs: int, settle_s: float) -> dict[str, Any]:
+    figures: dict[str, Any] = {"settle_s": _settle(server.pid, limit_s=settle_s)}
     print(f"server settled after {figures['settle_s']} s", flush=True)
     figures["rss_mb_settled"] = round(rss_mb(server.pid), 1)
     counts = json.loads(_get(server, "/api/v1/jobs?limit=1&counts=true")[2])
@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--url", help="a PostgreSQL database gen_fleet.py filled")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--pairs", type=int, default=300, help="ping pairs per side")
+    parser.add_argument("--settle", type=float, default=600, help="longest wait for start-up")
     args = parser.parse_args()
     if (args.db is None) == (args.url is None):
         parser.error("give --db or --url")
@@ -120,7 +121,7 @@ def main() -> None:
             print(f"copied {args.db} in {time.perf_counter() - t0:.0f} s", flush=True)
             source = str(args.db)
         with Server(data, extra=extra) as server:
-            figures = measure(server, args.rounds, args.pairs)
+            figures = measure(server, args.rounds, args.pairs, args.settle)
     load.append(os.getloadavg()[0])
     result("fleet_history", database=source, load=[round(x, 2) for x in load], **figures)
 
