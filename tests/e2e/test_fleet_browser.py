@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BACKWATCH, Server
-from tests.e2e.test_browser import browser, page, shot  # noqa: F401  (fixtures)
+from tests.e2e.test_browser import api, browser, page, shot  # noqa: F401  (fixtures)
 
 JOBS = 100_000
 FAILING = range(7, JOBS, 40)  # 2,500
@@ -176,3 +176,21 @@ def test_terminal_dashboard_at_100000_jobs(fleet: Server) -> None:
     assert f"{len(FAILING)} failing" in head.replace(",", "")
     assert f"{len(MISSED)} missed" in head.replace(",", "")
     assert len(out.splitlines()) < 200
+
+
+def test_api_pages_and_counts_at_100000_jobs(fleet: Server) -> None:
+    """``GET /api/v1/jobs``: the counts of the whole fleet, a filtered page with all the
+    missed jobs in it, and a tag's pages walked by cursor without a job twice."""
+    counts = api(fleet, "GET", "/api/v1/jobs?limit=1&counts=true")["counts"]
+    assert sum(counts.values()) == JOBS
+    assert (counts["failing"], counts["missed"]) == (len(FAILING), len(MISSED))
+    missed = api(fleet, "GET", "/api/v1/jobs?health=missed&limit=1000")
+    assert len(missed["items"]) == len(MISSED) and missed["next_cursor"] is None
+    seen: set[str] = set()
+    cursor = ""
+    for _ in range(3):
+        answer = api(fleet, "GET", f"/api/v1/jobs?tag=db&limit=1000{cursor}")
+        ids = {job["id"] for job in answer["items"]}
+        assert len(ids) == 1000 and all(i.endswith("-db") for i in ids) and not ids & seen
+        seen |= ids
+        cursor = f"&cursor={answer['next_cursor']}"
