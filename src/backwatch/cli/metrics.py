@@ -51,7 +51,7 @@ def metrics(
         bool,
         typer.Option(
             "--all-jobs",
-            help="Every job's per-job series, however many jobs (above [metrics] "
+            help="Every job's per-job series, however many jobs (above \\[metrics] "
             "per_job_limit only the jobs with a problem have them; docs/alerts.md).",
         ),
     ] = False,
