@@ -57,7 +57,18 @@ def _fleet(api: Any) -> None:
     _put(api, "new-1", description="never ran, no schedule", tags=["nas"])
     _report(api, "paused-1", "failed")
     assert api.post("/api/v1/jobs/paused-1/pause", headers=api.auth_headers).status_code == 200
-    # unscheduled, due at their learned interval (an hour; grace an hour by default)
+
+
+EXPECTED = {
+    "ok-1": "ok", "ok-2": "ok", "failing-1": "failing", "running-1": "running",
+    "stuck-1": "stuck", "unknown-1": "unknown", "missed-1": "missed", "late-1": "late",
+    "new-1": "new", "paused-1": "paused",
+}  # fmt: skip
+
+
+def _learned(api: Any) -> dict[str, str]:
+    """Three unscheduled jobs due at their learned interval (an hour; grace an hour by
+    default), as ``_fleet`` has them: answers their expected health."""
     for job, last in (
         ("learned-ok", 10 * 60),
         ("learned-late", 75 * 60),
@@ -71,30 +82,24 @@ def _fleet(api: Any) -> None:
         while not api.get(f"/api/v1/jobs/{job}").json()["learned_interval_s"]:
             assert time.monotonic() < deadline, f"{job} learned no interval"
             time.sleep(0.1)
-
-
-EXPECTED = {
-    "ok-1": "ok", "ok-2": "ok", "failing-1": "failing", "running-1": "running",
-    "stuck-1": "stuck", "unknown-1": "unknown", "missed-1": "missed", "late-1": "late",
-    "new-1": "new", "paused-1": "paused",
-    "learned-ok": "ok", "learned-late": "late", "learned-missed": "missed",
-}  # fmt: skip
+    return {"learned-ok": "ok", "learned-late": "late", "learned-missed": "missed"}
 
 
 def test_counts_and_health_filters_equal_each_jobs_health(api):
     _fleet(api)
+    expected = EXPECTED | _learned(api)
     everything = api.get("/api/v1/jobs?limit=1000&counts=true").json()
     shown = {j["id"]: j["health"] for j in everything["items"]}
-    assert shown == EXPECTED
+    assert shown == expected
     tally: dict[str, int] = {}
     for health in shown.values():
         tally[health] = tally.get(health, 0) + 1
     assert {k: v for k, v in everything["counts"].items() if v} == tally
     assert set(everything["counts"]) >= {"failing", "missed", "stuck", "late", "ok"}
-    for health in set(EXPECTED.values()):
+    for health in set(expected.values()):
         found = api.get(f"/api/v1/jobs?health={health}").json()["items"]
         assert sorted(j["id"] for j in found) == sorted(
-            job for job, h in EXPECTED.items() if h == health
+            job for job, h in expected.items() if h == health
         ), health
     several = api.get("/api/v1/jobs?health=failing,missed&health=stuck").json()["items"]
     assert [j["id"] for j in several] == ["failing-1", "learned-missed", "missed-1", "stuck-1"]
@@ -131,11 +136,12 @@ def test_filters_by_host_tag_and_id_prefix(api):
 @pytest.mark.parametrize("sort", ["id", "last_run", "health"])
 def test_cursor_walks_every_job_once_in_each_sort(api, sort):
     _fleet(api)
+    expected = EXPECTED | _learned(api)
     for i in range(15):
         _report(api, f"bulk-{i:02d}", ago=600 + (i % 4) * 60)  # equal start times share keys
     walked = _walk(api, f"sort={sort}", limit=4)
     ids = [j["id"] for j in walked]
-    assert len(ids) == len(set(ids)) == len(EXPECTED) + 15
+    assert len(ids) == len(set(ids)) == len(expected) + 15
     whole = [j["id"] for j in api.get(f"/api/v1/jobs?sort={sort}&limit=1000").json()["items"]]
     assert ids == whole
     if sort == "id":

@@ -32,8 +32,9 @@ def card(page: str, job: str) -> dict[str, str]:
         "health": found.group(1),
         "last": first(r'class="badge s-([\w-]+)"'),
         "spark": first(r'data-spark="([^"]*)"'),
-        "next_due": first(r"<dt>Next due</dt><dd>(?:<time[^>]*>)?([^<]*)<"),
-        "desc": first(r'<p class="job-desc">([^<]*)</p>'),
+        # the relative time; the absolute one follows in <span class="abs">
+        "next_due": first(r"<dt>Next due</dt><dd>(?:<time[^>]*>)?([^<]*?) ?<"),
+        "desc": first(r'<p class="job-desc"[^>]*>([^<]*)</p>'),
         "tags": " ".join(re.findall(r'class="tag">([^<]*)<', body)),
     }
 
