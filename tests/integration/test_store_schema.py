@@ -271,10 +271,52 @@ class TestRetention:
             return result
 
         assert retention.prune(write, NOW, 90, chunk=1000) == 2_500
-        assert transactions == [1000, 1000, 500, 0, 2_500]  # chunks, the empty look, the note
+        assert transactions == [1000, 1000, 500, 2_500]  # the chunks, then the note
         assert stored_between == [2]
         with hub.read_engine.connect() as conn:
             assert queries.get_run(conn, "new")["status"] == "success"
+
+    class Pauses(threading.Event):
+        """The prune's stop event, recording its pauses instead of waiting them out; set
+        during the pause numbered ``stop_at``, if given."""
+
+        def __init__(self, log: list, stop_at: int = 0) -> None:
+            super().__init__()
+            self.log, self.stop_at = log, stop_at
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.log.append(("pause", timeout))
+            if sum(kind == "pause" for kind, _ in self.log) == self.stop_at:
+                self.set()
+            return self.is_set()
+
+    def test_a_prune_sizes_its_chunks_by_time_and_leaves_the_writer_free_after_each(self, hub):
+        """Issue 18: a chunk that held the writer 0.3 s made every report wait that long.
+        Chunks grow while fast, up to a bound, shrink at once when slow, and each is
+        followed by a pause at least as long as it took (the clock is the test's)."""
+        self.seed_old_fleet(hub, 3_700)
+        clock, log = Clock(0.0), []
+        cost_per_run = [1e-5] * 6 + [1e-3] * 10  # the database turns slow at the 7th chunk
+
+        def write(op):
+            n = hub.write(op)
+            took = n * cost_per_run[sum(kind == "chunk" for kind, _ in log)]
+            clock.advance(took)
+            log.append(("chunk", (n, took)))
+            return n
+
+        assert retention.prune(write, NOW, 90, stop=self.Pauses(log), clock=clock) == 3_700
+        *chunks, note = [n for kind, (n, _) in ((k, v) for k, v in log if k == "chunk")]
+        assert note == 3_700  # the note's write answers the runs removed
+        assert chunks[-1] == 0  # the last runs went in a full chunk: one look finds none
+        assert all(retention.MIN_CHUNK <= n <= retention.MAX_CHUNK for n in chunks[:-1])
+        assert chunks[:6] == sorted(chunks[:6]) and chunks[5] == retention.MAX_CHUNK
+        assert chunks[6] == retention.MAX_CHUNK and chunks[7] == retention.MIN_CHUNK
+        # never two chunks back to back: each full one is followed by its pause
+        kinds = [kind for kind, _ in log]
+        assert kinds == ["chunk", "pause"] * (len(chunks) - 1) + ["chunk", "chunk"]
+        for (_, (_, took)), (_, pause) in zip(log[:-2:2], log[1:-2:2], strict=True):
+            assert pause >= took
 
     def test_a_prune_stops_between_chunks_when_the_server_stops(self, hub):
         self.seed_old_fleet(hub, 300)
@@ -285,6 +327,15 @@ class TestRetention:
             return hub.write(op)
 
         assert retention.prune(write, NOW, 90, chunk=100, stop=stopping) == 100
+
+    def test_a_prune_stops_during_its_pause_when_the_server_stops(self, hub):
+        self.seed_old_fleet(hub, 300)
+        log: list = []
+        stopping = self.Pauses(log, stop_at=2)  # the server stops in the second pause
+        assert retention.prune(hub.write, NOW, 90, chunk=100, stop=stopping) == 200
+        assert [kind for kind, _ in log] == ["pause", "pause"]
+        (note,) = rows(hub, t.events, t.events.c.entity == "system")
+        assert note["detail"] == {"runs_removed": 200, "retention_days": 90}
 
     def test_pruning_twice_removes_nothing_more(self, hub):
         self.seed(hub)

@@ -8,6 +8,7 @@ retention period instead of deleting it on the spot.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, delete, select
@@ -17,8 +18,11 @@ from backwatch.store import tables as t
 from backwatch.store.writer import Op
 
 ROLLUP_KEEP_DAYS = 730
-#: runs deleted per transaction: small enough that ingest waits at most a few ms for one
-CHUNK = 1000
+#: how long a prune transaction aims to hold the one writer: a report waits at most about
+#: this long behind one (1,000 runs took 0.2–0.3 s on SQLite and stalled ingest, issue 18)
+CHUNK_TARGET_S = 0.02
+#: runs per transaction, sized by how long the last one took within these bounds
+MIN_CHUNK, MAX_CHUNK = 50, 1000
 
 
 def prune(
@@ -27,21 +31,32 @@ def prune(
     retention_days: int,
     *,
     actor: str = "retention",
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> int:
     """Delete runs (with phases, files, logs, run events) started before the cutoff, and
     rollups older than two years; returns the number of runs removed.
 
-    Each chunk of runs is its own transaction through ``write`` (``hub.write``), so a
-    backlog of millions never holds the one writer: reports are stored between chunks.
-    ``stop`` (set by a server that is stopping) ends it after the current chunk."""
+    Each chunk of runs is its own transaction through ``write`` (``hub.write``), sized to
+    take about ``CHUNK_TARGET_S`` (or ``chunk`` runs, fixed), and after each one the prune
+    waits as long as the chunk took: it holds the one writer at most about half the time,
+    so reports keep being stored at their usual pace while a backlog of millions goes.
+    ``stop`` (set by a server that is stopping) ends it after the current chunk or pause."""
+    stop = stop or threading.Event()
+    size = chunk or MIN_CHUNK
     removed = 0
-    while not (stop is not None and stop.is_set()):
-        n = write(_prune_chunk(now, retention_days, chunk))
-        if not n:
-            break
+    while not stop.is_set():
+        started = clock()
+        n = write(_prune_chunk(now, retention_days, size))
         removed += n
+        if n < size:  # the last old runs are gone
+            break
+        took = max(clock() - started, 1e-3)
+        if chunk is None:  # at most double at a time, so one fast chunk cannot overshoot
+            size = max(MIN_CHUNK, min(MAX_CHUNK, int(size * min(2.0, CHUNK_TARGET_S / took))))
+        if stop.wait(took):  # the writer free for at least as long as the chunk held it
+            break
     write(_finish(now, retention_days, removed, actor))
     return removed
 
