@@ -19,7 +19,7 @@ from sqlalchemy import Connection, case, delete, func, select, update
 
 from backwatch.domain.lifecycle import GOOD, TERMINAL, RunStatus
 from backwatch.errors import NotFound
-from backwatch.services.unit import DAY, WriteUnit
+from backwatch.services.unit import DAY, WriteUnit, add_to_totals
 from backwatch.store import tables as t
 from backwatch.store.writer import Op
 from backwatch.timeutil import iso
@@ -137,6 +137,7 @@ def _take_out_of_rollup(conn: Connection, run: dict[str, Any]) -> None:
     values = {name: row[name] - minus[name] for name in (*_COUNTS, *_SUMS)}
     if values["runs"] <= 0:
         conn.execute(delete(r).where(*where))
+        add_to_totals(conn, [dict(row)], sign=-1)
         return
     if not all(math.isfinite(values[name]) for name in _SUMS):
         values = _recount(conn, run["job"], day)
@@ -145,6 +146,8 @@ def _take_out_of_rollup(conn: Connection, run: dict[str, Any]) -> None:
     for name in _SUMS:
         values[name] = max(0.0, float(values[name]))
     conn.execute(update(r).where(*where).values(**values))
+    taken = {name: row[name] - values[name] for name in (*_COUNTS, *_SUMS)}
+    add_to_totals(conn, [{"day": day, **taken}], sign=-1)
 
 
 def _recount(conn: Connection, job: str, day: int) -> dict[str, Any]:

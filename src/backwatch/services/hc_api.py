@@ -29,7 +29,7 @@ from backwatch.domain.schedule import parse_schedule
 from backwatch.errors import Conflict, Forbidden, NotFound
 from backwatch.services import badges, hc_spec
 from backwatch.services import jobs as job_service
-from backwatch.services.unit import WriteUnit
+from backwatch.services.unit import WriteUnit, add_to_totals
 from backwatch.services.views import job_verdict, with_health_facts
 from backwatch.store import tables as t
 from backwatch.store.writer import Op
@@ -370,6 +370,8 @@ def delete_check(job: str, now: float, *, actor: str) -> Op[None]:
         for table in (t.run_logs, t.phases, t.run_files):
             conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
         conn.execute(delete(t.runs).where(t.runs.c.job == job))
+        rollups = select(t.daily_rollups).where(t.daily_rollups.c.job == job)
+        add_to_totals(conn, [dict(r) for r in conn.execute(rollups).mappings()], sign=-1)
         conn.execute(delete(t.daily_rollups).where(t.daily_rollups.c.job == job))
         conn.execute(delete(t.alerts).where(t.alerts.c.job == job))
         conn.execute(delete(t.job_alert_state).where(t.job_alert_state.c.job == job))

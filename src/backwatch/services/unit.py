@@ -114,11 +114,9 @@ class WriteUnit:
         if touched:  # after the snapshot: a new start moves a scheduled job's due time
             due.refresh_due(conn, touched)
         if self.rollups:
-            execute_many(
-                conn,
-                _rollup_upsert(conn),
-                [{"job": job, "day": day, **r.__dict__} for (job, day), r in self.rollups.items()],
-            )
+            rows = [{"job": j, "day": d, **r.__dict__} for (j, d), r in self.rollups.items()]
+            execute_many(conn, _rollup_upsert(conn, t.daily_rollups), rows)
+            add_to_totals(conn, rows)
         if self.changes and self.origin and conn.dialect.name == "postgresql":
             changefeed.announce(conn, self.origin, self.changes)  # heard once committed
 
@@ -216,18 +214,30 @@ _ADD_RUNS_TOTAL = (
     .where(_jobs.c.id == bindparam("b_job"))
     .values(runs_total=_jobs.c.runs_total + bindparam("b_new"))
 )
-_ROLLUP_UPSERTS: dict[str, Any] = {}
+_ROLLUP_UPSERTS: dict[tuple[str, str], Any] = {}
 
 
-def _rollup_upsert(conn: Connection) -> Any:
-    """INSERT … ON CONFLICT (job, day) DO UPDATE SET runs = runs + excluded.runs, … (cached
-    per dialect; rows are passed to executemany)."""
-    name = conn.dialect.name
-    if name not in _ROLLUP_UPSERTS:
-        table = t.daily_rollups
+def _rollup_upsert(conn: Connection, table: Any) -> Any:
+    """INSERT … ON CONFLICT (its key) DO UPDATE SET runs = runs + excluded.runs, … into
+    ``daily_rollups`` or ``daily_totals`` (cached per dialect; rows go to executemany)."""
+    key = (conn.dialect.name, table.name)
+    if key not in _ROLLUP_UPSERTS:
         stmt = insert_for(conn, table)
-        _ROLLUP_UPSERTS[name] = stmt.on_conflict_do_update(
-            index_elements=[table.c.job, table.c.day],
+        _ROLLUP_UPSERTS[key] = stmt.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
             set_={f: table.c[f] + stmt.excluded[f] for f in _Rollup().__dict__},
         )
-    return _ROLLUP_UPSERTS[name]
+    return _ROLLUP_UPSERTS[key]
+
+
+def add_to_totals(conn: Connection, rows: list[dict[str, Any]], sign: int = 1) -> None:
+    """Add (``sign`` -1: take away) rollup figures, each a dict with its ``day``, to the
+    fleet's daily totals: what went into or out of ``daily_rollups`` in this transaction."""
+    per_day: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        into = per_day.setdefault(row["day"], dict.fromkeys(_Rollup().__dict__, 0))
+        for name in into:
+            into[name] += sign * row[name]
+    execute_many(
+        conn, _rollup_upsert(conn, t.daily_totals), [{"day": d, **f} for d, f in per_day.items()]
+    )

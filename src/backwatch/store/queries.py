@@ -161,22 +161,13 @@ def summary(
     (then ``jobs_next`` names the last one when more follow; 0: the totals alone)."""
     first_day = int(now // DAY) - days + 1
     d = t.daily_rollups
-    sums = [
-        func.sum(d.c.runs).label("runs"),
-        func.sum(d.c.success).label("success"),
-        func.sum(d.c.warning).label("warning"),
-        func.sum(d.c.failed).label("failed"),
-        func.sum(d.c.other).label("other"),
-        func.sum(d.c.duration_sum).label("duration_sum"),
-        func.sum(d.c.duration_count).label("duration_count"),
-        func.sum(d.c.size_sum).label("size_sum"),
-        func.sum(d.c.size_count).label("size_count"),
-    ]
+    sums = _sums(d)
     query = select(d.c.job, *sums).where(d.c.day >= first_day).group_by(d.c.job)
-    whole = select(*sums).where(d.c.day >= first_day)
-    if job is not None:
+    if job is None:  # the fleet's: a row a day
+        whole = select(*_sums(t.daily_totals)).where(t.daily_totals.c.day >= first_day)
+    else:
         query = query.where(d.c.job == job)
-        whole = whole.where(d.c.job == job)
+        whole = select(*sums).where(d.c.day >= first_day, d.c.job == job)
     if jobs_after is not None:
         query = query.where(d.c.job > jobs_after)
     if jobs_limit is not None:
@@ -202,6 +193,15 @@ def summary(
     if jobs_limit is not None:
         out["jobs_next"] = jobs_next
     return out
+
+
+_SUMMED = ("runs", "success", "warning", "failed", "other", "duration_sum", "duration_count",
+           "size_sum", "size_count")  # fmt: skip
+
+
+def _sums(table: Any) -> list[Any]:
+    """The sums of a rollup table's figures (``daily_rollups`` or ``daily_totals``)."""
+    return [func.sum(table.c[name]).label(name) for name in _SUMMED]
 
 
 def _figures(row: Any) -> dict[str, Any]:
