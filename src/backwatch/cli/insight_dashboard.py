@@ -70,7 +70,8 @@ def frame(tgt: Any) -> Any:
         parts.append(_jobs_table(attention["items"], title=f"Needs attention ({need})"))
         if need > len(attention["items"]):
             more = need - len(attention["items"])
-            parts.append(Text(f"… {more} more: backwatch jobs, or the web dashboard", style="dim"))
+            command = f"backwatch list --health {','.join(problems)} --sort health"
+            parts.append(Text(f"… {more} more: {command}, or the web dashboard", style="dim"))
     if others["items"]:
         title = "Other jobs, latest run first" if attention["items"] else None
         parts.append(_jobs_table(others["items"], title=title))

@@ -60,6 +60,26 @@ class LocalTarget:
         with self.hub.read_engine.connect() as conn:
             return [self._job_out(r) for r in read_jobs(conn)]
 
+    def job_page(
+        self, *, health: tuple[str, ...] = (), counts: bool = False, **query: Any
+    ) -> dict[str, Any]:
+        """One page of jobs as ``GET /api/v1/jobs`` answers it, read the same way."""
+        from backwatch.services import job_list
+
+        stuck = self.settings.alerts.stuck_minutes
+        wanted = job_list.JobFilter.parse(
+            health, query.pop("tag", None), query.pop("host", None), query.pop("q", None)
+        )
+        with self.hub.read_engine.connect() as conn:
+            found = job_list.read_page(
+                conn, wanted, now=self.hub.now(), stuck_minutes=stuck, with_counts=counts, **query
+            )
+            return {
+                "items": [self._job_out(r) for r in found.rows],
+                "next_cursor": found.next_cursor,
+                "counts": found.counts,
+            }
+
     def get_job(self, job_id: str) -> dict[str, Any]:
         with self.hub.read_engine.connect() as conn:
             return self._job_out(read_job(conn, job_id))

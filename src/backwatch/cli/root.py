@@ -98,7 +98,7 @@ def _root(
 COMMAND_MODULES = {
     "serve": "serve", "push": "report", "start": "report", "phase": "report",
     "finish": "report", "wrap": "report", "import": "report", "status": "views",
-    "history": "views", "list": "views", "token": "admin", "db": "admin",
+    "history": "views", "list": "listing", "token": "admin", "db": "admin",
     "shell-lib": "shell", "spool": "shell", "alerts": "alerts", "notify": "alerts",
     "run": "run", "schedule": "schedule", "backup": "engine", "restore": "engine",
     "verify": "engine", "snapshots": "engine", "scan": "engine", "forget": "engine",

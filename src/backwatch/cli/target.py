@@ -184,6 +184,14 @@ class HttpTarget:
                 return items
             query["cursor"] = page["next_cursor"]
 
+    def job_page(
+        self, *, health: tuple[str, ...] = (), counts: bool = False, **query: Any
+    ) -> dict[str, Any]:
+        """One page of ``GET /api/v1/jobs`` (``items``, ``next_cursor``, ``counts``); the
+        query: ``tag host q sort limit cursor`` as the API names them."""
+        query |= {"health": ",".join(health) or None, "counts": "true" if counts else None}
+        return self.request("GET", "/api/v1/jobs", query=query)  # type: ignore[no-any-return]
+
     def get_job(self, job_id: str) -> dict[str, Any]:
         path = f"/api/v1/jobs/{urllib.parse.quote(job_id, safe='')}"
         return self.request("GET", path)  # type: ignore[no-any-return]

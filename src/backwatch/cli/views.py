@@ -1,4 +1,4 @@
-"""Looking at runs and jobs: ``status [JOB]``, ``history JOB``, ``list``."""
+"""Looking at runs and jobs: ``status [JOB]``, ``history JOB`` (``list``: cli/listing.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,6 @@ STATUS_STYLE = {
 def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(history)
-    app.command("list")(list_jobs)
 
 
 def _ts(value: str | None) -> float | None:
@@ -246,23 +245,6 @@ def _since(value: str) -> Any:
             return time.time() - parse_duration(value, field="--since")
         except ValueError:
             raise InvalidInput("--since: use an ISO time or a span such as 7d") from None
-
-
-@targeted()
-def list_jobs(
-    json_out: JsonOpt = False,
-    where: Where = DEFAULT_TARGET,
-) -> None:
-    """All jobs, one line each."""
-    tgt = open_target(where, read_only=True)
-    try:
-        jobs = tgt.list_jobs()
-    finally:
-        tgt.close()
-    if json_out:
-        print_json(jobs)
-        return
-    console().print(_jobs_table(jobs))
 
 
 def _drill_text(drill: dict[str, Any] | None) -> str:
