@@ -192,3 +192,20 @@ def test_the_summary_has_one_shape_from_the_server_and_from_the_database(
         server.stop()
     assert from_server == from_db and from_db["total"] == 1
     assert from_db["since"].endswith("T00:00:00Z") and from_db["days"] == 7
+
+
+def test_status_shows_a_page_of_jobs_problems_first_and_says_how_many_more(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backwatch.cli import views
+
+    monkeypatch.setattr(views, "STATUS_SHOWN", 3)  # 100 in use: a fleet prints one page
+    for job in ("a-ok", "b-ok", "c-ok", "d-ok"):
+        cli("push", "--job", job, "--duration", "5")
+    cli("push", "--job", "z-broken", "--status", "failed", "-m", "disk full")
+    table = cli("status").stdout
+    shown = [job for job in ("z-broken", "a-ok", "b-ok", "c-ok", "d-ok") if job in table]
+    assert shown == ["z-broken", "a-ok", "b-ok"]
+    assert table.index("z-broken") < table.index("a-ok")  # the failing one first
+    assert "… 2 more" in table and "backwatch list" in table
+    assert len(cli.json("status")["jobs"]) == 5  # --json: every job, as before

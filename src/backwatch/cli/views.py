@@ -133,6 +133,10 @@ def _runs_table(runs: list[dict[str, Any]], title: str | None = None) -> Any:
     return table
 
 
+#: the jobs ``backwatch status`` shows (problems first); ``backwatch list`` pages the rest
+STATUS_SHOWN = 100
+
+
 @targeted()
 def status(
     job: Annotated[str | None, typer.Argument(help="One job; without it, all jobs.")] = None,
@@ -145,11 +149,13 @@ def status(
     tgt = open_target(where, read_only=True)
     try:
         if job is None:
-            jobs = tgt.list_jobs()
             summary = tgt.summary(days)
-            if json_out:
-                print_json({"summary": summary, "jobs": jobs})
+            if json_out:  # every job, as always (``backwatch list`` pages them)
+                print_json({"summary": summary, "jobs": tgt.list_jobs()})
                 return
+            # a glance: the jobs that need attention first, one page of them at any size
+            page = tgt.job_page(sort="health", limit=STATUS_SHOWN)
+            jobs = page["items"]
             out = console()
             rate = summary.get("success_rate")
             out.print(
@@ -165,6 +171,12 @@ def status(
                 out.print("no jobs yet: report a run with `backwatch push --job NAME`")
                 return
             out.print(_jobs_table(jobs))
+            if page.get("next_cursor"):
+                more = sum(summary.get("health", {}).values()) - len(jobs)
+                out.print(
+                    f"… {more:,} more (the first {len(jobs)} by health are above): "
+                    "`backwatch list` pages and filters them, `backwatch list --all` shows all"
+                )
             return
         detail = tgt.get_job(job)
         runs = tgt.list_runs(job=job, limit=10)["items"]
