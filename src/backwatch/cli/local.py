@@ -8,7 +8,14 @@ from backwatch.ingest.lifecycle import parse_start
 from backwatch.services import intake, reads, retention
 from backwatch.services import runs as run_service
 from backwatch.services.hub import Hub
-from backwatch.services.views import job_out, read_job, read_jobs, run_out, summary_out
+from backwatch.services.views import (
+    SUMMARY_JOBS_MAX,
+    job_out,
+    read_job,
+    read_jobs,
+    run_out,
+    summary_out,
+)
 from backwatch.settings import Settings
 
 
@@ -92,6 +99,7 @@ class LocalTarget:
                 now=self.hub.now(),
                 job=job,
                 stuck_minutes=self.settings.alerts.stuck_minutes,
+                jobs_limit=SUMMARY_JOBS_MAX,  # a page, as the API answers
             )
 
     def close(self) -> None:

@@ -157,6 +157,10 @@ def drill_out(drill: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+#: the summary's per-job figures come a page of this many jobs at a time (by id)
+SUMMARY_JOBS_MAX = 1000
+
+
 def summary_out(
     conn: Connection,
     *,

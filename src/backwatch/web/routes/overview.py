@@ -8,13 +8,12 @@ from fastapi.responses import Response
 
 from backwatch.errors import InvalidInput
 from backwatch.services import job_list, reads
-from backwatch.services.views import seed001_out, summary_out
+from backwatch.services.views import SUMMARY_JOBS_MAX, seed001_out, summary_out
 from backwatch.timeutil import iso
 from backwatch.web.deps import authorize_read, hub, json_response, time_param
 
 router = APIRouter()
 #: per-job figures in one answer of the summary, at most
-SUMMARY_JOBS_MAX = 1000
 
 
 @router.get("/api/metrics", tags=["compat"], summary="30 newest runs in seed 001's JSONL shape")
