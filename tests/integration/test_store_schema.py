@@ -235,9 +235,15 @@ class TestRetention:
         after = rows(hub, t.daily_rollups)
         ancient_day = int((NOW - 800 * DAY) // DAY)
         assert [r for r in before if r["day"] != ancient_day] == after
+        # the fleet's totals (a row a day) go with them
+        assert sorted(r["day"] for r in rows(hub, t.daily_totals)) == sorted(
+            r["day"] for r in after
+        )
         with hub.read_engine.connect() as conn:
             year = queries.summary(conn, days=365, now=NOW)
+            ever = queries.summary(conn, days=1000, now=NOW)
         assert year["total"] == 3  # the pruned 100-day-old run still counts
+        assert ever["total"] == 3  # and the 800-day-old one is gone from every sum
 
     @staticmethod
     def seed_old_fleet(hub: Hub, runs: int) -> None:

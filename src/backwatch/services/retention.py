@@ -94,7 +94,8 @@ def _finish(now: float, retention_days: int, removed: int, actor: str) -> Op[int
     rollup_cutoff = int(now // DAY) - ROLLUP_KEEP_DAYS
 
     def op(conn: Connection, unit: WriteUnit) -> int:
-        conn.execute(delete(t.daily_rollups).where(t.daily_rollups.c.day < rollup_cutoff))
+        for table in (t.daily_rollups, t.daily_totals):
+            conn.execute(delete(table).where(table.c.day < rollup_cutoff))
         if removed:
             unit.event(
                 at=now,
