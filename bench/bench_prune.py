@@ -5,8 +5,9 @@ jobs × 3,000 runs two hours apart: 250 days, of which 1.9 M runs are older than
 The same file is served three times, each time reports are posted for the same windows:
 
 1. ``retention_days = 3650``: nothing to prune (the baseline);
-2. ``retention_days = 90``: the server prunes at start-up, 1,000 runs per transaction
-   (services/retention.py), while the reports are posted;
+2. ``retention_days = 90``: the server prunes at start-up, about 20 ms of runs per
+   transaction with a pause as long after each (services/retention.py), while the
+   reports are posted;
 3. ``retention_days = 3650`` again (the prune stopped with the server): the baseline after,
    so that drift of the machine's load shows.
 
