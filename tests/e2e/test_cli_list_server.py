@@ -7,21 +7,14 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Server, run_cli
+from tests.e2e.test_cli_server import _isolated  # noqa: F401  (autouse fixture)
 
 JOBS = [f"srv-{i:02d}" for i in range(9)]
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("BACKWATCH_URL", "BACKWATCH_TOKEN", "BACKWATCH_CONFIG", "BACKWATCH_SPOOL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("BACKWATCH_SPOOL_DIR", str(tmp_path / "spool"))
 
 
 @pytest.fixture(scope="module")

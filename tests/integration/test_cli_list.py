@@ -19,18 +19,11 @@ from backwatch.cli import app
 from backwatch.cli.local import LocalTarget
 from backwatch.services import jobs as job_service
 from tests.conftest import make_settings
+from tests.integration.test_cli_local import _isolated  # noqa: F401  (autouse fixture)
 
 #: web-00 … web-11 on host web, db-0 … db-3 on host db (failing, tagged "db")
 WEB = [f"web-{i:02d}" for i in range(12)]
 DB = [f"db-{i}" for i in range(4)]
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("BACKWATCH_URL", "BACKWATCH_TOKEN", "BACKWATCH_CONFIG", "BACKWATCH_SPOOL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("BACKWATCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("BACKWATCH_SPOOL_DIR", str(tmp_path / "spool"))
 
 
 def run(db: str, *args: str, code: int = 0) -> Any:

@@ -6,6 +6,8 @@ PostgreSQL. Logs live in their own table so the runs table stays small (≤ 1 KB
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -200,20 +202,28 @@ tokens = Table(
     Column("revoked_at", Float),
 )
 
+
+def _day_figures() -> list[Column[Any]]:
+    """A day's runs summed: of one job (``daily_rollups``) or of the fleet (``daily_totals``)."""
+    return [
+        Column("runs", Integer, nullable=False, default=0),
+        Column("success", Integer, nullable=False, default=0),
+        Column("warning", Integer, nullable=False, default=0),
+        Column("failed", Integer, nullable=False, default=0),
+        Column("other", Integer, nullable=False, default=0),
+        Column("duration_sum", Float, nullable=False, default=0.0),
+        Column("duration_count", Integer, nullable=False, default=0),
+        Column("size_sum", Float, nullable=False, default=0.0),
+        Column("size_count", Integer, nullable=False, default=0),
+    ]
+
+
 daily_rollups = Table(
     "daily_rollups",
     metadata,
     Column("job", String(64), primary_key=True),
     Column("day", Integer, primary_key=True),  # days since the epoch (UTC)
-    Column("runs", Integer, nullable=False, default=0),
-    Column("success", Integer, nullable=False, default=0),
-    Column("warning", Integer, nullable=False, default=0),
-    Column("failed", Integer, nullable=False, default=0),
-    Column("other", Integer, nullable=False, default=0),
-    Column("duration_sum", Float, nullable=False, default=0.0),
-    Column("duration_count", Integer, nullable=False, default=0),
-    Column("size_sum", Float, nullable=False, default=0.0),
-    Column("size_count", Integer, nullable=False, default=0),
+    *_day_figures(),
     Index("ix_daily_rollups_day", "day"),
 )
 
@@ -224,15 +234,7 @@ daily_totals = Table(
     "daily_totals",
     metadata,
     Column("day", Integer, primary_key=True),
-    Column("runs", Integer, nullable=False, default=0),
-    Column("success", Integer, nullable=False, default=0),
-    Column("warning", Integer, nullable=False, default=0),
-    Column("failed", Integer, nullable=False, default=0),
-    Column("other", Integer, nullable=False, default=0),
-    Column("duration_sum", Float, nullable=False, default=0.0),
-    Column("duration_count", Integer, nullable=False, default=0),
-    Column("size_sum", Float, nullable=False, default=0.0),
-    Column("size_count", Integer, nullable=False, default=0),
+    *_day_figures(),
 )
 
 meta_kv = Table(
