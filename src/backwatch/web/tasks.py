@@ -47,6 +47,8 @@ class AlertTasks:
         self._last_cpu_s = 0.0  # CPU time of the latest rule evaluation
         self.page_size = alerts.PAGE  # jobs per page of a round over every job
         self._tick_lock = asyncio.Lock()  # one round at a time, also when called directly
+        # the evaluation of reported changes: by the ingest loop or a tick, one at a time
+        self._changes_lock = asyncio.Lock()
         self.system = selfmon.SystemAlerts(hub)
         hub.listeners.append(self._on_commit)
 
@@ -89,10 +91,11 @@ class AlertTasks:
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(INGEST_DELAY_S)  # let a burst of reports settle
-            with self._lock:
-                jobs, self._changed = sorted(self._changed), set()
-            if jobs and self.leader.check():
-                await self._guard(self.evaluate(jobs, "run"))
+            async with self._changes_lock:
+                with self._lock:
+                    jobs, self._changed = sorted(self._changed), set()
+                if jobs and self.leader.check():
+                    await self._guard(self.evaluate(jobs, "run"))
             # under a steady stream of reports, evaluate at most this often
             gap = pacing.gap_after(self._last_cpu_s, INGEST_MIN_INTERVAL_S)
             await asyncio.sleep(gap - INGEST_DELAY_S)
@@ -173,10 +176,13 @@ class AlertTasks:
         canary = selfmon.canary_due(self.hub)  # a real write: does writing work again?
         await self._guard(self.hub.submit(disks.record_samples(samples, now, force=canary)))
         await self._guard(self.system.evaluate())
-        with self._lock:  # reports not evaluated yet: their rules first
-            changed, self._changed = sorted(self._changed), set()
-        if changed:
-            await self._guard(self.evaluate(changed, "run"))
+        # reports not evaluated yet: their rules first; and one the ingest loop is
+        # evaluating now is finished before the tick goes on (its alerts are then written)
+        async with self._changes_lock:
+            with self._lock:
+                changed, self._changed = sorted(self._changed), set()
+            if changed:
+                await self._guard(self.evaluate(changed, "run"))
         # time rules every tick, from the snapshots of the jobs they can say something
         # about; every rule of every job (the 7-day error rate slides with the clock) now
         # and then, and on the first tick, a page at a time
