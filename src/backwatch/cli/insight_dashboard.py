@@ -18,43 +18,19 @@ from backwatch.cli.target import Where
 from backwatch.cli.views import _jobs_table
 from backwatch.masking import display_url
 from backwatch.services import job_list
-from backwatch.services.views import job_out
 
 #: rows of each table in a frame: a fleet of 100,000 jobs still draws two short tables
 ATTENTION_ROWS = 20
 OTHER_ROWS = 15
 
 
-def job_page(tgt: Any, **query: Any) -> dict[str, Any]:
-    """A page of jobs as ``GET /api/v1/jobs`` answers it (``items``, ``next_cursor``,
-    ``counts``): from the server, or the same read on the local database."""
-    if hasattr(tgt, "request"):
-        wanted = {k: (",".join(v) if isinstance(v, tuple) else v) for k, v in query.items()}
-        wanted["counts"] = "true" if wanted.get("counts") else None
-        return tgt.request("GET", "/api/v1/jobs", query=wanted)  # type: ignore[no-any-return]
-    hub = tgt.hub
-    stuck = tgt.settings.alerts.stuck_minutes
-    now = hub.now()
-    wanted_filter = job_list.JobFilter(query.pop("health", ()))
-    with_counts = bool(query.pop("counts", False))
-    with hub.read_engine.connect() as conn:
-        page = job_list.read_page(
-            conn, wanted_filter, now=now, stuck_minutes=stuck, with_counts=with_counts, **query
-        )
-    return {
-        "items": [job_out(row, now, stuck_minutes=stuck) for row in page.rows],
-        "next_cursor": page.next_cursor,
-        "counts": page.counts,
-    }
-
-
 def frame(tgt: Any) -> Any:
     """Counts per health, the jobs that need attention (most urgent first), then a few of
     the others: two bounded reads, whatever the number of jobs."""
     problems = job_list.PROBLEMS
-    attention = job_page(tgt, health=problems, sort="health", limit=ATTENTION_ROWS, counts=True)
+    attention = tgt.job_page(health=problems, sort="health", limit=ATTENTION_ROWS, counts=True)
     rest = tuple(h for h in job_list.HEALTH_STATES if h not in problems)
-    others = job_page(tgt, health=rest, sort="last_run", limit=OTHER_ROWS)
+    others = tgt.job_page(health=rest, sort="last_run", limit=OTHER_ROWS)
     alerts = fetch_open_alerts(tgt)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     counts: dict[str, int] = attention.get("counts") or {}
