@@ -216,6 +216,13 @@ def _health_hint(states: Sequence[str], now: float) -> ColumnElement[bool] | Non
     return or_(*found) if found else None
 
 
+def _not_ok_hint(now: float) -> ColumnElement[bool]:
+    """A predicate every job that is not ``ok`` meets (the rest are ok, by ``_state_hints``)."""
+    hint = _health_hint([s for s in HEALTH_STATES if s != "ok"], now)
+    assert hint is not None
+    return hint
+
+
 def encode_cursor(sort: str, key: Any, job_id: str) -> str:
     raw = json.dumps([sort, key, job_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -292,12 +299,11 @@ def page(
                     )
                 )
         query = query.order_by(started.desc().nulls_last(), _j.c.id)
-    else:
+    if sort == "health":
         query = query.add_columns(health.label("_rank"))
         if after:
             key, job_id = after
             query = query.where(or_(health > key, and_(health == key, _j.c.id > job_id)))
-    if sort == "health":
         rows = _by_health(conn, query, health, now, limit + 1)
     else:
         rows = [dict(r) for r in conn.execute(query.limit(limit + 1)).mappings()]
@@ -319,8 +325,7 @@ def _by_health(
     the jobs before ``ok`` and after it are among those the hints name (few, found by
     index), and the ``ok`` ones, most of a fleet, are read in id order."""
     ok = HEALTH_STATES.index("ok")
-    hint = _health_hint([s for s in HEALTH_STATES if s != "ok"], now)
-    assert hint is not None
+    hint = _not_ok_hint(now)
     rows: list[dict[str, Any]] = []
     for segment in (
         query.where(hint, health < ok).order_by(health, _j.c.id),
@@ -337,8 +342,7 @@ def counts(conn: Connection, f: JobFilter, *, now: float, stuck_minutes: float) 
     named (0 included): the health worked out for the jobs a hint names, the rest counted."""
     health = health_sql(now, stuck_minutes).label("health")
     where = _where(conn, f)
-    not_ok = _health_hint([s for s in HEALTH_STATES if s != "ok"], now)
-    assert not_ok is not None
+    not_ok = _not_ok_hint(now)
     query = select(health, func.count()).where(*where, not_ok).group_by(health)
     found = {state: 0 for state in HEALTH_STATES}
     for code, n in conn.execute(query):
@@ -358,8 +362,7 @@ def counts_by_tags(
     a few tag sets costs two scans of the jobs table, whatever the tags."""
     tags = cast(_j.c.tags, String).label("tags")  # PostgreSQL's json cannot be grouped
     health = health_sql(now, stuck_minutes).label("health")
-    not_ok = _health_hint([s for s in HEALTH_STATES if s != "ok"], now)
-    assert not_ok is not None
+    not_ok = _not_ok_hint(now)
     found: dict[tuple[str, ...], dict[str, int]] = {}
 
     def tally(raw: str | None, state: str, n: int) -> None:
