@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,18 @@ def api(settings):
         client.token = settings.token_file.read_text().strip()  # type: ignore[attr-defined]
         client.auth_headers = {"Authorization": f"Bearer {client.token}"}  # type: ignore[attr-defined]
         yield client
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """``probe()``'s first truthy answer, asked every 0.2 s; fails naming ``what`` after
+    ``timeout`` seconds (a guard against a hang, not a timed assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def free_port() -> int:

@@ -12,23 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Server, need, need_tool
-from tests.e2e.test_browser import CHROMIUM_ARGS, api, sign_in
+from tests.conftest import ROOT, Server, wait_for
+from tests.e2e.test_browser import api, browser, sign_in  # noqa: F401  (fixture)
 
 AXE = ROOT / "tests" / "fixtures" / "vendor" / "axe-core" / "axe.min.js"
 VIEWPORTS = [(1280, 900), (375, 812)]
 THEMES = ["light", "dark"]
 LONG_URL = "https://backups.example.com/" + "runbooks/" * 8 + "restore-the-photo-library.html"
-
-
-def _wait_for(what: str, probe: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +67,7 @@ def a11y_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.report({"job": "offsite", "status": "success", "started_at": now - 3 * 3600})
     srv.report({"job": "wiki", "status": "success", "started_at": now - 600, "duration_s": 12})
     srv.report({"job": "old-nas", "status": "failed", "started_at": now - 7200})
-    _wait_for(
+    wait_for(
         "the missed and failing alerts",
         lambda: (
             {a["rule"] for a in api(srv, "GET", "/api/v1/alerts?state=open")["items"]}
@@ -89,20 +79,6 @@ def a11y_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     api(srv, "POST", "/api/v1/jobs/old-nas/pause", {})
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def a11y_browser() -> Iterator[Any]:
-    chromium = need_tool("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - dev extras not installed
-        need(False, "playwright is not installed (pip install -e '.[dev]')")
-        raise
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def scan(page: Any) -> list[dict[str, Any]]:
@@ -127,11 +103,14 @@ def set_theme(page: Any, theme: str) -> None:
     assert page.locator("html").get_attribute("data-theme") == theme
 
 
-def test_every_page_has_no_serious_axe_violation(a11y_browser: Any, a11y_server: Server) -> None:
+def test_every_page_has_no_serious_axe_violation(
+    browser: Any,  # noqa: F811
+    a11y_server: Server,
+) -> None:
     assert AXE.exists(), "axe-core is not vendored at tests/fixtures/vendor/axe-core"
     failed_run = api(a11y_server, "GET", "/api/v1/runs?job=mail&status=failed&limit=1")["items"]
     ok_run = api(a11y_server, "GET", "/api/v1/runs?job=photos&limit=1")["items"]
-    context = a11y_browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
     # an init script is not held to the page's CSP (script-src 'self'), which stays on
     context.add_init_script(path=str(AXE))
     page = context.new_page()
@@ -185,9 +164,10 @@ def test_every_page_has_no_serious_axe_violation(a11y_browser: Any, a11y_server:
 
 
 def test_a_long_url_in_a_description_is_a_link_that_wraps_on_a_phone(
-    a11y_browser: Any, a11y_server: Server
+    browser: Any,  # noqa: F811
+    a11y_server: Server,
 ) -> None:
-    context = a11y_browser.new_context(viewport={"width": 375, "height": 812})
+    context = browser.new_context(viewport={"width": 375, "height": 812})
     page = context.new_page()
     try:
         page.goto(a11y_server.url + "/jobs/photos")
@@ -203,9 +183,10 @@ def test_a_long_url_in_a_description_is_a_link_that_wraps_on_a_phone(
 
 
 def test_the_connecting_indicator_stays_hidden_where_there_are_no_live_updates(
-    a11y_browser: Any, a11y_server: Server
+    browser: Any,  # noqa: F811
+    a11y_server: Server,
 ) -> None:
-    context = a11y_browser.new_context(viewport={"width": 375, "height": 812})
+    context = browser.new_context(viewport={"width": 375, "height": 812})
     page = context.new_page()
     try:
         for path in ("/login", "/jobs/no-such-job"):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, wait_for
 from tests.e2e.test_browser import CHROMIUM_ARGS, WAIT_MS, api, browser  # noqa: F401
 
 OK_JOBS = 40
@@ -125,10 +125,11 @@ def test_times_show_relative_and_absolute_with_the_viewers_zone(
     assert " 02:00 " in due.split("(")[1]  # 2 at night where the job runs
     assert pg.locator("text=(Europe/Berlin)").count() >= 1
     # a time inside an alert message is in the same format, not raw UTC
-    deadline = time.monotonic() + 30
-    while not api(glance_server, "GET", "/api/v1/alerts?state=open&job=zz-mail")["items"]:
-        assert time.monotonic() < deadline, "no alert for the failing job"
-        time.sleep(0.5)
+    wait_for(
+        "an alert for the failing job",
+        lambda: api(glance_server, "GET", "/api/v1/alerts?state=open&job=zz-mail")["items"],
+        30,
+    )
     pg.goto(glance_server.url + "/alerts")
     message = pg.locator("li.alert-item[data-state='open'] .msg").filter(has_text="zz-mail").first
     inner = message.inner_text()
@@ -159,10 +160,11 @@ def test_the_open_alert_count_leaves_out_acknowledged_ones(
     browser: Any,  # noqa: F811
     glance_server: Server,
 ) -> None:
-    deadline = time.monotonic() + 30
-    while len(api(glance_server, "GET", "/api/v1/alerts?state=open")["items"]) < 2:
-        assert time.monotonic() < deadline, "the failing and the missed job raised no alerts"
-        time.sleep(0.5)
+    wait_for(
+        "the alerts of the failing and the missed job",
+        lambda: len(api(glance_server, "GET", "/api/v1/alerts?state=open")["items"]) >= 2,
+        30,
+    )
     alerts = api(glance_server, "GET", "/api/v1/alerts?state=open")["items"]
     missed = next(a for a in alerts if a["job"] == "missed-db")
     api(glance_server, "POST", f"/api/v1/alerts/{missed['id']}/ack", {})

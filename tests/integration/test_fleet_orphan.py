@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Server
+from tests.conftest import Server, wait_for
 from tests.integration.test_alerts import Receiver, receiver  # noqa: F401  (fixture)
 
 LEASE_S = 5
@@ -33,16 +33,6 @@ def runs_of(server: Server, token: str) -> list[dict[str, Any]]:
 
 def epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def wait_for(what: str, check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def marks(path: Path) -> list[tuple[str, str, float]]:
