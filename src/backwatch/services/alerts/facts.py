@@ -81,8 +81,9 @@ _HISTORY_COLUMNS = (
     _r.c.trigger,
     _r.c.kind,
 )
-#: a job's latest runs, built once: a round over 100,000 jobs asks it 100,000 times, and
-#: building the statement each time cost as much as running it
+#: a job's latest runs, built once (it is asked for each job evaluated after a report, and
+#: building the statement each time cost as much as running it); a round over every job
+#: reads a page of jobs' runs at once instead (``run_histories``)
 _HISTORY = (
     select(*_HISTORY_COLUMNS)
     .where(_r.c.job == bindparam("job_id"))
