@@ -91,14 +91,20 @@ class AlertTasks:
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(INGEST_DELAY_S)  # let a burst of reports settle
-            async with self._changes_lock:
-                with self._lock:
-                    jobs, self._changed = sorted(self._changed), set()
-                if jobs and self.leader.check():
-                    await self._guard(self.evaluate(jobs, "run"))
+            await self._evaluate_changed()
             # under a steady stream of reports, evaluate at most this often
             gap = pacing.gap_after(self._last_cpu_s, INGEST_MIN_INTERVAL_S)
             await asyncio.sleep(gap - INGEST_DELAY_S)
+
+    async def _evaluate_changed(self) -> None:
+        """The rules of the jobs reported since the last look (the ingest loop's and the
+        tick's, one at a time: after a tick, every change reported before it is judged and
+        its alerts written, also one the ingest loop was in the middle of)."""
+        async with self._changes_lock:
+            with self._lock:
+                jobs, self._changed = sorted(self._changed), set()
+            if jobs and self.leader.check():
+                await self._guard(self.evaluate(jobs, "run"))
 
     async def evaluate(self, jobs: list[str], kind: str | None) -> int:
         """Work out the rules on a read connection in a thread, then hand the writer only
@@ -176,13 +182,7 @@ class AlertTasks:
         canary = selfmon.canary_due(self.hub)  # a real write: does writing work again?
         await self._guard(self.hub.submit(disks.record_samples(samples, now, force=canary)))
         await self._guard(self.system.evaluate())
-        # reports not evaluated yet: their rules first; and one the ingest loop is
-        # evaluating now is finished before the tick goes on (its alerts are then written)
-        async with self._changes_lock:
-            with self._lock:
-                changed, self._changed = sorted(self._changed), set()
-            if changed:
-                await self._guard(self.evaluate(changed, "run"))
+        await self._evaluate_changed()  # reports not evaluated yet: their rules first
         # time rules every tick, from the snapshots of the jobs they can say something
         # about; every rule of every job (the 7-day error rate slides with the clock) now
         # and then, and on the first tick, a page at a time
