@@ -1,6 +1,7 @@
 """Two ``serve`` instances on one PostgreSQL database, as behind a load balancer (issue 18):
-a report that reaches the follower is judged by the leader within seconds, and the live
-stream of one instance carries what was written through the other. Real processes."""
+a report that reaches the follower is judged by the leader within seconds, also one made
+while the leader was not listening, and the live stream of one instance carries what was
+written through the other. Real processes."""
 
 from __future__ import annotations
 
@@ -14,16 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from tests.conftest import Server
+from backwatch.services.changefeed import CHANNEL_SQL
+from tests.conftest import Server, wait_for
 
 LEASE_S = 5
+TICK_S = 2
 
 
 @pytest.fixture
 def pair(tmp_path: Path, pg_url: str) -> Iterator[tuple[Server, Server]]:
     config = tmp_path / "backwatch.toml"
-    config.write_text(f"[server]\nleader_lease_seconds = {LEASE_S}\n")
+    config.write_text(
+        f"[server]\nleader_lease_seconds = {LEASE_S}\n[alerts]\ntick_seconds = {TICK_S}\n"
+    )
     env = {"BACKWATCH_DATABASE_URL": pg_url, "BACKWATCH_CONFIG": str(config)}
     leader = Server(tmp_path / "a", env).start()  # first up: it takes the leader's lock
     follower = Server(tmp_path / "b", env).start()
@@ -62,8 +68,31 @@ def report_failure_and_wait_for_its_alert(to: Server, token: str, wait_s: float)
 
 def test_a_failure_reported_to_the_follower_alerts_within_seconds(pair):
     leader, follower = pair
-    # (the leader's full round, which alone saw it before, comes every 10 minutes)
+    # (the leader's round over every job, which alone saw it before, comes once a day)
     report_failure_and_wait_for_its_alert(follower, leader.token, wait_s=15)
+
+
+def test_a_report_made_while_the_leader_was_not_listening_is_judged_when_it_hears_again(
+    pair, pg_url: str
+):
+    leader, follower = pair
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        listen = f'LISTEN "{conn.execute(text(f"SELECT {CHANNEL_SQL}")).scalar_one()}"'
+
+    def listening() -> list[int]:
+        with engine.connect() as conn:  # (a new snapshot of the activity each time)
+            query = text("SELECT pid FROM pg_stat_activity WHERE query = :q")
+            return list(conn.execute(query, {"q": listen}).scalars())
+
+    pids = wait_for("both instances listening", lambda: len(listening()) >= 2 and listening())
+    with engine.connect() as conn:  # their listening connections drop: a network blip
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM unnest(:p) AS pid"), {"p": pids})
+    # reported while nobody listens: the leader never hears of it, and judges it on
+    # hearing again (its round over every job), not at the next daily one
+    report_failure_and_wait_for_its_alert(follower, leader.token, wait_s=20)
+    assert "not hearing other instances' changes" in leader.log.read_text()
+    engine.dispose()
 
 
 def test_a_killed_leader_is_replaced(pair):

@@ -1,8 +1,11 @@
 """Background work over a fleet reads jobs a page at a time and only the jobs that can have
 changed (issue 18): the periodic check of the time rules looks at the overdue, the long
 running and those with an open alert of a time rule, and finds what a check of every job
-finds; a round over every job goes through them in pages; status files are brought up to
-date in pages on start and a restart rewrites none. On real SQLite and PostgreSQL."""
+finds; the round of the clock looks only at jobs whose 7-day error rate moved as time
+passed, and finds what a round over every job finds; a round over every job goes through
+them in pages, on taking the lead, after unheard changes and once a day; status files are
+brought up to date in pages on start and a restart rewrites none. On real SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from sqlalchemy import select
 
 from backwatch.domain.lifecycle import RunStatus
 from backwatch.domain.report import RunReport
+from backwatch.domain.rules import ERROR_RATE_WINDOW_S, RULES
+from backwatch.errors import StoreUnavailable
 from backwatch.services import alerts
 from backwatch.services.alerts import evaluation
 from backwatch.services.hub import Hub
@@ -24,10 +29,12 @@ from backwatch.services.runs import record_report, start_run
 from backwatch.services.status_files import SUFFIX, StatusFileWriter, status_document
 from backwatch.services.unit import WriteUnit
 from backwatch.store import tables as t
+from backwatch.web import tasks
 from backwatch.web.app import create_app
-from tests.conftest import Clock, make_settings
+from tests.conftest import Clock, make_settings, wait_for
 
 H = 3600.0
+DAY = 24 * H
 
 
 def _report(job: str, started_at: float, status: str = "success") -> RunReport:
@@ -94,6 +101,129 @@ def test_the_time_check_reads_only_jobs_that_can_have_changed(tmp_path: Path, db
         ("adhoc", "missed"),
         ("long_run", "stuck"),
     }  # and fixed's missed alert was resolved by the check
+
+
+def _daily(hub: Hub, job: str, first: float, statuses: str) -> None:
+    """Runs a day apart from ``first``: ``s`` a success, ``f`` a failure."""
+    for k, code in enumerate(statuses):
+        at = first + k * DAY
+        hub.write(record_report(_report(job, at, "failed" if code == "f" else "success"), at))
+
+
+def _run_rule_changes(found: alerts.AlertChanges) -> set[tuple[str, str, str | None]]:
+    return {c for c in _changes(found) if RULES[c[1]].kind == "run"}
+
+
+def test_the_clock_round_reads_only_jobs_whose_error_rate_moved(tmp_path: Path, db_url: str):
+    settings = make_settings(tmp_path / "data", db_url)
+    now = 1_780_000_000.0
+    since = now - 600  # the previous round of the clock
+    leaves = now - ERROR_RATE_WINDOW_S - 300  # a run started then left the window meanwhile
+    with Hub(settings, clock=lambda: now) as hub:
+        _daily(hub, "bad_leaves", leaves, "fsssssss")  # its one failure leaves: clears
+        _daily(hub, "good_leaves", leaves, "sssfssss")  # 1 of 8 failed, now 1 of 7
+        _daily(hub, "bad_stays", leaves + 5 * H, "sssfssss")  # nothing left the window
+        _daily(hub, "clean", leaves, "ssssssss")  # a run left, none failed
+        _daily(hub, "old_failure", leaves - 3 * DAY, "fsssssssssss")  # out of the window
+        hub.write(alerts.evaluate_jobs(settings, since, None, None))  # judged as of then
+        with hub.read_engine.connect() as conn:
+            before = {(a["job"], a["rule"]) for a in alerts.list_alerts(conn, state="open")}
+            assert alerts.clock_rule_jobs(conn, since, now) == ["bad_leaves", "good_leaves"]
+            clock = alerts.find_clock_changes(conn, settings, since, now)
+            every = alerts.find_changes(conn, settings, now, None, None)
+        assert before == {
+            ("bad_leaves", "error_rate"),
+            ("good_leaves", "error_rate"),
+            ("bad_stays", "error_rate"),
+        }
+        assert clock.jobs == 2 and every.jobs == 5
+        # the same verdicts on the run rules as a round over every job
+        assert _run_rule_changes(clock) == _run_rule_changes(every)
+        assert {(job, rule) for job, rule, _ in _run_rule_changes(clock)} == {
+            ("bad_leaves", "error_rate"),  # cleared
+            ("good_leaves", "error_rate"),  # now "1 of 7 runs failed"
+        }
+        hub.write(alerts.apply_changes(settings, now, clock))
+        with hub.read_engine.connect() as conn:
+            after = {(a["job"], a["rule"]) for a in alerts.list_alerts(conn, state="open")}
+    assert after == before - {("bad_leaves", "error_rate")}
+
+
+def test_the_tick_judges_every_job_on_taking_the_lead_after_unheard_changes_and_daily(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    settings = make_settings(tmp_path / "data", db_url)
+    clock = Clock()
+    hub = Hub(settings, grouped=True, clock=clock)
+    hub.write(record_report(_report("db", clock.t - 60, "failed"), clock.t))
+    rounds: list[tuple[str, float]] = []
+    every_page, clock_round = evaluation.find_changes_page, evaluation.find_clock_changes
+
+    def recording_page(conn: Any, settings: Any, now: float, *args: Any) -> Any:
+        if args[1] == "":  # a round's first page
+            rounds.append(("every job", now))
+        return every_page(conn, settings, now, *args)
+
+    def recording_clock(conn: Any, settings: Any, since: float, now: float) -> Any:
+        rounds.append(("clock since", since))
+        return clock_round(conn, settings, since, now)
+
+    monkeypatch.setattr(alerts, "find_changes_page", recording_page)
+    monkeypatch.setattr(alerts, "find_clock_changes", recording_clock)
+    app = create_app(settings, hub=hub)
+    start = clock.t
+    with TestClient(app) as client:
+        work = app.state.alert_tasks
+
+        def tick(advance: float = 0.0) -> list[tuple[str, float]]:
+            clock.advance(advance)
+            rounds.clear()
+            client.portal.call(work.tick)
+            return list(rounds)
+
+        tick()  # the server's first round, if it has not had it yet: the clock stands still
+        assert rounds == [] or rounds == [("every job", start)]
+        assert tick(30) == []  # the time rules alone
+        assert tick(tasks.CLOCK_EVERY_S) == [("clock since", start)]
+        assert tick(30) == []
+        work.changes_unheard()  # the change feed heard other instances again after a gap
+        assert tick() == [("every job", clock.t)]
+        full_at = clock.t
+        assert tick(tasks.CLOCK_EVERY_S) == [("clock since", full_at)]
+        assert tick(tasks.FULL_EVERY_S) == [("every job", clock.t)]
+        opened = client.get("/api/v1/alerts", params={"state": "open"}).json()["items"]
+    hub.close()
+    assert [(a["job"], a["rule"]) for a in opened] == [("db", "failed")]
+
+
+def test_a_report_whose_evaluation_could_not_be_written_is_judged_on_the_next_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    settings = make_settings(tmp_path / "data")
+    clock = Clock()  # stands still: no round of the clock, no round over every job
+    hub = Hub(settings, grouped=True, clock=clock)
+    app = create_app(settings, hub=hub)
+    real, failures = evaluation.find_changes, []
+
+    def failing_once(*args: Any) -> Any:
+        if not failures:
+            failures.append(args[3])
+            raise StoreUnavailable("database or disk is full")
+        return real(*args)
+
+    with TestClient(app) as client:
+        client.portal.call(app.state.alert_tasks.tick)  # the first round, over every job
+        monkeypatch.setattr(alerts, "find_changes", failing_once)
+        hub.write(record_report(_report("db", clock.t - 60, "failed"), clock.t))
+
+        def opened() -> list[str]:
+            client.portal.call(app.state.alert_tasks.tick)
+            found = client.get("/api/v1/alerts", params={"state": "open"}).json()["items"]
+            return [a["rule"] for a in found if a["job"] == "db"]
+
+        assert wait_for("the failure's alert", opened) == ["failed"]
+    hub.close()
+    assert failures == [["db"]]  # its first evaluation failed
 
 
 def test_a_round_over_every_job_goes_page_by_page(

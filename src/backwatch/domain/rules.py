@@ -371,13 +371,16 @@ def duration_regression(job: JobFacts, now: float) -> Finding | None:
 
 #: outcomes error_rate counts against a job: failures, and backups nobody can vouch for
 NOT_SUCCEEDED = BAD | {RunStatus.UNKNOWN}
+#: the window of error_rate: the one run rule whose finding moves with the clock alone, as
+#: runs leave it (services/alerts ``clock_rule_jobs``)
+ERROR_RATE_WINDOW_S = 7 * DAY
 
 
 @rule("error_rate", "run")
 def error_rate(job: JobFacts, now: float) -> Finding | None:
     """Backups over the last 7 days that failed or ended ``unknown``, above
     error_rate_percent (with at least 5 backups)."""
-    week = [r for r in _finished(job) if r.started_at >= now - 7 * DAY]
+    week = [r for r in _finished(job) if r.started_at >= now - ERROR_RATE_WINDOW_S]
     if len(week) < job.thresholds.error_rate_min_runs:
         return None
     bad = sum(1 for r in week if r.status in NOT_SUCCEEDED)

@@ -7,8 +7,8 @@ connection of its own and hands what others committed to its hub's listeners, as
 had written it: the leader evaluates the rules of a report that reached a follower within
 a second, and the live stream and status files of every instance see every write.
 
-A notification can be lost while the listening connection is down; then the leader's
-periodic full evaluation still sees the change (``web/tasks.py``), later.
+A notification can be lost while the listening connection is down: when it is back,
+``on_gap`` is called, and the leader judges every job once (``web/tasks.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -62,8 +63,16 @@ class ChangeFeed:
     """Listens for other instances' changes and calls ``listeners`` with them (from its
     own thread, as the writer thread calls them for this instance's own writes)."""
 
-    def __init__(self, engine: Engine, origin: str, listeners: list[Any]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        origin: str,
+        listeners: list[Any],
+        on_gap: Callable[[], None] | None = None,
+    ) -> None:
         self.engine, self.origin, self.listeners = engine, origin, listeners
+        self.on_gap = on_gap  # called when listening again after a gap (changes unheard)
+        self._gap = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.listening = threading.Event()  # set while LISTEN is in force
@@ -84,6 +93,7 @@ class ChangeFeed:
             try:
                 self._listen()
             except Exception as exc:
+                self._gap = True
                 self.listening.clear()
                 log.warning("not hearing other instances' changes, retrying: %s", exc)
                 self._stop.wait(RECONNECT_S)
@@ -98,6 +108,10 @@ class ChangeFeed:
             channel = driver.execute(f"SELECT {CHANNEL_SQL}").fetchone()[0]
             driver.execute(f'LISTEN "{channel}"')
             self.listening.set()
+            if self._gap:
+                self._gap = False
+                if self.on_gap is not None:
+                    self.on_gap()
             while not self._stop.is_set():
                 for note in driver.notifies(timeout=1.0):
                     self._heard(note.payload)

@@ -20,7 +20,7 @@ from backwatch.store.dialect import lock_for_transaction
 _INI = Path(__file__).with_name("alembic.ini")
 #: The newest revision in migrations/versions. Knowing it lets every command skip Alembic
 #: (half a second of imports) when the schema is already current; a test keeps it true.
-HEAD_REVISION = "0014"
+HEAD_REVISION = "0015"
 
 
 def _config(connection: object) -> object:

@@ -95,6 +95,10 @@ Index("ix_jobs_learned_due", LEARNED_DUE)
 #: a run not finished yet, as SQL: the predicate of the ``ix_runs_open`` partial index, written
 #: the same way in the queries that look for open runs so that both databases use the index
 OPEN_RUN = "status IN ('queued', 'running')"
+#: a run that did not succeed (``domain.rules.NOT_SUCCEEDED``), as SQL: the predicate of the
+#: ``ix_runs_not_succeeded`` partial index, by which the jobs whose 7-day error rate moves
+#: with the clock are found without reading every run of the window
+NOT_SUCCEEDED_RUN = "status IN ('failed', 'timed_out', 'unknown')"
 
 runs = Table(
     "runs",
@@ -132,6 +136,13 @@ runs = Table(
         "started_at",
         sqlite_where=text(OPEN_RUN),
         postgresql_where=text(OPEN_RUN),
+    ),
+    Index(
+        "ix_runs_not_succeeded",
+        "started_at",
+        "job",
+        sqlite_where=text(NOT_SUCCEEDED_RUN),
+        postgresql_where=text(NOT_SUCCEEDED_RUN),
     ),
 )
 

@@ -103,7 +103,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, freeze_heap: bool 
         app.state.scheduler = scheduler
         scheduler.start()
         # PostgreSQL: what other instances commit reaches the listeners above too
-        feed = ChangeFeed(h.read_engine, h.instance, h.listeners)
+        feed = ChangeFeed(h.read_engine, h.instance, h.listeners, alert_tasks.changes_unheard)
         app.state.changefeed = feed
         feed.start()
         if freeze_heap:

@@ -9,6 +9,16 @@ that changed), paced so that under a stream of reports they take a small share o
 CPU ingest needs (services/pacing.py); time-based rules, disk samples and re-notifications
 run on a tick. Only the leader instance evaluates (services/leader.py); every instance
 delivers, since the outbox claim makes double sends impossible.
+
+Rounds of the tick, from cheapest to dearest:
+- every tick, the time rules of the jobs they can say something about;
+- every ``CLOCK_EVERY_S``, every rule of the jobs whose 7-day error rate moved as time
+  passed, and the re-notifications that are due;
+- every rule of every job, a page at a time: when this instance takes the lead (a start,
+  a failover: its settings may be new, and reports may have gone unjudged while nobody
+  led), when changes of other instances may have gone unheard (services/changefeed.py),
+  and once every ``FULL_EVERY_S`` as a safety net. At 10 M runs such a round costs a
+  minute and more of CPU, so it is not the periodic work.
 """
 
 from __future__ import annotations
@@ -27,7 +37,8 @@ from backwatch.services.leader import Leader
 log = logging.getLogger("backwatch.tasks")
 INGEST_DELAY_S = 0.5
 INGEST_MIN_INTERVAL_S = 2.0
-FULL_EVERY_S = 600.0
+CLOCK_EVERY_S = 600.0
+FULL_EVERY_S = 86400.0
 DELIVER_EVERY_S = 2.0
 #: the share of one core a round over every job may take (pages, with pauses between)
 FULL_SHARE = 0.5
@@ -43,6 +54,8 @@ class AlertTasks:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_full = float("-inf")
+        self._last_clock = float("-inf")  # the ``now`` of the latest round of the clock
+        self._unheard = False  # other instances' changes may have gone unheard since
         self._term = 0  # the leader's term whose catching up is done (services/leader.py)
         self._last_cpu_s = 0.0  # CPU time of the latest rule evaluation
         self.page_size = alerts.PAGE  # jobs per page of a round over every job
@@ -96,15 +109,25 @@ class AlertTasks:
             gap = pacing.gap_after(self._last_cpu_s, INGEST_MIN_INTERVAL_S)
             await asyncio.sleep(gap - INGEST_DELAY_S)
 
+    def changes_unheard(self) -> None:
+        """Called by the change feed (services/changefeed.py) when it hears other instances
+        again after a gap: what they committed meanwhile is judged by a round over every
+        job on the next tick."""
+        self._unheard = True
+
     async def _evaluate_changed(self) -> None:
         """The rules of the jobs reported since the last look (the ingest loop's and the
         tick's, one at a time: after a tick, every change reported before it is judged and
-        its alerts written, also one the ingest loop was in the middle of)."""
+        its alerts written, also one the ingest loop was in the middle of). Jobs whose
+        evaluation failed (a full disk, a dead database) wait for the next look."""
         async with self._changes_lock:
             with self._lock:
                 jobs, self._changed = sorted(self._changed), set()
-            if jobs and self.leader.check():
-                await self._guard(self.evaluate(jobs, "run"))
+            if not jobs or not self.leader.check():
+                return
+            if await self._guard(self.evaluate(jobs, "run")) is None:
+                with self._lock:
+                    self._changed.update(jobs)
 
     async def evaluate(self, jobs: list[str], kind: str | None) -> int:
         """Work out the rules on a read connection in a thread, then hand the writer only
@@ -128,6 +151,17 @@ class AlertTasks:
 
         return await self._find_and_apply(find, now)
 
+    async def evaluate_clock(self, since: float) -> int:
+        """Every rule of the jobs whose 7-day error rate moved since ``since`` as time passed
+        (services/alerts ``clock_rule_jobs``), and the re-notifications that are due."""
+        settings, now = self.hub.settings, self.hub.now()
+
+        def find() -> alerts.AlertChanges:
+            with self.hub.read_engine.connect() as conn:
+                return alerts.find_clock_changes(conn, settings, since, now)
+
+        return await self._find_and_apply(find, now)
+
     async def evaluate_all(self) -> int:
         """Every rule of every job, ``page_size`` jobs at a time by id: never every job in
         memory at once, and reports are stored between two pages. Stops when this instance
@@ -144,7 +178,7 @@ class AlertTasks:
                     )
 
             (found, after), self._last_cpu_s = await asyncio.to_thread(pacing.timed, find)
-            found.full = after is None  # the round is complete: re-notifications are due
+            found.renotify = after is None  # the round is complete: re-notifications are due
             changed += await self._apply(found, now)
             if after is not None:
                 # a big fleet's round takes at most FULL_SHARE of a core: ingest keeps pace
@@ -158,7 +192,7 @@ class AlertTasks:
         return await self._apply(found, now)
 
     async def _apply(self, found: alerts.AlertChanges, now: float) -> int:
-        if found.changes or found.intervals or found.medians or found.full:
+        if found.changes or found.intervals or found.medians or found.renotify:
             await self.hub.submit(alerts.apply_changes(self.hub.settings, now, found))
         return len(found.changes)
 
@@ -183,13 +217,19 @@ class AlertTasks:
         await self._guard(self.hub.submit(disks.record_samples(samples, now, force=canary)))
         await self._guard(self.system.evaluate())
         await self._evaluate_changed()  # reports not evaluated yet: their rules first
-        # time rules every tick, from the snapshots of the jobs they can say something
-        # about; every rule of every job (the 7-day error rate slides with the clock) now
-        # and then, and on the first tick, a page at a time
-        full = now - self._last_full >= FULL_EVERY_S
-        await self._guard(self.evaluate_all() if full else self.evaluate_due())
-        if full:
-            self._last_full = now
+        # (the rounds: this module's docstring)
+        if self._unheard or now - self._last_full >= FULL_EVERY_S:
+            self._unheard = False
+            if await self._guard(self.evaluate_all()) is None:  # tried again in a while
+                self._last_full = now - FULL_EVERY_S + CLOCK_EVERY_S
+            else:
+                self._last_full = self._last_clock = now
+            return
+        await self._guard(self.evaluate_due())
+        if now - self._last_clock < CLOCK_EVERY_S:
+            return
+        if await self._guard(self.evaluate_clock(self._last_clock)) is not None:
+            self._last_clock = now
 
     async def deliver(self) -> dict[str, int]:
         return await asyncio.to_thread(

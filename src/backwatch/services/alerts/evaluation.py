@@ -5,9 +5,11 @@ The changes are found on a read connection (``find_changes``) and applied by the
 alerts that really change.
 
 Jobs are read ``PAGE`` at a time, never all at once: a round over every job goes through
-them by id (``find_changes_page``), and the periodic check of the time rules reads only the
+them by id (``find_changes_page``); the periodic check of the time rules reads only the
 jobs whose time rules can say something now (``time_rule_jobs``: overdue by the due-time
-index, running long, with an open alert of a time rule, or configured here).
+index, running long, with an open alert of a time rule, or configured here), and the
+round of the clock only those whose 7-day error rate can move as time passes
+(``clock_rule_jobs``). The run rules of a job are otherwise judged when its runs change.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select, text, update
 
-from backwatch.domain.rules import RULES, Finding, learned_interval
+from backwatch.domain.rules import ERROR_RATE_WINDOW_S, RULES, Finding, learned_interval
 from backwatch.domain.rules import evaluate as evaluate_rules
 from backwatch.services import due
 from backwatch.services.alerts.facts import (
@@ -46,7 +48,7 @@ class AlertChanges:
     changes: list[tuple[str, str, Finding | None]] = field(default_factory=list)
     intervals: dict[str, float | None] = field(default_factory=dict)
     medians: dict[str, float | None] = field(default_factory=dict)
-    full: bool = False  # every job was evaluated: re-notifications are due too
+    renotify: bool = False  # a periodic round: re-notifications are due too
     jobs: int = 0
 
 
@@ -65,7 +67,7 @@ def find_changes(
     """Evaluate the rules of ``kind`` (None: all) for these jobs (None: every job) and list
     what differs from the stored alerts. backwatch's own alerts (the ``_system`` job) are
     evaluated on every tick from measurements taken then: services/selfmon.py."""
-    found = AlertChanges(full=job_ids is None)
+    found = AlertChanges(renotify=job_ids is None)
     if job_ids is None:
         after: str | None = ""
         while after is not None:
@@ -106,6 +108,40 @@ def time_rule_jobs(conn: Connection, settings: Settings, now: float) -> list[str
         ).scalars()
     )
     found.update(job.id for job in settings.jobs)
+    return sorted(found)
+
+
+def find_clock_changes(
+    conn: Connection, settings: Settings, since: float, now: float
+) -> AlertChanges:
+    """The round of the clock: every rule of the jobs whose 7-day error rate can have moved
+    between ``since`` (the previous round's ``now``) and ``now`` as time passed alone, with
+    the re-notifications that are due."""
+    found = find_changes(conn, settings, now, clock_rule_jobs(conn, since, now), None)
+    found.renotify = True
+    return found
+
+
+def clock_rule_jobs(conn: Connection, since: float, now: float) -> list[str]:
+    """The jobs whose run rules can find or clear something only because time passed from
+    ``since`` to ``now``. Of the run rules only ``error_rate`` reads the clock: its finding
+    moves when a run leaves its 7-day window (a run entering it is judged when reported),
+    and it can say something only of a job with a run in the window that did not succeed
+    (found by the partial index on such runs) or clear its open alert. So: the jobs a run
+    of which left the window meanwhile (by the index on start times), among those."""
+    r, a = t.runs, t.alerts
+    window_start = now - ERROR_RATE_WINDOW_S
+    left = select(r.c.job).where(
+        r.c.started_at >= since - ERROR_RATE_WINDOW_S, r.c.started_at < window_start
+    )
+    bad_in_window = select(r.c.job).where(
+        text(t.NOT_SUCCEEDED_RUN), r.c.started_at >= window_start, r.c.job.in_(left)
+    )
+    alerting = select(a.c.job).where(
+        a.c.state.in_(ACTIVE), a.c.rule == "error_rate", a.c.job.in_(left)
+    )
+    found = set(conn.execute(bad_in_window.distinct()).scalars())
+    found.update(conn.execute(alerting.distinct()).scalars())
     return sorted(found)
 
 
@@ -184,7 +220,7 @@ def apply_changes(settings: Settings, now: float, found: AlertChanges) -> Any:
         writer = AlertWriter(conn, unit, settings, now)
         for job_id, rule_name, finding in found.changes:
             writer.apply(job_id, rule_name, finding)
-        if found.full:
+        if found.renotify:
             writer.renotify()
         return len(found.changes)
 
