@@ -3,7 +3,8 @@
 Rows go straight into backwatch's tables (store/tables.py), job by job in batches of 200,000
 rows (``executemany`` with SQLite's journal off during the load, ``COPY`` on PostgreSQL),
 with what the write path keeps consistent kept consistent here too: each job's snapshot of
-its latest backup (``last_*``, ``last_success_at``, ``runs_total``, ``median_duration_s``),
+its latest backup (``last_*``, ``last_success_at``, ``runs_total``, ``median_duration_s``,
+an unscheduled job's ``learned_interval_s`` as the rule round would learn it),
 the due time of a scheduled job (``due_at``, computed by services/due.py as the server
 computes it) and the ``daily_rollups`` the summary reads. The health mix, by the job's
 latest run and its schedule, as of the moment the generator runs: about 86 % ok, 4 %
@@ -27,10 +28,10 @@ import argparse
 import functools
 import json
 import random
-import statistics
 import sys
 import time
 import uuid
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import result
 
 from backwatch.domain.schedule import parse_schedule
+from backwatch.domain.stats import median
+from backwatch.services.alerts.facts import MEDIAN_OF_LAST, RUN_HISTORY
 from backwatch.services.due import due_for
 from backwatch.store import tables as t
 from backwatch.store.connect import make_engine
@@ -258,9 +261,14 @@ def _snapshot(row: dict[str, Any], runs: list[tuple[Any, ...]]) -> dict[str, Any
     ok = [r for r in runs if r[3] in ("success", "warning") and r[5] is not None]
     if ok:
         row["last_success_at"] = ok[-1][5]
-    durations = [r[6] for r in runs if r[3] == "success" and r[6] is not None]
-    if durations:
-        row["median_duration_s"] = statistics.median(durations)
+    recent = runs[-RUN_HISTORY:]  # what the rule round reads (services/alerts/facts.py)
+    good = [r[6] for r in reversed(recent) if r[3] == "success"][:MEDIAN_OF_LAST]
+    durations = sorted(d for d in good if d is not None)
+    if durations:  # snapshot_median: sorted[n // 2]
+        row["median_duration_s"] = durations[len(durations) // 2]
+    starts = [r[4] for r in recent]
+    if not row["schedule"] and len(starts) >= 5:  # domain/rules.py learned_interval
+        row["learned_interval_s"] = median([b - a for a, b in pairwise(starts) if b > a])
     return row
 
 
