@@ -129,3 +129,28 @@ def test_a_cursor_of_another_sort_is_refused(fleet: str) -> None:
     cursor = args[args.index("--cursor") + 1]
     refused = run(fleet, "--cursor", cursor, code=2)
     assert "with the same --sort" in refused.stderr
+
+
+def test_status_json_writes_every_job_page_by_page(
+    fleet: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backwatch.cli import views
+
+    pages: list[str | None] = []
+    real = LocalTarget.job_page
+
+    def recording(self: LocalTarget, **query: Any) -> Any:
+        pages.append(query.get("cursor"))
+        return real(self, **query)
+
+    monkeypatch.setattr(views, "ALL_PAGE", 5)  # 16 jobs: 4 pages, never all at once
+    monkeypatch.setattr(LocalTarget, "job_page", recording)
+    result = CliRunner().invoke(app, ["status", "--json", "--db", fleet])
+    assert result.exit_code == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert [job["id"] for job in status["jobs"]] == sorted(DB + WEB)
+    assert {job["id"]: job["health"] for job in status["jobs"] if job["health"] != "ok"} == {
+        job: "failing" for job in DB
+    }
+    assert status["summary"]["health"] == {"failing": 4, "ok": 12}
+    assert len(pages) == 4 and pages[0] is None and None not in pages[1:]

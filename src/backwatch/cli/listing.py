@@ -134,25 +134,38 @@ def _page(tgt: Any, query: dict[str, Any], *, counts: bool = False) -> dict[str,
 
 def _all_pages(tgt: Any, query: dict[str, Any], json_out: bool) -> None:
     """Every page in turn: a table per page, or one JSON array written as pages come."""
-    from backwatch.cli.views import _jobs_table
-
-    first = True
     if json_out:
-        sys.stdout.write("[")
+        write_json_pages(tgt, query)
+        sys.stdout.write("\n")
+        return
+    from backwatch.cli.views import _jobs_table  # rich: only for a table
+
+    for page in _pages(tgt, query):
+        if page["items"]:
+            console().print(_jobs_table(page["items"]))
+
+
+def write_json_pages(tgt: Any, query: dict[str, Any]) -> None:
+    """Every job ``query`` matches as one JSON array on stdout, written page by page: a
+    fleet's jobs are never all in memory (``status --json`` and ``list --all --json``)."""
+    first = True
+    sys.stdout.write("[")
+    for page in _pages(tgt, query):
+        for item in page["items"]:
+            sys.stdout.write(("\n" if first else ",\n") + _json_line(item))
+            first = False
+        sys.stdout.flush()
+    sys.stdout.write("\n]")
+
+
+def _pages(tgt: Any, query: dict[str, Any]) -> Any:
+    """The pages of ``query``, following the cursor."""
     while True:
         page = _page(tgt, query)
-        if json_out:
-            for item in page["items"]:
-                sys.stdout.write(("\n" if first else ",\n") + _json_line(item))
-                first = False
-            sys.stdout.flush()
-        elif page["items"]:
-            console().print(_jobs_table(page["items"]))
+        yield page
         if not page.get("next_cursor"):
-            break
+            return
         query["cursor"] = page["next_cursor"]
-    if json_out:
-        sys.stdout.write("\n]\n")
 
 
 def _json_line(item: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from backwatch.cli.common import console, print_json
+from backwatch.cli.listing import ALL_PAGE, _json_line, write_json_pages
 from backwatch.cli.params import JsonOpt, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 from backwatch.errors import InvalidInput
@@ -150,8 +152,10 @@ def status(
     try:
         if job is None:
             summary = tgt.summary(days)
-            if json_out:  # every job, as always (``backwatch list`` pages them)
-                print_json({"summary": summary, "jobs": tgt.list_jobs()})
+            if json_out:  # every job, as always, written page by page
+                sys.stdout.write(f'{{"summary": {_json_line(summary)}, "jobs": ')
+                write_json_pages(tgt, {"sort": "id", "limit": ALL_PAGE})
+                sys.stdout.write("}\n")
                 return
             # a glance: the jobs that need attention first, one page of them at any size
             page = tgt.job_page(sort="health", limit=STATUS_SHOWN)
