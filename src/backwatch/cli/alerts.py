@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -54,29 +56,45 @@ def alerts_list(
         str | None, typer.Option(help="open, acknowledged or resolved (default: all).")
     ] = None,
     job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="Alerts per page, 1 to 1000.", min=1, max=1000)
+    ] = 200,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="The next page, as the last page printed it.")
+    ] = None,
     json_out: JsonOpt = False,
     where: Where = DEFAULT_TARGET,
 ) -> None:
-    """Alerts, newest first."""
+    """Alerts, newest first, a page at a time (the next page's command follows a full one)."""
     from backwatch.services import alerts as service  # the store: see cli/root.py
 
     if state is not None and state not in ("open", "acknowledged", "resolved"):
         raise InvalidInput("--state must be open, acknowledged or resolved")
     tgt = open_target(where)
+    query = {"state": state, "job": job, "limit": limit, "cursor": cursor}
 
     def local(hub: Any) -> Any:
         with hub.read_engine.connect() as conn:
-            rows = service.list_alerts(conn, state=state, job=job)
-        return {"items": [service.alert_out(r) for r in rows]}
+            return service.alert_page(conn, state=state, job=job, limit=limit, cursor=cursor)
 
     try:
-        items = _call(tgt, ("GET", "/api/v1/alerts", None, {"state": state, "job": job}), local)[
-            "items"
-        ]
+        page = _call(tgt, ("GET", "/api/v1/alerts", None, query), local)
     finally:
         tgt.close()
+    items, follow = page["items"], page.get("next_cursor")
+    more = None
+    if follow:
+        words = ["backwatch", "alerts", "list", *(["--json"] if json_out else [])]
+        for option, value in (("--state", state), ("--job", job)):
+            if value is not None:
+                words += [option, value]
+        if limit != 200:
+            words += ["--limit", str(limit)]
+        more = shlex.join([*words, "--cursor", follow])
     if json_out:
         print_json(items)
+        if more:
+            sys.stderr.write(f"more alerts; the next page: {more}\n")
         return
     if not items:
         typer.echo("no alerts")
@@ -97,6 +115,8 @@ def alerts_list(
             a["message"],
         )
     console().print(table)
+    if more:
+        typer.echo(f"next page: {more}")
 
 
 def _act(action: str, alert_id: int, where: Where) -> None:

@@ -36,7 +36,14 @@ from backwatch.services.alerts.lifecycle import (
     set_alert_state,
     snooze,
 )
-from backwatch.services.alerts.output import alert_out, list_alerts, open_counts
+from backwatch.services.alerts.output import (
+    alert_counts,
+    alert_out,
+    alert_page,
+    list_alerts,
+    open_counts,
+    urgent_alerts,
+)
 
 __all__ = [
     "ACTIVE",
@@ -44,7 +51,9 @@ __all__ = [
     "SYSTEM_JOB",
     "AlertChanges",
     "AlertWriter",
+    "alert_counts",
     "alert_out",
+    "alert_page",
     "apply_changes",
     "clock_rule_jobs",
     "disk_facts",
@@ -62,4 +71,5 @@ __all__ = [
     "snooze",
     "thresholds_for",
     "time_rule_jobs",
+    "urgent_alerts",
 ]

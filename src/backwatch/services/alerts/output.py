@@ -4,24 +4,98 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 
+from backwatch.domain.bounds import MAX_INT32
+from backwatch.errors import InvalidInput
 from backwatch.services.alerts.lifecycle import ACTIVE
 from backwatch.store import tables as t
 from backwatch.timeutil import iso
 
+#: the most alerts one read answers; the API pages beyond it (``alert_page``)
+PAGE_MAX = 1000
+#: most urgent first: the alerts page and the overview's strip
+_SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
 
 def list_alerts(
-    conn: Connection, *, state: str | None = None, job: str | None = None, limit: int = 200
+    conn: Connection,
+    *,
+    state: str | None = None,
+    job: str | None = None,
+    limit: int = 200,
+    before: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Alerts newest first (by id), those before the id ``before`` if given."""
     a = t.alerts
     query = select(a)
     if state is not None:
         query = query.where(a.c.state == state)
     if job is not None:
         query = query.where(a.c.job == job)
-    query = query.order_by(a.c.id.desc()).limit(max(1, min(limit, 1000)))
+    if before is not None:
+        query = query.where(a.c.id < before)
+    query = query.order_by(a.c.id.desc()).limit(max(1, min(limit, PAGE_MAX)))
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def alert_page(
+    conn: Connection,
+    *,
+    state: str | None = None,
+    job: str | None = None,
+    limit: int = 200,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """``GET /api/v1/alerts``: a page of alerts newest first (at most ``PAGE_MAX``), and
+    the cursor of the next (the last id shown; None at the end)."""
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit() or not 1 <= int(cursor) <= MAX_INT32:
+            raise InvalidInput.field("cursor", "is not a cursor this API returned")
+        before = int(cursor)
+    limit = max(1, min(limit, PAGE_MAX))
+    rows = list_alerts(conn, state=state, job=job, limit=limit + 1, before=before)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [alert_out(r) for r in rows],
+        "next_cursor": str(rows[-1]["id"]) if more else None,
+    }
+
+
+def urgent_alerts(
+    conn: Connection,
+    *,
+    states: tuple[str, ...] = ACTIVE,
+    job: str | None = None,
+    limit: int = 200,
+    after: tuple[int, int] | None = None,
+) -> list[dict[str, Any]]:
+    """Alerts in ``states``, most urgent first: open before acknowledged, critical before
+    warning before info, newest first; those after the (severity rank, id) ``after`` if
+    given. Each row carries its ``_rank``."""
+    a = t.alerts
+    rank = case(_SEVERITY_RANK, value=a.c.severity, else_=len(_SEVERITY_RANK))
+    opened_first = case((a.c.state == "open", 0), else_=1)
+    query = select(a, rank.label("_rank")).where(a.c.state.in_(states))
+    if job is not None:
+        query = query.where(a.c.job == job)
+    if after is not None:
+        query = query.where(or_(rank > after[0], and_(rank == after[0], a.c.id < after[1])))
+    query = query.order_by(opened_first, rank, a.c.id.desc()).limit(max(1, min(limit, PAGE_MAX)))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def alert_counts(conn: Connection, job: str | None = None) -> dict[str, int]:
+    """How many alerts are in each state (of one job, if given), counted in SQL."""
+    a = t.alerts
+    query = select(a.c.state, func.count()).group_by(a.c.state)
+    if job is not None:
+        query = query.where(a.c.job == job)
+    counts = {"open": 0, "acknowledged": 0, "resolved": 0}
+    counts.update({state: n for state, n in conn.execute(query).all()})
+    return counts
 
 
 def alert_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -45,9 +119,9 @@ def alert_out(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_counts(conn: Connection) -> dict[str, int]:
+    """Open and acknowledged alerts by severity, counted in SQL."""
     a = t.alerts
-    rows = conn.execute(select(a.c.severity, a.c.id).where(a.c.state.in_(ACTIVE))).all()
+    query = select(a.c.severity, func.count()).where(a.c.state.in_(ACTIVE)).group_by(a.c.severity)
     counts = {"info": 0, "warning": 0, "critical": 0}
-    for severity, _id in rows:
-        counts[severity] = counts.get(severity, 0) + 1
+    counts.update({severity: n for severity, n in conn.execute(query).all()})
     return counts

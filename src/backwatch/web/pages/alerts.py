@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
+from backwatch.domain.bounds import MAX_INT32
 from backwatch.errors import Forbidden, InvalidInput
 from backwatch.services import alerts as alert_service
 from backwatch.timeutil import parse_duration
@@ -28,7 +29,6 @@ STATES = ("open", "acknowledged", "resolved")
 SNOOZE_CHOICES = (("1h", "1 hour"), ("4h", "4 hours"), ("24h", "1 day"), ("7d", "1 week"))
 PAGE_LIMIT = 200
 STRIP_LIMIT = 6
-_SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
 def _shaped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -42,39 +42,68 @@ def _shaped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def active_alerts(conn: Connection, job: str | None = None) -> list[dict[str, Any]]:
-    """Open and acknowledged alerts, open and critical first."""
-    rows = alert_service.list_alerts(conn, state="open", job=job, limit=PAGE_LIMIT)
-    rows += alert_service.list_alerts(conn, state="acknowledged", job=job, limit=PAGE_LIMIT)
-    alerts = _shaped(rows)
-    alerts.sort(
-        key=lambda a: (a["state"] != "open", _SEVERITY_RANK.get(a["severity"], 3), -a["_opened"])
-    )
-    return alerts
+def active_alerts(
+    conn: Connection, job: str | None = None, limit: int = PAGE_LIMIT
+) -> list[dict[str, Any]]:
+    """Open and acknowledged alerts, open and critical first: the most urgent ``limit``."""
+    return _shaped(alert_service.urgent_alerts(conn, job=job, limit=limit))
+
+
+def alert_strip(conn: Connection) -> dict[str, Any]:
+    """The overview's strip: the ``STRIP_LIMIT`` most urgent active alerts, and how many
+    are open and acknowledged in all."""
+    return {
+        "shown": active_alerts(conn, limit=STRIP_LIMIT),
+        "counts": alert_service.alert_counts(conn),
+    }
+
+
+def _after(cursor: str | None) -> tuple[int, int] | None:
+    """The alerts page's ``after`` (``<severity rank>.<id>`` of the last alert shown)."""
+    if not cursor:
+        return None
+    rank, _, alert_id = cursor.partition(".")
+    if not (
+        rank.isdigit() and alert_id.isdigit() and int(rank) < 10 and int(alert_id) <= MAX_INT32
+    ):
+        raise InvalidInput.field("after", "is not a link this page gave")
+    return int(rank), int(alert_id)
 
 
 @router.get("/alerts")
 @html_page
-async def alerts_page(request: Request, state: str = "open", job: str | None = None) -> Response:
+async def alerts_page(
+    request: Request, state: str = "open", job: str | None = None, after: str | None = None
+) -> Response:
+    """A tab per state, ``PAGE_LIMIT`` alerts a page: open and acknowledged ones most urgent
+    first, resolved ones newest first."""
     if state not in STATES:
         raise InvalidInput.field("state", f"must be one of: {', '.join(STATES)}")
+    start = _after(after)
     hub = request.app.state.hub
     with hub.read_engine.connect() as conn:
-        rows = alert_service.list_alerts(conn, state=state, job=job or None, limit=PAGE_LIMIT)
-        counts = {
-            s: len(alert_service.list_alerts(conn, state=s, job=job or None, limit=PAGE_LIMIT))
-            for s in ("open", "acknowledged")
-        }
-    alerts = _shaped(rows)
-    if state != "resolved":  # what needs a person first; the resolved tab stays a history
-        alerts.sort(key=lambda a: (_SEVERITY_RANK.get(a["severity"], 3), -a["_opened"]))
+        if state == "resolved":  # a history: newest first
+            before = start[1] if start else None
+            rows = alert_service.list_alerts(
+                conn, state=state, job=job or None, limit=PAGE_LIMIT + 1, before=before
+            )
+            rows = [{**row, "_rank": 0} for row in rows]
+        else:  # what needs a person first
+            rows = alert_service.urgent_alerts(
+                conn, states=(state,), job=job or None, limit=PAGE_LIMIT + 1, after=start
+            )
+        counts = alert_service.alert_counts(conn, job=job or None)
+    more = len(rows) > PAGE_LIMIT
+    rows = rows[:PAGE_LIMIT]
+    next_after = f"{rows[-1]['_rank']}.{rows[-1]['id']}" if more else None
     context = {
-        "alerts": alerts,
+        "alerts": _shaped(rows),
         "state": state,
         "states": STATES,
         "counts": counts,
         "job": job or "",
-        "limit": PAGE_LIMIT,
+        "paged": start is not None,
+        "next_after": next_after,
         "snooze_choices": SNOOZE_CHOICES,
         "can_act": viewer_for(request).may("operate"),
     }

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from backwatch.services import job_list, reads
 from backwatch.services.views import run_out
 from backwatch.timeutil import parse_time
-from backwatch.web.pages.alerts import active_alerts
+from backwatch.web.pages.alerts import alert_strip
 from backwatch.web.pages.common import HEALTH_LABELS
 from backwatch.web.pages.overview_cards import card_cache
 from backwatch.web.pages.render import html_page, render
@@ -110,7 +110,7 @@ async def overview(
         )
         recent = [run_out(r) for r in reads.newest_runs(conn, RECENT_RUNS)]
         alerts = hub.cached(
-            ("overview-alerts",), lambda: active_alerts(conn), max_age_s=CARDS_MAX_AGE_S
+            ("overview-alerts",), lambda: alert_strip(conn), max_age_s=CARDS_MAX_AGE_S
         )
     for run in recent:
         # None: a start stored as NaN, which no calendar prints (iso() gives None)

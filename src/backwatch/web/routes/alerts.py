@@ -24,18 +24,24 @@ def check_alert_id(alert_id: int) -> None:
         raise NotFound(f"alert {alert_id} not found")
 
 
-@router.get("/api/v1/alerts", summary="Alerts, newest first")
+@router.get("/api/v1/alerts", summary="Alerts, newest first, a page at a time")
 async def list_alerts(
-    request: Request, state: str | None = None, job: str | None = None, limit: int = 200
+    request: Request,
+    state: str | None = None,
+    job: str | None = None,
+    limit: int = 200,
+    cursor: str | None = None,
 ) -> Response:
+    """At most 1,000 a page (a larger ``limit`` is served 1,000 at a time); ``next_cursor``
+    gives the next page, null at the end."""
     authorize_read(request)
     if state is not None and state not in STATES:
         raise InvalidInput.field("state", f"must be one of: {', '.join(STATES)}")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput.field("limit", f"must be between 1 and {MAX_LIMIT}")
     with hub(request).read_engine.connect() as conn:
-        rows = alert_service.list_alerts(conn, state=state, job=job, limit=limit)
-    return json_response({"items": [alert_service.alert_out(r) for r in rows]})
+        page = alert_service.alert_page(conn, state=state, job=job, limit=limit, cursor=cursor)
+    return json_response(page)
 
 
 async def _act(request: Request, alert_id: int, action: str) -> Response:
