@@ -84,19 +84,23 @@ _SET_DUE = (
 )
 
 
+#: the stale rows among some jobs, and a page of every job's: built once, since each write
+#: transaction asks (building the statement cost more than running it)
+_STALE = select(_j.c.id, _j.c.schedule, _j.c.timezone, _j.c.last_started_at, _j.c.created_at).where(
+    stale()
+)
+_STALE_AMONG = _STALE.where(_j.c.id.in_(bindparam("ids", expanding=True)))
+_STALE_AFTER = _STALE.where(_j.c.id > bindparam("after")).order_by(_j.c.id).limit(_IN_CHUNK)
+
+
 def refresh_due(conn: Connection, job_ids: Iterable[str] | None = None) -> int:
     """Set ``due_at`` on the stale rows among ``job_ids`` (all jobs: None, ``_IN_CHUNK`` at
     a time by id); answers how many it set."""
-    query = select(
-        _j.c.id, _j.c.schedule, _j.c.timezone, _j.c.last_started_at, _j.c.created_at
-    ).where(stale())
     count = 0
     if job_ids is None:
         after = ""
         while True:
-            rows = list(
-                conn.execute(query.where(_j.c.id > after).order_by(_j.c.id).limit(_IN_CHUNK))
-            )
+            rows = list(conn.execute(_STALE_AFTER, {"after": after}))
             count += _set_due(conn, rows)
             if len(rows) < _IN_CHUNK:
                 return count
@@ -104,7 +108,7 @@ def refresh_due(conn: Connection, job_ids: Iterable[str] | None = None) -> int:
     ids = sorted(set(job_ids))
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        count += _set_due(conn, list(conn.execute(query.where(_j.c.id.in_(chunk)))))
+        count += _set_due(conn, list(conn.execute(_STALE_AMONG, {"ids": chunk})))
     return count
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 
 from backwatch.domain.lifecycle import ACTIVE, RunStatus
 from backwatch.domain.report import LOG_LIMIT, MESSAGE_LIMIT, RunReport, tail_text
@@ -143,28 +143,41 @@ def check_slug(slug: str) -> None:
 # --- reads (on the read engine, before anything is written) ----------------------------
 
 
+# The statements every ping runs are built once, here: building one cost SQLAlchemy as
+# much as running it, and a ping runs five or six.
+_BY_PING_KEY = select(t.jobs.c.id).where(t.jobs.c.ping_key == bindparam("key"))
+_BY_CHECK_UUID = select(t.jobs.c.id).where(t.jobs.c.check_uuid == bindparam("uuid"))
+_PROJECT_KEY = select(t.meta_kv.c.value).where(t.meta_kv.c.key == PROJECT_KEY)
+_JOB_EXISTS = select(t.jobs.c.id).where(t.jobs.c.id == bindparam("job"))
+_BY_RID = select(t.runs).where(
+    t.runs.c.job == bindparam("job"), t.runs.c.backup_id == bindparam("rid")
+)
+#: open rid-less ping runs (see ``_open_without_rid``)
+_OPEN = (
+    select(t.runs)
+    .where(t.runs.c.job == bindparam("job"), t.runs.c.source == SOURCE, text(t.OPEN_RUN))
+    .order_by(t.runs.c.started_at.desc(), t.runs.c.id.desc())
+)
+_STORED_LOG = select(t.run_logs.c.log).where(t.run_logs.c.run_id == bindparam("run_id"))
+
+
 def job_for_key(conn: Connection, key: str) -> str | None:
     """The job whose own ping key is ``key``, or whose check UUID it is (the ping URL that
     Healthchecks' management API hands out: services/hc_api.py)."""
-    j = t.jobs
-    found = conn.execute(select(j.c.id).where(j.c.ping_key == key)).scalar_one_or_none()
+    found = conn.execute(_BY_PING_KEY, {"key": key}).scalar_one_or_none()
     if found is None and len(key) == 36:
-        found = conn.execute(
-            select(j.c.id).where(j.c.check_uuid == key.lower())
-        ).scalar_one_or_none()
+        found = conn.execute(_BY_CHECK_UUID, {"uuid": key.lower()}).scalar_one_or_none()
     return found
 
 
 def project_key_matches(conn: Connection, key: str) -> bool:
     """True if ``key`` is the project ping key (slug URLs); False while there is none."""
-    stored = conn.execute(
-        select(t.meta_kv.c.value).where(t.meta_kv.c.key == PROJECT_KEY)
-    ).scalar_one_or_none()
+    stored = conn.execute(_PROJECT_KEY).scalar_one_or_none()
     return stored is not None and hmac.compare_digest(stored.encode(), key.encode())
 
 
 def job_exists(conn: Connection, job: str) -> bool:
-    return conn.execute(select(t.jobs.c.id).where(t.jobs.c.id == job)).first() is not None
+    return conn.execute(_JOB_EXISTS, {"job": job}).first() is not None
 
 
 # --- writes ------------------------------------------------------------------------------
@@ -176,9 +189,7 @@ def ensure_project_key() -> Op[str]:
     def op(conn: Connection, unit: WriteUnit) -> str:
         stmt = insert_for(conn, t.meta_kv).values(key=PROJECT_KEY, value=secrets.token_urlsafe(16))
         conn.execute(stmt.on_conflict_do_nothing(index_elements=[t.meta_kv.c.key]))
-        value: str = conn.execute(
-            select(t.meta_kv.c.value).where(t.meta_kv.c.key == PROJECT_KEY)
-        ).scalar_one()
+        value: str = conn.execute(_PROJECT_KEY).scalar_one()
         return value
 
     return op
@@ -207,11 +218,7 @@ def record_ping(job: str, ping: Ping, now: float, *, create: bool = False) -> Op
 
 
 def _by_rid(conn: Connection, job: str, rid: str) -> dict[str, Any] | None:
-    row = (
-        conn.execute(select(t.runs).where(t.runs.c.job == job, t.runs.c.backup_id == rid))
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_BY_RID, {"job": job, "rid": rid}).mappings().first()
     return dict(row) if row is not None else None
 
 
@@ -220,12 +227,7 @@ def _open_without_rid(conn: Connection, job: str) -> list[dict[str, Any]]:
     the ``ix_runs_open`` partial index (its predicate written as the index says it); their
     rid is checked here, since SQLite would otherwise pick the (job, backup_id) index and
     read every rid-less run the job ever had."""
-    r = t.runs
-    rows = conn.execute(
-        select(r)
-        .where(r.c.job == job, r.c.source == SOURCE, text(t.OPEN_RUN))
-        .order_by(r.c.started_at.desc(), r.c.id.desc())
-    ).mappings()
+    rows = conn.execute(_OPEN, {"job": job}).mappings()
     return [dict(row) for row in rows if row["backup_id"] is None]
 
 
@@ -237,9 +239,7 @@ def _paired(conn: Connection, job: str, rid: str | None) -> dict[str, Any] | Non
 
 
 def _stored_log(conn: Connection, run_id: str) -> str:
-    log = conn.execute(
-        select(t.run_logs.c.log).where(t.run_logs.c.run_id == run_id)
-    ).scalar_one_or_none()
+    log = conn.execute(_STORED_LOG, {"run_id": run_id}).scalar_one_or_none()
     return log or ""
 
 

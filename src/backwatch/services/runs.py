@@ -268,8 +268,11 @@ _RUNS_BY_PAIR = select(t.runs).where(
 _INSERT_LOG = t.run_logs.insert()
 
 
+_LOAD_RUN = select(t.runs).where(t.runs.c.id == bindparam("run_id"))  # built once: each finish
+
+
 def _load_run(conn: Connection, run_id: str) -> dict[str, Any]:
-    row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).mappings().first()
+    row = conn.execute(_LOAD_RUN, {"run_id": run_id}).mappings().first()
     if row is None:
         raise NotFound(f"run {run_id!r} not found")
     return dict(row)
