@@ -6,7 +6,6 @@ fleet of 100,000 jobs is never loaded at once: ``--all`` follows the cursor page
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -14,25 +13,21 @@ from typing import Annotated, Any
 
 import typer
 
-from backwatch.cli.common import console, fail, print_json
+from backwatch.cli.common import console, print_json
+from backwatch.cli.job_pages import (  # (_pages, _json_line: as cli/insight.py imports them)
+    ALL_PAGE,
+    job_page,
+    pages,
+    write_json_pages,
+)
+from backwatch.cli.job_pages import json_line as _json_line  # noqa: F401
+from backwatch.cli.job_pages import pages as _pages  # noqa: F401
 from backwatch.cli.params import JsonOpt, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
-from backwatch.errors import BackwatchError
 from backwatch.masking import display_url
 
-#: the API's default page; ``--all`` reads the API's largest page at a time
+#: the API's default page
 DEFAULT_LIMIT = 100
-ALL_PAGE = 1000
-#: the API's query parameters → the options that give them (for messages)
-OPTION_OF = {
-    "limit": "--limit",
-    "cursor": "--cursor",
-    "health": "--health",
-    "tag": "--tag",
-    "host": "--host",
-    "q": "--prefix",
-    "sort": "--sort",
-}
 
 
 def register(app: typer.Typer) -> None:
@@ -92,7 +87,7 @@ def list_jobs(
         if every:
             _all_pages(tgt, query, json_out)
             return
-        page = _page(tgt, query, counts=not json_out)
+        page = job_page(tgt, query, counts=not json_out)
     finally:
         tgt.close()
     items = page["items"]
@@ -113,25 +108,6 @@ def list_jobs(
         out.print(f"next page: {follow}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _page(tgt: Any, query: dict[str, Any], *, counts: bool = False) -> dict[str, Any]:
-    """One page from the target; a value the API refuses names the option that gave it."""
-    try:
-        page: dict[str, Any] = tgt.job_page(counts=counts, **query)
-        return page
-    except BackwatchError as exc:
-        detail = (exc.details or [{}])[0]
-        option = OPTION_OF.get(str(detail.get("field")))
-        if option is None:
-            raise
-        problem = detail.get("problem") or exc.message
-        if option == "--cursor":  # the API's words speak of "this API"
-            problem = (
-                f"{query['cursor']!r} is not a next-page cursor for --sort {query['sort']}; "
-                "give the --cursor the previous page printed, with the same --sort"
-            )
-        raise fail(f"{option}: {problem}", 2) from None
-
-
 def _all_pages(tgt: Any, query: dict[str, Any], json_out: bool) -> None:
     """Every page in turn: a table per page, or one JSON array written as pages come."""
     if json_out:
@@ -140,41 +116,9 @@ def _all_pages(tgt: Any, query: dict[str, Any], json_out: bool) -> None:
         return
     from backwatch.cli.views import _jobs_table  # rich: only for a table
 
-    for page in _pages(tgt, query):
+    for page in pages(tgt, query):
         if page["items"]:
             console().print(_jobs_table(page["items"]))
-
-
-def write_json_pages(tgt: Any, query: dict[str, Any]) -> None:
-    """Every job ``query`` matches as one JSON array on stdout, written page by page: a
-    fleet's jobs are never all in memory (``status --json`` and ``list --all --json``)."""
-    first = True
-    sys.stdout.write("[")
-    for page in _pages(tgt, query):
-        for item in page["items"]:
-            sys.stdout.write(("\n" if first else ",\n") + _json_line(item))
-            first = False
-        sys.stdout.flush()
-    sys.stdout.write("\n]")
-
-
-def _pages(tgt: Any, query: dict[str, Any]) -> Any:
-    """The pages of ``query``, following the cursor."""
-    while True:
-        page = _page(tgt, query)
-        yield page
-        if not page.get("next_cursor"):
-            return
-        query["cursor"] = page["next_cursor"]
-
-
-def _json_line(item: Any) -> str:
-    text = json.dumps(item, ensure_ascii=False, default=str)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate stored before text was cleaned
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
 
 
 def _more_text(page: dict[str, Any], query: dict[str, Any], shown: int) -> str:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from backwatch.cli.common import console, print_json
-from backwatch.cli.listing import ALL_PAGE, _json_line, write_json_pages
+from backwatch.cli.job_pages import ALL_PAGE, json_line, write_json_pages
 from backwatch.cli.params import JsonOpt, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 from backwatch.errors import InvalidInput
@@ -153,7 +153,7 @@ def status(
         if job is None:
             summary = tgt.summary(days)
             if json_out:  # every job, as always, written page by page
-                sys.stdout.write(f'{{"summary": {_json_line(summary)}, "jobs": ')
+                sys.stdout.write(f'{{"summary": {json_line(summary)}, "jobs": ')
                 write_json_pages(tgt, {"sort": "id", "limit": ALL_PAGE})
                 sys.stdout.write("}\n")
                 return

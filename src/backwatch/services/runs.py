@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, select, update
+from sqlalchemy import Connection, Float, bindparam, case, func, select, update
 
 from backwatch.domain import bounds
 from backwatch.domain.lifecycle import TERMINAL, RunStatus, check_transition
@@ -449,6 +449,21 @@ def record_files(run_id: str, files: list[dict[str, Any]], now: float) -> Op[dic
     return op
 
 
+#: a finished run's open phases end with it (built once: each finish runs it)
+_ph_end = bindparam("b_finished", type_=Float)
+_CLOSE_PHASES = (
+    update(t.phases)
+    .where(t.phases.c.run_id == bindparam("b_run_id"), t.phases.c.finished_at.is_(None))
+    .values(
+        finished_at=_ph_end,
+        status=bindparam("b_status"),
+        duration_s=case(
+            (t.phases.c.started_at < _ph_end, _ph_end - t.phases.c.started_at), else_=0.0
+        ),
+    )
+)
+
+
 def finish_run(
     run_id: str,
     status: RunStatus,
@@ -487,15 +502,7 @@ def finish_run(
         changes.setdefault("duration_s", finished - run["started_at"])
         ph = t.phases
         conn.execute(
-            update(ph)
-            .where(ph.c.run_id == run_id, ph.c.finished_at.is_(None))
-            .values(
-                finished_at=finished,
-                status=status.value,
-                duration_s=case(
-                    (ph.c.started_at < finished, finished - ph.c.started_at), else_=0.0
-                ),
-            )
+            _CLOSE_PHASES, {"b_run_id": run_id, "b_finished": finished, "b_status": status.value}
         )
         if phases:
             base = conn.execute(
