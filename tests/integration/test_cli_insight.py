@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from backwatch.cli import app
+from backwatch.cli import app, insight, insight_fetch
+from backwatch.cli.target import HttpTarget
 from tests.conftest import Server, run_cli
 from tests.integration.test_api_analysis import leave_stale_lock
 from tests.integration.test_cli_local import Cli, _isolated  # noqa: F401  (autouse fixture)
@@ -101,6 +102,20 @@ def test_health_fix_clears_a_stale_lock(cli: Cli, tmp_path: Path) -> None:
     assert "nothing to fix" in cli("health", "--fix", "--checks", "stale_locks").stdout
 
 
+def test_health_names_a_stuck_run_whose_process_is_gone(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKWATCH_ALERTS__STUCK_MINUTES", "0.001")  # stuck after 0.06 s
+    for job in ("mail", "photos"):
+        started = cli("start", job).stdout.strip()
+    leave_stale_lock(tmp_path / "data", "photos", started)  # mail left no lock behind
+    time.sleep(0.2)
+    (check,) = json.loads(cli("health", "--checks", "stuck_runs", "--json").stdout)["checks"]
+    assert check["status"] == "warning" and check["detail"] == "running too long: mail, photos"
+    assert check["fix"].startswith("the process of photos is gone: `backwatch health --fix`")
+    assert check["fixable"] is True
+
+
 @pytest.mark.parametrize("fmt", ["text", "markdown", "json", "html"])
 def test_report_formats(cli: Cli, fmt: str, tmp_path: Path) -> None:
     out = cli("report", "--period", "7d", "--format", fmt).stdout
@@ -185,6 +200,16 @@ def test_commands_against_a_server(tmp_path: Path) -> None:
         frame = run_cli("dashboard", "--once", env=env)
         assert frame.returncode == 0 and "nightly" in frame.stdout
 
+        # over HTTP too: the open alerts past a page counted, a fleet's first jobs by health
+        _open_alerts(f"sqlite:///{tmp_path / 'srv' / 'backwatch.db'}", ["nightly"] * 3)
+        run_cli("push", "--job", "zulu", "--status", "failed", env=env)
+        http = HttpTarget(srv.url, srv.token)
+        alerts = insight_fetch.fetch_open_alerts(http, limit=2)
+        every = http.request("GET", "/api/v1/alerts", query={"state": "open", "limit": 1000})
+        assert len(alerts["items"]) == 2 and alerts["total"] == len(every["items"]) >= 3
+        jobs, total = insight_fetch.first_jobs(http, 1)
+        assert [j["id"] for j in jobs] == ["zulu"] and total == 2
+
         unknown = run_cli("performance", "--job", "nope", env=env)
         assert (unknown.returncode, unknown.stderr) == (1, "error: job 'nope' not found\n")
         bad_filter = run_cli("audit", "--filter", "bogus", env=env)
@@ -193,3 +218,114 @@ def test_commands_against_a_server(tmp_path: Path) -> None:
         assert unknown_check.returncode == 1 and "unknown check 'cpu'" in unknown_check.stderr
     finally:
         srv.stop()
+
+
+# --- a fleet: one page of jobs (issue 18) -------------------------------------------------
+
+#: the fleet below: three failing jobs whose ids sort last, five ok ones
+FAILING = ["zulu-1", "zulu-2", "zulu-3"]
+OK = ["alpha-1", "alpha-2", "alpha-3", "alpha-4", "alpha-5"]
+
+
+def flat(text: str) -> str:
+    """Output with its line wrapping undone (rich wraps long lines to the terminal)."""
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def fleet(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """Eight jobs and a page of three: the first page by health (the failing jobs) is not
+    the first by id, so a page taken in the wrong order shows."""
+    monkeypatch.setattr(insight, "JOBS_SHOWN", 3)
+    c = Cli(db_url)
+    c("import", "-", input=jsonl([r for job in OK for r in week_of_runs(job, days=2)]))
+    for job in FAILING:
+        c("push", "--job", job, "--status", "failed", "-m", "disk full")
+    return c
+
+
+def test_performance_analyses_the_first_page_by_health(fleet: Cli) -> None:
+    text = fleet("performance").stdout
+    assert all(job in text for job in FAILING) and not any(job in text for job in OK)
+    assert "… 5 more job(s) (the first 3 by health are above): " in flat(text)
+    assert "`backwatch performance --all` every job" in flat(text)
+
+    result = fleet("performance", "--period", "30d", "--json")
+    assert [a["job"] for a in json.loads(result.stdout)] == FAILING
+    assert "5 more job(s)" in result.stderr and "performance --period 30d --all" in result.stderr
+
+    (one,) = json.loads(fleet("performance", "--job", "alpha-4", "--json").stdout)
+    assert one["job"] == "alpha-4" and one["runs"] == 2
+
+
+def test_performance_all_goes_through_every_page_in_health_order(fleet: Cli) -> None:
+    analyses = json.loads(fleet("performance", "--all", "--json").stdout)
+    assert [a["job"] for a in analyses] == FAILING + OK
+    text = fleet("performance", "--all").stdout
+    assert all(job in text for job in FAILING + OK) and "more job(s)" not in text
+    assert text.index("zulu-3") < text.index("alpha-1")  # problems first, page after page
+    result = fleet("performance", "--all", "--job", "alpha-1", code=1)
+    assert result.stderr.strip() == "error: --all and --job: give one or the other"
+
+
+def test_performance_all_with_no_jobs(db_url: str) -> None:
+    cli = Cli(db_url)
+    cli("db", "migrate")  # a database without jobs
+    assert json.loads(cli("performance", "--all", "--json").stdout) == []
+    assert cli("performance", "--all").stdout.startswith("no jobs yet")
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json", "html"])
+def test_report_covers_a_page_of_jobs_and_says_how_many_in_all(fleet: Cli, fmt: str) -> None:
+    out = fleet("report", "--format", fmt).stdout
+    cap = "the first 3 of 8 jobs by health (problems first) are above; the other 5"
+    if fmt == "json":
+        data = json.loads(out)
+        assert [j["id"] for j in data["jobs"]] == FAILING
+        assert [a["job"] for a in data["performance"]] == FAILING
+        assert data["jobs_total"] == 8 and cap in data["jobs_more"]
+        assert "backwatch performance --all" in data["jobs_more"]
+        assert data["summary"]["health"]["ok"] == 5  # the summary stays whole
+        return
+    assert flat(out).count(cap) == 2  # the job list and the performance
+    assert "backwatch list --sort health" in out.replace("\\", "")  # Markdown escapes `
+    assert all(job in out for job in FAILING) and not any(job in out for job in OK)
+
+
+def test_report_of_a_page_or_less_is_as_before(fleet: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(insight, "JOBS_SHOWN", 8)
+    data = json.loads(fleet("report", "--format", "json").stdout)
+    assert [j["id"] for j in data["jobs"]] == sorted(OK + FAILING)  # every job, by id
+    assert "jobs_total" not in data and "jobs_more" not in data
+    assert "open_alerts_total" not in data
+    assert "of 8 jobs" not in fleet("report").stdout
+    analyses = json.loads(fleet("performance", "--json").stdout)
+    assert [a["job"] for a in analyses] == sorted(OK + FAILING)
+
+
+def test_report_counts_the_open_alerts_it_does_not_list(
+    fleet: Cli, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _open_alerts(db_url, OK)
+    monkeypatch.setattr(insight_fetch, "ALERTS_SHOWN", 2)
+    data = json.loads(fleet("report", "--format", "json").stdout)
+    assert len(data["open_alerts"]) == 2 and data["open_alerts_total"] == 5
+    assert "… 3 more open alert(s): `backwatch alerts list --state open`" in fleet("report").stdout
+    assert "5 open alert(s)" in flat(fleet("dashboard", "--once").stdout)  # counted, not listed
+
+
+def _open_alerts(db_url: str, jobs: list[str]) -> None:
+    """An open warning alert for each of ``jobs`` (a warning: their health stays as it is)."""
+    from sqlalchemy import create_engine
+
+    from backwatch.store import tables as t
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        for i, job in enumerate(jobs):
+            at = time.time() - 60 * i
+            conn.execute(t.alerts.insert().values(
+                fingerprint=f"size_drop:{job}:{i}", rule="size_drop", job=job, severity="warning",
+                state="open", message=f"size dropped on {job}", opened_at=at, updated_at=at,
+            ))  # fmt: skip
+    engine.dispose()

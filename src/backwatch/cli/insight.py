@@ -24,7 +24,9 @@ from backwatch.cli.insight_fetch import (
     fetch_checks,
     fetch_events,
     fetch_open_alerts,
+    first_jobs,
 )
+from backwatch.cli.job_pages import json_line, pages
 from backwatch.cli.params import JsonOpt, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 from backwatch.cli.views import _since
@@ -118,37 +120,101 @@ def _print_checks(result: dict[str, Any], fixed: list[str] | None) -> None:
 # --- performance -------------------------------------------------------------------------
 
 
+#: the jobs ``performance`` analyses and a report lists (problems first when there are more):
+#: one page at any fleet size; ``performance --all`` and ``backwatch list`` go through the rest
+JOBS_SHOWN = 100
+
+
 @targeted()
 def performance(
     period: PeriodOpt = "7d",
     job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
+    every: Annotated[
+        bool,
+        typer.Option("--all", help="Every job, a page at a time, problems first (for scripts)."),
+    ] = False,
     json_out: JsonOpt = False,
     output: seed.OutputOpt = None,
     operation_type: seed.OperationTypeOpt = None,
     where: Where = DEFAULT_TARGET,
 ) -> None:
-    """Trends, bottleneck phase, regressions, forecast and recommendations per job."""
+    """Trends, bottleneck phase, regressions, forecast and recommendations per job.
+
+    Without --job, the first 100 jobs (those that need attention first when there are more)
+    and how many more; --all analyses every job page by page, writing as it goes."""
     json_out = seed.json_wanted(json_out, output)
     seed.operation_type(operation_type)
     checked_period(period)
+    if every and job:
+        raise InvalidInput("--all and --job: give one or the other")
     tgt = open_target(where, read_only=True)
     try:
-        jobs = [job] if job else [j["id"] for j in tgt.list_jobs()]  # type: ignore[attr-defined]
-        analyses = [fetch_analysis(tgt, j, period) for j in jobs]
+        if every:
+            _all_performance(tgt, period, json_out)
+            return
+        jobs, total = ([{"id": job}], 1) if job else first_jobs(tgt, JOBS_SHOWN)
+        analyses = [fetch_analysis(tgt, j["id"], period) for j in jobs]
     finally:
         tgt.close()
+    more = total - len(analyses)
     if json_out:
         print_json(analyses)
+        if more > 0:
+            sys.stderr.write(f"{_more_jobs(len(analyses), more, period)}\n")
         return
     if not analyses:
         echo("no jobs yet: report a run with `backwatch push --job NAME`")
         return
     out = console()
     out.print(performance_table(analyses, title=f"performance, last {period}"))
+    _print_recommendations(analyses)
+    if more > 0:
+        out.print(_more_jobs(len(analyses), more, period), markup=False, highlight=False)
 
+
+def _more_jobs(shown: int, more: int, period: str) -> str:
+    """How many jobs were not analysed, and the commands that analyse them."""
+    also = "" if period == "7d" else f" --period {period}"
+    return (
+        f"… {more:,} more job(s) (the first {shown} by health are above): "
+        f"`backwatch performance{also} --job NAME` analyses one, "
+        f"`backwatch performance{also} --all` every job, a page at a time"
+    )
+
+
+def _print_recommendations(analyses: list[dict[str, Any]]) -> None:
+    out = console()
     for a in analyses:
         for line in a["recommendations"]:
             out.print(f"[bold]{escape(a['job'])}:[/] {escape(line)}")
+
+
+def _all_performance(tgt: Any, period: str, json_out: bool) -> None:
+    """Every job's analysis, problems first, a page of jobs at a time: a table per page, or
+    one JSON array written as each analysis comes; a fleet's analyses are never all held."""
+    query: dict[str, Any] = {"sort": "health", "limit": JOBS_SHOWN}
+    if json_out:
+        first = True
+        sys.stdout.write("[")
+        for page in pages(tgt, query):
+            for j in page["items"]:
+                analysis = fetch_analysis(tgt, j["id"], period)
+                sys.stdout.write(("\n" if first else ",\n") + json_line(analysis))
+                first = False
+            sys.stdout.flush()
+        sys.stdout.write("\n]\n")
+        return
+    shown = 0
+    for page in pages(tgt, query):
+        analyses = [fetch_analysis(tgt, j["id"], period) for j in page["items"]]
+        if not analyses:
+            continue
+        title = f"performance, last {period}" if not shown else None
+        console().print(performance_table(analyses, title=title))
+        _print_recommendations(analyses)
+        shown += len(analyses)
+    if not shown:
+        echo("no jobs yet: report a run with `backwatch push --job NAME`")
 
 
 def trend_text(trend: dict[str, Any] | None) -> str:
@@ -213,19 +279,29 @@ def report(
 
 
 def gather_report(tgt: Any, period: str, seconds: float) -> dict[str, Any]:
-    """Everything a report shows, read through the target (server or database)."""
+    """Everything a report shows, read through the target (server or database). The per-job
+    sections cover ``JOBS_SHOWN`` jobs at most (problems first when there are more) and the
+    open alerts ``ALERTS_SHOWN``; then ``jobs_total`` and ``open_alerts_total`` say how many
+    there are in all (keys present only then, so a small installation's report is as before)."""
 
     days = max(1, min(730, math.ceil(seconds / 86400)))
-    jobs = tgt.list_jobs()
-    return {
+    jobs, jobs_total = first_jobs(tgt, JOBS_SHOWN)
+    alerts = fetch_open_alerts(tgt)
+    data = {
         "generated_at": iso(time.time()),
         "period": period,
         "summary": tgt.summary(days),
         "health": fetch_checks(tgt, None),
-        "open_alerts": fetch_open_alerts(tgt),
+        "open_alerts": alerts["items"],
         "jobs": jobs,
         "performance": [fetch_analysis(tgt, j["id"], period) for j in jobs],
     }
+    if alerts["total"] > len(alerts["items"]):
+        data["open_alerts_total"] = alerts["total"]
+    if jobs_total > len(jobs):
+        data["jobs_total"] = jobs_total
+        data["jobs_more"] = insight_report.more_jobs_line(len(jobs), jobs_total)
+    return data
 
 
 # --- audit -------------------------------------------------------------------------------

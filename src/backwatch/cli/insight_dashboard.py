@@ -31,13 +31,13 @@ def frame(tgt: Any) -> Any:
     attention = tgt.job_page(health=problems, sort="health", limit=ATTENTION_ROWS, counts=True)
     rest = tuple(h for h in job_list.HEALTH_STATES if h not in problems)
     others = tgt.job_page(health=rest, sort="last_run", limit=OTHER_ROWS)
-    alerts = fetch_open_alerts(tgt)
+    open_alerts = fetch_open_alerts(tgt, limit=1)["total"]  # counted, not all loaded
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     counts: dict[str, int] = attention.get("counts") or {}
     total = sum(counts.values())
     tally = ", ".join(f"{n} {h}" for h, n in counts.items() if n) or "no jobs yet"
     head = Text(
-        f"backwatch — {stamp} — {total} job(s): {tally} — {len(alerts)} open alert(s)",
+        f"backwatch — {stamp} — {total} job(s): {tally} — {open_alerts} open alert(s)",
         style="bold",
     )
     parts: list[Any] = [head]

@@ -8,6 +8,7 @@ import urllib.parse
 from typing import Any
 
 from backwatch.cli.alerts import _call
+from backwatch.cli.target import HttpTarget
 from backwatch.errors import InvalidInput
 from backwatch.timeutil import iso
 
@@ -36,14 +37,44 @@ def fetch_analysis(tgt: Any, job: str, period: str) -> dict[str, Any]:
     return _get(tgt, path, {"period": period}, local)  # type: ignore[no-any-return]
 
 
-def fetch_open_alerts(tgt: Any) -> list[dict[str, Any]]:
+#: the open alerts a report lists (the API's default page); the rest are counted
+ALERTS_SHOWN = 200
+
+
+def fetch_open_alerts(tgt: Any, limit: int | None = None) -> dict[str, Any]:
+    """The newest ``limit`` (``ALERTS_SHOWN``) open alerts (``items``) and how many are open
+    (``total``): a flood of alerts is counted, never loaded (over HTTP, a page at a time)."""
     from backwatch.services import alerts  # the store: see cli/root.py
+
+    limit = ALERTS_SHOWN if limit is None else limit
 
     def local(h: Any) -> Any:
         with h.read_engine.connect() as conn:
-            return {"items": [alerts.alert_out(r) for r in alerts.list_alerts(conn, state="open")]}
+            rows = alerts.list_alerts(conn, state="open", limit=limit)
+            total = alerts.alert_counts(conn)["open"]
+        return {"items": [alerts.alert_out(r) for r in rows], "total": total}
 
-    return _get(tgt, "/api/v1/alerts", {"state": "open"}, local)["items"]  # type: ignore[no-any-return]
+    if not isinstance(tgt, HttpTarget):
+        return local(tgt.hub)  # type: ignore[no-any-return]
+    query: dict[str, Any] = {"state": "open", "limit": limit}
+    page = tgt.request("GET", "/api/v1/alerts", query=query)
+    items, total = page["items"], len(page["items"])
+    while page.get("next_cursor"):  # the API has no count of alerts: the ids are counted
+        query = {"state": "open", "limit": 1000, "cursor": page["next_cursor"]}
+        page = tgt.request("GET", "/api/v1/alerts", query=query)
+        total += len(page["items"])
+    return {"items": items, "total": total}
+
+
+def first_jobs(tgt: Any, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """At most ``limit`` jobs and how many there are in all. When they all fit, every job in
+    id order (as before a fleet needed pages); else the first ``limit`` by health, problems
+    first, as ``status`` shows them."""
+    page = tgt.job_page(sort="id", limit=limit, counts=True)
+    total = max(sum((page.get("counts") or {}).values()), len(page["items"]))
+    if not page.get("next_cursor"):
+        return page["items"], total
+    return tgt.job_page(sort="health", limit=limit)["items"], total
 
 
 def fetch_events(tgt: Any, since: float | None, kind: str | None, job: str | None,

@@ -24,17 +24,33 @@ def render(data: dict[str, Any], fmt: str) -> str:
 
 
 def sections(data: dict[str, Any]) -> list[Section]:
+    jobs = [_job(j) for j in data["jobs"]] or ["no jobs yet"]
+    performance = [_performance(a) for a in data["performance"]] or ["no runs"]
+    if data.get("jobs_more"):  # a fleet: its first page of jobs, and where the rest are
+        jobs.append(data["jobs_more"])
+        performance.append(data["jobs_more"])
+    alerts = [f"[{a['severity']}] {a['message']}" for a in data["open_alerts"]] or ["none"]
+    more_alerts = data.get("open_alerts_total", 0) - len(data["open_alerts"])
+    if more_alerts > 0:
+        alerts.append(f"… {more_alerts:,} more open alert(s): `backwatch alerts list --state open`")
     return [
         ("Summary", _summary(data["summary"])),
         (f"Health checks: {data['health']['status']}", _checks(data["health"]["checks"])),
-        ("Open alerts", [f"[{a['severity']}] {a['message']}" for a in data["open_alerts"]]
-         or ["none"]),
-        ("Jobs", [_job(j) for j in data["jobs"]] or ["no jobs yet"]),
-        (f"Performance, the last {data['period']} until now",
-         [_performance(a) for a in data["performance"]] or ["no runs"]),
+        ("Open alerts", alerts),
+        ("Jobs", jobs),
+        (f"Performance, the last {data['period']} until now", performance),
         ("Recommendations", [f"{a['job']}: {line}" for a in data["performance"]
                              for line in a["recommendations"]] or ["nothing to change"]),
     ]  # fmt: skip
+
+
+def more_jobs_line(shown: int, total: int) -> str:
+    """The line a report adds to its per-job sections when it covers a page of a fleet."""
+    return (
+        f"… the first {shown:,} of {total:,} jobs by health (problems first) are above; "
+        f"the other {total - shown:,}: `backwatch list --sort health`, "
+        "`backwatch performance --all`"
+    )
 
 
 def _summary(s: dict[str, Any]) -> list[str]:

@@ -22,11 +22,12 @@ from typing import Any
 from sqlalchemy import select, text
 
 from backwatch.domain.health import Health
-from backwatch.errors import BackwatchError, InvalidInput, StoreUnavailable
+from backwatch.errors import BackwatchError, InvalidInput, NotFound, StoreUnavailable
+from backwatch.services import job_list
 from backwatch.services.hub import Hub
 from backwatch.services.locks import Holder, Locks
 from backwatch.services.stale_locks import clear_stale_lock
-from backwatch.services.views import job_verdict, read_jobs
+from backwatch.services.views import job_verdict, read_job
 from backwatch.store import tables as t
 from backwatch.store.migrate import HEAD_REVISION, stored_revision
 from backwatch.timeutil import human_bytes
@@ -175,27 +176,62 @@ def notifications(hub: Hub, now: float) -> Check:
     )
 
 
-def _jobs_by_health(hub: Hub, now: float) -> dict[Health, list[str]]:
-    out: dict[Health, list[str]] = {}
+#: how many jobs a check names; the rest are counted ("… and 4,878 more")
+NAMED_JOBS = 10
+
+
+@dataclass(frozen=True)
+class _InHealth:
+    """The jobs in one health: how many, and the first ``NAMED_JOBS`` of them by id."""
+
+    total: int
+    first: list[str]
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    def named(self) -> str:
+        more = self.total - len(self.first)
+        return ", ".join(self.first) + (f" and {more} more" if more > 0 else "")
+
+
+def _jobs_in(hub: Hub, now: float, *states: Health) -> dict[Health, _InHealth]:
+    """How many jobs are in each of ``states`` and the first few by id: counted and paged in
+    SQL (services/job_list.py), so a fleet of 100,000 jobs is never read into Python."""
+    stuck = hub.settings.alerts.stuck_minutes
+    out: dict[Health, _InHealth] = {}
     with hub.read_engine.connect() as conn:
-        rows = read_jobs(conn)
-    for row in rows:
-        verdict = job_verdict(row, now, stuck_minutes=hub.settings.alerts.stuck_minutes)
-        out.setdefault(verdict.health, []).append(row["id"])
+        counts = job_list.health_counts(conn, now=now, stuck_minutes=stuck)
+        for state in states:
+            total = counts.get(state.value, 0)
+            first: list[str] = []
+            if total:
+                page = job_list.read_page(
+                    conn,
+                    job_list.JobFilter((state.value,)),
+                    now=now,
+                    stuck_minutes=stuck,
+                    sort="id",
+                    limit=NAMED_JOBS,
+                )
+                first = [row["id"] for row in page.rows]
+            out[state] = _InHealth(total, first)
     return out
 
 
 def _named(jobs: list[str]) -> str:
-    return ", ".join(jobs[:10]) + (f" and {len(jobs) - 10} more" if len(jobs) > 10 else "")
+    return ", ".join(jobs[:NAMED_JOBS]) + (
+        f" and {len(jobs) - NAMED_JOBS} more" if len(jobs) > NAMED_JOBS else ""
+    )
 
 
 @check("jobs_overdue")
 def jobs_overdue(hub: Hub, now: float) -> Check:
-    health = _jobs_by_health(hub, now)
-    missed, late = health.get(Health.MISSED, []), health.get(Health.LATE, [])
+    health = _jobs_in(hub, now, Health.MISSED, Health.LATE)
+    missed, late = health[Health.MISSED], health[Health.LATE]
     if not missed and not late:
         return Check("jobs_overdue", "ok", "every job ran when it was due")
-    parts = [f"missed: {_named(missed)}" if missed else "", f"late: {_named(late)}" if late else ""]
+    parts = [f"missed: {missed.named()}" if missed else "", f"late: {late.named()}" if late else ""]
     return Check(
         "jobs_overdue",
         "critical" if missed else "warning",
@@ -206,15 +242,15 @@ def jobs_overdue(hub: Hub, now: float) -> Check:
 
 @check("jobs_failing")
 def jobs_failing(hub: Hub, now: float) -> Check:
-    health = _jobs_by_health(hub, now)
-    failing, unknown = health.get(Health.FAILING, []), health.get(Health.UNKNOWN, [])
+    health = _jobs_in(hub, now, Health.FAILING, Health.UNKNOWN)
+    failing, unknown = health[Health.FAILING], health[Health.UNKNOWN]
     if not failing and not unknown:
         return Check("jobs_failing", "ok", "no job's latest backup failed or is in doubt")
     parts = [
-        f"failing (latest backup failed, or an open critical alert): {_named(failing)}"
+        f"failing (latest backup failed, or an open critical alert): {failing.named()}"
         if failing
         else "",
-        f"latest backup's outcome unknown: {_named(unknown)}" if unknown else "",
+        f"latest backup's outcome unknown: {unknown.named()}" if unknown else "",
     ]
     return Check(
         "jobs_failing",
@@ -226,14 +262,27 @@ def jobs_failing(hub: Hub, now: float) -> Check:
 
 @check("stuck_runs")
 def stuck_runs(hub: Hub, now: float) -> Check:
-    stuck = _jobs_by_health(hub, now).get(Health.STUCK, [])
+    stuck = _jobs_in(hub, now, Health.STUCK)[Health.STUCK]
     if not stuck:
         return Check("stuck_runs", "ok", "no run is taking longer than it should")
-    dead = [h.job for h in stale_locks_held(hub) if h.job in stuck and h.run_id]
+    dead = [
+        h.job for h in stale_locks_held(hub) if h.job and h.run_id and _is_stuck(hub, now, h.job)
+    ]
     fix = "close a run that really ended with `backwatch finish RUN --status failed`"
     if dead:
         fix = f"the process of {_named(dead)} is gone: `backwatch health --fix` closes it; " + fix
-    return Check("stuck_runs", "warning", f"running too long: {_named(stuck)}", fix, bool(dead))
+    return Check("stuck_runs", "warning", f"running too long: {stuck.named()}", fix, bool(dead))
+
+
+def _is_stuck(hub: Hub, now: float, job: str) -> bool:
+    """Whether ``job`` (a stale lock's; a few at most) is stuck: one job read, not all."""
+    try:
+        with hub.read_engine.connect() as conn:
+            row = read_job(conn, job)
+    except NotFound:
+        return False
+    verdict = job_verdict(row, now, stuck_minutes=hub.settings.alerts.stuck_minutes)
+    return verdict.health is Health.STUCK
 
 
 @check("stale_locks")
