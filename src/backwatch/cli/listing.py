@@ -14,14 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from backwatch.cli.common import console, print_json
-from backwatch.cli.job_pages import (  # (_pages, _json_line: as cli/insight.py imports them)
-    ALL_PAGE,
-    job_page,
-    pages,
-    write_json_pages,
-)
-from backwatch.cli.job_pages import json_line as _json_line  # noqa: F401
-from backwatch.cli.job_pages import pages as _pages  # noqa: F401
+from backwatch.cli.job_pages import ALL_PAGE, job_page, pages, write_json_pages
 from backwatch.cli.params import JsonOpt, targeted
 from backwatch.cli.target import DEFAULT_TARGET, Where, open_target
 from backwatch.masking import display_url
