@@ -210,3 +210,62 @@ def test_summary_pages_its_per_job_figures_and_counts_health_like_the_list(api):
     counts = api.get("/api/v1/jobs?counts=true").json()["counts"]
     assert whole["health"] == {k: v for k, v in sorted(counts.items()) if v}
     assert api.get("/api/v1/summary?limit=0").status_code in (400, 422)
+
+
+def _alert(engine: Any, job: str, rule: str, severity: str = "critical", state: str = "open"):
+    from backwatch.store import tables as t
+
+    at = time.time()
+    row = {
+        "fingerprint": f"{rule}:{job}", "rule": rule, "job": job, "severity": severity,
+        "state": state, "message": f"{rule} on {job}", "opened_at": at, "updated_at": at,
+    }  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(t.alerts.insert().values(**row))
+
+
+def test_the_failing_filter_keeps_exactly_the_jobs_an_alert_turns_failing(api, settings):
+    """A critical alert of a rule health does not judge itself turns an ok, late, unknown
+    or new job failing while it is open or acknowledged; not once resolved, not as a
+    warning, not of a rule health judges (``failed``), and never a paused job. The filter
+    reads those alerts apart from the jobs (store/job_list.py ``_hinted``): each page, sort
+    and count must still agree with each job's own health, and list a job failing twice
+    over (its run and an alert) once."""
+    from sqlalchemy import create_engine
+
+    _report(api, "late-open", ago=90 * 60)
+    _put(api, "late-open", schedule="1h", grace="2h")
+    for job in ("ok-open", "ok-acked", "ok-resolved", "ok-warning", "ok-failed-rule"):
+        _report(api, job)
+    _report(api, "unknown-open", "unknown")
+    _put(api, "new-open", description="never ran")
+    _report(api, "failed-and-open", "failed")
+    _report(api, "paused-open")
+    assert api.post("/api/v1/jobs/paused-open/pause", headers=api.auth_headers).status_code == 200
+    engine = create_engine(settings.db_url)
+    try:
+        for job in ("late-open", "ok-open", "unknown-open", "new-open", "failed-and-open"):
+            _alert(engine, job, "verify_failed")
+        _alert(engine, "paused-open", "verify_failed")
+        _alert(engine, "ok-acked", "empty", state="acknowledged")
+        _alert(engine, "ok-resolved", "empty", state="resolved")
+        _alert(engine, "ok-warning", "empty", severity="warning")
+        _alert(engine, "ok-failed-rule", "failed")  # health judges the latest run itself
+    finally:
+        engine.dispose()
+    failing = ["failed-and-open", "late-open", "new-open", "ok-acked", "ok-open", "unknown-open"]
+    expected = {job: "failing" for job in failing} | {
+        "ok-resolved": "ok", "ok-warning": "ok", "ok-failed-rule": "ok", "paused-open": "paused",
+    }  # fmt: skip
+    shown = {job: api.get(f"/api/v1/jobs/{job}").json()["health"] for job in expected}
+    assert shown == expected
+    # limits this test alone asks for: answers built now, not reused from before the alerts
+    for sort in ("id", "last_run", "health"):
+        walked = [j["id"] for j in _walk(api, f"health=failing&sort={sort}", limit=4)]
+        assert sorted(walked) == failing and len(walked) == len(set(walked)), sort
+    several = api.get("/api/v1/jobs?health=failing,paused&limit=999").json()["items"]
+    assert [j["id"] for j in several] == sorted([*failing, "paused-open"])
+    ok = api.get("/api/v1/jobs?health=ok&limit=998").json()["items"]
+    assert [j["id"] for j in ok] == ["ok-failed-rule", "ok-resolved", "ok-warning"]
+    counts = api.get("/api/v1/jobs?counts=true&limit=997").json()["counts"]
+    assert {k: v for k, v in counts.items() if v} == {"failing": 6, "ok": 3, "paused": 1}
