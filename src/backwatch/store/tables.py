@@ -294,7 +294,8 @@ alerts = Table(
     Column("resolved_by", String(128)),
     Column("last_notified_at", Float),
     Column("suppressed_by", String(64)),  # parent job whose failure suppresses this one
-    Index("ix_alerts_state", "state"),
+    # (state, severity, id): the most urgent alerts, newest first, without sorting them all
+    Index("ix_alerts_state_severity", "state", "severity", "id"),
     Index("ix_alerts_job", "job"),
     Index(
         "uq_alerts_open_fingerprint",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, func, select
 
 from backwatch.domain.bounds import MAX_INT32
 from backwatch.errors import InvalidInput
@@ -74,17 +74,29 @@ def urgent_alerts(
 ) -> list[dict[str, Any]]:
     """Alerts in ``states``, most urgent first: open before acknowledged, critical before
     warning before info, newest first; those after the (severity rank, id) ``after`` if
-    given. Each row carries its ``_rank``."""
+    given. Each row carries its ``_rank``. Read a state and severity at a time, newest
+    first by the (state, severity, id) index: never every open alert sorted to show six."""
     a = t.alerts
-    rank = case(_SEVERITY_RANK, value=a.c.severity, else_=len(_SEVERITY_RANK))
-    opened_first = case((a.c.state == "open", 0), else_=1)
-    query = select(a, rank.label("_rank")).where(a.c.state.in_(states))
-    if job is not None:
-        query = query.where(a.c.job == job)
-    if after is not None:
-        query = query.where(or_(rank > after[0], and_(rank == after[0], a.c.id < after[1])))
-    query = query.order_by(opened_first, rank, a.c.id.desc()).limit(max(1, min(limit, PAGE_MAX)))
-    return [dict(r) for r in conn.execute(query).mappings()]
+    limit = max(1, min(limit, PAGE_MAX))
+    known = list(_SEVERITY_RANK)
+    rows: list[dict[str, Any]] = []
+    for state in sorted(states, key=lambda s: s != "open"):
+        for rank in range(len(known) + 1):  # the last: a severity none of these
+            if after is not None and rank < after[0]:
+                continue
+            if len(rows) >= limit:
+                return rows
+            severity = (
+                a.c.severity == known[rank] if rank < len(known) else a.c.severity.not_in(known)
+            )
+            query = select(a).where(a.c.state == state, severity)
+            if job is not None:
+                query = query.where(a.c.job == job)
+            if after is not None and rank == after[0]:
+                query = query.where(a.c.id < after[1])
+            query = query.order_by(a.c.id.desc()).limit(limit - len(rows))
+            rows += [{**r, "_rank": rank} for r in conn.execute(query).mappings()]
+    return rows
 
 
 def alert_counts(conn: Connection, job: str | None = None) -> dict[str, int]:
