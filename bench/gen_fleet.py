@@ -40,9 +40,10 @@ from sqlalchemy import Engine
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import result
 
+from backwatch.domain.rules import MEDIAN_OF_LAST
 from backwatch.domain.schedule import parse_schedule
 from backwatch.domain.stats import median
-from backwatch.services.alerts.facts import MEDIAN_OF_LAST, RUN_HISTORY
+from backwatch.services.alerts.facts import RUN_HISTORY
 from backwatch.services.due import due_for
 from backwatch.store import tables as t
 from backwatch.store.connect import make_engine

@@ -103,6 +103,32 @@ def test_the_time_check_reads_only_jobs_that_can_have_changed(tmp_path: Path, db
     }  # and fixed's missed alert was resolved by the check
 
 
+def test_the_time_check_agrees_with_a_round_over_every_job(tmp_path: Path, db_url: str):
+    """The time check reads a job's snapshot, a round over every job its runs: they must
+    say the same, or an alert's text would flip between them every few minutes (it said
+    "no good run on record" of a job with good runs) and be rewritten on every tick."""
+    settings = make_settings(tmp_path / "data", db_url)
+    now = 1_780_000_000.0
+    with Hub(settings, clock=lambda: now) as hub:
+        daily = {"schedule": "24h", "grace": "1h"}
+        hub.write(put_job("nightly", daily, now - 10 * DAY, actor="test"))
+        _daily(hub, "nightly", now - 5 * DAY, "sssf")  # failed 2 days ago, then nothing
+        for k in range(6):  # good runs of about 10 minutes, then one running for 2 hours
+            started = now - (7 - k) * DAY
+            report = RunReport(job="slow", status=RunStatus.SUCCESS, started_at=started,
+                               duration_s=600 + 10 * k)  # fmt: skip
+            hub.write(record_report(report, started))
+        hub.write(start_run(_report("slow", now - 2 * H, "running"), now - 2 * H))
+        hub.write(alerts.evaluate_jobs(settings, now, None, None))
+        later = now + 120  # the clock moved on: nothing else did
+        with hub.read_engine.connect() as conn:
+            stored = {(a["job"], a["rule"]): a for a in alerts.list_alerts(conn, state="open")}
+            assert set(stored) >= {("nightly", "missed"), ("slow", "stuck")}
+            assert "no good run on record" not in stored["nightly", "missed"]["message"]
+            assert _changes(alerts.find_due_changes(conn, settings, later)) == set()
+            assert _changes(alerts.find_changes(conn, settings, later, None, None)) == set()
+
+
 def _daily(hub: Hub, job: str, first: float, statuses: str) -> None:
     """Runs a day apart from ``first``: ``s`` a success, ``f`` a failure."""
     for k, code in enumerate(statuses):

@@ -19,7 +19,7 @@ from itertools import pairwise
 from typing import Any
 
 from backwatch.domain.health import JobState, next_due, stuck_after
-from backwatch.domain.lifecycle import BAD, RunStatus
+from backwatch.domain.lifecycle import BAD, GOOD, RunStatus
 from backwatch.domain.schedule import Schedule
 from backwatch.domain.stats import linear_fit, mad, median
 from backwatch.domain.thresholds import Thresholds
@@ -134,10 +134,26 @@ def _successes(job: JobFacts) -> list[RunFacts]:
 
 
 def _last_good(job: JobFacts) -> str:
-    for r in _backups(job):
-        if r.status == RunStatus.SUCCESS:
-            return f"last good run {iso(r.started_at)}"
-    return "no good run on record"
+    """When the latest good backup ended, from the job's snapshot (``last_success_at``) when
+    there is one: so that a round over the job's runs and the time check over its snapshot
+    say the same (else an alert's text would change back and forth between them)."""
+    at = job.last_success_at
+    if at is None:
+        good = [r for r in _backups(job) if r.status in GOOD]
+        at = (good[0].finished_at or good[0].started_at) if good else None
+    return f"last good run ended {iso(at)}" if at is not None else "no good run on record"
+
+
+#: a job's typical duration is the median of its latest this many successful runs
+MEDIAN_OF_LAST = 20
+
+
+def typical_duration(runs: tuple[RunFacts, ...] | list[RunFacts], kind: str) -> float | None:
+    """The median duration of the latest ``MEDIAN_OF_LAST`` successful runs of ``kind``
+    (sorted[n // 2]): for backups, what the job row keeps as ``median_duration_s``."""
+    good = [r.duration_s for r in runs if r.kind == kind and r.status == RunStatus.SUCCESS]
+    durations = sorted(d for d in good[:MEDIAN_OF_LAST] if d is not None)
+    return durations[len(durations) // 2] if durations else None
 
 
 @rule("failed", "run")
@@ -239,10 +255,11 @@ def stuck(job: JobFacts, now: float) -> Finding | None:
     if not running:
         return None
     run = running[0]
-    # typical: the durations of successful runs of the same kind (a check is not a backup)
-    same = [r for r in job.runs if r.kind == run.kind and r.status == RunStatus.SUCCESS]
-    durations = [r.duration_s for r in same[:20] if r.duration_s is not None]
-    typical = median(durations) if durations else job.median_duration_s
+    # typical: of successful runs of the same kind (a check is not a backup); for a backup
+    # the job row's median when known, as health's "stuck" reads it
+    typical = typical_duration(job.runs, run.kind)
+    if run.kind == "backup" and job.median_duration_s is not None:
+        typical = job.median_duration_s
     state = JobState(
         paused=job.paused,
         schedule=None,
@@ -256,13 +273,14 @@ def stuck(job: JobFacts, now: float) -> Finding | None:
     elapsed = now - run.started_at
     if elapsed <= limit:
         return None
+    # the text and detail hold no elapsed time: they would change on every tick
     return Finding(
         "stuck",
         "warning",
-        f"{job.id}: running for {human_duration(elapsed)} since {iso(run.started_at)}, "
-        f"longer than the {human_duration(limit)} it should take",
+        f"{job.id}: running since {iso(run.started_at)}, longer than the "
+        f"{human_duration(limit)} it should take",
         run_id=run.id,
-        detail={"elapsed_s": elapsed, "limit_s": limit},
+        detail={"started_at": run.started_at, "limit_s": limit},
     )
 
 

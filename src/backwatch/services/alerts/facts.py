@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select
 
 from backwatch.domain.lifecycle import BAD
-from backwatch.domain.rules import DiskFacts, JobFacts, RunFacts
+from backwatch.domain.rules import DiskFacts, JobFacts, RunFacts, typical_duration
 from backwatch.domain.thresholds import SETTINGS as THRESHOLD_SETTINGS
 from backwatch.domain.thresholds import Thresholds
 from backwatch.job_settings import drill_max_age
@@ -18,7 +18,6 @@ from backwatch.store import tables as t
 
 RUN_HISTORY = 50
 DISK_HISTORY_S = 14 * 86400
-MEDIAN_OF_LAST = 20
 
 
 def thresholds_for(settings: Settings, job: JobSettings | None) -> Thresholds:
@@ -182,8 +181,5 @@ def _facts(
 
 
 def snapshot_median(facts: JobFacts) -> float | None:
-    """The job row's median duration: of its last 20 successful backups, sorted[n // 2]."""
-    backups = [r for r in facts.runs if r.kind == "backup"]
-    good = [r.duration_s for r in backups if r.status == "success"][:MEDIAN_OF_LAST]
-    durations = sorted(d for d in good if d is not None)
-    return durations[len(durations) // 2] if durations else None
+    """The job row's median duration (domain/rules.py ``typical_duration`` of its backups)."""
+    return typical_duration(facts.runs, "backup")
