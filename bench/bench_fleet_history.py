@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import urllib.request
@@ -31,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_fleet import _get, _measure, _settle
 from bench_ping import pairs_per_s, ping_path
-from common import Server, median, percentile, result, rss_mb, scratch_dir
+from common import BACKWATCH, Server, median, percentile, result, rss_mb, scratch_dir
 
 PING_ROUNDS = 5
 
@@ -91,6 +92,19 @@ def measure(server: Server, rounds: int, pairs: int, settle_s: float) -> dict[st
     return figures
 
 
+def _admin_token(data: Path, extra: list[str]) -> None:
+    """An admin token in ``data/token``: a database that already holds tokens (a second
+    run on the same PostgreSQL database, ``--in-place``) gets none from the server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKWATCH_")}
+    cmd = [BACKWATCH, "token", "create", "--name", f"bench-{os.getpid()}", "--scope", "admin"]
+    cmd += ["--data-dir", str(data), *extra]
+    if not extra:  # SQLite: the file in the data directory
+        cmd += ["--db", str(data / "backwatch.db")]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    token = next(word for word in out.split() if word.startswith("bw_"))
+    (data / "token").write_text(token + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", type=Path, help="a SQLite file gen_fleet.py made")
@@ -120,6 +134,7 @@ def main() -> None:
             shutil.copy(args.db, data / "backwatch.db")
             print(f"copied {args.db} in {time.perf_counter() - t0:.0f} s", flush=True)
             source = str(args.db)
+        _admin_token(data, extra)
         with Server(data, extra=extra) as server:
             figures = measure(server, args.rounds, args.pairs, args.settle)
     load.append(os.getloadavg()[0])

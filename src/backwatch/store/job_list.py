@@ -21,6 +21,8 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    any_,
+    bindparam,
     case,
     cast,
     exists,
@@ -32,7 +34,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from backwatch.errors import InvalidInput
 from backwatch.store import tables as t
@@ -253,11 +255,16 @@ def _hinted(
     found = _hints_of(states, now)
     if not found:
         return None
-    if conn.dialect.name == "sqlite":
-        key: Any = literal_column("jobs.rowid")
-        tested: Any = literal_column("+jobs.rowid" if in_order else "jobs.rowid")
-    else:
-        key = tested = _j.c.id
+    if conn.dialect.name != "sqlite":
+        # PostgreSQL: the ids are read first and given as one array, which the planner
+        # sees whole: a page in id order is then read by the primary key, an array element
+        # at a time, and stops at the page's end. Given the SELECTs instead, it guessed 200
+        # of them once the tables were ANALYZEd and read every job (70 ms at 100,000 jobs).
+        each = [select(_j.c.id).where(hint) for hint in found]
+        ids = sorted(set(conn.execute(union_all(*each)).scalars()))
+        return _j.c.id == any_(bindparam("hinted", ids, type_=ARRAY(String), unique=True))
+    key: Any = literal_column("jobs.rowid")
+    tested: Any = literal_column("+jobs.rowid" if in_order else "jobs.rowid")
     # correlate(None): each SELECT reads its own jobs, not the outer query's row
     each = [select(key).select_from(_j).where(hint).correlate(None) for hint in found]
     return tested.in_(union_all(*each))
