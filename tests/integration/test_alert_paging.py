@@ -53,6 +53,14 @@ def test_the_api_pages_alerts_newest_first_with_a_cursor(alerting: Any) -> None:
     ids = [a["id"] for a in seen]
     assert pages == 3 and len(ids) == 9 and ids == sorted(ids, reverse=True)
     assert {a["job"] for a in seen} == set(FAILED + UNKNOWN)
+    counted = api.get(
+        "/api/v1/alerts", params={"counts": "true", "limit": 1}, headers=api.auth_headers
+    )
+    assert counted.json()["counts"] == {"open": 8, "acknowledged": 1, "resolved": 0}
+    one = {"counts": "true", "job": "db-0"}
+    counted = api.get("/api/v1/alerts", params=one, headers=api.auth_headers).json()
+    assert counted["counts"] == {"open": 0, "acknowledged": 1, "resolved": 0}
+    assert "counts" not in api.get("/api/v1/alerts", headers=api.auth_headers).json()
     for bad in ("x", "-1", "99999999999", "1.5"):
         got = api.get("/api/v1/alerts", params={"cursor": bad}, headers=api.auth_headers)
         assert got.status_code == 422 and "cursor" in got.text, (bad, got.text)

@@ -8,7 +8,6 @@ import urllib.parse
 from typing import Any
 
 from backwatch.cli.alerts import _call
-from backwatch.cli.target import HttpTarget
 from backwatch.errors import InvalidInput
 from backwatch.timeutil import iso
 
@@ -43,27 +42,18 @@ ALERTS_SHOWN = 200
 
 def fetch_open_alerts(tgt: Any, limit: int | None = None) -> dict[str, Any]:
     """The newest ``limit`` (``ALERTS_SHOWN``) open alerts (``items``) and how many are open
-    (``total``): a flood of alerts is counted, never loaded (over HTTP, a page at a time)."""
+    (``total``): a flood of alerts is counted, never loaded."""
     from backwatch.services import alerts  # the store: see cli/root.py
 
-    limit = ALERTS_SHOWN if limit is None else limit
+    query = {"state": "open", "limit": ALERTS_SHOWN if limit is None else limit, "counts": "true"}
 
     def local(h: Any) -> Any:
         with h.read_engine.connect() as conn:
-            rows = alerts.list_alerts(conn, state="open", limit=limit)
-            total = alerts.alert_counts(conn)["open"]
-        return {"items": [alerts.alert_out(r) for r in rows], "total": total}
+            page = alerts.alert_page(conn, state="open", limit=query["limit"])
+            return {**page, "counts": alerts.alert_counts(conn)}
 
-    if not isinstance(tgt, HttpTarget):
-        return local(tgt.hub)  # type: ignore[no-any-return]
-    query: dict[str, Any] = {"state": "open", "limit": limit}
-    page = tgt.request("GET", "/api/v1/alerts", query=query)
-    items, total = page["items"], len(page["items"])
-    while page.get("next_cursor"):  # the API has no count of alerts: the ids are counted
-        query = {"state": "open", "limit": 1000, "cursor": page["next_cursor"]}
-        page = tgt.request("GET", "/api/v1/alerts", query=query)
-        total += len(page["items"])
-    return {"items": items, "total": total}
+    page = _get(tgt, "/api/v1/alerts", query, local)
+    return {"items": page["items"], "total": page["counts"]["open"]}
 
 
 def first_jobs(tgt: Any, limit: int) -> tuple[list[dict[str, Any]], int]:

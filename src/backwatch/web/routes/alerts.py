@@ -31,9 +31,11 @@ async def list_alerts(
     job: str | None = None,
     limit: int = 200,
     cursor: str | None = None,
+    counts: bool = False,
 ) -> Response:
     """At most 1,000 a page (a larger ``limit`` is served 1,000 at a time); ``next_cursor``
-    gives the next page, null at the end."""
+    gives the next page, null at the end; ``counts=true`` adds how many alerts (of ``job``,
+    if given) are in each state."""
     authorize_read(request)
     if state is not None and state not in STATES:
         raise InvalidInput.field("state", f"must be one of: {', '.join(STATES)}")
@@ -41,6 +43,8 @@ async def list_alerts(
         raise InvalidInput.field("limit", f"must be between 1 and {MAX_LIMIT}")
     with hub(request).read_engine.connect() as conn:
         page = alert_service.alert_page(conn, state=state, job=job, limit=limit, cursor=cursor)
+        if counts:
+            page["counts"] = alert_service.alert_counts(conn, job=job)
     return json_response(page)
 
 
