@@ -27,12 +27,16 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy import Connection
 
 from backwatch.errors import StoreUnavailable
 from backwatch.services import alerts, disks, notifier, pacing, selfmon
 from backwatch.services.hub import Hub
 from backwatch.services.leader import Leader
+from backwatch.settings import Settings
 
 log = logging.getLogger("backwatch.tasks")
 INGEST_DELAY_S = 0.5
@@ -130,37 +134,34 @@ class AlertTasks:
                     self._changed.update(jobs)
 
     async def evaluate(self, jobs: list[str], kind: str | None) -> int:
-        """Work out the rules on a read connection in a thread, then hand the writer only
-        the alerts that change: ingest never waits behind rule evaluation."""
-        settings, now = self.hub.settings, self.hub.now()
-
-        def find() -> alerts.AlertChanges:
-            with self.hub.read_engine.connect() as conn:
-                return alerts.find_changes(conn, settings, now, jobs, kind)
-
-        return await self._find_and_apply(find, now)
+        """The rules of ``kind`` (None: all) of these jobs."""
+        return await self._judge(lambda conn, s, now: alerts.find_changes(conn, s, now, jobs, kind))
 
     async def evaluate_due(self) -> int:
         """The time rules of the jobs they can say something about (overdue, running long,
         with an open alert of one: services/alerts ``time_rule_jobs``), not of every job."""
-        settings, now = self.hub.settings, self.hub.now()
-
-        def find() -> alerts.AlertChanges:
-            with self.hub.read_engine.connect() as conn:
-                return alerts.find_due_changes(conn, settings, now)
-
-        return await self._find_and_apply(find, now)
+        return await self._judge(alerts.find_due_changes)
 
     async def evaluate_clock(self, since: float) -> int:
         """Every rule of the jobs whose 7-day error rate moved since ``since`` as time passed
         (services/alerts ``clock_rule_jobs``), and the re-notifications that are due."""
+        return await self._judge(
+            lambda conn, s, now: alerts.find_clock_changes(conn, s, since, now)
+        )
+
+    async def _judge(
+        self, find: Callable[[Connection, Settings, float], alerts.AlertChanges]
+    ) -> int:
+        """Work out ``find`` on a read connection in a thread, then hand the writer only
+        the alerts that change: ingest never waits behind rule evaluation."""
         settings, now = self.hub.settings, self.hub.now()
 
-        def find() -> alerts.AlertChanges:
+        def read() -> alerts.AlertChanges:
             with self.hub.read_engine.connect() as conn:
-                return alerts.find_clock_changes(conn, settings, since, now)
+                return find(conn, settings, now)
 
-        return await self._find_and_apply(find, now)
+        found, self._last_cpu_s = await asyncio.to_thread(pacing.timed, read)
+        return await self._apply(found, now)
 
     async def evaluate_all(self) -> int:
         """Every rule of every job, ``page_size`` jobs at a time by id: never every job in
@@ -186,10 +187,6 @@ class AlertTasks:
                 if not self.leader.check():
                     return changed
         return changed
-
-    async def _find_and_apply(self, find: Any, now: float) -> int:
-        found, self._last_cpu_s = await asyncio.to_thread(pacing.timed, find)
-        return await self._apply(found, now)
 
     async def _apply(self, found: alerts.AlertChanges, now: float) -> int:
         if found.changes or found.intervals or found.medians or found.renotify:
