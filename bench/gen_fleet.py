@@ -4,12 +4,12 @@ Rows go straight into backwatch's tables (store/tables.py), job by job in batche
 rows (``executemany`` with SQLite's journal off during the load, ``COPY`` on PostgreSQL),
 with what the write path keeps consistent kept consistent here too: each job's snapshot of
 its latest backup (``last_*``, ``last_success_at``, ``runs_total``, ``median_duration_s``,
-an unscheduled job's ``learned_interval_s`` as the rule round would learn it),
-the due time of a scheduled job (``due_at``, computed by services/due.py as the server
-computes it) and the ``daily_rollups`` the summary reads. The health mix, by the job's
-latest run and its schedule, as of the moment the generator runs: about 86 % ok, 4 %
-failing, 3 % missed, 2 % late, 1 % running, 0.5 % stuck, 1 % unknown, 1 % paused, 1 % new
-(never ran). 70 % of the jobs run every ``24h``, 20 % by cron ``0 2 * * *``, 10 % have no
+an unscheduled job's ``learned_interval_s`` as the rule round would learn it), the due
+time of a scheduled job (``due_at``, computed by services/due.py as the server computes
+it), and the ``daily_rollups`` and the fleet's ``daily_totals`` the summary reads. The
+health mix, by the job's latest run and its schedule, as of the moment the generator
+runs: about 86 % ok, 4 % failing, 3 % missed, 2 % late, 1 % running, 0.5 % stuck, 1 %
+unknown, 1 % paused, 1 % new (never ran). 70 % of the jobs run every ``24h``, 20 % by cron ``0 2 * * *``, 10 % have no
 schedule. A job's older runs are ``--interval`` apart (default a day): 97 % success, 2 %
 warning, 1 % failed. ``--long-job N`` adds a job ``ping-history`` with N Healthchecks-style
 5-minute pings.
@@ -375,6 +375,13 @@ class _Sink:
         self.flush()
         for sql in self.indexes:
             self.conn.execute(sql)
+        # the fleet's totals a day, as each write adds to them (services/unit.py)
+        figures = ", ".join(ROLLUP_COLUMNS[2:])
+        sums = ", ".join(f"SUM({name})" for name in ROLLUP_COLUMNS[2:])
+        self.conn.execute(
+            f"INSERT INTO daily_totals (day, {figures}) "
+            f"SELECT day, {sums} FROM daily_rollups GROUP BY day"
+        )
         self._commit()
 
     def finish(self) -> None:
