@@ -247,7 +247,9 @@ class StoreCollector:
         for tag, found in fleet.per_tag.items():
             for state, count in found.items():
                 by_tag.add_metric([tag, state], count)
-        d = t.daily_rollups
+        # the fleet's totals a day (a row a day), not every job's rollups: at 10 M runs
+        # those are 9.9 M rows, 2 s a scrape
+        d = t.daily_totals
         runs = CounterMetricFamily(
             "backwatch_runs", "Finished runs of every job by status.", labels=["status"]
         )
