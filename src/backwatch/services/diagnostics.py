@@ -191,8 +191,7 @@ class _InHealth:
         return self.total > 0
 
     def named(self) -> str:
-        more = self.total - len(self.first)
-        return ", ".join(self.first) + (f" and {more} more" if more > 0 else "")
+        return _named(self.first, self.total)
 
 
 def _jobs_in(hub: Hub, now: float, *states: Health) -> dict[Health, _InHealth]:
@@ -219,10 +218,10 @@ def _jobs_in(hub: Hub, now: float, *states: Health) -> dict[Health, _InHealth]:
     return out
 
 
-def _named(jobs: list[str]) -> str:
-    return ", ".join(jobs[:NAMED_JOBS]) + (
-        f" and {len(jobs) - NAMED_JOBS} more" if len(jobs) > NAMED_JOBS else ""
-    )
+def _named(first: list[str], total: int) -> str:
+    """The first jobs by name, and how many more of ``total`` there are."""
+    more = total - len(first)
+    return ", ".join(first) + (f" and {more} more" if more > 0 else "")
 
 
 @check("jobs_overdue")
@@ -270,7 +269,8 @@ def stuck_runs(hub: Hub, now: float) -> Check:
     ]
     fix = "close a run that really ended with `backwatch finish RUN --status failed`"
     if dead:
-        fix = f"the process of {_named(dead)} is gone: `backwatch health --fix` closes it; " + fix
+        whose = _named(dead[:NAMED_JOBS], len(dead))
+        fix = f"the process of {whose} is gone: `backwatch health --fix` closes it; " + fix
     return Check("stuck_runs", "warning", f"running too long: {stuck.named()}", fix, bool(dead))
 
 

@@ -80,9 +80,9 @@ _HISTORY_COLUMNS = (
     _r.c.trigger,
     _r.c.kind,
 )
-#: a job's latest runs, built once (it is asked for each job evaluated after a report, and
-#: building the statement each time cost as much as running it); a round over every job
-#: reads a page of jobs' runs at once instead (``run_histories``)
+#: one job's latest runs (its analysis: services/analysis.py), built once: building the
+#: statement each time cost as much as running it; rounds of the rules read a page of
+#: jobs' runs at once instead (``run_histories``)
 _HISTORY = (
     select(*_HISTORY_COLUMNS)
     .where(_r.c.job == bindparam("job_id"))
