@@ -5,14 +5,13 @@ The console script runs in a subprocess (``run_cli``), as a user runs it."""
 from __future__ import annotations
 
 import json
-import re
-import shlex
 from typing import Any
 
 import pytest
 
 from tests.conftest import Server, run_cli
 from tests.e2e.test_cli_server import _isolated  # noqa: F401  (autouse fixture)
+from tests.integration.test_cli_list import _next
 
 JOBS = [f"srv-{i:02d}" for i in range(9)]
 
@@ -35,11 +34,6 @@ def cli(server: Server, *args: str, code: int = 0) -> Any:
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == code, (args, result.stdout, result.stderr)
     return result
-
-
-def _next(text: str) -> list[str] | None:
-    found = re.search(r"next page: (backwatch list .*)", text)
-    return shlex.split(found.group(1))[1:] if found else None
 
 
 def test_pages_walk_every_job_once_over_http(server: Server) -> None:
