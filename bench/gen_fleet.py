@@ -9,10 +9,10 @@ time of a scheduled job (``due_at``, computed by services/due.py as the server c
 it), and the ``daily_rollups`` and the fleet's ``daily_totals`` the summary reads. The
 health mix, by the job's latest run and its schedule, as of the moment the generator
 runs: about 86 % ok, 4 % failing, 3 % missed, 2 % late, 1 % running, 0.5 % stuck, 1 %
-unknown, 1 % paused, 1 % new (never ran). 70 % of the jobs run every ``24h``, 20 % by cron ``0 2 * * *``, 10 % have no
-schedule. A job's older runs are ``--interval`` apart (default a day): 97 % success, 2 %
-warning, 1 % failed. ``--long-job N`` adds a job ``ping-history`` with N Healthchecks-style
-5-minute pings.
+unknown, 1 % paused, 1 % new (never ran). 70 % of the jobs run every ``24h``, 20 % by
+cron ``0 2 * * *``, 10 % have no schedule. A job's older runs are ``--interval`` apart
+(default a day): 97 % success, 2 % warning, 1 % failed. ``--long-job N`` adds a job
+``ping-history`` with N Healthchecks-style 5-minute pings.
 
     .venv/bin/python bench/gen_fleet.py OUT.db [--jobs 100000] [--runs-per-job 1]
     .venv/bin/python bench/gen_fleet.py OUT.db --runs-per-job 100 --long-job 100000  # 10 M
